@@ -1,0 +1,1 @@
+"""Corpus readers, vocabulary and pretraining-TFRecord builders (see issue #4)."""

@@ -1,0 +1,23 @@
+"""Keras 3 models for BERT, ELECTRA and ALE, built from keras-hub layers."""
+
+from electra_tf.modeling.layers import (
+    Embeddings,
+    GeneratorSampler,
+    ReplacedTokenDetectionHead,
+    TransformerStack,
+    gelu_approximate,
+    tied_masked_lm_head,
+)
+from electra_tf.modeling.models import (
+    BertPretrainer,
+    ElectraPretrainer,
+    Encoder,
+    build_pretrainer,
+    encoder_of,
+)
+
+__all__ = [
+    "BertPretrainer", "ElectraPretrainer", "Embeddings", "Encoder", "GeneratorSampler",
+    "ReplacedTokenDetectionHead", "TransformerStack", "build_pretrainer", "encoder_of",
+    "gelu_approximate", "tied_masked_lm_head",
+]

@@ -1,0 +1,319 @@
+"""Building blocks: the shared embedding module, the transformer stack, the heads.
+
+Small Keras layers in the keras-hub style (config-serializable, documented arguments),
+built from keras-hub pieces. Sub-layer names follow the original's variable scopes
+(``word_embeddings``, ``LayerNorm``, ``embeddings_project``, ``layer_<i>``) so checkpoint
+converters can map them one to one.
+"""
+
+from __future__ import annotations
+
+import keras
+import keras_hub
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+def gelu_approximate(x):
+    """The original BERT/ELECTRA GELU: 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)))."""
+    return keras.activations.gelu(x, approximate=True)
+
+
+def get_activation(name: str):
+    """Activation by the config's `hidden_act` name."""
+    if name == "gelu_approximate":
+        return gelu_approximate
+    if name in ("gelu", "relu"):
+        return keras.activations.get(name)
+    raise ValueError(f"unknown hidden_act {name!r}; allowed: gelu_approximate, gelu, relu")
+
+
+def truncated_normal(stddev: float) -> keras.initializers.Initializer:
+    return keras.initializers.TruncatedNormal(stddev=stddev)
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class Embeddings(keras.layers.Layer):
+    """Token + position + segment embeddings, then LayerNorm and dropout.
+
+    The original's ``embeddings`` scope. The token table is a keras-hub
+    ``ReversibleEmbedding`` so MLM heads can tie their output layer to it.
+
+    Args:
+      vocab_size: number of token ids.
+      embedding_size: width of all three tables.
+      max_position_embeddings: longest sequence the position table covers.
+      type_vocab_size: number of segment ids.
+      dropout_rate: dropout after the LayerNorm.
+      initializer_range: stddev of the truncated-normal table initializer.
+      layer_norm_epsilon: LayerNorm epsilon.
+
+    Call arguments:
+      input_ids: int tensor (batch, seq_len).
+      segment_ids: optional int tensor (batch, seq_len); zeros when omitted.
+    Returns (batch, seq_len, embedding_size).
+    """
+
+    def __init__(self, vocab_size, embedding_size, max_position_embeddings=512,
+                 type_vocab_size=2, dropout_rate=0.1, initializer_range=0.02,
+                 layer_norm_epsilon=1e-12, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.embedding_size = embedding_size
+        self.max_position_embeddings = max_position_embeddings
+        self.type_vocab_size = type_vocab_size
+        self.dropout_rate = dropout_rate
+        self.initializer_range = initializer_range
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.word_embeddings = keras_hub.layers.ReversibleEmbedding(
+            vocab_size, embedding_size, tie_weights=True,
+            embeddings_initializer=truncated_normal(initializer_range),
+            dtype=self.dtype_policy, name="word_embeddings")
+        self.position_embeddings = keras_hub.layers.PositionEmbedding(
+            max_position_embeddings, initializer=truncated_normal(initializer_range),
+            dtype=self.dtype_policy, name="position_embeddings")
+        self.token_type_embeddings = keras.layers.Embedding(
+            type_vocab_size, embedding_size,
+            embeddings_initializer=truncated_normal(initializer_range),
+            dtype=self.dtype_policy, name="token_type_embeddings")
+        self.layer_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="LayerNorm")
+        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy)
+
+    def build(self, input_ids_shape=None, segment_ids_shape=None):
+        shape = (None, None, self.embedding_size)
+        self.word_embeddings.build(None)
+        self.position_embeddings.build(shape)
+        self.token_type_embeddings.build(None)
+        self.layer_norm.build(shape)
+        self.built = True
+
+    def call(self, input_ids, segment_ids=None, training=None):
+        x = self.word_embeddings(input_ids)
+        x = x + self.position_embeddings(x)
+        if segment_ids is None:
+            segment_ids = ops.zeros_like(input_ids)
+        x = x + self.token_type_embeddings(segment_ids)
+        return self.dropout(self.layer_norm(x), training=training)
+
+    def compute_output_shape(self, input_ids_shape, segment_ids_shape=None):
+        return tuple(input_ids_shape) + (self.embedding_size,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(vocab_size=self.vocab_size, embedding_size=self.embedding_size,
+                      max_position_embeddings=self.max_position_embeddings,
+                      type_vocab_size=self.type_vocab_size, dropout_rate=self.dropout_rate,
+                      initializer_range=self.initializer_range,
+                      layer_norm_epsilon=self.layer_norm_epsilon)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class TransformerStack(keras.layers.Layer):
+    """Optional ``embeddings_project`` Dense, then post-LN transformer layers.
+
+    With ``num_layer_groups=None`` every layer has its own weights (BERT, ELECTRA);
+    with k groups, layer i runs group ``i * k // num_hidden_layers`` (ALBERT's
+    assignment), so k=1 runs one set of weights num_hidden_layers times.
+
+    Args:
+      hidden_size, num_hidden_layers, num_attention_heads, intermediate_size: sizes.
+      embedding_size: width of the incoming embeddings; a Dense projects it to
+        hidden_size when they differ.
+      num_layer_groups: None (unshared) or a divisor of num_hidden_layers.
+      hidden_act: "gelu_approximate", "gelu" or "relu".
+      dropout_rate, initializer_range, layer_norm_epsilon: as in the config.
+
+    Call arguments:
+      embeddings: (batch, seq_len, embedding_size).
+      padding_mask: optional (batch, seq_len), 1/True for real tokens.
+    Returns (batch, seq_len, hidden_size).
+    """
+
+    def __init__(self, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size,
+                 embedding_size, num_layer_groups=None, hidden_act="gelu_approximate",
+                 dropout_rate=0.1, initializer_range=0.02, layer_norm_epsilon=1e-12, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.embedding_size = embedding_size
+        self.num_layer_groups = num_layer_groups
+        self.hidden_act = hidden_act
+        self.dropout_rate = dropout_rate
+        self.initializer_range = initializer_range
+        self.layer_norm_epsilon = layer_norm_epsilon
+        groups = num_hidden_layers if num_layer_groups is None else num_layer_groups
+        if groups < 1 or num_hidden_layers % groups:
+            raise ValueError(f"num_layer_groups={num_layer_groups} must divide "
+                             f"num_hidden_layers={num_hidden_layers}")
+        self.embeddings_project = None
+        if embedding_size != hidden_size:
+            self.embeddings_project = keras.layers.Dense(
+                hidden_size, kernel_initializer=truncated_normal(initializer_range),
+                dtype=self.dtype_policy, name="embeddings_project")
+        self.transformer_layers = [
+            keras_hub.layers.TransformerEncoder(
+                intermediate_dim=intermediate_size, num_heads=num_attention_heads,
+                dropout=dropout_rate, activation=get_activation(hidden_act),
+                layer_norm_epsilon=layer_norm_epsilon,
+                kernel_initializer=truncated_normal(initializer_range),
+                dtype=self.dtype_policy, name=f"layer_{g}")
+            for g in range(groups)
+        ]
+
+    def layer_for(self, index: int):
+        """The weight-holding layer that runs at depth `index`."""
+        return self.transformer_layers[index * len(self.transformer_layers)
+                                       // self.num_hidden_layers]
+
+    def build(self, embeddings_shape=None, padding_mask_shape=None):
+        if self.embeddings_project is not None:
+            self.embeddings_project.build((None, None, self.embedding_size))
+        for layer in self.transformer_layers:
+            layer.build((None, None, self.hidden_size))
+        self.built = True
+
+    def call(self, embeddings, padding_mask=None, training=None):
+        x = embeddings
+        if self.embeddings_project is not None:
+            x = self.embeddings_project(x)
+        if padding_mask is not None:
+            padding_mask = ops.cast(padding_mask, "bool")
+        for index in range(self.num_hidden_layers):
+            x = self.layer_for(index)(x, padding_mask=padding_mask, training=training)
+        return x
+
+    def compute_output_shape(self, embeddings_shape, padding_mask_shape=None):
+        return tuple(embeddings_shape[:-1]) + (self.hidden_size,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(hidden_size=self.hidden_size, num_hidden_layers=self.num_hidden_layers,
+                      num_attention_heads=self.num_attention_heads,
+                      intermediate_size=self.intermediate_size,
+                      embedding_size=self.embedding_size,
+                      num_layer_groups=self.num_layer_groups, hidden_act=self.hidden_act,
+                      dropout_rate=self.dropout_rate, initializer_range=self.initializer_range,
+                      layer_norm_epsilon=self.layer_norm_epsilon)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class ReplacedTokenDetectionHead(keras.layers.Layer):
+    """ELECTRA's discriminator head: Dense(hidden, GELU) -> Dense(1), one logit per token.
+
+    Args:
+      hidden_size: width of the hidden Dense.
+      hidden_act: its activation name.
+      initializer_range: stddev of the truncated-normal kernel initializer.
+    """
+
+    def __init__(self, hidden_size, hidden_act="gelu_approximate", initializer_range=0.02,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = hidden_size
+        self.hidden_act = hidden_act
+        self.initializer_range = initializer_range
+        self.dense = keras.layers.Dense(
+            hidden_size, activation=get_activation(hidden_act),
+            kernel_initializer=truncated_normal(initializer_range),
+            dtype=self.dtype_policy, name="dense")
+        self.dense_1 = keras.layers.Dense(
+            1, kernel_initializer=truncated_normal(initializer_range),
+            dtype=self.dtype_policy, name="dense_1")
+
+    def build(self, inputs_shape):
+        self.dense.build(inputs_shape)
+        self.dense_1.build(tuple(inputs_shape[:-1]) + (self.hidden_size,))
+        self.built = True
+
+    def call(self, sequence_output):
+        return ops.squeeze(self.dense_1(self.dense(sequence_output)), axis=-1)
+
+    def compute_output_shape(self, inputs_shape):
+        return tuple(inputs_shape[:-1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(hidden_size=self.hidden_size, hidden_act=self.hidden_act,
+                      initializer_range=self.initializer_range)
+        return config
+
+
+def tied_masked_lm_head(token_embedding, hidden_act="gelu_approximate",
+                        initializer_range=0.02, layer_norm_epsilon=1e-12, name="mlm_head"):
+    """The original's MLM head on keras-hub's MaskedLMHead.
+
+    Gathers the masked positions, Dense(embedding_size, GELU) -> LayerNorm -> matmul
+    with the (shared) token table + output bias. Returns logits.
+    """
+    return keras_hub.layers.MaskedLMHead(
+        token_embedding=token_embedding, intermediate_activation=get_activation(hidden_act),
+        layer_norm_epsilon=layer_norm_epsilon,
+        kernel_initializer=truncated_normal(initializer_range), name=name)
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class GeneratorSampler(keras.layers.Layer):
+    """Builds ELECTRA's corrupted input from the generator's MLM logits.
+
+    Samples a token at every masked position (Gumbel-max, after dividing the logits by
+    `temperature`; with `disallow_correct` the original token cannot be drawn), writes
+    the samples into the sequence (positions whose weight is 0 are padding and are left
+    alone), and labels a position replaced when its token now differs from the
+    original. No gradient flows through the sample, as in the original.
+
+    Call arguments:
+      mlm_logits: (batch, num_predictions, vocab_size).
+      input_ids: (batch, seq_len) the generator's (masked) input.
+      masked_lm_positions, masked_lm_ids, masked_lm_weights: (batch, num_predictions).
+    Returns a dict: sampled_ids (batch, num_predictions), fake_input_ids and
+    is_replaced (batch, seq_len).
+    """
+
+    def __init__(self, temperature=1.0, disallow_correct=False, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.temperature = temperature
+        self.disallow_correct = disallow_correct
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, mlm_logits, input_ids, masked_lm_positions, masked_lm_ids,
+             masked_lm_weights):
+        logits = ops.cast(mlm_logits, "float32") / self.temperature
+        vocab_size = ops.shape(logits)[-1]
+        if self.disallow_correct:
+            logits = logits - 1000.0 * ops.one_hot(masked_lm_ids, vocab_size)
+        uniform = keras.random.uniform(ops.shape(logits), seed=self.seed_generator)
+        gumbel = -ops.log(-ops.log(uniform + 1e-9) + 1e-9)
+        sampled = ops.stop_gradient(ops.argmax(logits + gumbel, axis=-1))
+        sampled = ops.cast(sampled, input_ids.dtype)
+        # One-hot scatter: (batch, predictions, seq_len), zero rows for padding.
+        where = ops.one_hot(masked_lm_positions, ops.shape(input_ids)[1], dtype="int32")
+        where = where * ops.cast(ops.expand_dims(masked_lm_weights > 0, -1), "int32")
+        is_masked = ops.max(where, axis=1) > 0
+        ids_dtype = input_ids.dtype
+        sampled_seq = ops.sum(where * ops.expand_dims(ops.cast(sampled, "int32"), -1), axis=1)
+        original_seq = ops.sum(
+            where * ops.expand_dims(ops.cast(masked_lm_ids, "int32"), -1), axis=1)
+        fake_input_ids = ops.where(is_masked, ops.cast(sampled_seq, ids_dtype), input_ids)
+        original_ids = ops.where(is_masked, ops.cast(original_seq, ids_dtype), input_ids)
+        is_replaced = ops.logical_and(is_masked, ops.not_equal(fake_input_ids, original_ids))
+        return {"sampled_ids": sampled, "fake_input_ids": fake_input_ids,
+                "is_replaced": ops.cast(is_replaced, "int32")}
+
+    def compute_output_spec(self, mlm_logits, input_ids, *args):
+        return {
+            "sampled_ids": keras.KerasTensor(mlm_logits.shape[:-1], dtype=input_ids.dtype),
+            "fake_input_ids": keras.KerasTensor(input_ids.shape, dtype=input_ids.dtype),
+            "is_replaced": keras.KerasTensor(input_ids.shape, dtype="int32"),
+        }
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(temperature=self.temperature, disallow_correct=self.disallow_correct,
+                      seed=self.seed)
+        return config

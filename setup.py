@@ -1,0 +1,42 @@
+"""electra-tf: ELECTRA, BERT and ALE pretraining and finetuning on TensorFlow 2 / Keras 3."""
+
+from setuptools import find_packages, setup
+
+# Pinned to the stack the project is tested on (see DESIGN.md): TF 2.21 with Keras 3 and
+# keras-hub, tensorflow-text matched to TF.
+INSTALL_REQUIRES = [
+    "tensorflow~=2.21.0",
+    "keras>=3.15,<3.16",
+    "keras-hub>=0.32,<0.33",
+    "tensorflow-text>=2.21.1,<2.22",
+    "tensorflow-datasets>=4.9.10,<4.10",
+    "tensorboard~=2.21.0",
+    "whoosh==2.7.4",
+    "absl-py>=2.1,<3",
+    "scipy>=1.13,<2",
+    "scikit-learn>=1.5,<2",
+    "matplotlib>=3.9,<4",
+    "tqdm>=4.66,<5",
+]
+
+EXTRAS_REQUIRE = {
+    "dev": ["pytest>=8,<10", "ruff==0.17.6"],
+}
+
+CONSOLE_SCRIPTS = [
+    "electra-flops = electra_tf.flops:main",
+]
+
+setup(
+    name="electra-tf",
+    version="0.1.0",
+    description=__doc__,
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["electra_tf", "electra_tf.*", "data_prep", "data_prep.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    entry_points={"console_scripts": CONSOLE_SCRIPTS},
+)

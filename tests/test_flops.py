@@ -1,0 +1,105 @@
+"""FLOP accounting against the original flops_computation.py's printed values."""
+
+import subprocess
+import sys
+
+import pytest
+
+from electra_tf import flops
+from electra_tf.configs import get_config
+
+# The original script's exact printed outputs.
+PUBLISHED = {
+    "gpt": 3.968752230785352e+19,
+    "bert_small": 1.4187399146496e+18,
+    "bert_base": 6.428335104e+19,
+    "bert_large": 1.91720905883648e+20,
+    "electra_small": 1.293743798272e+18,
+    "electra_base": 6.424541834277683e+19,
+    "electra_400k": 7.117606040895488e+20,
+    "electra_1.75M": 3.113952642891776e+21,
+    "roberta": 3.187221435776e+21,
+    "albert": 3.113923955392512e+22,
+    "elmo": 3.4114394716164127e+18,
+    "xlnet": 3.856582065028608e+21,
+    "t5_11b": 4.581900124212429e+22,
+}
+
+
+def test_original_table_matches_published_values():
+    table = flops.original_table()
+    assert set(table) == set(PUBLISHED)
+    for name, value in PUBLISHED.items():
+        assert abs(table[name] - value) / value < 1e-9, name
+
+
+def test_inference_flops_match_electra_paper_table_1():
+    # ELECTRA paper, Table 1: ELECTRA-Small / BERT-Small 3.7e9, BERT-Base 2.9e10 at seq 128.
+    small = flops.inference_flops(get_config("electra", "small"), seq_len=128)
+    base = flops.inference_flops(get_config("bert", "base"), seq_len=128)
+    assert round(small / 1e9, 1) == 3.7
+    assert round(base / 1e10, 1) == 2.9
+
+
+@pytest.mark.parametrize("entry,model_type,size,batch,seq,steps", [
+    ("electra_small", "electra", "small", 128, 128, 1e6),
+    ("electra_base", "electra", "base", 256, 512, 766000),  # generator 1/3 of the width
+    ("electra_400k", "electra", "large", 2048, 512, 400000),
+    ("bert_small", "bert", "small", 128, 128, 1.45e6),
+    ("bert_base", "bert", "base", 256, 512, 1e6),
+    ("bert_large", "bert", "large", 256, 512, 1e6),
+])
+def test_own_configs_reproduce_the_original_entries(entry, model_type, size, batch, seq, steps):
+    per_step = flops.train_flops_per_step(get_config(model_type, size), batch, seq)
+    assert abs(per_step * steps - PUBLISHED[entry]) / PUBLISHED[entry] < 1e-12
+
+
+def test_sharing_keeps_flops_factorizing_changes_them():
+    electra = get_config("electra", "base")
+    shared = get_config("electra", "base", {"num_layer_groups": 1})
+    factorized = get_config("electra", "base", {"embedding_size": 128})
+    ale = get_config("ale", "base")
+    step = flops.train_flops_per_step
+    assert step(shared, 32, 128) == step(electra, 32, 128)
+    assert step(factorized, 32, 128) != step(electra, 32, 128)
+    assert step(ale, 32, 128) == step(factorized, 32, 128)
+    assert flops.count_parameters(ale)["encoder"] < flops.count_parameters(factorized)["encoder"]
+
+
+def test_parameter_formula_published_sizes():
+    assert flops.count_parameters(get_config("electra", "small"))["encoder"] == 13_483_008
+    for size, published in (("base", 108.9e6), ("large", 334.1e6)):
+        count = flops.count_parameters(get_config("electra", size))["encoder"]
+        assert abs(count / published - 1) < 1e-3, size
+
+
+def test_steps_for_budget():
+    config = get_config("electra", "small")
+    per_step = flops.train_flops_per_step(config, 128, 128)
+    assert flops.steps_for_budget(config, PUBLISHED["electra_small"], 128, 128) == 1_000_000
+    steps = flops.steps_for_budget(config, 1e15, 128, 128)
+    assert steps * per_step <= 1e15 < (steps + 1) * per_step
+    assert flops.steps_for_budget(config, 1.0, 128, 128) == 1
+    with pytest.raises(ValueError, match="flop_budget must be positive"):
+        flops.steps_for_budget(config, 0, 128, 128)
+
+
+def _run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "electra_tf.flops", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_prints_original_values_and_own_table():
+    result = _run_cli("--flop_budget=1e15")
+    assert result.returncode == 0, result.stderr
+    for name, value in PUBLISHED.items():
+        assert f"{name} " in result.stdout and repr(value) in result.stdout, name
+    assert "13,483,008" in result.stdout
+    assert "Steps for a budget" in result.stdout
+
+
+def test_cli_bad_flag_is_one_clear_line():
+    result = _run_cli("--seq_len=0")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "--seq_len=0" in result.stderr.splitlines()[0]

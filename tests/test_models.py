@@ -1,0 +1,216 @@
+"""Encoders, heads and pretrainers: parameter counts, sharing, tying, save/load, strategy."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from electra_tf.configs import get_config
+from electra_tf.flops import count_parameters
+from electra_tf.modeling import (
+    BertPretrainer,
+    ElectraPretrainer,
+    Encoder,
+    build_pretrainer,
+    encoder_of,
+    gelu_approximate,
+)
+
+ENCODER_KEYS = ("input_ids", "input_mask", "segment_ids")
+
+
+def encoder_inputs(batch):
+    return {k: batch[k] for k in ENCODER_KEYS}
+
+
+def test_electra_small_discriminator_encoder_has_exactly_13483008_parameters():
+    model = ElectraPretrainer(get_config("electra", "small"))
+    assert model.discriminator.count_params() == 13_483_008
+    # The built model agrees with the formula for every part.
+    counts = count_parameters(model.model_config)
+    assert model.count_params() == counts["total"]
+    assert model.discriminator_head.count_params() == counts["discriminator_head"]
+    assert model.generator.encoder.count_params() == counts["generator"]
+    # ~14M in the ELECTRA paper (Table 1).
+    assert round(model.count_params() / 1e6) == 14
+
+
+@pytest.mark.parametrize("size,published", [("base", 108.9e6), ("large", 334.1e6)])
+def test_base_and_large_encoder_parameter_counts(size, published):
+    encoder = Encoder(get_config("electra", size))
+    assert abs(encoder.count_params() / published - 1) < 1e-3
+    assert encoder.count_params() == count_parameters(get_config("electra", size))["encoder"]
+
+
+def test_generator_is_sized_from_the_fraction_and_shares_the_embeddings():
+    model = ElectraPretrainer(get_config("electra", "small"))
+    gen = model.generator.encoder
+    assert gen.hidden_size == 64 and gen.num_hidden_layers == 12
+    assert gen.num_attention_heads == 1 and gen.intermediate_size == 256
+    # Same embedding module; each encoder has its own projection 128 -> hidden.
+    assert model.generator.embeddings is model.discriminator.embeddings
+    assert gen.embeddings_project.kernel.shape == (128, 64)
+    assert model.discriminator.encoder.embeddings_project.kernel.shape == (128, 256)
+    paths = [w.path for w in model.weights]
+    assert len(paths) == len(set(paths)), "a shared weight is listed twice"
+
+
+def test_untied_generator_has_its_own_embeddings():
+    model = ElectraPretrainer(get_config("electra", "debug",
+                                         {"untied_generator_embeddings": True}))
+    assert model.generator.embeddings is not model.discriminator.embeddings
+    assert model.generator.embeddings.embedding_size == model.generator.encoder.hidden_size
+    assert model.count_params() == count_parameters(model.model_config)["total"]
+
+
+def test_ale_one_group_has_one_set_of_layer_weights(batch_for):
+    electra = ElectraPretrainer(get_config("electra", "small", {"embedding_size": 128}))
+    ale = ElectraPretrainer(get_config("ale", "small"))
+    stack = ale.discriminator.encoder
+    assert len(stack.transformer_layers) == 1
+    assert all(stack.layer_for(i) is stack.transformer_layers[0] for i in range(12))
+    per_layer = electra.discriminator.encoder.transformer_layers[0].count_params()
+    assert (electra.discriminator.count_params() - ale.discriminator.count_params()
+            == 11 * per_layer)
+    assert len(ale.generator.encoder.transformer_layers) == 1
+    # The shared layer really runs 12 times: zeroing its FFN output changes the output
+    # at every depth, so the result differs from a single application.
+    batch = batch_for(ale.model_config)
+    once = stack.transformer_layers[0](stack.embeddings_project(
+        ale.discriminator.embeddings(batch["input_ids"], batch["segment_ids"])))
+    twelve = ale.discriminator(encoder_inputs(batch))["sequence_output"]
+    assert not np.allclose(once.numpy(), twelve.numpy(), atol=1e-3)
+
+
+def test_layer_groups_follow_albert_assignment():
+    stack = Encoder(get_config("ale", "debug", {"num_hidden_layers": 6,
+                                                "num_layer_groups": 3})).encoder
+    groups = [stack.transformer_layers.index(stack.layer_for(i)) for i in range(6)]
+    assert groups == [0, 0, 1, 1, 2, 2]
+
+
+def test_pooled_output_is_the_plain_cls_vector_and_padding_is_masked(batch_for):
+    encoder = Encoder(get_config("electra", "debug"))
+    batch = batch_for(encoder.model_config)
+    out = encoder(encoder_inputs(batch))
+    assert out["sequence_output"].shape == (2, 16, 32)
+    np.testing.assert_array_equal(out["pooled_output"].numpy(),
+                                  out["sequence_output"].numpy()[:, 0])
+    # Tokens under the padding mask do not change the real positions' outputs.
+    changed = dict(encoder_inputs(batch))
+    changed["input_ids"] = batch["input_ids"].copy()
+    changed["input_ids"][1, -4:] = 2000
+    again = encoder(changed)["sequence_output"].numpy()
+    np.testing.assert_allclose(again[1, :12], out["sequence_output"].numpy()[1, :12],
+                               atol=1e-5)
+    assert not encoder.layers[-1].__class__.__name__.lower().startswith("pool")
+
+
+def _set_token_table(embeddings, new_table):
+    embeddings.word_embeddings.embeddings.assign(new_table)
+
+
+@pytest.mark.parametrize("model_type", ["bert", "electra"])
+def test_tied_mlm_head_reads_the_shared_token_table(model_type, batch_for):
+    model = build_pretrainer(get_config(model_type, "debug"))
+    batch = batch_for(model.model_config)
+    head = model.mlm_head if model_type == "bert" else model.generator_head
+    embeddings = encoder_of(model).embeddings
+    assert head.token_embedding is embeddings.word_embeddings
+    assert not hasattr(head, "_kernel"), "the head must not own an output matrix"
+    before = model(batch)["mlm_logits"].numpy()
+    table = embeddings.word_embeddings.embeddings.numpy()
+    changed = table.copy()
+    changed[5000] += 1.0  # a row no input uses: only the output side can see it
+    _set_token_table(embeddings, changed)
+    after = model(batch)["mlm_logits"].numpy()
+    assert not np.allclose(before[..., 5000], after[..., 5000])
+    np.testing.assert_allclose(np.delete(before, 5000, -1), np.delete(after, 5000, -1),
+                               atol=1e-5)
+
+
+def test_mlm_and_rtd_head_shapes(batch_for):
+    config = get_config("electra", "debug")
+    out = ElectraPretrainer(config)(batch_for(config))
+    assert out["mlm_logits"].shape == (2, 3, config.vocab_size)
+    assert out["rtd_logits"].shape == (2, 16)
+    assert out["fake_input_ids"].shape == out["is_replaced"].shape == (2, 16)
+    bert = BertPretrainer(get_config("bert", "debug"))
+    assert bert(batch_for(config))["mlm_logits"].shape == (2, 3, config.vocab_size)
+
+
+@pytest.mark.parametrize("disallow_correct", [False, True])
+def test_generator_samples_replace_only_masked_positions(disallow_correct, batch_for):
+    config = get_config("electra", "debug")
+    model = ElectraPretrainer(config, disallow_correct=disallow_correct, seed=7)
+    batch = batch_for(config)
+    out = model(batch)
+    fake = out["fake_input_ids"].numpy()
+    is_masked = np.zeros_like(fake, bool)
+    original = batch["input_ids"].copy()
+    for row in range(2):
+        real = batch["masked_lm_weights"][row] > 0
+        positions = batch["masked_lm_positions"][row][real]
+        is_masked[row, positions] = True
+        original[row, positions] = batch["masked_lm_ids"][row][real]
+        np.testing.assert_array_equal(fake[row, positions],
+                                      out["sampled_ids"].numpy()[row][real])
+    np.testing.assert_array_equal(fake[~is_masked], batch["input_ids"][~is_masked])
+    assert fake[0, 0] == 101, "padding predictions must not overwrite [CLS]"
+    np.testing.assert_array_equal(out["is_replaced"].numpy(),
+                                  (is_masked & (fake != original)).astype("int32"))
+    if disallow_correct:
+        np.testing.assert_array_equal(out["is_replaced"].numpy(), is_masked.astype("int32"))
+
+
+def test_gelu_is_the_original_tanh_approximation():
+    x = np.linspace(-5, 5, 101).astype("float32")
+    original = 0.5 * x * (1.0 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(gelu_approximate(x)), original,
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("model_type", ["bert", "electra", "ale"])
+def test_save_load_round_trip_gives_identical_outputs(model_type, tmp_path, batch_for):
+    config = get_config(model_type, "debug")
+    model = build_pretrainer(config, **({"seed": 11} if model_type != "bert" else {}))
+    path = tmp_path / f"{model_type}.keras"
+    model.save(path)
+    restored = keras.models.load_model(path, safe_mode=True)
+    assert type(restored) is type(model)
+    assert restored.model_config == config
+    batch = batch_for(config)
+    expected, actual = model(batch, training=False), restored(batch, training=False)
+    for key in expected:
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(expected[key]),
+                                      keras.ops.convert_to_numpy(actual[key]), err_msg=key)
+    # Sharing survives the round trip.
+    restored_embeddings = encoder_of(restored).embeddings
+    if model_type != "bert":
+        assert restored.generator.embeddings is restored_embeddings
+    # The exported encoder saves and loads on its own.
+    encoder_path = tmp_path / "encoder.keras"
+    encoder_of(model).save(encoder_path)
+    encoder = keras.models.load_model(encoder_path)
+    np.testing.assert_array_equal(
+        encoder(encoder_inputs(batch))["sequence_output"].numpy(),
+        encoder_of(model)(encoder_inputs(batch))["sequence_output"].numpy())
+
+
+def test_builds_and_runs_under_a_distribution_strategy(batch_for):
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    assert len(devices) == 2
+    strategy = tf.distribute.MirroredStrategy(devices)
+    config = get_config("ale", "debug")
+    with strategy.scope():
+        model = build_pretrainer(config, seed=1)
+    assert all(isinstance(v.value, tf.distribute.DistributedValues) or
+               "Mirrored" in type(v.value).__name__ for v in model.trainable_weights)
+    batch = {k: tf.constant(v) for k, v in batch_for(config, batch_size=4).items()}
+    dataset = strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensors(batch).unbatch().batch(4))
+    per_replica = strategy.run(lambda x: model(x)["rtd_logits"], args=(next(iter(dataset)),))
+    logits = strategy.gather(per_replica, axis=0)
+    assert logits.shape == (4, 16)
