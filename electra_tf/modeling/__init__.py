@@ -4,9 +4,9 @@ from electra_tf.modeling.layers import (
     Embeddings,
     GeneratorSampler,
     ReplacedTokenDetectionHead,
+    TiedMaskedLMHead,
     TransformerStack,
     gelu_approximate,
-    tied_masked_lm_head,
 )
 from electra_tf.modeling.models import (
     BertPretrainer,
@@ -19,5 +19,5 @@ from electra_tf.modeling.models import (
 __all__ = [
     "BertPretrainer", "ElectraPretrainer", "Embeddings", "Encoder", "GeneratorSampler",
     "ReplacedTokenDetectionHead", "TransformerStack", "build_pretrainer", "encoder_of",
-    "gelu_approximate", "tied_masked_lm_head",
+    "gelu_approximate", "TiedMaskedLMHead",
 ]

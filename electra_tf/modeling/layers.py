@@ -205,6 +205,8 @@ class TransformerStack(keras.layers.Layer):
 class ReplacedTokenDetectionHead(keras.layers.Layer):
     """ELECTRA's discriminator head: Dense(hidden, GELU) -> Dense(1), one logit per token.
 
+    Returns float32 logits (batch, seq_len).
+
     Args:
       hidden_size: width of the hidden Dense.
       hidden_act: its activation name.
@@ -231,10 +233,11 @@ class ReplacedTokenDetectionHead(keras.layers.Layer):
         self.built = True
 
     def call(self, sequence_output):
-        return ops.squeeze(self.dense_1(self.dense(sequence_output)), axis=-1)
+        logits = ops.squeeze(self.dense_1(self.dense(sequence_output)), axis=-1)
+        return ops.cast(logits, "float32")
 
-    def compute_output_shape(self, inputs_shape):
-        return tuple(inputs_shape[:-1])
+    def compute_output_spec(self, sequence_output):
+        return keras.KerasTensor(tuple(sequence_output.shape[:-1]), dtype="float32")
 
     def get_config(self):
         config = super().get_config()
@@ -243,17 +246,71 @@ class ReplacedTokenDetectionHead(keras.layers.Layer):
         return config
 
 
-def tied_masked_lm_head(token_embedding, hidden_act="gelu_approximate",
-                        initializer_range=0.02, layer_norm_epsilon=1e-12, name="mlm_head"):
-    """The original's MLM head on keras-hub's MaskedLMHead.
+@keras.saving.register_keras_serializable(package="electra_tf")
+class TiedMaskedLMHead(keras.layers.Layer):
+    """The original's MLM head, its output layer tied to the token embedding table.
 
-    Gathers the masked positions, Dense(embedding_size, GELU) -> LayerNorm -> matmul
-    with the (shared) token table + output bias. Returns logits.
+    Gathers the masked positions, then Dense(embedding_size, GELU) -> LayerNorm ->
+    matmul with the token table (transposed) + output bias. Logits are float32 whatever
+    the compute dtype, so mixed bfloat16 (TPU) training takes its softmax in full
+    precision. (keras-hub's MaskedLMHead does the same maths but adds a float32 bias to
+    bfloat16 logits, which the TF backend rejects under a mixed policy.)
+
+    Args:
+      token_embedding: the ``ReversibleEmbedding`` whose table is the output matrix.
+      hidden_act, initializer_range, layer_norm_epsilon: as in the config.
+
+    Call arguments:
+      sequence_output: (batch, seq_len, hidden).
+      masked_lm_positions: int (batch, num_predictions).
+    Returns float32 logits (batch, num_predictions, vocab_size).
     """
-    return keras_hub.layers.MaskedLMHead(
-        token_embedding=token_embedding, intermediate_activation=get_activation(hidden_act),
-        layer_norm_epsilon=layer_norm_epsilon,
-        kernel_initializer=truncated_normal(initializer_range), name=name)
+
+    def __init__(self, token_embedding, hidden_act="gelu_approximate", initializer_range=0.02,
+                 layer_norm_epsilon=1e-12, **kwargs):
+        super().__init__(**kwargs)
+        self.token_embedding = token_embedding
+        self.hidden_act = hidden_act
+        self.initializer_range = initializer_range
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.dense = keras.layers.Dense(
+            token_embedding.output_dim, activation=get_activation(hidden_act),
+            kernel_initializer=truncated_normal(initializer_range),
+            dtype=self.dtype_policy, name="dense")
+        self.layer_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="LayerNorm")
+
+    def build(self, sequence_output_shape, masked_lm_positions_shape=None):
+        self.dense.build((None, None, sequence_output_shape[-1]))
+        self.layer_norm.build((None, None, self.token_embedding.output_dim))
+        self.output_bias = self.add_weight(
+            name="output_bias", shape=(self.token_embedding.input_dim,), initializer="zeros")
+        self.built = True
+
+    def call(self, sequence_output, masked_lm_positions):
+        x = ops.take_along_axis(
+            sequence_output, ops.expand_dims(masked_lm_positions, -1), axis=1)
+        x = ops.cast(self.layer_norm(self.dense(x)), "float32")
+        table = ops.cast(self.token_embedding.embeddings, "float32")
+        return ops.matmul(x, ops.transpose(table)) + ops.cast(self.output_bias, "float32")
+
+    def compute_output_spec(self, sequence_output, masked_lm_positions):
+        shape = tuple(masked_lm_positions.shape) + (self.token_embedding.input_dim,)
+        return keras.KerasTensor(shape, dtype="float32")
+
+    def get_config(self):
+        # Standalone, the head gets a copy of the table; inside a pretrainer the model
+        # rebuilds it tied to the shared one.
+        config = super().get_config()
+        config.update(token_embedding=keras.layers.serialize(self.token_embedding),
+                      hidden_act=self.hidden_act, initializer_range=self.initializer_range,
+                      layer_norm_epsilon=self.layer_norm_epsilon)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config, token_embedding=keras.layers.deserialize(config["token_embedding"]))
+        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")

@@ -19,8 +19,8 @@ from electra_tf.modeling.layers import (
     Embeddings,
     GeneratorSampler,
     ReplacedTokenDetectionHead,
+    TiedMaskedLMHead,
     TransformerStack,
-    tied_masked_lm_head,
 )
 
 ENCODER_INPUTS = ("input_ids", "input_mask", "segment_ids")
@@ -114,9 +114,9 @@ class BertPretrainer(_ConfigModel):
     def __init__(self, config, **kwargs):
         config = as_model_config(config)
         encoder = Encoder(config, name="bert")
-        head = tied_masked_lm_head(encoder.embeddings.word_embeddings, config.hidden_act,
-                                   config.initializer_range, config.layer_norm_epsilon,
-                                   name="mlm_head")
+        head = TiedMaskedLMHead(encoder.embeddings.word_embeddings, config.hidden_act,
+                                config.initializer_range, config.layer_norm_epsilon,
+                                name="cls_predictions")
         inputs = _int_inputs(ENCODER_INPUTS + ("masked_lm_positions",))
         sequence_output = encoder({k: inputs[k] for k in ENCODER_INPUTS})["sequence_output"]
         outputs = {"mlm_logits": head(sequence_output, inputs["masked_lm_positions"])}
@@ -155,7 +155,7 @@ class ElectraPretrainer(_ConfigModel):
         discriminator = Encoder(config, name="electra")
         shared = None if config.untied_generator_embeddings else discriminator.embeddings
         generator = Encoder(config.generator_config(), embeddings=shared, name="generator")
-        generator_head = tied_masked_lm_head(
+        generator_head = TiedMaskedLMHead(
             generator.embeddings.word_embeddings, config.hidden_act,
             config.initializer_range, config.layer_norm_epsilon,
             name="generator_predictions")
