@@ -17,14 +17,19 @@ INSTALL_REQUIRES = [
     "scikit-learn>=1.5,<2",
     "matplotlib>=3.9,<4",
     "tqdm>=4.66,<5",
+    "safetensors>=0.4,<1",
 ]
 
 EXTRAS_REQUIRE = {
     "dev": ["pytest>=8,<10", "ruff==0.17.6"],
+    # Reading pytorch_model.bin and the parity tests against Hugging Face transformers.
+    # torch pinned to the CPU build (an unpinned torch pulls a multi-GB CUDA build).
+    "interop": ["torch==2.13.0", "transformers==5.23.0"],
 }
 
 CONSOLE_SCRIPTS = [
     "electra-flops = electra_tf.flops:main",
+    "electra-convert = electra_tf.run_convert:main",
 ]
 
 setup(

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
 MODEL_TYPES = ("bert", "electra", "ale")
-HIDDEN_ACTS = ("gelu_approximate", "gelu", "relu")
+HIDDEN_ACTS = ("gelu", "gelu_approximate", "relu")
 
 # Encoder sizes. small/base/large are the original's table (ELECTRA paper, Table 6,
 # including its generator sizes: 1/4 of the discriminator, 1/3 for base); debug and
@@ -55,8 +56,9 @@ class ModelConfig:
       vocab_size, embedding_size, hidden_size, num_hidden_layers, num_attention_heads,
       intermediate_size, max_position_embeddings, type_vocab_size, initializer_range:
         as in the original ``bert_config.json``.
-      hidden_act: "gelu_approximate" (the original's tanh GELU), "gelu" (exact erf
-        GELU, as Hugging Face's "gelu") or "relu".
+      hidden_act: "gelu" (exact erf GELU: the original ELECTRA's, and Hugging Face's
+        "gelu"), "gelu_approximate" (the tanh form of later BERT code, HF "gelu_new")
+        or "relu".
       dropout_rate: dropout on embeddings, attention probabilities and sublayer outputs
         (the original's hidden_dropout_prob == attention_probs_dropout_prob).
       layer_norm_epsilon: 1e-12 as in the original.
@@ -78,7 +80,7 @@ class ModelConfig:
     num_hidden_layers: int = 12
     num_attention_heads: int = 4
     intermediate_size: int = 1024
-    hidden_act: str = "gelu_approximate"
+    hidden_act: str = "gelu"
     dropout_rate: float = 0.1
     max_position_embeddings: int = 512
     type_vocab_size: int = 2
@@ -132,15 +134,18 @@ class ModelConfig:
         """The generator's encoder config, sized from the fractions as the original does.
 
         hidden = round(hidden_size * generator_hidden_size), heads = max(1, hidden // 64),
-        FFN = 4 * hidden, layers = round(num_hidden_layers * generator_layers). With tied
+        FFN = 4 * hidden, layers = round(num_hidden_layers * generator_layers), sharing
+        groups = gcd(num_layer_groups, layers). With tied
         embeddings the generator reads the discriminator's embedding table, so its
         embedding size is the discriminator's; untied, it is the generator's hidden size.
         """
         hidden = int(round(self.hidden_size * self.generator_hidden_size))
         layers = max(1, int(round(self.num_hidden_layers * self.generator_layers)))
         groups = self.num_layer_groups
-        if groups is not None and layers % groups:
-            groups = 1
+        if groups is not None:
+            # As many sharing groups as divide both depths: 1 stays 1 (ALE), 12 groups
+            # over a 6-layer generator become 6.
+            groups = math.gcd(groups, layers)
         return dataclasses.replace(
             self,
             size=f"{self.size}-generator",

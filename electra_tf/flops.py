@@ -199,11 +199,18 @@ def inference_flops(config: ModelConfig, seq_len: int) -> float:
 
 def steps_for_budget(config: ModelConfig, flop_budget: float, batch_size: int, seq_len: int,
                      output_frac: float = DEFAULT_OUTPUT_FRAC) -> int:
-    """Number of whole training steps that fit in `flop_budget` FLOPs (at least 1)."""
+    """Number of whole training steps that fit in `flop_budget` FLOPs.
+
+    A budget smaller than one step is an error: training would exceed it.
+    """
     if not flop_budget > 0:
         raise ValueError(f"flop_budget must be positive, got {flop_budget!r}")
     per_step = train_flops_per_step(config, batch_size, seq_len, output_frac)
-    return max(1, math.floor(flop_budget / per_step))
+    if flop_budget < per_step:
+        raise ValueError(f"flop_budget {flop_budget:.4e} is smaller than one training step "
+                         f"of {config.model_type}-{config.size} at batch {batch_size}, seq "
+                         f"{seq_len} ({per_step:.4e} FLOPs)")
+    return math.floor(flop_budget / per_step)
 
 
 def count_parameters(config: ModelConfig) -> dict[str, int]:
@@ -292,9 +299,11 @@ def main(argv=None):
                   f"(batch {FLAGS.batch_size}, seq {FLAGS.seq_len}):")
             for model_type in MODEL_TYPES:
                 for size in SIZES:
-                    steps = steps_for_budget(get_config(model_type, size), FLAGS.flop_budget,
-                                             FLAGS.batch_size, FLAGS.seq_len)
-                    print(f"  {model_type:<8}{size:<7}{steps:>14,}")
+                    config = get_config(model_type, size)
+                    per_step = train_flops_per_step(config, FLAGS.batch_size, FLAGS.seq_len)
+                    steps = math.floor(FLAGS.flop_budget / per_step)
+                    shown = f"{steps:,}" if steps else "< 1 step"
+                    print(f"  {model_type:<8}{size:<7}{shown:>14}")
 
     app.run(_run, argv=argv)
 

@@ -17,7 +17,8 @@ tf.config.set_logical_device_configuration(
 def make_batch(config, batch_size=2, seq_len=16, num_predictions=3, seed=0):
     """A pretraining batch with [CLS] ... [SEP] and padding in the second row."""
     rng = np.random.default_rng(seed)
-    input_ids = rng.integers(1000, config.vocab_size, (batch_size, seq_len)).astype("int32")
+    input_ids = rng.integers(min(1000, config.vocab_size // 2), config.vocab_size,
+                             (batch_size, seq_len)).astype("int32")
     input_ids[:, 0] = 101
     input_mask = np.ones((batch_size, seq_len), "int32")
     input_mask[1, seq_len - 4:] = 0

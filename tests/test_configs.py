@@ -79,3 +79,11 @@ def test_dict_round_trip():
     assert ModelConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="unknown model hyperparameter"):
         ModelConfig.from_dict(dict(config.to_dict(), extra=1))
+
+
+def test_generator_sharing_groups_divide_its_depth():
+    config = get_config("electra", "small", {"num_layer_groups": 12, "generator_layers": 0.5})
+    assert config.generator_config().num_hidden_layers == 6
+    assert config.generator_config().num_layer_groups == 6
+    config = get_config("ale", "small", {"num_layer_groups": 4, "generator_layers": 0.5})
+    assert config.generator_config().num_layer_groups == 2

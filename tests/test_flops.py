@@ -79,7 +79,9 @@ def test_steps_for_budget():
     assert flops.steps_for_budget(config, PUBLISHED["electra_small"], 128, 128) == 1_000_000
     steps = flops.steps_for_budget(config, 1e15, 128, 128)
     assert steps * per_step <= 1e15 < (steps + 1) * per_step
-    assert flops.steps_for_budget(config, 1.0, 128, 128) == 1
+    assert flops.steps_for_budget(config, per_step, 128, 128) == 1
+    with pytest.raises(ValueError, match="smaller than one training step"):
+        flops.steps_for_budget(config, per_step * 0.99, 128, 128)
     with pytest.raises(ValueError, match="flop_budget must be positive"):
         flops.steps_for_budget(config, 0, 128, 128)
 
@@ -90,16 +92,17 @@ def _run_cli(*args):
 
 
 def test_cli_prints_original_values_and_own_table():
-    result = _run_cli("--flop_budget=1e15")
+    result = _run_cli("--flop_budget=1e12")
     assert result.returncode == 0, result.stderr
     for name, value in PUBLISHED.items():
         assert f"{name} " in result.stdout and repr(value) in result.stdout, name
     assert "13,483,008" in result.stdout
     assert "Steps for a budget" in result.stdout
+    assert "electra large        < 1 step" in result.stdout
 
 
 def test_cli_bad_flag_is_one_clear_line():
     result = _run_cli("--seq_len=0")
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
-    assert "--seq_len=0" in result.stderr.splitlines()[0]
+    assert "--seq_len=0" in result.stderr

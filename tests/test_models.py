@@ -75,13 +75,18 @@ def test_ale_one_group_has_one_set_of_layer_weights(batch_for):
     assert (electra.discriminator.count_params() - ale.discriminator.count_params()
             == 11 * per_layer)
     assert len(ale.generator.encoder.transformer_layers) == 1
-    # The shared layer really runs 12 times: zeroing its FFN output changes the output
-    # at every depth, so the result differs from a single application.
+    # The encoder output is the one shared layer applied 12 times (not once).
     batch = batch_for(ale.model_config)
-    once = stack.transformer_layers[0](stack.embeddings_project(
-        ale.discriminator.embeddings(batch["input_ids"], batch["segment_ids"])))
-    twelve = ale.discriminator(encoder_inputs(batch))["sequence_output"]
-    assert not np.allclose(once.numpy(), twelve.numpy(), atol=1e-3)
+    mask = batch["input_mask"].astype(bool)
+    x = stack.embeddings_project(
+        ale.discriminator.embeddings(batch["input_ids"], batch["segment_ids"]))
+    by_hand = []
+    for _ in range(12):
+        x = stack.transformer_layers[0](x, padding_mask=mask)
+        by_hand.append(x.numpy())
+    encoded = ale.discriminator(encoder_inputs(batch))["sequence_output"].numpy()
+    np.testing.assert_allclose(encoded, by_hand[-1], atol=1e-5)
+    assert not np.allclose(encoded, by_hand[0], atol=1e-3)
 
 
 def test_layer_groups_follow_albert_assignment():
@@ -105,7 +110,6 @@ def test_pooled_output_is_the_plain_cls_vector_and_padding_is_masked(batch_for):
     again = encoder(changed)["sequence_output"].numpy()
     np.testing.assert_allclose(again[1, :12], out["sequence_output"].numpy()[1, :12],
                                atol=1e-5)
-    assert not encoder.layers[-1].__class__.__name__.lower().startswith("pool")
 
 
 def _set_token_table(embeddings, new_table):
@@ -146,34 +150,77 @@ def test_mlm_and_rtd_head_shapes(batch_for):
     assert bert(batch_for(config))["mlm_logits"].shape == (2, 3, config.vocab_size)
 
 
-@pytest.mark.parametrize("disallow_correct", [False, True])
-def test_generator_samples_replace_only_masked_positions(disallow_correct, batch_for):
-    config = get_config("electra", "debug")
-    model = ElectraPretrainer(config, disallow_correct=disallow_correct, seed=7)
-    batch = batch_for(config)
-    out = model(batch)
-    fake = out["fake_input_ids"].numpy()
-    is_masked = np.zeros_like(fake, bool)
+def _expected_fake(batch, sampled):
+    """Where the samples must land, and the original tokens there."""
+    fake = batch["input_ids"].copy()
     original = batch["input_ids"].copy()
-    for row in range(2):
+    is_masked = np.zeros_like(fake, bool)
+    for row in range(len(fake)):
         real = batch["masked_lm_weights"][row] > 0
         positions = batch["masked_lm_positions"][row][real]
         is_masked[row, positions] = True
+        fake[row, positions] = sampled[row][real]
         original[row, positions] = batch["masked_lm_ids"][row][real]
-        np.testing.assert_array_equal(fake[row, positions],
-                                      out["sampled_ids"].numpy()[row][real])
-    np.testing.assert_array_equal(fake[~is_masked], batch["input_ids"][~is_masked])
+    return fake, original, is_masked
+
+
+def test_generator_samples_replace_only_masked_positions(batch_for):
+    config = get_config("electra", "debug")
+    model = ElectraPretrainer(config, seed=7)
+    batch = batch_for(config)
+    out = model(batch)
+    fake, original, is_masked = _expected_fake(batch, out["sampled_ids"].numpy())
+    np.testing.assert_array_equal(out["fake_input_ids"].numpy(), fake)
     assert fake[0, 0] == 101, "padding predictions must not overwrite [CLS]"
     np.testing.assert_array_equal(out["is_replaced"].numpy(),
                                   (is_masked & (fake != original)).astype("int32"))
+
+
+@pytest.mark.parametrize("disallow_correct", [False, True])
+def test_a_correct_sample_is_labelled_original_unless_disallowed(disallow_correct, batch_for):
+    config = get_config("electra", "debug")
+    model = ElectraPretrainer(config, disallow_correct=disallow_correct, seed=3)
+    batch = batch_for(config)
+    # One original token everywhere, which the generator is all but certain to predict.
+    batch["masked_lm_ids"] = np.where(batch["masked_lm_weights"] > 0, 2000, 0).astype("int32")
+    bias = np.zeros(config.vocab_size, "float32")
+    bias[2000] = 50.0
+    model.generator_head.output_bias.assign(bias)
+    out = model(batch)
+    _, original, is_masked = _expected_fake(batch, out["sampled_ids"].numpy())
+    sampled_original = (out["fake_input_ids"].numpy() == original)[is_masked]
     if disallow_correct:
+        assert not sampled_original.any()
         np.testing.assert_array_equal(out["is_replaced"].numpy(), is_masked.astype("int32"))
+    else:
+        assert sampled_original.all()
+        assert out["is_replaced"].numpy().sum() == 0
 
 
-def test_gelu_is_the_original_tanh_approximation():
+def test_a_position_listed_twice_gets_one_sampled_token(batch_for):
+    config = get_config("electra", "debug")
+    model = ElectraPretrainer(config, seed=1)
+    batch = batch_for(config)
+    batch["masked_lm_positions"][0] = [5, 5, 6]
+    batch["masked_lm_ids"][0] = batch["masked_lm_ids"][0][[0, 0, 2]]
+    out = model(batch)
+    sampled = out["sampled_ids"].numpy()[0]
+    assert out["fake_input_ids"].numpy()[0, 5] in (sampled[0], sampled[1])
+
+
+def test_gelu_forms():
+    from scipy.special import erf
+
+    from electra_tf.modeling.layers import get_activation
+
     x = np.linspace(-5, 5, 101).astype("float32")
-    original = 0.5 * x * (1.0 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(gelu_approximate(x)), original,
+    # The original ELECTRA's modeling.gelu is the exact erf form, and the default.
+    exact = 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+    assert get_config("electra", "small").hidden_act == "gelu"
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(get_activation("gelu")(x)), exact,
+                               rtol=1e-5, atol=1e-6)
+    tanh_form = 0.5 * x * (1.0 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(gelu_approximate(x)), tanh_form,
                                rtol=1e-5, atol=1e-6)
 
 
@@ -219,6 +266,14 @@ def test_builds_and_runs_under_a_distribution_strategy(batch_for):
     per_replica = strategy.run(lambda x: model(x)["rtd_logits"], args=(next(iter(dataset)),))
     logits = strategy.gather(per_replica, axis=0)
     assert logits.shape == (4, 16)
+    # Replicas given the same examples still draw their own samples.
+    same = {k: tf.constant(np.concatenate([v[:2], v[:2]])) for k, v in
+            batch_for(config, batch_size=2).items()}
+    dataset = strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensors(same).unbatch().batch(4))
+    sampled = strategy.gather(strategy.run(lambda x: model(x)["sampled_ids"],
+                                           args=(next(iter(dataset)),)), axis=0).numpy()
+    assert not np.array_equal(sampled[:2], sampled[2:])
 
 
 def test_mixed_bfloat16_policy_keeps_float32_logits(batch_for):
@@ -231,5 +286,7 @@ def test_mixed_bfloat16_policy_keeps_float32_logits(batch_for):
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert {w.dtype for w in model.weights} == {"float32"}
+    assert model.discriminator.encoder.compute_dtype == "bfloat16"
+    assert model.sampler.compute_dtype == "float32", "Gumbel noise must not be bfloat16"
     assert out["mlm_logits"].dtype == tf.float32 and out["rtd_logits"].dtype == tf.float32
     assert np.isfinite(out["mlm_logits"].numpy()).all()

@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import keras
 import keras_hub
+import tensorflow as tf
 from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
 def gelu_approximate(x):
-    """The original BERT/ELECTRA GELU: 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)))."""
+    """The tanh GELU of later BERT code: 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)))."""
     return keras.activations.gelu(x, approximate=True)
 
 
 def get_activation(name: str):
-    """Activation by the config's `hidden_act` name."""
+    """Activation by the config's `hidden_act` name ("gelu" is the exact erf form)."""
     if name == "gelu_approximate":
         return gelu_approximate
     if name in ("gelu", "relu"):
         return keras.activations.get(name)
-    raise ValueError(f"unknown hidden_act {name!r}; allowed: gelu_approximate, gelu, relu")
+    raise ValueError(f"unknown hidden_act {name!r}; allowed: gelu, gelu_approximate, relu")
 
 
 def truncated_normal(stddev: float) -> keras.initializers.Initializer:
@@ -122,7 +123,7 @@ class TransformerStack(keras.layers.Layer):
       embedding_size: width of the incoming embeddings; a Dense projects it to
         hidden_size when they differ.
       num_layer_groups: None (unshared) or a divisor of num_hidden_layers.
-      hidden_act: "gelu_approximate", "gelu" or "relu".
+      hidden_act: "gelu" (exact), "gelu_approximate" (tanh) or "relu".
       dropout_rate, initializer_range, layer_norm_epsilon: as in the config.
 
     Call arguments:
@@ -132,7 +133,7 @@ class TransformerStack(keras.layers.Layer):
     """
 
     def __init__(self, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size,
-                 embedding_size, num_layer_groups=None, hidden_act="gelu_approximate",
+                 embedding_size, num_layer_groups=None, hidden_act="gelu",
                  dropout_rate=0.1, initializer_range=0.02, layer_norm_epsilon=1e-12, **kwargs):
         super().__init__(**kwargs)
         self.hidden_size = hidden_size
@@ -151,9 +152,9 @@ class TransformerStack(keras.layers.Layer):
                              f"num_hidden_layers={num_hidden_layers}")
         self.embeddings_project = None
         if embedding_size != hidden_size:
+            # The original builds it with tf.layers.dense defaults: glorot_uniform.
             self.embeddings_project = keras.layers.Dense(
-                hidden_size, kernel_initializer=truncated_normal(initializer_range),
-                dtype=self.dtype_policy, name="embeddings_project")
+                hidden_size, dtype=self.dtype_policy, name="embeddings_project")
         self.transformer_layers = [
             keras_hub.layers.TransformerEncoder(
                 intermediate_dim=intermediate_size, num_heads=num_attention_heads,
@@ -213,8 +214,7 @@ class ReplacedTokenDetectionHead(keras.layers.Layer):
       initializer_range: stddev of the truncated-normal kernel initializer.
     """
 
-    def __init__(self, hidden_size, hidden_act="gelu_approximate", initializer_range=0.02,
-                 **kwargs):
+    def __init__(self, hidden_size, hidden_act="gelu", initializer_range=0.02, **kwargs):
         super().__init__(**kwargs)
         self.hidden_size = hidden_size
         self.hidden_act = hidden_act
@@ -223,9 +223,8 @@ class ReplacedTokenDetectionHead(keras.layers.Layer):
             hidden_size, activation=get_activation(hidden_act),
             kernel_initializer=truncated_normal(initializer_range),
             dtype=self.dtype_policy, name="dense")
-        self.dense_1 = keras.layers.Dense(
-            1, kernel_initializer=truncated_normal(initializer_range),
-            dtype=self.dtype_policy, name="dense_1")
+        # glorot_uniform, as the original's tf.layers.dense(hidden, units=1).
+        self.dense_1 = keras.layers.Dense(1, dtype=self.dtype_policy, name="dense_1")
 
     def build(self, inputs_shape):
         self.dense.build(inputs_shape)
@@ -266,7 +265,7 @@ class TiedMaskedLMHead(keras.layers.Layer):
     Returns float32 logits (batch, num_predictions, vocab_size).
     """
 
-    def __init__(self, token_embedding, hidden_act="gelu_approximate", initializer_range=0.02,
+    def __init__(self, token_embedding, hidden_act="gelu", initializer_range=0.02,
                  layer_norm_epsilon=1e-12, **kwargs):
         super().__init__(**kwargs)
         self.token_embedding = token_embedding
@@ -323,6 +322,10 @@ class GeneratorSampler(keras.layers.Layer):
     alone), and labels a position replaced when its token now differs from the
     original. No gradient flows through the sample, as in the original.
 
+    The layer computes in float32 whatever the global policy (Gumbel noise in bfloat16
+    would distort the distribution). Under a ``tf.distribute`` strategy each replica
+    folds its replica id into the seed, so replicas draw different samples.
+
     Call arguments:
       mlm_logits: (batch, num_predictions, vocab_size).
       input_ids: (batch, seq_len) the generator's (masked) input.
@@ -332,6 +335,7 @@ class GeneratorSampler(keras.layers.Layer):
     """
 
     def __init__(self, temperature=1.0, disallow_correct=False, seed=None, **kwargs):
+        kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
         self.temperature = temperature
         self.disallow_correct = disallow_correct
@@ -344,23 +348,32 @@ class GeneratorSampler(keras.layers.Layer):
         vocab_size = ops.shape(logits)[-1]
         if self.disallow_correct:
             logits = logits - 1000.0 * ops.one_hot(masked_lm_ids, vocab_size)
-        uniform = keras.random.uniform(ops.shape(logits), seed=self.seed_generator)
+        uniform = tf.random.stateless_uniform(tf.shape(logits), seed=self._replica_seed())
         gumbel = -ops.log(-ops.log(uniform + 1e-9) + 1e-9)
         sampled = ops.stop_gradient(ops.argmax(logits + gumbel, axis=-1))
         sampled = ops.cast(sampled, input_ids.dtype)
-        # One-hot scatter: (batch, predictions, seq_len), zero rows for padding.
+        # One-hot scatter: (batch, predictions, seq_len), zero rows for padding. A max,
+        # not a sum, so a position listed twice still gets one sampled id.
         where = ops.one_hot(masked_lm_positions, ops.shape(input_ids)[1], dtype="int32")
         where = where * ops.cast(ops.expand_dims(masked_lm_weights > 0, -1), "int32")
         is_masked = ops.max(where, axis=1) > 0
         ids_dtype = input_ids.dtype
-        sampled_seq = ops.sum(where * ops.expand_dims(ops.cast(sampled, "int32"), -1), axis=1)
-        original_seq = ops.sum(
+        sampled_seq = ops.max(where * ops.expand_dims(ops.cast(sampled, "int32"), -1), axis=1)
+        original_seq = ops.max(
             where * ops.expand_dims(ops.cast(masked_lm_ids, "int32"), -1), axis=1)
         fake_input_ids = ops.where(is_masked, ops.cast(sampled_seq, ids_dtype), input_ids)
         original_ids = ops.where(is_masked, ops.cast(original_seq, ids_dtype), input_ids)
         is_replaced = ops.logical_and(is_masked, ops.not_equal(fake_input_ids, original_ids))
         return {"sampled_ids": sampled, "fake_input_ids": fake_input_ids,
                 "is_replaced": ops.cast(is_replaced, "int32")}
+
+    def _replica_seed(self):
+        seed = tf.cast(self.seed_generator.next(), "int32")
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            replica = tf.cast(context.replica_id_in_sync_group, "int32")
+            seed = seed + tf.stack([tf.constant(0, "int32"), replica])
+        return seed
 
     def compute_output_spec(self, mlm_logits, input_ids, *args):
         return {

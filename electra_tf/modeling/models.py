@@ -186,6 +186,18 @@ class ElectraPretrainer(_ConfigModel):
         self.discriminator_head = discriminator_head
         self.sampler = sampler
 
+    def generator_logits(self, inputs, masked_lm_positions, training=None):
+        """The generator's MLM logits at `masked_lm_positions`, without sampling."""
+        encoder_inputs = {name: inputs[name] for name in ENCODER_INPUTS}
+        hidden = self.generator(encoder_inputs, training=training)["sequence_output"]
+        return self.generator_head(hidden, masked_lm_positions)
+
+    def discriminator_logits(self, inputs, training=None):
+        """Replaced-token-detection logits (batch, seq_len) for `inputs` as given."""
+        encoder_inputs = {name: inputs[name] for name in ENCODER_INPUTS}
+        hidden = self.discriminator(encoder_inputs, training=training)["sequence_output"]
+        return self.discriminator_head(hidden)
+
     @property
     def embeddings(self) -> Embeddings:
         """The discriminator's embedding module (shared with the generator when tied)."""

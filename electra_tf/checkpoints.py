@@ -1,0 +1,751 @@
+"""Checkpoint interop: original TF1 checkpoints and Hugging Face weights, both ways.
+
+Every variable of a model gets one *original name* — the name the original
+ELECTRA/BERT TF1 code gives it (``electra/encoder/layer_3/attention/self/query/kernel``,
+``generator_predictions/output_bias``, ``cls/predictions/transform/dense/kernel``) —
+found by walking the model's layers, not its variable paths. Hugging Face names follow
+from the original names by the same rules ``transformers`` uses (``layer_3`` ->
+``layer.3``, ``kernel`` -> transposed ``weight``, ``gamma``/``beta`` -> ``weight``/``bias``).
+
+Layouts:
+
+* TF1: one name-keyed checkpoint (``model.ckpt-N.index`` + data), read with
+  ``tf.train.load_checkpoint``; optimizer slots and ``global_step`` are skipped.
+* Hugging Face: ``config.json`` + ``model.safetensors`` (or ``pytorch_model.bin``).
+  An ELECTRA pretrainer is two models, as Google published them:
+  ``<dir>/discriminator`` (ElectraForPreTraining) and ``<dir>/generator``
+  (ElectraForMaskedLM). An encoder is an ElectraModel / BertModel, a BERT pretrainer a
+  BertForMaskedLM.
+* ALE's shared layers are ``layer_<group>`` in TF1 names; Hugging Face has no sharing,
+  so the export repeats each group's weights in every layer that runs it (the HF model
+  computes the same function), and the import checks those copies are equal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+
+import keras
+import numpy as np
+
+from electra_tf.configs import ModelConfig, get_config
+from electra_tf.modeling import BertPretrainer, ElectraPretrainer, Encoder, build_pretrainer
+
+# keras-hub TransformerEncoder weight (path suffix) -> original name inside layer_<i>.
+_LAYER_NAMES = {
+    "self_attention_layer/query/kernel": "attention/self/query/kernel",
+    "self_attention_layer/query/bias": "attention/self/query/bias",
+    "self_attention_layer/key/kernel": "attention/self/key/kernel",
+    "self_attention_layer/key/bias": "attention/self/key/bias",
+    "self_attention_layer/value/kernel": "attention/self/value/kernel",
+    "self_attention_layer/value/bias": "attention/self/value/bias",
+    "self_attention_layer/attention_output/kernel": "attention/output/dense/kernel",
+    "self_attention_layer/attention_output/bias": "attention/output/dense/bias",
+    "self_attention_layer_norm/gamma": "attention/output/LayerNorm/gamma",
+    "self_attention_layer_norm/beta": "attention/output/LayerNorm/beta",
+    "feedforward_intermediate_dense/kernel": "intermediate/dense/kernel",
+    "feedforward_intermediate_dense/bias": "intermediate/dense/bias",
+    "feedforward_output_dense/kernel": "output/dense/kernel",
+    "feedforward_output_dense/bias": "output/dense/bias",
+    "feedforward_layer_norm/gamma": "output/LayerNorm/gamma",
+    "feedforward_layer_norm/beta": "output/LayerNorm/beta",
+}
+_EMBEDDING_NAMES = {
+    "word_embeddings/embeddings": "word_embeddings",
+    "position_embeddings/embeddings": "position_embeddings",
+    "token_type_embeddings/embeddings": "token_type_embeddings",
+    "LayerNorm/gamma": "LayerNorm/gamma",
+    "LayerNorm/beta": "LayerNorm/beta",
+}
+_ELECTRA_MLM_NAMES = {
+    "dense/kernel": "dense/kernel", "dense/bias": "dense/bias",
+    "LayerNorm/gamma": "LayerNorm/gamma", "LayerNorm/beta": "LayerNorm/beta",
+    "output_bias": "output_bias",
+}
+_BERT_MLM_NAMES = {
+    "dense/kernel": "transform/dense/kernel", "dense/bias": "transform/dense/bias",
+    "LayerNorm/gamma": "transform/LayerNorm/gamma", "LayerNorm/beta": "transform/LayerNorm/beta",
+    "output_bias": "output_bias",
+}
+_RTD_NAMES = {"dense/kernel": "dense/kernel", "dense/bias": "dense/bias",
+              "dense_1/kernel": "dense_1/kernel", "dense_1/bias": "dense_1/bias"}
+HEAD_SCOPES = ("generator_predictions", "discriminator_predictions", "cls")
+
+# In original checkpoints but with no counterpart here: optimizer state, BERT's pooler
+# and next-sentence head.
+_BOOKKEEPING = re.compile(r"(^|/)(global_step|adam_[mv]|Adam(_\d+)?|beta[12]_power|"
+                          r"Momentum|ExponentialMovingAverage)$")
+_NO_COUNTERPART = re.compile(r"^(bert|electra)/pooler/|^cls/seq_relationship/")
+
+HF_ACTS = {"gelu_approximate": "gelu_new", "gelu": "gelu", "relu": "relu"}
+_FROM_HF_ACTS = {"gelu": "gelu", "gelu_new": "gelu_approximate",
+                 "gelu_pytorch_tanh": "gelu_approximate", "gelu_fast": "gelu_approximate",
+                 "relu": "relu"}
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not fit the model: missing, unexpected or misshapen variables."""
+
+
+@dataclasses.dataclass
+class Slot:
+    """One model variable and its original name.
+
+    ``depths`` lists the layer indices a shared transformer layer runs at (ALE), so the
+    Hugging Face layout can repeat it; None for everything else.
+    """
+
+    variable: keras.Variable
+    name: str
+    depths: tuple[int, ...] | None = None
+
+    @property
+    def is_head(self) -> bool:
+        return self.name.split("/", 1)[0] in HEAD_SCOPES
+
+
+@dataclasses.dataclass
+class ConversionReport:
+    """What a conversion did, for the CLI's summary and for tests."""
+
+    assigned: list[str] = dataclasses.field(default_factory=list)
+    missing_heads: list[str] = dataclasses.field(default_factory=list)
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"assigned {len(self.assigned)} variables"]
+        if self.missing_heads:
+            lines.append(f"left {len(self.missing_heads)} head variables at their "
+                         f"initialization (--allow_missing): {', '.join(self.missing_heads)}")
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} checkpoint entries with no "
+                         f"counterpart here (optimizer state, pooler, NSP head, parts "
+                         f"this model does not have)")
+        lines.extend(self.notes)
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- names
+
+
+def _match(layer, table: Mapping[str, str], prefix: str, skip: Iterable = ()) -> list[Slot]:
+    skip_ids = {id(v) for v in skip}
+    slots = []
+    for variable in layer.weights:
+        if id(variable) in skip_ids:
+            continue
+        suffixes = [s for s in table if variable.path == s or variable.path.endswith("/" + s)]
+        if len(suffixes) != 1:
+            raise RuntimeError(f"cannot name variable {variable.path} of {layer.name}")
+        slots.append(Slot(variable, f"{prefix}/{table[suffixes[0]]}"))
+    return slots
+
+
+def _encoder_slots(encoder: Encoder, scope: str, embeddings_scope: str | None = None,
+                   include_embeddings: bool = True) -> list[Slot]:
+    slots = []
+    if include_embeddings:
+        slots += _match(encoder.embeddings, _EMBEDDING_NAMES,
+                        f"{embeddings_scope or scope}/embeddings")
+    stack = encoder.encoder
+    if stack.embeddings_project is not None:
+        slots += _match(stack.embeddings_project, {"kernel": "kernel", "bias": "bias"},
+                        f"{scope}/embeddings_project")
+    for group, layer in enumerate(stack.transformer_layers):
+        depths = tuple(d for d in range(stack.num_hidden_layers) if stack.layer_for(d) is layer)
+        for slot in _match(layer, _LAYER_NAMES, f"{scope}/encoder/layer_{group}"):
+            slot.depths = depths
+            slots.append(slot)
+    return slots
+
+
+def model_slots(model: keras.Model) -> list[Slot]:
+    """All variables of `model` with their original names, each exactly once."""
+    if isinstance(model, ElectraPretrainer):
+        tied = model.generator.embeddings is model.discriminator.embeddings
+        slots = _encoder_slots(model.discriminator, "electra")
+        slots += _encoder_slots(model.generator, "generator", include_embeddings=not tied)
+        slots += _match(model.generator_head, _ELECTRA_MLM_NAMES, "generator_predictions",
+                        skip=model.generator_head.token_embedding.weights)
+        slots += _match(model.discriminator_head, _RTD_NAMES, "discriminator_predictions")
+    elif isinstance(model, BertPretrainer):
+        slots = _encoder_slots(model.encoder, "bert")
+        slots += _match(model.mlm_head, _BERT_MLM_NAMES, "cls/predictions",
+                        skip=model.mlm_head.token_embedding.weights)
+    elif isinstance(model, Encoder):
+        slots = _encoder_slots(model, _scope(model.model_config))
+    else:
+        raise TypeError(f"cannot convert a {type(model).__name__}; expected an Encoder, "
+                        f"BertPretrainer or ElectraPretrainer")
+    names = [s.name for s in slots]
+    assert len(names) == len(set(names)), "two variables share an original name"
+    if {id(s.variable) for s in slots} != {id(w) for w in model.weights}:
+        raise RuntimeError("internal: the name table does not cover the model's variables")
+    return slots
+
+
+def _scope(config: ModelConfig) -> str:
+    return "bert" if config.model_type == "bert" else "electra"
+
+
+def _model_kind(model: keras.Model) -> str:
+    if isinstance(model, ElectraPretrainer):
+        return "electra_pretrainer"
+    if isinstance(model, BertPretrainer):
+        return "bert_pretrainer"
+    return "encoder"
+
+
+def _to_model_layout(array: np.ndarray, variable, name: str, source_shape=None) -> np.ndarray:
+    """Reshape an original-layout array (2-D kernels) to the variable's shape."""
+    shape = tuple(variable.shape)
+    if int(np.prod(array.shape)) != int(np.prod(shape)) or (
+            array.ndim == len(shape) and array.shape != shape):
+        raise CheckpointMismatchError(
+            f"shape mismatch for {name}: checkpoint has {tuple(source_shape or array.shape)}, "
+            f"the model expects {shape} (check --model_size / overrides)")
+    return array.reshape(shape)
+
+
+def _original_layout(slot: Slot) -> np.ndarray:
+    """The variable's value in the original layout (attention kernels as 2-D)."""
+    value = keras.ops.convert_to_numpy(slot.variable)
+    if slot.name.endswith("/kernel") and value.ndim == 3:
+        if "attention/output" in slot.name:  # (heads, head_size, hidden)
+            return value.reshape(-1, value.shape[-1])
+        return value.reshape(value.shape[0], -1)  # (hidden, heads, head_size)
+    if slot.name.endswith("/bias") and value.ndim == 2:
+        return value.reshape(-1)
+    return value
+
+
+def _assign(slot: Slot, array: np.ndarray, source_name: str, source_shape=None) -> None:
+    value = _to_model_layout(np.asarray(array), slot.variable, source_name, source_shape)
+    slot.variable.assign(value.astype(slot.variable.dtype))
+
+
+def _progress(items, desc: str, quiet: bool):
+    if quiet:
+        return items
+    from tqdm import tqdm
+    return tqdm(items, desc=desc, unit="var", leave=False)
+
+
+# --------------------------------------------------------------------------- TF1
+
+
+def _checkpoint_prefix(path: str) -> str:
+    import tensorflow as tf
+
+    if os.path.isdir(path):
+        latest = tf.train.latest_checkpoint(path)
+        if latest is None:
+            raise FileNotFoundError(f"{path}: no TF checkpoint in this directory (expected a "
+                                    f"'checkpoint' file or model.ckpt-N.index)")
+        return latest
+    if not os.path.exists(path + ".index"):
+        raise FileNotFoundError(f"{path}: not a TF checkpoint prefix ({path}.index not found)")
+    return path
+
+
+def load_tf1_checkpoint(model: keras.Model, path: str, allow_missing: bool = False,
+                        quiet: bool = True) -> ConversionReport:
+    """Assign `model`'s variables from an original-layout TF1 checkpoint.
+
+    `path` is a checkpoint prefix (``.../model.ckpt-1000000``) or a directory. Every
+    model variable is assigned exactly once. Missing variables, variables under the
+    model's scopes that it has no place for, and shape mismatches raise
+    :class:`CheckpointMismatchError` listing the names; ``allow_missing`` lets head
+    variables (``*_predictions``, ``cls/``) keep their initialization.
+    """
+    import tensorflow as tf
+
+    prefix = _checkpoint_prefix(path)
+    reader = tf.train.load_checkpoint(prefix)
+    shapes = reader.get_variable_to_shape_map()
+    slots = model_slots(model)
+    report = ConversionReport()
+    wanted = {s.name: s for s in slots}
+    owned_scopes = {name.split("/", 1)[0] for name in wanted}
+
+    missing = sorted(n for n in wanted if n not in shapes)
+    blocking = [n for n in missing if not (allow_missing and wanted[n].is_head)]
+    unexpected = []
+    for name in sorted(shapes):
+        if name in wanted:
+            continue
+        if _BOOKKEEPING.search(name) or _NO_COUNTERPART.search(name):
+            report.skipped.append(name)
+        elif name.split("/", 1)[0] in owned_scopes:
+            unexpected.append(name)
+        else:
+            report.skipped.append(name)  # e.g. the generator when loading an encoder
+    if blocking or unexpected:
+        problems = []
+        if blocking:
+            problems.append(f"missing from {prefix}: {', '.join(blocking)}"
+                            + ("" if allow_missing or not any(wanted[n].is_head for n in blocking)
+                               else " (head variables can be left out with --allow_missing)"))
+        if unexpected:
+            problems.append(f"in {prefix} but not in the model (a different architecture?): "
+                            f"{', '.join(unexpected)}")
+        raise CheckpointMismatchError("; ".join(problems))
+    mismatched = []
+    for slot in slots:
+        size = int(np.prod(slot.variable.shape))
+        if slot.name in shapes and int(np.prod(shapes[slot.name])) != size:
+            mismatched.append(f"{slot.name} {tuple(shapes[slot.name])} vs model "
+                              f"{tuple(slot.variable.shape)}")
+    if mismatched:
+        raise CheckpointMismatchError(f"shape mismatch between {prefix} and the model: "
+                                      + "; ".join(mismatched))
+    for slot in _progress(slots, "tf1 -> keras", quiet):
+        if slot.name in shapes:
+            _assign(slot, reader.get_tensor(slot.name), slot.name)
+            report.assigned.append(slot.name)
+        else:
+            report.missing_heads.append(slot.name)
+    return report
+
+
+def save_tf1_checkpoint(model: keras.Model, prefix: str, quiet: bool = True) -> ConversionReport:
+    """Write `model` as an original-layout, name-keyed TF1 checkpoint at `prefix`.
+
+    The original code (and :func:`load_tf1_checkpoint`) can read it. Written under a
+    temporary prefix and renamed when complete.
+    """
+    import tensorflow as tf
+
+    slots = model_slots(model)
+    report = ConversionReport()
+    directory = os.path.dirname(os.path.abspath(prefix))
+    os.makedirs(directory, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        tmp_prefix = os.path.join(tmp, "ckpt")
+        names, tensors = [], []
+        for slot in _progress(slots, "keras -> tf1", quiet):
+            names.append(slot.name)
+            tensors.append(tf.constant(_original_layout(slot)))
+            report.assigned.append(slot.name)
+        tf.raw_ops.SaveV2(prefix=tmp_prefix, tensor_names=names,
+                          shape_and_slices=[""] * len(names), tensors=tensors)
+        for produced in os.listdir(tmp):
+            os.replace(os.path.join(tmp, produced),
+                       prefix + produced[len("ckpt"):])
+    with open(os.path.join(directory, "checkpoint"), "w") as f:
+        f.write(f'model_checkpoint_path: "{os.path.basename(prefix)}"\n')
+    return report
+
+
+def config_from_tf1(path: str, model_type: str | None = None) -> ModelConfig:
+    """Infer a ModelConfig from an original checkpoint's shapes (heads = hidden // 64).
+
+    For checkpoints of the original's standard sizes; pass --model_size and overrides
+    for anything else (e.g. ALE's sharing, which the shapes do not show).
+    """
+    import tensorflow as tf
+
+    shapes = tf.train.load_checkpoint(_checkpoint_prefix(path)).get_variable_to_shape_map()
+    scope = "bert" if "bert/embeddings/word_embeddings" in shapes else "electra"
+    if f"{scope}/embeddings/word_embeddings" not in shapes:
+        raise CheckpointMismatchError(f"{path}: no bert/ or electra/ embeddings; not an "
+                                      f"original BERT/ELECTRA checkpoint")
+    model_type = model_type or ("bert" if scope == "bert" else "electra")
+    vocab, embedding = shapes[f"{scope}/embeddings/word_embeddings"]
+
+    def stack(prefix):
+        layers = {int(m.group(1)) for n in shapes
+                  for m in [re.match(rf"{prefix}/encoder/layer_(\d+)/", n)] if m}
+        if not layers:
+            return None
+        hidden = shapes[f"{prefix}/encoder/layer_0/attention/self/query/kernel"][1]
+        inter = shapes[f"{prefix}/encoder/layer_0/intermediate/dense/kernel"][1]
+        return max(layers) + 1, hidden, inter
+
+    layers, hidden, inter = stack(scope)
+    values = dict(
+        vocab_size=vocab, embedding_size=embedding, hidden_size=hidden,
+        num_hidden_layers=layers, num_attention_heads=max(1, hidden // 64),
+        intermediate_size=inter,
+        max_position_embeddings=shapes[f"{scope}/embeddings/position_embeddings"][0],
+        type_vocab_size=shapes[f"{scope}/embeddings/token_type_embeddings"][0])
+    generator = stack("generator")
+    if generator and model_type != "bert":
+        values["generator_hidden_size"] = generator[1] / hidden
+        values["generator_layers"] = generator[0] / layers
+        values["untied_generator_embeddings"] = "generator/embeddings/word_embeddings" in shapes
+    return dataclasses.replace(get_config(model_type, "base"), size="from-checkpoint",
+                               num_layer_groups=None, **values)
+
+
+# --------------------------------------------------------------------------- Hugging Face
+
+
+def _hf_name(original: str, depth: int | None = None) -> tuple[str, bool]:
+    """Hugging Face name (inside one HF model, without its base prefix) of an original
+    name, and whether the value is a transposed kernel."""
+    name = original.split("/", 1)[1] if original.split("/", 1)[0] in (
+        "electra", "generator", "bert") else original
+    name = name.replace("discriminator_predictions/dense_1/", "discriminator_predictions/"
+                        "dense_prediction/")
+    name = name.replace("generator_predictions/output_bias", "generator_lm_head/bias")
+    name = name.replace("cls/predictions/output_bias", "cls/predictions/bias")
+    if depth is not None:
+        name = re.sub(r"layer_\d+/", f"layer_{depth}/", name)
+    parts = [re.sub(r"^layer_(\d+)$", r"layer.\1", p) for p in name.split("/")]
+    last = parts[-1]
+    transposed = last == "kernel"
+    if last in ("kernel", "gamma"):
+        parts[-1] = "weight"
+    elif last == "beta":
+        parts[-1] = "bias"
+    elif last.endswith("_embeddings"):
+        parts.append("weight")
+    return ".".join(parts), transposed
+
+
+def _hf_models(model: keras.Model) -> dict[str, dict]:
+    """The Hugging Face models `model` becomes: {subdir: {architecture, prefix, role}}."""
+    config = model.model_config
+    if isinstance(model, ElectraPretrainer):
+        return {"discriminator": dict(architecture="ElectraForPreTraining", prefix="electra.",
+                                      role="discriminator"),
+                "generator": dict(architecture="ElectraForMaskedLM", prefix="electra.",
+                                  role="generator")}
+    if isinstance(model, BertPretrainer):
+        return {"": dict(architecture="BertForMaskedLM", prefix="bert.", role="bert")}
+    architecture = "BertModel" if config.model_type == "bert" else "ElectraModel"
+    return {"": dict(architecture=architecture, prefix="", role="encoder")}
+
+
+def _slot_role(slot: Slot, kind: str) -> tuple[str, ...]:
+    """Which of the exported HF models hold this slot (first: the one to read from)."""
+    if kind != "electra_pretrainer":
+        return ("",)
+    if slot.name.split("/", 1)[0] in ("generator", "generator_predictions"):
+        return ("generator",)
+    if slot.name.startswith("electra/embeddings/"):
+        # Tied (otherwise the generator's own are generator/embeddings/...): each HF
+        # model carries a copy of the shared module.
+        return ("discriminator", "generator")
+    return ("discriminator",)
+
+
+def hf_config(model: keras.Model, role: str, architecture: str) -> dict:
+    """config.json for one exported Hugging Face model."""
+    config = model.model_config
+    part = config.generator_config() if role == "generator" else config
+    if config.model_type == "bert" and part.embedding_size != part.hidden_size:
+        raise ValueError("a BERT with a factorized embedding has no Hugging Face BertModel "
+                         "counterpart (embedding_size must equal hidden_size)")
+    hf = dict(
+        architectures=[architecture], model_type="bert" if config.model_type == "bert"
+        else "electra",
+        vocab_size=part.vocab_size, hidden_size=part.hidden_size,
+        num_hidden_layers=part.num_hidden_layers, num_attention_heads=part.num_attention_heads,
+        intermediate_size=part.intermediate_size, hidden_act=HF_ACTS[part.hidden_act],
+        hidden_dropout_prob=part.dropout_rate, attention_probs_dropout_prob=part.dropout_rate,
+        max_position_embeddings=part.max_position_embeddings,
+        type_vocab_size=part.type_vocab_size, initializer_range=part.initializer_range,
+        layer_norm_eps=part.layer_norm_epsilon, pad_token_id=0,
+        position_embedding_type="absolute", tie_word_embeddings=True,
+        # Lets this package re-import the exact config (ALE sharing, GELU form, sizes).
+        electra_tf=dict(config=config.to_dict(), role=role),
+    )
+    if config.model_type != "bert":
+        hf["embedding_size"] = part.embedding_size
+    return hf
+
+
+def save_hf(model: keras.Model, directory: str, quiet: bool = True) -> ConversionReport:
+    """Export `model` as Hugging Face model folder(s) (config.json + model.safetensors).
+
+    Encoder -> ElectraModel / BertModel; BertPretrainer -> BertForMaskedLM;
+    ElectraPretrainer -> ``discriminator/`` (ElectraForPreTraining) and ``generator/``
+    (ElectraForMaskedLM). Written to a temporary folder and renamed when complete.
+    """
+    from safetensors.numpy import save_file
+
+    kind = _model_kind(model)
+    models = _hf_models(model)
+    tensors: dict[str, dict[str, np.ndarray]] = {sub: {} for sub in models}
+    report = ConversionReport()
+    for slot in _progress(model_slots(model), "keras -> hf", quiet):
+        value = _original_layout(slot)
+        for sub in _slot_role(slot, kind):
+            for depth in slot.depths or (None,):
+                name, transposed = _hf_name(slot.name, depth)
+                tensors[sub][models[sub]["prefix"] * (not slot.is_head) + name] = \
+                    np.ascontiguousarray(value.T if transposed else value)
+        report.assigned.append(slot.name)
+    config = model.model_config
+    if kind == "electra_pretrainer" and config.hidden_act != "gelu":
+        report.notes.append(
+            f"note: Hugging Face's ElectraForMaskedLM always uses exact GELU in its "
+            f"generator head; this model's head uses {config.hidden_act!r}, so the exported "
+            f"generator's logits differ slightly (the discriminator is exact)")
+    if config.num_groups != config.num_hidden_layers:
+        report.notes.append(f"note: Hugging Face has no cross-layer sharing; each of the "
+                            f"{config.num_groups} shared layer group(s) is repeated in the "
+                            f"layers that run it")
+    parent = os.path.dirname(os.path.abspath(directory))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=".hf-export-")
+    try:
+        for sub, spec in models.items():
+            out = os.path.join(tmp, sub)
+            os.makedirs(out, exist_ok=True)
+            save_file(tensors[sub], os.path.join(out, "model.safetensors"),
+                      metadata={"format": "pt"})
+            with open(os.path.join(out, "config.json"), "w") as f:
+                json.dump(hf_config(model, spec["role"], spec["architecture"]), f, indent=2,
+                          sort_keys=True)
+        if os.path.exists(directory):
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report
+
+
+def read_hf_folder(directory: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """(config.json, state dict as numpy) of one Hugging Face model folder."""
+    config_path = os.path.join(directory, "config.json")
+    if not os.path.exists(config_path):
+        raise FileNotFoundError(f"{directory}: no config.json (not a save_pretrained folder)")
+    with open(config_path) as f:
+        try:
+            config = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{config_path}: not valid JSON ({e})") from None
+    safetensors_path = os.path.join(directory, "model.safetensors")
+    bin_path = os.path.join(directory, "pytorch_model.bin")
+    if os.path.exists(safetensors_path):
+        from safetensors.numpy import load_file
+
+        state = load_file(safetensors_path)
+    elif os.path.exists(bin_path):
+        try:
+            import torch
+        except ImportError:
+            raise ImportError(f"{bin_path}: reading PyTorch .bin weights needs torch "
+                              f"(pip install -e '.[interop]')") from None
+        state = {k: v.float().numpy() for k, v in
+                 torch.load(bin_path, map_location="cpu", weights_only=True).items()}
+    else:
+        raise FileNotFoundError(f"{directory}: neither model.safetensors nor "
+                                f"pytorch_model.bin (sharded checkpoints: merge them first)")
+    # Older checkpoints name LayerNorm parameters gamma/beta.
+    state = {re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight",
+                    re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", k)): v
+             for k, v in state.items()}
+    return config, state
+
+
+def _hf_act(hf: Mapping, path: str) -> str:
+    act = hf.get("hidden_act", "gelu")
+    if act not in _FROM_HF_ACTS:
+        raise ValueError(f"{path}: hidden_act {act!r} is not supported "
+                         f"(supported: {', '.join(_FROM_HF_ACTS)})")
+    return _FROM_HF_ACTS[act]
+
+
+def config_from_hf(hf: Mapping, path: str, generator: Mapping | None = None) -> ModelConfig:
+    """A ModelConfig from Hugging Face config.json(s) (and a generator's, for ELECTRA)."""
+    if "electra_tf" in hf:
+        return ModelConfig.from_dict(hf["electra_tf"]["config"])
+    model_type = hf.get("model_type")
+    if model_type not in ("electra", "bert"):
+        raise ValueError(f"{path}: model_type {model_type!r}; expected 'electra' or 'bert'")
+    if hf.get("position_embedding_type", "absolute") != "absolute":
+        raise ValueError(f"{path}: position_embedding_type "
+                         f"{hf['position_embedding_type']!r}; only 'absolute' is supported")
+    values = dict(
+        model_type=model_type, size="from-hf", vocab_size=hf["vocab_size"],
+        embedding_size=hf.get("embedding_size", hf["hidden_size"]),
+        hidden_size=hf["hidden_size"], num_hidden_layers=hf["num_hidden_layers"],
+        num_attention_heads=hf["num_attention_heads"],
+        intermediate_size=hf["intermediate_size"], hidden_act=_hf_act(hf, path),
+        dropout_rate=hf.get("hidden_dropout_prob", 0.1),
+        max_position_embeddings=hf.get("max_position_embeddings", 512),
+        type_vocab_size=hf.get("type_vocab_size", 2),
+        initializer_range=hf.get("initializer_range", 0.02),
+        layer_norm_epsilon=hf.get("layer_norm_eps", 1e-12), num_layer_groups=None)
+    if generator is not None:
+        g = generator
+        gen_hidden, gen_layers = g["hidden_size"], g["num_hidden_layers"]
+        expected_heads = max(1, gen_hidden // 64)
+        if g["num_attention_heads"] != expected_heads or g["intermediate_size"] != 4 * gen_hidden:
+            raise ValueError(
+                f"generator config: {g['num_attention_heads']} heads / FFN "
+                f"{g['intermediate_size']}; this package sizes generators as "
+                f"heads = hidden // 64 = {expected_heads} and FFN = 4 * hidden = {4 * gen_hidden}")
+        values.update(generator_hidden_size=gen_hidden / hf["hidden_size"],
+                      generator_layers=gen_layers / hf["num_hidden_layers"],
+                      untied_generator_embeddings=g.get("embedding_size", gen_hidden)
+                      != values["embedding_size"])
+    return ModelConfig(**values)
+
+
+def _hf_parts(path: str) -> dict[str, str]:
+    """Sub-folders of an export: {"discriminator": ..., "generator": ...} or {"": path}."""
+    parts = {sub: os.path.join(path, sub) for sub in ("discriminator", "generator")
+             if os.path.exists(os.path.join(path, sub, "config.json"))}
+    if parts:
+        if len(parts) != 2:
+            raise FileNotFoundError(f"{path}: has {', '.join(parts)}/ but an ELECTRA "
+                                    f"pretrainer needs both discriminator/ and generator/")
+        return parts
+    return {"": path}
+
+
+def load_hf(model: keras.Model, path: str | Mapping[str, str], allow_missing: bool = False,
+            quiet: bool = True) -> ConversionReport:
+    """Assign `model`'s variables from Hugging Face folder(s) saved by save_pretrained.
+
+    `path` is one folder (encoder, BERT pretrainer, or an ELECTRA pretrainer exported as
+    discriminator/ + generator/), or a mapping {"discriminator": dir, "generator": dir}.
+    Errors as in :func:`load_tf1_checkpoint`.
+    """
+    kind = _model_kind(model)
+    parts = dict(path) if isinstance(path, Mapping) else _hf_parts(path)
+    wanted_parts = _hf_models(model)
+    if set(parts) != set(wanted_parts):
+        raise ValueError(f"{path}: this model needs Hugging Face folder(s) "
+                         f"{sorted(wanted_parts) or ['.']}, found {sorted(parts)}")
+    states = {sub: read_hf_folder(d)[1] for sub, d in parts.items()}
+    report = ConversionReport()
+    used: dict[str, set[str]] = {sub: set() for sub in states}
+    missing, mismatched, pending = [], [], []
+    for slot in model_slots(model):
+        sub = _slot_role(slot, kind)[0]
+        state = states[sub]
+        prefix = wanted_parts[sub]["prefix"]
+        values = []
+        for depth in slot.depths or (None,):
+            name, transposed = _hf_name(slot.name, depth)
+            candidates = [name] if slot.is_head else list(dict.fromkeys(
+                [prefix + name, name, "electra." + name, "bert." + name]))
+            key = next((c for c in candidates if c in state), None)
+            if key is None:
+                values.append((candidates[0], None, transposed))
+            else:
+                used[sub].add(key)
+                values.append((key, state[key], transposed))
+        if any(v is None for _, v, _ in values):
+            names = [k for k, v, _ in values if v is None]
+            if allow_missing and slot.is_head:
+                report.missing_heads.append(slot.name)
+            else:
+                missing.extend(f"{parts[sub]}: {n}" for n in names)
+            continue
+        arrays = [v.T if t else v for _, v, t in values]
+        for (key, _, _), array in zip(values[1:], arrays[1:], strict=True):
+            if array.shape != arrays[0].shape or not np.array_equal(array, arrays[0]):
+                mismatched.append(f"{key} differs from {values[0][0]}, but the model shares "
+                                  f"them (num_layer_groups={model.model_config.num_layer_groups})")
+        if arrays[0].size != int(np.prod(slot.variable.shape)):
+            mismatched.append(f"{values[0][0]} {tuple(arrays[0].shape)} vs model "
+                              f"{tuple(slot.variable.shape)}")
+            continue
+        pending.append((slot, arrays[0], values[0][0]))
+    # The generator's copy of the shared embeddings, and tied output matrices.
+    if kind == "electra_pretrainer" and "generator" in states:
+        shared = [s for s in model_slots(model) if _slot_role(s, kind) == ("discriminator",
+                                                                           "generator")]
+        for slot in shared:
+            name, _ = _hf_name(slot.name)
+            key = "electra." + name
+            gen_state = states["generator"]
+            if key in gen_state:
+                used["generator"].add(key)
+                disc = states["discriminator"].get(key)
+                if disc is not None and not np.array_equal(disc, gen_state[key]):
+                    mismatched.append(f"{parts['generator']}: {key} differs from the "
+                                      f"discriminator's, but this model ties them (set "
+                                      f"untied_generator_embeddings)")
+    tied_outputs = ("generator_lm_head.weight", "cls.predictions.decoder.weight",
+                    "cls.predictions.decoder.bias")
+    unexpected = []
+    for sub, state in states.items():
+        for key in sorted(set(state) - used[sub]):
+            base = re.sub(r"^(electra|bert)\.", "", key)
+            if (key.endswith("position_ids") or key in tied_outputs
+                    or base.startswith("pooler.") or key.startswith("cls.seq_relationship")):
+                report.skipped.append(key)  # buffers, tied copies, pooler, NSP head
+            elif kind == "encoder" and not base.startswith(("embeddings", "encoder.")):
+                report.skipped.append(key)  # heads, when only the encoder is wanted
+            else:
+                unexpected.append(f"{parts[sub]}: {key}")
+    if missing or unexpected or mismatched:
+        problems = []
+        if missing:
+            problems.append("missing: " + ", ".join(missing) + (
+                "" if allow_missing else " (head variables can be left out with "
+                                         "--allow_missing)"))
+        if unexpected:
+            problems.append("not in the model (a different architecture?): "
+                            + ", ".join(unexpected))
+        if mismatched:
+            problems.append("mismatched: " + "; ".join(mismatched))
+        raise CheckpointMismatchError("; ".join(problems))
+    for slot, array, key in _progress(pending, "hf -> keras", quiet):
+        _assign(slot, array, key)
+        report.assigned.append(slot.name)
+    return report
+
+
+# --------------------------------------------------------------------------- whole models
+
+
+def model_from_hf(path: str, target: str = "pretrainer", allow_missing: bool = False,
+                  quiet: bool = True) -> tuple[keras.Model, ConversionReport]:
+    """Build this package's model from Hugging Face folder(s) and load the weights.
+
+    target "pretrainer" gives a BertPretrainer / ElectraPretrainer (an ELECTRA one needs
+    the discriminator/ + generator/ pair); "encoder" gives the Encoder.
+    """
+    parts = _hf_parts(path)
+    if "discriminator" in parts:
+        disc_config, _ = read_hf_folder(parts["discriminator"])
+        gen_config, _ = read_hf_folder(parts["generator"])
+        config = config_from_hf(disc_config, parts["discriminator"], gen_config)
+    else:
+        hf, _ = read_hf_folder(path)
+        config = config_from_hf(hf, path)
+        if target == "pretrainer" and config.has_generator:
+            raise ValueError(f"{path}: one ELECTRA model; an ElectraPretrainer needs a folder "
+                             f"with discriminator/ and generator/ (or use --target=encoder)")
+    if target == "encoder":
+        model = Encoder(config)
+        source = parts.get("discriminator", path)
+        return model, load_hf(model, source, allow_missing=allow_missing, quiet=quiet)
+    model = build_pretrainer(config)
+    return model, load_hf(model, parts if "discriminator" in parts else path,
+                          allow_missing=allow_missing, quiet=quiet)
+
+
+def save_keras(model: keras.Model, path: str) -> None:
+    """``model.save`` to a temporary name, renamed when complete."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".keras")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+LOADERS: dict[str, Callable] = {"tf1": load_tf1_checkpoint, "hf": load_hf}

@@ -1,0 +1,139 @@
+"""electra-convert: move models between original TF1 checkpoints, Hugging Face and .keras.
+
+Examples::
+
+  # a released ELECTRA checkpoint -> this package (the whole pretrainer)
+  electra-convert --input=electra_small/model.ckpt-1000000 --model_size=small \\
+      --output=models/electra_small/pretrainer.keras
+  # only the discriminator encoder, for finetuning
+  electra-convert --input=electra_small --target=encoder --output=electra_small.keras
+  # this package -> Hugging Face (discriminator/ + generator/ for a pretrainer)
+  electra-convert --input=pretrainer.keras --output=hf/electra_small
+  # Hugging Face -> this package
+  electra-convert --input=hf/electra_small --output=pretrainer.keras
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("input", None, "TF1 checkpoint prefix or directory, Hugging Face "
+                    "folder, or .keras file.", required=True)
+flags.DEFINE_string("output", None, "Where to write: a .keras file, a Hugging Face folder, "
+                    "or a TF1 checkpoint prefix (with --output_format=tf1).", required=True)
+flags.DEFINE_enum("input_format", "auto", ["auto", "tf1", "hf", "keras"],
+                  "Format of --input; auto: .keras file, folder with config.json (or "
+                  "discriminator/config.json) = hf, anything else tf1.")
+flags.DEFINE_enum("output_format", "auto", ["auto", "keras", "hf", "tf1"],
+                  "Format of --output; auto: .keras if it ends so, else hf.")
+flags.DEFINE_enum("target", "pretrainer", ["pretrainer", "encoder"],
+                  "Convert the whole pretrainer, or only the (discriminator) encoder that "
+                  "finetuning starts from.")
+flags.DEFINE_enum("model_type", None, ["bert", "electra", "ale"],
+                  "For TF1 input: the model type (default: from the checkpoint's scopes).")
+flags.DEFINE_enum("model_size", None, ["debug", "tiny", "small", "base", "large"],
+                  "For TF1 input: the size table entry (default: inferred from the "
+                  "checkpoint's shapes, heads = hidden // 64).")
+flags.DEFINE_string("model_hparam_overrides", None,
+                    "For TF1 input: JSON dict of config overrides, as in the original.")
+flags.DEFINE_bool("allow_missing", False, "Let head variables missing from the input keep "
+                  "their initialization.")
+
+
+def _input_format(path: str) -> str:
+    if FLAGS.input_format != "auto":
+        return FLAGS.input_format
+    if path.endswith(".keras"):
+        return "keras"
+    if os.path.isdir(path) and (os.path.exists(os.path.join(path, "config.json"))
+                                or os.path.exists(os.path.join(path, "discriminator",
+                                                               "config.json"))):
+        return "hf"
+    return "tf1"
+
+
+def _output_format(path: str) -> str:
+    if FLAGS.output_format != "auto":
+        return FLAGS.output_format
+    return "keras" if path.endswith(".keras") else "hf"
+
+
+def convert() -> str:
+    """Run the conversion the flags describe; returns the summary printed."""
+    import keras
+
+    from electra_tf import checkpoints
+    from electra_tf.configs import get_config
+    from electra_tf.modeling import Encoder, build_pretrainer, encoder_of
+
+    source, source_format = FLAGS.input, _input_format(FLAGS.input)
+    print(f"reading {source} ({source_format})", flush=True)
+    if source_format == "keras":
+        if not os.path.exists(source):
+            raise FileNotFoundError(f"{source}: no such file")
+        model = keras.models.load_model(source)
+        if FLAGS.target == "encoder" and not isinstance(model, Encoder):
+            model = encoder_of(model)
+        report = checkpoints.ConversionReport()
+    elif source_format == "hf":
+        model, report = checkpoints.model_from_hf(source, FLAGS.target, FLAGS.allow_missing,
+                                                  quiet=False)
+    else:
+        if FLAGS.model_size:
+            config = get_config(FLAGS.model_type or "electra", FLAGS.model_size,
+                                FLAGS.model_hparam_overrides)
+        else:
+            config = checkpoints.config_from_tf1(source, FLAGS.model_type)
+            if FLAGS.model_hparam_overrides:
+                config = config.replace(**_json(FLAGS.model_hparam_overrides))
+        model = Encoder(config) if FLAGS.target == "encoder" else build_pretrainer(config)
+        report = checkpoints.load_tf1_checkpoint(model, source, FLAGS.allow_missing,
+                                                 quiet=False)
+    lines = [f"read: {report.summary()}"] if report.assigned else []
+
+    destination, destination_format = FLAGS.output, _output_format(FLAGS.output)
+    if destination_format == "keras":
+        checkpoints.save_keras(model, destination)
+        lines.append(f"wrote {destination} ({type(model).__name__}, "
+                     f"{model.count_params():,} parameters)")
+    elif destination_format == "hf":
+        written = checkpoints.save_hf(model, destination, quiet=False)
+        lines.append(f"wrote Hugging Face folder {destination}: {written.summary()}")
+    else:
+        written = checkpoints.save_tf1_checkpoint(model, destination, quiet=False)
+        lines.append(f"wrote TF1 checkpoint {destination}: {written.summary()}")
+    return "\n".join(lines)
+
+
+def _json(text: str) -> dict:
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--model_hparam_overrides is not valid JSON ({e}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"--model_hparam_overrides must be a JSON object, got {text!r}")
+    return value
+
+
+def _main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        print(convert())
+    except (FileNotFoundError, ValueError, ImportError) as e:
+        print(f"electra-convert: error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+def main():
+    app.run(_main)
+
+
+if __name__ == "__main__":
+    main()
