@@ -18,6 +18,8 @@ INSTALL_REQUIRES = [
     "matplotlib>=3.9,<4",
     "tqdm>=4.66,<5",
     "safetensors>=0.4,<1",
+    "mwparserfromhell==0.7.2",
+    "blingfire==0.1.8",
 ]
 
 EXTRAS_REQUIRE = {
@@ -30,6 +32,9 @@ EXTRAS_REQUIRE = {
 CONSOLE_SCRIPTS = [
     "electra-flops = electra_tf.flops:main",
     "electra-convert = electra_tf.run_convert:main",
+    "electra-samples = data_prep.samples:main",
+    "electra-build-vocab = data_prep.build_vocab:main",
+    "electra-build-pretraining-dataset = data_prep.build_pretraining_dataset:main",
 ]
 
 setup(

@@ -32,7 +32,10 @@ def as_model_config(config: ModelConfig | Mapping[str, Any]) -> ModelConfig:
 
 
 def _int_inputs(names, seq_len=None):
-    return {name: keras.Input(shape=(seq_len,), dtype="int32", name=name) for name in names}
+    # masked_lm_weights are float, as the original's (1.0 real, 0.0 padding).
+    return {name: keras.Input(shape=(seq_len,), name=name,
+                              dtype="float32" if name == "masked_lm_weights" else "int32")
+            for name in names}
 
 
 class _ConfigModel(keras.Model):

@@ -1,0 +1,378 @@
+"""build_pretraining_dataset: corpora -> WordPiece -> pretraining TFRecords.
+
+Example::
+
+  python -m data_prep.build_pretraining_dataset \\
+      --corpus=wikipedia:data/enwiki.xml.bz2 --corpus=books:data/books \\
+      --vocab_file=data/vocab.txt --output_dir=data/pretrain_tfrecords \\
+      --max_seq_length=128 --num_shards=64 --num_processes=2 --seed=1
+
+Examples follow the original ELECTRA ``build_pretraining_dataset.py``: sentences of a
+document accumulate up to the target length; with probability 0.1 the example is one
+segment, otherwise it is split into A and B near the middle; with probability 0.05 the
+next target length is random; ``[CLS] A [SEP] B [SEP]``, zero padded; features
+``input_ids``, ``input_mask``, ``segment_ids`` (int64, length max_seq_length), so files
+from either builder are interchangeable.
+
+Two stages, both resumable: (1) the corpora are streamed once and split into per-shard
+sentence-per-line text (document i goes to shard i mod num_shards); (2) each shard is
+tokenized (tf-text's C++ WordPiece, whole batches of sentences) and written as
+``pretrain_data.tfrecord-K-of-N`` under a temporary name, renamed when complete. A
+re-run skips finished shards. Shard K's randomness comes from (seed, K) alone, so the
+same seed and inputs give byte-identical shards whatever --num_processes is.
+``summary.json`` beside the shards counts documents, sentences, examples, tokens and
+padding.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import random
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterable
+
+from absl import app, flags
+
+from data_prep import readers
+
+WORK_DIR = ".work"
+SPLIT_DONE = "split_done.json"
+SENTENCE_BATCH = 8192
+
+
+def shard_name(index: int, num_shards: int) -> str:
+    return f"pretrain_data.tfrecord-{index}-of-{num_shards}"
+
+
+class ExampleBuilder:
+    """Packs a stream of tokenized sentences into examples, as the original does.
+
+    ``add_sentence(ids)`` returns an example (a pair of segments) when the target
+    length is reached; ``end_document()`` flushes what is left of a document. The
+    random calls happen in the original's order, so a seeded ``random.Random`` gives
+    the original's choices.
+    """
+
+    def __init__(self, max_length: int, rng: random.Random):
+        self.max_length = max_length
+        self.rng = rng
+        self.target_length = max_length
+        self.sentences: list[list[int]] = []
+        self.length = 0
+
+    def add_sentence(self, ids: list[int]):
+        self.sentences.append(ids)
+        self.length += len(ids)
+        if self.length >= self.target_length:
+            return self._create()
+        return None
+
+    def end_document(self):
+        return self._create() if self.length else None
+
+    def _create(self) -> tuple[list[int], list[int]]:
+        rng = self.rng
+        if rng.random() < 0.1:
+            first_target = 100000  # one segment, as in classification tasks
+        else:
+            first_target = (self.target_length - 3) // 2  # room for [CLS] [SEP] [SEP]
+        first: list[int] = []
+        second: list[int] = []
+        for sentence in self.sentences:
+            # Into A if A is empty, if it still fits, or (B still empty, A short of
+            # its target) on a coin flip; otherwise into B.
+            if (not first or len(first) + len(sentence) < first_target
+                    or (not second and len(first) < first_target and rng.random() < 0.5)):
+                first += sentence
+            else:
+                second += sentence
+        first = first[:self.max_length - 2]
+        second = second[:max(0, self.max_length - len(first) - 3)]
+        self.sentences, self.length = [], 0
+        if rng.random() < 0.05:
+            self.target_length = rng.randint(5, self.max_length)
+        else:
+            self.target_length = self.max_length
+        return first, second
+
+
+def make_features(first: list[int], second: list[int], max_length: int, cls_id: int,
+                  sep_id: int) -> tuple[list[int], list[int], list[int]]:
+    """``[CLS] A [SEP] (B [SEP])`` zero padded: (input_ids, input_mask, segment_ids)."""
+    input_ids = [cls_id] + first + [sep_id]
+    segment_ids = [0] * len(input_ids)
+    if second:
+        input_ids += second + [sep_id]
+        segment_ids += [1] * (len(second) + 1)
+    input_mask = [1] * len(input_ids)
+    padding = max_length - len(input_ids)
+    return input_ids + [0] * padding, input_mask + [0] * padding, segment_ids + [0] * padding
+
+
+def serialize(input_ids, input_mask, segment_ids) -> bytes:
+    import tensorflow as tf
+
+    def feature(values):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+    return tf.train.Example(features=tf.train.Features(feature={
+        "input_ids": feature(input_ids),
+        "input_mask": feature(input_mask),
+        "segment_ids": feature(segment_ids),
+    })).SerializeToString()
+
+
+# ----------------------------------------------------------------------- stage 1
+
+
+def split_corpus(corpora: Iterable[str], work_dir: str, num_shards: int,
+                 progress: bool = True) -> dict:
+    """Stream the corpora once into per-shard sentence-per-line files (resumable)."""
+    done = os.path.join(work_dir, SPLIT_DONE)
+    if os.path.exists(done):
+        with open(done) as f:
+            return json.load(f)
+    os.makedirs(work_dir, exist_ok=True)
+    stats = readers.ReadStats()
+    tmp_paths = [os.path.join(work_dir, f".tmp-text-{k}") for k in range(num_shards)]
+    outputs = [open(p, "w", encoding="utf-8") for p in tmp_paths]
+    try:
+        documents = readers.read_corpora(corpora, stats)
+        if progress:
+            from tqdm import tqdm
+            documents = tqdm(documents, unit="doc", desc="reading corpora")
+        for index, document in enumerate(documents):
+            out = outputs[index % num_shards]
+            out.write("\n".join(s.replace("\n", " ") for s in document.sentences))
+            out.write("\n\n")
+    finally:
+        for out in outputs:
+            out.close()
+    if stats.documents == 0:
+        for path in tmp_paths:
+            os.remove(path)
+        raise readers.CorpusError(f"no documents in {', '.join(corpora)} "
+                                  f"({stats.dropped_empty} empty documents dropped)")
+    for k, path in enumerate(tmp_paths):
+        os.replace(path, os.path.join(work_dir, f"text-{k}"))
+    summary = {"documents": stats.documents, "sentences": stats.sentences,
+               "dropped_empty_documents": stats.dropped_empty,
+               "skipped_redirects": stats.skipped_redirects,
+               "skipped_namespaces": stats.skipped_namespaces}
+    with open(done, "w") as f:
+        json.dump(summary, f)
+    return summary
+
+
+# ----------------------------------------------------------------------- stage 2
+
+
+def _read_documents(path: str):
+    """Documents (lists of sentences) of a stage-1 text file."""
+    sentences: list[str] = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line:
+                sentences.append(line)
+            elif sentences:
+                yield sentences
+                sentences = []
+    if sentences:
+        yield sentences
+
+
+def build_shard(index: int, num_shards: int, work_dir: str, output_dir: str,
+                vocab_file: str, max_seq_length: int, seed: int, do_lower_case: bool,
+                strip_accents: bool) -> dict:
+    """Tokenize shard `index`'s text and write its TFRecord; returns its counts."""
+    import tensorflow as tf
+
+    from electra_tf.tokenization import WordPieceTokenizer
+
+    tokenizer = WordPieceTokenizer(vocab_file, do_lower_case, strip_accents)
+    cls_id, sep_id = tokenizer.special.cls, tokenizer.special.sep
+    rng = random.Random(f"electra-tf-{seed}-shard-{index}")
+    builder = ExampleBuilder(max_seq_length, rng)
+    counts = {"examples": 0, "tokens": 0, "padding": 0}
+    final = os.path.join(output_dir, shard_name(index, num_shards))
+    tmp = os.path.join(output_dir, f".tmp-{shard_name(index, num_shards)}")
+
+    with tf.io.TFRecordWriter(tmp) as writer:
+        def emit(segments):
+            if segments is None:
+                return
+            ids, mask, segment_ids = make_features(*segments, max_seq_length, cls_id, sep_id)
+            writer.write(serialize(ids, mask, segment_ids))
+            real = sum(mask)
+            counts["examples"] += 1
+            counts["tokens"] += real
+            counts["padding"] += max_seq_length - real
+
+        batch: list[list[str]] = []
+        batch_sentences = 0
+
+        def flush():
+            texts = [s for document in batch for s in document]
+            flat, splits = tokenizer.tokenize_batch(texts)
+            flat = flat.tolist()
+            position = 0
+            for document in batch:
+                for _ in document:
+                    emit(builder.add_sentence(flat[splits[position]:splits[position + 1]]))
+                    position += 1
+                emit(builder.end_document())
+
+        for document in _read_documents(os.path.join(work_dir, f"text-{index}")):
+            batch.append(document)
+            batch_sentences += len(document)
+            if batch_sentences >= SENTENCE_BATCH:
+                flush()
+                batch, batch_sentences = [], 0
+        if batch:
+            flush()
+    os.replace(tmp, final)
+    with open(os.path.join(work_dir, f"shard-{index}.json"), "w") as f:
+        json.dump(counts, f)
+    return counts
+
+
+def _build_shard_star(args):
+    return build_shard(*args)
+
+
+def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
+                  max_seq_length: int = 128, num_shards: int = 1, num_processes: int = 1,
+                  seed: int = 1, do_lower_case: bool = True, strip_accents: bool = True,
+                  max_position_embeddings: int = 512, progress: bool = True) -> dict:
+    """Build (or finish building) the TFRecord shards; returns the summary."""
+    from electra_tf.tokenization import load_vocab
+
+    if max_seq_length > max_position_embeddings:
+        raise ValueError(f"max_seq_length={max_seq_length} exceeds "
+                         f"max_position_embeddings={max_position_embeddings}")
+    if max_seq_length < 8:
+        raise ValueError(f"max_seq_length={max_seq_length} is too short (at least 8)")
+    load_vocab(vocab_file)  # fail early, before reading the corpus
+    os.makedirs(output_dir, exist_ok=True)
+    work_dir = os.path.join(output_dir, WORK_DIR)
+    summary_path = os.path.join(output_dir, "summary.json")
+    settings = {"max_seq_length": max_seq_length, "num_shards": num_shards, "seed": seed,
+                "do_lower_case": do_lower_case, "strip_accents": strip_accents,
+                "vocab_file": os.path.abspath(vocab_file), "corpora": list(corpora)}
+    if os.path.exists(summary_path):
+        with open(summary_path) as f:
+            summary = json.load(f)
+        if summary.get("settings") != settings:
+            raise ValueError(f"{output_dir} holds a dataset built with other settings "
+                             f"({summary_path}); use another --output_dir or delete it")
+        if all(os.path.exists(os.path.join(output_dir, shard_name(k, num_shards)))
+               for k in range(num_shards)):
+            return summary
+    settings_path = os.path.join(work_dir, "settings.json")
+    if os.path.exists(settings_path):
+        with open(settings_path) as f:
+            if json.load(f) != settings:
+                raise ValueError(f"{output_dir} holds an unfinished build with other "
+                                 f"settings ({settings_path}); use another --output_dir or "
+                                 f"delete it")
+    else:
+        os.makedirs(work_dir, exist_ok=True)
+        with open(settings_path, "w") as f:
+            json.dump(settings, f)
+    read_summary = split_corpus(corpora, work_dir, num_shards, progress)
+
+    pending = [k for k in range(num_shards)
+               if not os.path.exists(os.path.join(output_dir, shard_name(k, num_shards)))
+               or not os.path.exists(os.path.join(work_dir, f"shard-{k}.json"))]
+    jobs = [(k, num_shards, work_dir, output_dir, vocab_file, max_seq_length, seed,
+             do_lower_case, strip_accents) for k in pending]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(jobs), unit="shard", desc="writing shards")
+    if num_processes > 1 and len(jobs) > 1:
+        # spawn: TensorFlow does not survive fork.
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(min(num_processes, len(jobs))) as pool:
+            for _ in pool.imap_unordered(_build_shard_star, jobs):
+                if bar:
+                    bar.update()
+    else:
+        for job in jobs:
+            build_shard(*job)
+            if bar:
+                bar.update()
+    if bar:
+        bar.close()
+
+    totals = {"examples": 0, "tokens": 0, "padding": 0}
+    for k in range(num_shards):
+        with open(os.path.join(work_dir, f"shard-{k}.json")) as f:
+            for key, value in json.load(f).items():
+                totals[key] += value
+    slots = totals["examples"] * max_seq_length
+    summary = dict(read_summary, examples=totals["examples"], tokens=totals["tokens"],
+                   padding_fraction=(totals["padding"] / slots) if slots else 0.0,
+                   shards=num_shards, settings=settings)
+    fd, tmp = tempfile.mkstemp(dir=output_dir, prefix=".tmp-summary-")
+    with os.fdopen(fd, "w") as f:
+        json.dump(summary, f, indent=2, sort_keys=True)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, summary_path)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return summary
+
+
+# ----------------------------------------------------------------------- CLI
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_multi_string("corpus", None, "FORMAT:PATH of a corpus (FORMAT one of "
+                              f"{', '.join(readers.FORMATS)}); repeatable.", required=True)
+    flags.DEFINE_string("vocab_file", None, "WordPiece vocab.txt.", required=True)
+    flags.DEFINE_string("output_dir", None, "Where the shards go (the original's "
+                        "<data_dir>/pretrain_tfrecords).", required=True)
+    flags.DEFINE_integer("max_seq_length", 128, "Tokens per example.", lower_bound=8)
+    flags.DEFINE_integer("max_position_embeddings", 512,
+                         "The models' position table size; max_seq_length may not exceed it.",
+                         lower_bound=8)
+    flags.DEFINE_integer("num_shards", 16, "Number of output files.", lower_bound=1)
+    flags.DEFINE_integer("num_processes", 1, "Worker processes for tokenizing/writing.",
+                         lower_bound=1)
+    flags.DEFINE_integer("seed", 1, "Random seed; same seed and inputs => same bytes.")
+    flags.DEFINE_bool("do_lower_case", True, "Lower-case the text.")
+    flags.DEFINE_bool("strip_accents", True, "Strip accents.")
+
+
+def _main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from electra_tf.tokenization import VocabError
+
+    try:
+        summary = build_dataset(
+            FLAGS.corpus, FLAGS.vocab_file, FLAGS.output_dir, FLAGS.max_seq_length,
+            FLAGS.num_shards, FLAGS.num_processes, FLAGS.seed, FLAGS.do_lower_case,
+            FLAGS.strip_accents, FLAGS.max_position_embeddings)
+    except (readers.CorpusError, VocabError, ValueError) as e:
+        print(f"build_pretraining_dataset: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    print(f"{FLAGS.output_dir}: {summary['shards']} shards, {summary['examples']:,} examples, "
+          f"{summary['tokens']:,} tokens from {summary['documents']:,} documents / "
+          f"{summary['sentences']:,} sentences; padding {summary['padding_fraction']:.1%}")
+
+
+def main():
+    define_flags()
+    app.run(_main)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""build_vocab: learn a WordPiece vocab.txt from corpora, in BERT's special-token layout.
+
+Example::
+
+  python -m data_prep.build_vocab --corpus=wikipedia:data/enwiki.xml.bz2 \\
+      --corpus=books:data/books --vocab_size=30522 --output=data/vocab.txt
+
+The vocab starts with BERT uncased's reserved block: [PAD]=0, [unused0..98]=1..99,
+[UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103, then the learned tokens (tensorflow-text's
+WordPiece learner through keras-hub). ``--max_sentences`` caps how much text is read.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+from absl import app, flags
+
+from data_prep import readers
+from electra_tf.tokenization import BERT_SPECIAL_IDS
+
+NUM_UNUSED = 99  # [unused0] .. [unused98] before [UNK], as in BERT uncased
+
+
+def reserved_tokens(num_unused: int = NUM_UNUSED) -> list[str]:
+    """BERT's reserved block; with the default, ids match BERT uncased's exactly."""
+    tokens = ["[PAD]"] + [f"[unused{i}]" for i in range(num_unused)]
+    return tokens + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def build_vocab(sentences, vocab_size: int, do_lower_case: bool = True,
+                strip_accents: bool | None = None, num_unused: int = NUM_UNUSED) -> list[str]:
+    """Learn a vocab (about `vocab_size` tokens) from an iterable of sentences."""
+    import keras_hub
+    import tensorflow as tf
+
+    strip_accents = do_lower_case if strip_accents is None else strip_accents
+    reserved = reserved_tokens(num_unused)
+    if vocab_size <= len(reserved):
+        raise ValueError(f"vocab_size={vocab_size} leaves no room after the {len(reserved)} "
+                         f"reserved tokens")
+    sentences = list(sentences)
+    if not sentences:
+        raise readers.CorpusError("the corpus has no sentences to learn a vocab from")
+    dataset = tf.data.Dataset.from_tensor_slices(sentences).batch(1024)
+    learned = keras_hub.tokenizers.compute_word_piece_vocabulary(
+        dataset, vocabulary_size=vocab_size, lowercase=do_lower_case,
+        strip_accents=strip_accents, reserved_tokens=reserved)
+    vocab = list(dict.fromkeys(learned))  # the learner keeps reserved tokens first
+    if num_unused == NUM_UNUSED:
+        assert all(vocab[i] == t for t, i in BERT_SPECIAL_IDS.items())
+    return vocab
+
+
+def write_vocab(vocab: list[str], path: str) -> None:
+    """Write atomically: a temporary file renamed when complete."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-vocab-")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("\n".join(vocab) + "\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_multi_string("corpus", None, "FORMAT:PATH of a corpus (FORMAT one of "
+                              f"{', '.join(readers.FORMATS)}); repeatable.", required=True)
+    flags.DEFINE_string("output", None, "Where to write vocab.txt.", required=True)
+    flags.DEFINE_integer("vocab_size", 30522, "Target vocab size (reserved tokens included).",
+                         lower_bound=200)
+    flags.DEFINE_bool("do_lower_case", True, "Lower-case the text.")
+    flags.DEFINE_bool("strip_accents", True, "Strip accents (NFD, drop combining marks).")
+    flags.DEFINE_integer("max_sentences", 2_000_000, "Read at most this many sentences.",
+                         lower_bound=1)
+
+
+def _main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from tqdm import tqdm
+
+    stats = readers.ReadStats()
+
+    def sentences():
+        with tqdm(total=FLAGS.max_sentences, unit="sent", desc="reading") as bar:
+            count = 0
+            for document in readers.read_corpora(FLAGS.corpus, stats):
+                for sentence in document.sentences:
+                    yield sentence
+                    count += 1
+                    bar.update()
+                    if count >= FLAGS.max_sentences:
+                        return
+
+    try:
+        vocab = build_vocab(sentences(), FLAGS.vocab_size, FLAGS.do_lower_case,
+                            FLAGS.strip_accents)
+    except (readers.CorpusError, ValueError) as e:
+        print(f"build_vocab: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    write_vocab(vocab, FLAGS.output)
+    print(f"wrote {FLAGS.output}: {len(vocab)} tokens from {stats.documents} documents, "
+          f"{stats.sentences} sentences ({stats.dropped_empty} empty documents dropped)")
+
+
+def main():
+    define_flags()
+    app.run(_main)
+
+
+if __name__ == "__main__":
+    main()

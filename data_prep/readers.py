@@ -1,0 +1,384 @@
+"""Corpus readers: stream documents as lists of sentences, never a whole corpus in memory.
+
+Every reader yields :class:`Document` (a title and its sentences) and counts what it
+dropped in a :class:`ReadStats`. Formats:
+
+* ``wikipedia``: a MediaWiki XML dump (``*.xml`` or ``*.xml.bz2``), streamed with
+  iterparse; redirects and non-article namespaces skipped; wikitext turned into prose
+  with mwparserfromhell (templates, tables, references, files, categories and headings
+  dropped; link text kept).
+* ``wikiextractor``: WikiExtractor output, ``<doc ...>`` blocks or JSON lines, a file or a
+  folder of them.
+* ``books``: a BooksCorpus-style folder of ``.txt`` files, one document per file.
+* ``text``: plain text, blank lines between documents (the original ELECTRA format),
+  a file or a folder of files.
+* ``tfds``: a TensorFlow Datasets text dataset by name (e.g. ``wikipedia/20230601.en``).
+
+Sentences come from blingfire's rule-based splitter (no model download). Text is
+NFC-normalized; empty or markup-only documents are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import bz2
+import dataclasses
+import html
+import json
+import os
+import re
+import unicodedata
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Iterator
+
+FORMATS = ("wikipedia", "wikiextractor", "books", "text", "tfds")
+MIN_DOCUMENT_CHARS = 20  # shorter than this after cleaning = markup-only / empty
+
+
+class CorpusError(ValueError):
+    """A corpus cannot be read: the message names the file (and line) and the problem."""
+
+
+@dataclasses.dataclass
+class Document:
+    title: str
+    sentences: list[str]
+
+
+@dataclasses.dataclass
+class ReadStats:
+    documents: int = 0
+    sentences: int = 0
+    dropped_empty: int = 0
+    skipped_redirects: int = 0
+    skipped_namespaces: int = 0
+
+    def merge(self, other: ReadStats) -> None:
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+
+
+# ----------------------------------------------------------------------- text
+
+
+def normalize(text: str) -> str:
+    """NFC, HTML entities decoded, runs of spaces collapsed, line structure kept."""
+    text = unicodedata.normalize("NFC", html.unescape(text))
+    text = text.replace("\u00a0", " ").replace("\r\n", "\n").replace("\r", "\n")
+    return "\n".join(" ".join(line.split()) for line in text.split("\n"))
+
+
+def split_sentences(paragraph: str) -> list[str]:
+    """Rule-based sentence splitting of one paragraph (blingfire)."""
+    import blingfire
+
+    paragraph = " ".join(paragraph.split())
+    if not paragraph:
+        return []
+    return [s.strip() for s in blingfire.text_to_sentences(paragraph).split("\n") if s.strip()]
+
+
+def paragraphs_to_document(title: str, text: str, stats: ReadStats,
+                           join_lines: bool = False) -> Document | None:
+    """Normalize, split into sentences; None (counted) when nothing is left.
+
+    Paragraphs are separated by blank lines; with `join_lines` the lines inside a
+    paragraph are one running text (books wrap lines), otherwise each line is its own
+    paragraph.
+    """
+    text = normalize(text)
+    if join_lines:
+        paragraphs = [" ".join(block.split("\n")) for block in re.split(r"\n\s*\n", text)]
+    else:
+        paragraphs = text.split("\n")
+    sentences = [s for p in paragraphs for s in split_sentences(p)]
+    if sum(len(s) for s in sentences) < MIN_DOCUMENT_CHARS:
+        stats.dropped_empty += 1
+        return None
+    stats.documents += 1
+    stats.sentences += len(sentences)
+    return Document(title, sentences)
+
+
+# ----------------------------------------------------------------------- wikipedia
+
+_DROP_LINK_PREFIXES = ("file:", "image:", "category:", "media:")
+_DROP_TAGS = {"ref", "references", "table", "gallery", "math", "timeline", "imagemap",
+              "score", "syntaxhighlight", "source", "pre", "nowiki", "templatedata"}
+_INTERLANGUAGE = re.compile(r"^:?[a-z]{2,3}(-[a-z]+)?:")
+
+
+def clean_wikitext(wikitext: str) -> str:
+    """Wikitext to plain prose: drop templates, tables, refs, files/categories, headings;
+    keep the text of links. One paragraph per line."""
+    import mwparserfromhell
+
+    text = _scrub("".join(_render(mwparserfromhell.parse(wikitext))))
+    lines = []
+    for line in text.split("\n"):
+        line = re.sub(r"^[*#:;]+\s*", "", line.strip())  # list markers
+        line = re.sub(r"'{2,}", "", line)  # bold / italic quotes
+        line = re.sub(r"\(\s*[,;]?\s*\)", "", line)  # "( )" left by removed templates
+        line = " ".join(line.split())
+        if line and not line.startswith(("{|", "|", "!")):
+            lines.append(line)
+    return "\n".join(lines)
+
+
+_REF = re.compile(r"<ref[^>/]*/>|<ref[^>]*>.*?</ref>", re.S | re.I)
+_HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>")
+_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}")
+_LINK = re.compile(r"\[\[([^\[\]|]*)(?:\|([^\[\]]*))?\]\]")
+
+
+def _link_text(match: re.Match) -> str:
+    target, label = match.group(1), match.group(2)
+    if target.strip().lower().startswith(_DROP_LINK_PREFIXES):
+        return ""
+    return (label.rsplit("|", 1)[-1] if label else target).strip()
+
+
+def _scrub(text: str) -> str:
+    """Markup mwparserfromhell left as text (unbalanced pages): refs, tags, templates,
+    links, innermost first."""
+    text = _REF.sub("", text)
+    for pattern, replacement in ((_TEMPLATE, ""), (_LINK, _link_text)):
+        previous = None
+        while previous != text:
+            previous, text = text, pattern.sub(replacement, text)
+    text = _HTML_TAG.sub("", text)
+    return text.replace("{{", "").replace("}}", "").replace("[[", "").replace("]]", "")
+
+
+def _render(code) -> Iterator[str]:
+    """Text of a parsed wikicode, one pass over its nodes (no in-place removal)."""
+    from mwparserfromhell.nodes import ExternalLink, HTMLEntity, Tag, Text, Wikilink
+
+    for node in code.nodes:
+        if isinstance(node, Text):
+            yield node.value
+        elif isinstance(node, Wikilink):
+            title = str(node.title).strip()
+            if not (title.lower().startswith(_DROP_LINK_PREFIXES)
+                    or _INTERLANGUAGE.match(title.lower())):
+                yield from _render(node.text) if node.text is not None else [title]
+        elif isinstance(node, ExternalLink):
+            if node.title is not None:
+                yield from _render(node.title)
+        elif isinstance(node, HTMLEntity):
+            yield node.normalize()
+        elif isinstance(node, Tag):
+            tag = str(node.tag).lower().strip()
+            if node.wiki_markup in ("{|", "|", "!", "|-", "|+") or tag in _DROP_TAGS:
+                continue
+            if tag in ("br", "hr"):
+                yield "\n"
+            elif node.contents is not None:
+                yield from _render(node.contents)
+        # Templates, comments, headings, arguments, parser functions: dropped.
+
+
+def _open_text(path: str):
+    if path.endswith(".bz2"):
+        return bz2.open(path, "rb")
+    return open(path, "rb")
+
+
+def read_wikipedia_dump(path: str, stats: ReadStats | None = None,
+                        namespaces: tuple[int, ...] = (0,)) -> Iterator[Document]:
+    """Articles of a MediaWiki XML dump, streamed."""
+    stats = stats if stats is not None else ReadStats()
+    if not os.path.exists(path):
+        raise CorpusError(f"{path}: no such file")
+    try:
+        with _open_text(path) as f:
+            context = ET.iterparse(f, events=("start", "end"))
+            root = None
+            for event, element in context:
+                if root is None:
+                    root = element
+                if event != "end" or not element.tag.endswith("}page") and element.tag != "page":
+                    continue
+                page = {child.tag.rsplit("}", 1)[-1]: child for child in element}
+                title = (page["title"].text or "") if "title" in page else ""
+                namespace = int(page["ns"].text) if "ns" in page else 0
+                if "redirect" in page:
+                    stats.skipped_redirects += 1
+                elif namespace not in namespaces:
+                    stats.skipped_namespaces += 1
+                else:
+                    text_node = next((e for e in element.iter()
+                                      if e.tag.rsplit("}", 1)[-1] == "text"), None)
+                    wikitext = text_node.text or "" if text_node is not None else ""
+                    if wikitext.lstrip().lower().startswith("#redirect"):
+                        stats.skipped_redirects += 1
+                    else:
+                        document = paragraphs_to_document(title, clean_wikitext(wikitext),
+                                                          stats)
+                        if document:
+                            yield document
+                element.clear()
+                root.clear()  # keep memory flat: drop finished pages
+    except OSError as e:
+        raise CorpusError(f"{path}: cannot read ({e}); expected a MediaWiki XML dump "
+                          f"(.xml or .xml.bz2)") from None
+    except ET.ParseError as e:
+        line, column = e.position
+        raise CorpusError(f"{path}: line {line}, column {column}: not valid XML ({e.msg})"
+                          ) from None
+
+
+# ----------------------------------------------------------------------- others
+
+
+def _files(path: str, suffixes: tuple[str, ...] | None = None) -> list[str]:
+    if os.path.isdir(path):
+        files = sorted(os.path.join(root, name) for root, _, names in os.walk(path)
+                       for name in names if not name.startswith(".")
+                       and (suffixes is None or name.endswith(suffixes)))
+        if not files:
+            want = f" ({', '.join(suffixes)})" if suffixes else ""
+            raise CorpusError(f"{path}: folder holds no corpus files{want}")
+        return files
+    if not os.path.exists(path):
+        raise CorpusError(f"{path}: no such file or folder")
+    return [path]
+
+
+def _read_text_file(path: str) -> Iterator[tuple[int, str]]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            yield from enumerate(f, 1)
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+_DOC_OPEN = re.compile(r'^<doc\b[^>]*?(?:title="(?P<title>[^"]*)")?[^>]*>\s*$')
+
+
+def read_wikiextractor(path: str, stats: ReadStats | None = None) -> Iterator[Document]:
+    """WikiExtractor output: ``<doc ...>`` ... ``</doc>`` blocks or JSON lines."""
+    stats = stats if stats is not None else ReadStats()
+    for file in _files(path):
+        title, lines, inside = "", [], False
+        for line_no, line in _read_text_file(file):
+            stripped = line.strip()
+            if not inside and stripped.startswith("{"):
+                try:
+                    record = json.loads(stripped)
+                    text = record["text"]
+                except (json.JSONDecodeError, KeyError, TypeError) as e:
+                    raise CorpusError(f"{file}: line {line_no}: expected a WikiExtractor "
+                                      f"JSON record with a 'text' field ({e})") from None
+                document = paragraphs_to_document(record.get("title", ""), text, stats)
+                if document:
+                    yield document
+            elif stripped.startswith("<doc"):
+                if inside:
+                    raise CorpusError(f"{file}: line {line_no}: <doc> opened inside "
+                                      f"another <doc>")
+                match = _DOC_OPEN.match(stripped)
+                title, lines, inside = (match.group("title") or "") if match else "", [], True
+            elif stripped == "</doc>":
+                if not inside:
+                    raise CorpusError(f"{file}: line {line_no}: </doc> without <doc>")
+                # WikiExtractor repeats the title as the first line.
+                body = lines[1:] if lines and lines[0].strip() == title else lines
+                document = paragraphs_to_document(title, "".join(body), stats)
+                if document:
+                    yield document
+                inside = False
+            elif inside:
+                lines.append(line)
+            elif stripped:
+                raise CorpusError(f"{file}: line {line_no}: text outside <doc> blocks; "
+                                  f"expected WikiExtractor output")
+        if inside:
+            raise CorpusError(f"{file}: ends inside a <doc> block (truncated file?)")
+
+
+def read_books(path: str, stats: ReadStats | None = None) -> Iterator[Document]:
+    """A folder of ``.txt`` books, one document per file (lines within a paragraph are
+    joined, as books wrap their lines)."""
+    stats = stats if stats is not None else ReadStats()
+    if not os.path.isdir(path):
+        raise CorpusError(f"{path}: not a folder (a books corpus is a folder of .txt files)")
+    for file in _files(path, (".txt",)):
+        text = "".join(line for _, line in _read_text_file(file))
+        document = paragraphs_to_document(os.path.basename(file), text, stats,
+                                          join_lines=True)
+        if document:
+            yield document
+
+
+def read_plain_text(path: str, stats: ReadStats | None = None) -> Iterator[Document]:
+    """Plain text, one paragraph or sentence per line, blank lines between documents."""
+    stats = stats if stats is not None else ReadStats()
+    for file in _files(path):
+        lines: list[str] = []
+        for _, line in _read_text_file(file):
+            if line.strip():
+                lines.append(line)
+                continue
+            if lines:
+                document = paragraphs_to_document(file, "".join(lines), stats)
+                if document:
+                    yield document
+                lines = []
+        if lines:
+            document = paragraphs_to_document(file, "".join(lines), stats)
+            if document:
+                yield document
+
+
+def read_tfds(name: str, stats: ReadStats | None = None, split: str = "train",
+              data_dir: str | None = None, text_key: str = "text") -> Iterator[Document]:
+    """A TensorFlow Datasets text dataset; prepared on first use (needs the internet)."""
+    import tensorflow_datasets as tfds
+
+    stats = stats if stats is not None else ReadStats()
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as e:  # tfds raises several types for unknown names/configs
+        raise CorpusError(f"tfds dataset {name!r}: {e}") from None
+    if not builder.is_prepared():
+        try:
+            builder.download_and_prepare()
+        except Exception as e:
+            raise CorpusError(
+                f"tfds dataset {name!r} is not prepared in {builder.data_dir} and could "
+                f"not be downloaded ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                f"prepare it on a machine with internet access and pass --tfds_data_dir"
+            ) from None
+    for example in builder.as_dataset(split=split).as_numpy_iterator():
+        title = example.get("title", b"")
+        document = paragraphs_to_document(
+            title.decode("utf-8") if isinstance(title, bytes) else str(title),
+            example[text_key].decode("utf-8"), stats)
+        if document:
+            yield document
+
+
+READERS = {
+    "wikipedia": read_wikipedia_dump,
+    "wikiextractor": read_wikiextractor,
+    "books": read_books,
+    "text": read_plain_text,
+    "tfds": read_tfds,
+}
+
+
+def read_corpus(fmt: str, path: str, stats: ReadStats | None = None) -> Iterator[Document]:
+    """Documents of the corpus at `path` (a tfds name for ``tfds``) in format `fmt`."""
+    if fmt not in READERS:
+        raise CorpusError(f"unknown corpus format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    return READERS[fmt](path, stats)
+
+
+def read_corpora(specs: Iterable[str], stats: ReadStats | None = None) -> Iterator[Document]:
+    """Documents of several ``format:path`` specs, in order."""
+    for spec in specs:
+        fmt, sep, path = spec.partition(":")
+        if not sep or not path:
+            raise CorpusError(f"corpus {spec!r}: expected FORMAT:PATH with FORMAT one of "
+                              f"{', '.join(FORMATS)}")
+        yield from read_corpus(fmt, path, stats)

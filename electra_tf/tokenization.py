@@ -1,0 +1,114 @@
+"""Vocabulary I/O and the WordPiece tokenizer (tensorflow-text's fast C++ WordPiece).
+
+The vocab file is BERT's ``vocab.txt``: one token per line, the line number is the id.
+Special tokens sit where BERT uncased has them ([PAD]=0, [UNK]=100, [CLS]=101, [SEP]=102,
+[MASK]=103) when the vocab comes from :mod:`data_prep.build_vocab` or Google; any vocab
+that has the five special tokens somewhere works.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+BERT_SPECIAL_IDS = {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]": 103}
+
+
+class VocabError(ValueError):
+    """A vocab file that cannot be used; the message names the file and line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecialIds:
+    pad: int
+    unk: int
+    cls: int
+    sep: int
+    mask: int
+
+
+def load_vocab(path: str) -> list[str]:
+    """Tokens of a vocab.txt, checked: not empty, no duplicates, the special tokens present."""
+    if not os.path.exists(path):
+        raise VocabError(f"{path}: no such vocab file")
+    tokens: list[str] = []
+    seen: dict[str, int] = {}
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            token = line.rstrip("\n").rstrip("\r")
+            if not token.strip():
+                raise VocabError(f"{path}: line {line_no}: empty token")
+            if token in seen:
+                raise VocabError(f"{path}: line {line_no}: duplicate token {token!r} (first on "
+                                 f"line {seen[token]})")
+            seen[token] = line_no
+            tokens.append(token)
+    if not tokens:
+        raise VocabError(f"{path}: empty vocab file")
+    missing = [t for t in SPECIAL_TOKENS if t not in seen]
+    if missing:
+        raise VocabError(f"{path}: lacks the special token(s) {', '.join(missing)} "
+                         f"(expected {', '.join(SPECIAL_TOKENS)})")
+    return tokens
+
+
+def special_ids(vocab: list[str]) -> SpecialIds:
+    index = {token: i for i, token in enumerate(vocab)}
+    return SpecialIds(*(index[t] for t in SPECIAL_TOKENS))
+
+
+class WordPieceTokenizer:
+    """Text -> WordPiece ids in C++ (tf-text), a batch of strings at a time.
+
+    BERT's basic tokenization (whitespace and punctuation splitting, CJK characters) and
+    greedy longest-match WordPiece. ``do_lower_case`` lower-cases, ``strip_accents``
+    removes accents (NFD, drop combining marks) — the original's two flags.
+    """
+
+    def __init__(self, vocab: list[str] | str, do_lower_case: bool = True,
+                 strip_accents: bool | None = None):
+        import tensorflow as tf
+        import tensorflow_text as tf_text
+
+        self.vocab = load_vocab(vocab) if isinstance(vocab, str) else list(vocab)
+        self.special = special_ids(self.vocab)
+        self.do_lower_case = do_lower_case
+        self.strip_accents = do_lower_case if strip_accents is None else strip_accents
+        both = self.do_lower_case and self.strip_accents
+        self._tokenizer = tf_text.FastBertTokenizer(
+            vocab=self.vocab, token_out_type=tf.int64, unknown_token="[UNK]",
+            lower_case_nfd_strip_accents=both)
+        self._tf = tf
+        self._tf_text = tf_text
+        self._tokenize = tf.function(
+            self._tokenize_graph, input_signature=[tf.TensorSpec([None], tf.string)])
+
+    def _tokenize_graph(self, texts):
+        tf, tf_text = self._tf, self._tf_text
+        if not (self.do_lower_case and self.strip_accents):
+            if self.do_lower_case:
+                texts = tf_text.case_fold_utf8(texts)
+            if self.strip_accents:
+                texts = tf.strings.regex_replace(
+                    tf_text.normalize_utf8(texts, "NFD"), r"\p{Mn}", "")
+        ragged = self._tokenizer.tokenize(texts)
+        if ragged.ragged_rank > 1:
+            ragged = ragged.merge_dims(-2, -1)
+        return ragged.flat_values, ragged.row_splits
+
+    def tokenize_batch(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(flat ids, row splits): sentence i is ids[splits[i]:splits[i+1]]."""
+        if not texts:
+            return np.zeros(0, np.int64), np.zeros(1, np.int64)
+        flat, splits = self._tokenize(self._tf.constant(texts))
+        return flat.numpy(), splits.numpy()
+
+    def tokenize(self, text: str) -> list[int]:
+        flat, _ = self.tokenize_batch([text])
+        return flat.tolist()
+
+    def convert_ids_to_tokens(self, ids) -> list[str]:
+        return [self.vocab[i] for i in ids]
