@@ -123,7 +123,7 @@ def serialize(input_ids, input_mask, segment_ids) -> bytes:
         "input_ids": feature(input_ids),
         "input_mask": feature(input_mask),
         "segment_ids": feature(segment_ids),
-    })).SerializeToString()
+    })).SerializeToString(deterministic=True)  # map order must not depend on the process
 
 
 # ----------------------------------------------------------------------- stage 1

@@ -218,7 +218,7 @@ def read_wikipedia_dump(path: str, stats: ReadStats | None = None,
                             yield document
                 element.clear()
                 root.clear()  # keep memory flat: drop finished pages
-    except OSError as e:
+    except (OSError, EOFError) as e:
         raise CorpusError(f"{path}: cannot read ({e}); expected a MediaWiki XML dump "
                           f"(.xml or .xml.bz2)") from None
     except ET.ParseError as e:
@@ -252,7 +252,13 @@ def _read_text_file(path: str) -> Iterator[tuple[int, str]]:
         raise CorpusError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
-_DOC_OPEN = re.compile(r'^<doc\b[^>]*?(?:title="(?P<title>[^"]*)")?[^>]*>\s*$')
+_DOC_TITLE = re.compile(r'\btitle="([^"]*)"')
+
+
+def _without_title(title: str, text: str) -> str:
+    """WikiExtractor repeats the title as the text's first line: drop it."""
+    first, _, rest = text.lstrip("\n").partition("\n")
+    return rest if title and first.strip() == title.strip() else text
 
 
 def read_wikiextractor(path: str, stats: ReadStats | None = None) -> Iterator[Document]:
@@ -269,21 +275,21 @@ def read_wikiextractor(path: str, stats: ReadStats | None = None) -> Iterator[Do
                 except (json.JSONDecodeError, KeyError, TypeError) as e:
                     raise CorpusError(f"{file}: line {line_no}: expected a WikiExtractor "
                                       f"JSON record with a 'text' field ({e})") from None
-                document = paragraphs_to_document(record.get("title", ""), text, stats)
+                title = record.get("title", "")
+                document = paragraphs_to_document(title, _without_title(title, text), stats)
                 if document:
                     yield document
             elif stripped.startswith("<doc"):
                 if inside:
                     raise CorpusError(f"{file}: line {line_no}: <doc> opened inside "
                                       f"another <doc>")
-                match = _DOC_OPEN.match(stripped)
-                title, lines, inside = (match.group("title") or "") if match else "", [], True
+                match = _DOC_TITLE.search(stripped)
+                title, lines, inside = match.group(1) if match else "", [], True
             elif stripped == "</doc>":
                 if not inside:
                     raise CorpusError(f"{file}: line {line_no}: </doc> without <doc>")
-                # WikiExtractor repeats the title as the first line.
-                body = lines[1:] if lines and lines[0].strip() == title else lines
-                document = paragraphs_to_document(title, "".join(body), stats)
+                document = paragraphs_to_document(
+                    html.unescape(title), _without_title(title, "".join(lines)), stats)
                 if document:
                     yield document
                 inside = False

