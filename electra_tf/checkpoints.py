@@ -244,11 +244,22 @@ def _progress(items, desc: str, quiet: bool):
 def _checkpoint_prefix(path: str) -> str:
     import tensorflow as tf
 
+    if path.endswith(".index"):
+        path = path[:-len(".index")]
     if os.path.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
-        if latest is None:
-            raise FileNotFoundError(f"{path}: no TF checkpoint in this directory (expected a "
-                                    f"'checkpoint' file or model.ckpt-N.index)")
+        latest = None
+        try:
+            latest = tf.train.latest_checkpoint(path)
+        except tf.errors.OpError:
+            pass
+        if latest is None or not os.path.exists(latest + ".index"):
+            # No usable 'checkpoint' file (or one pointing elsewhere): the newest index.
+            indexes = [f[:-len(".index")] for f in os.listdir(path) if f.endswith(".index")]
+            if not indexes:
+                raise FileNotFoundError(f"{path}: no TF checkpoint in this directory (no "
+                                        f"*.index file)")
+            step = lambda name: int(m.group(1)) if (m := re.search(r"-(\d+)$", name)) else -1  # noqa: E731
+            latest = os.path.join(path, max(indexes, key=lambda n: (step(n), n)))
         return latest
     if not os.path.exists(path + ".index"):
         raise FileNotFoundError(f"{path}: not a TF checkpoint prefix ({path}.index not found)")
@@ -306,13 +317,24 @@ def load_tf1_checkpoint(model: keras.Model, path: str, allow_missing: bool = Fal
     if mismatched:
         raise CheckpointMismatchError(f"shape mismatch between {prefix} and the model: "
                                       + "; ".join(mismatched))
-    for slot in _progress(slots, "tf1 -> keras", quiet):
+    arrays = {}
+    for slot in _progress(slots, "reading tf1", quiet):
         if slot.name in shapes:
-            _assign(slot, reader.get_tensor(slot.name), slot.name)
+            try:
+                arrays[slot.name] = reader.get_tensor(slot.name)
+            except tf.errors.OpError as e:
+                raise CheckpointMismatchError(f"{prefix}: cannot read {slot.name} "
+                                              f"({e.message})") from None
+    for slot in slots:  # assign only once everything was read: never half-loaded
+        if slot.name in arrays:
+            _assign(slot, arrays[slot.name], slot.name)
             report.assigned.append(slot.name)
         else:
             report.missing_heads.append(slot.name)
     return report
+
+
+CONFIG_FILE = "electra_tf_config.json"
 
 
 def save_tf1_checkpoint(model: keras.Model, prefix: str, quiet: bool = True) -> ConversionReport:
@@ -341,18 +363,26 @@ def save_tf1_checkpoint(model: keras.Model, prefix: str, quiet: bool = True) -> 
                        prefix + produced[len("ckpt"):])
     with open(os.path.join(directory, "checkpoint"), "w") as f:
         f.write(f'model_checkpoint_path: "{os.path.basename(prefix)}"\n')
+    # The original layout has no config; this lets the import rebuild the exact model
+    # (ALE sharing and head counts are not visible in the shapes).
+    with open(os.path.join(directory, CONFIG_FILE), "w") as f:
+        f.write(model.model_config.to_json())
     return report
 
 
 def config_from_tf1(path: str, model_type: str | None = None) -> ModelConfig:
-    """Infer a ModelConfig from an original checkpoint's shapes (heads = hidden // 64).
-
-    For checkpoints of the original's standard sizes; pass --model_size and overrides
-    for anything else (e.g. ALE's sharing, which the shapes do not show).
+    """The config of a TF1 checkpoint: from ``electra_tf_config.json`` beside it when this
+    package wrote it, else inferred from the shapes with heads = hidden // 64 (the
+    original's sizes). Sharing (ALE) cannot be inferred: pass --model_size / overrides.
     """
     import tensorflow as tf
 
-    shapes = tf.train.load_checkpoint(_checkpoint_prefix(path)).get_variable_to_shape_map()
+    prefix = _checkpoint_prefix(path)
+    saved = os.path.join(os.path.dirname(prefix), CONFIG_FILE)
+    if os.path.exists(saved):
+        with open(saved) as f:
+            return ModelConfig.from_dict(json.load(f))
+    shapes = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
     scope = "bert" if "bert/embeddings/word_embeddings" in shapes else "electra"
     if f"{scope}/embeddings/word_embeddings" not in shapes:
         raise CheckpointMismatchError(f"{path}: no bert/ or electra/ embeddings; not an "
@@ -425,17 +455,21 @@ def _hf_models(model: keras.Model) -> dict[str, dict]:
     return {"": dict(architecture=architecture, prefix="", role="encoder")}
 
 
-def _slot_role(slot: Slot, kind: str) -> tuple[str, ...]:
+def _slot_role(slot: Slot, kind: str, tied: bool = True) -> tuple[str, ...]:
     """Which of the exported HF models hold this slot (first: the one to read from)."""
     if kind != "electra_pretrainer":
         return ("",)
     if slot.name.split("/", 1)[0] in ("generator", "generator_predictions"):
         return ("generator",)
-    if slot.name.startswith("electra/embeddings/"):
-        # Tied (otherwise the generator's own are generator/embeddings/...): each HF
-        # model carries a copy of the shared module.
+    if tied and slot.name.startswith("electra/embeddings/"):
+        # The shared module: each HF model carries a copy.
         return ("discriminator", "generator")
     return ("discriminator",)
+
+
+def _tied(model: keras.Model) -> bool:
+    return isinstance(model, ElectraPretrainer) and \
+        model.generator.embeddings is model.discriminator.embeddings
 
 
 def hf_config(model: keras.Model, role: str, architecture: str) -> dict:
@@ -479,7 +513,7 @@ def save_hf(model: keras.Model, directory: str, quiet: bool = True) -> Conversio
     report = ConversionReport()
     for slot in _progress(model_slots(model), "keras -> hf", quiet):
         value = _original_layout(slot)
-        for sub in _slot_role(slot, kind):
+        for sub in _slot_role(slot, kind, _tied(model)):
             for depth in slot.depths or (None,):
                 name, transposed = _hf_name(slot.name, depth)
                 tensors[sub][models[sub]["prefix"] * (not slot.is_head) + name] = \
@@ -495,6 +529,7 @@ def save_hf(model: keras.Model, directory: str, quiet: bool = True) -> Conversio
         report.notes.append(f"note: Hugging Face has no cross-layer sharing; each of the "
                             f"{config.num_groups} shared layer group(s) is repeated in the "
                             f"layers that run it")
+    _check_destination(directory)
     parent = os.path.dirname(os.path.abspath(directory))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=".hf-export-")
@@ -507,13 +542,40 @@ def save_hf(model: keras.Model, directory: str, quiet: bool = True) -> Conversio
             with open(os.path.join(out, "config.json"), "w") as f:
                 json.dump(hf_config(model, spec["role"], spec["architecture"]), f, indent=2,
                           sort_keys=True)
-        if os.path.exists(directory):
-            shutil.rmtree(directory)
+        old = None
+        if os.path.exists(directory):  # a previous export (checked above): swap it out
+            old = tempfile.mkdtemp(dir=parent, prefix=".hf-old-")
+            os.replace(directory, os.path.join(old, "export"))
         os.replace(tmp, directory)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report
+
+
+def _is_export(directory: str) -> bool:
+    for sub in ("", "discriminator"):
+        path = os.path.join(directory, sub, "config.json")
+        if os.path.exists(path):
+            try:
+                with open(path) as f:
+                    return "electra_tf" in json.load(f)
+            except (OSError, json.JSONDecodeError):
+                return False
+    return False
+
+
+def _check_destination(directory: str) -> None:
+    """Only an empty folder or an earlier export of this package may be replaced."""
+    if not os.path.exists(directory):
+        return
+    if not os.path.isdir(directory):
+        raise ValueError(f"{directory}: exists and is not a folder")
+    if os.listdir(directory) and not _is_export(directory):
+        raise ValueError(f"{directory}: exists and is not an electra-tf export; choose "
+                         f"another output folder or empty it first")
 
 
 def read_hf_folder(directory: str) -> tuple[dict, dict[str, np.ndarray]]:
@@ -558,10 +620,18 @@ def _hf_act(hf: Mapping, path: str) -> str:
     return _FROM_HF_ACTS[act]
 
 
-def config_from_hf(hf: Mapping, path: str, generator: Mapping | None = None) -> ModelConfig:
-    """A ModelConfig from Hugging Face config.json(s) (and a generator's, for ELECTRA)."""
+def config_from_hf(hf: Mapping, path: str, generator: Mapping | None = None,
+                   untied: bool | None = None) -> ModelConfig:
+    """A ModelConfig from Hugging Face config.json(s) (and a generator's, for ELECTRA).
+
+    `untied`: whether the generator's embeddings differ from the discriminator's
+    (decided from the weights by the caller); by default, from their sizes.
+    """
     if "electra_tf" in hf:
-        return ModelConfig.from_dict(hf["electra_tf"]["config"])
+        config = ModelConfig.from_dict(hf["electra_tf"]["config"])
+        if hf["electra_tf"].get("role") == "generator" and generator is None:
+            return config.generator_config()
+        return config
     model_type = hf.get("model_type")
     if model_type not in ("electra", "bert"):
         raise ValueError(f"{path}: model_type {model_type!r}; expected 'electra' or 'bert'")
@@ -590,8 +660,8 @@ def config_from_hf(hf: Mapping, path: str, generator: Mapping | None = None) -> 
                 f"heads = hidden // 64 = {expected_heads} and FFN = 4 * hidden = {4 * gen_hidden}")
         values.update(generator_hidden_size=gen_hidden / hf["hidden_size"],
                       generator_layers=gen_layers / hf["num_hidden_layers"],
-                      untied_generator_embeddings=g.get("embedding_size", gen_hidden)
-                      != values["embedding_size"])
+                      untied_generator_embeddings=untied if untied is not None else
+                      g.get("embedding_size", gen_hidden) != values["embedding_size"])
     return ModelConfig(**values)
 
 
@@ -626,7 +696,7 @@ def load_hf(model: keras.Model, path: str | Mapping[str, str], allow_missing: bo
     used: dict[str, set[str]] = {sub: set() for sub in states}
     missing, mismatched, pending = [], [], []
     for slot in model_slots(model):
-        sub = _slot_role(slot, kind)[0]
+        sub = _slot_role(slot, kind, _tied(model))[0]
         state = states[sub]
         prefix = wanted_parts[sub]["prefix"]
         values = []
@@ -658,9 +728,9 @@ def load_hf(model: keras.Model, path: str | Mapping[str, str], allow_missing: bo
             continue
         pending.append((slot, arrays[0], values[0][0]))
     # The generator's copy of the shared embeddings, and tied output matrices.
-    if kind == "electra_pretrainer" and "generator" in states:
-        shared = [s for s in model_slots(model) if _slot_role(s, kind) == ("discriminator",
-                                                                           "generator")]
+    if kind == "electra_pretrainer" and "generator" in states and _tied(model):
+        shared = [s for s in model_slots(model)
+                  if _slot_role(s, kind) == ("discriminator", "generator")]
         for slot in shared:
             name, _ = _hf_name(slot.name)
             key = "electra." + name
@@ -715,9 +785,14 @@ def model_from_hf(path: str, target: str = "pretrainer", allow_missing: bool = F
     """
     parts = _hf_parts(path)
     if "discriminator" in parts:
-        disc_config, _ = read_hf_folder(parts["discriminator"])
-        gen_config, _ = read_hf_folder(parts["generator"])
-        config = config_from_hf(disc_config, parts["discriminator"], gen_config)
+        disc_config, disc_state = read_hf_folder(parts["discriminator"])
+        gen_config, gen_state = read_hf_folder(parts["generator"])
+        key = "electra.embeddings.word_embeddings.weight"
+        untied = None
+        if key in disc_state and key in gen_state:
+            untied = (disc_state[key].shape != gen_state[key].shape
+                      or not np.array_equal(disc_state[key], gen_state[key]))
+        config = config_from_hf(disc_config, parts["discriminator"], gen_config, untied)
     else:
         hf, _ = read_hf_folder(path)
         config = config_from_hf(hf, path)

@@ -2,8 +2,9 @@
 
 Examples::
 
-  # a released ELECTRA checkpoint -> this package (the whole pretrainer)
-  electra-convert --input=electra_small/model.ckpt-1000000 --model_size=small \\
+  # a released ELECTRA checkpoint -> this package (the whole pretrainer; sizes are read
+  # from the checkpoint: the released ELECTRA-Small has a full-width generator)
+  electra-convert --input=electra_small/model.ckpt-1000000 \\
       --output=models/electra_small/pretrainer.keras
   # only the discriminator encoder, for finetuning
   electra-convert --input=electra_small --target=encoder --output=electra_small.keras
@@ -68,32 +69,55 @@ def convert() -> str:
 
     from electra_tf import checkpoints
     from electra_tf.configs import get_config
-    from electra_tf.modeling import Encoder, build_pretrainer, encoder_of
+    from electra_tf.modeling import (
+        BertPretrainer,
+        ElectraPretrainer,
+        Encoder,
+        build_pretrainer,
+        encoder_of,
+    )
 
     source, source_format = FLAGS.input, _input_format(FLAGS.input)
+    model_flags = [f"--{n}" for n in ("model_type", "model_size", "model_hparam_overrides")
+                   if getattr(FLAGS, n) is not None]
+    if model_flags and source_format != "tf1":
+        raise ValueError(f"{', '.join(model_flags)} only apply to TF1 input; {source_format} "
+                         f"input carries its own config")
     print(f"reading {source} ({source_format})", flush=True)
+    notes = []
     if source_format == "keras":
-        if not os.path.exists(source):
+        if not os.path.isfile(source):
             raise FileNotFoundError(f"{source}: no such file")
         model = keras.models.load_model(source)
+        if not isinstance(model, (Encoder, ElectraPretrainer, BertPretrainer)):
+            raise ValueError(f"{source}: a {type(model).__name__}, not an electra-tf model")
         if FLAGS.target == "encoder" and not isinstance(model, Encoder):
             model = encoder_of(model)
+        elif FLAGS.target == "pretrainer" and isinstance(model, Encoder):
+            raise ValueError(f"{source} holds only an encoder; use --target=encoder")
         report = checkpoints.ConversionReport()
     elif source_format == "hf":
         model, report = checkpoints.model_from_hf(source, FLAGS.target, FLAGS.allow_missing,
                                                   quiet=False)
     else:
+        inferred = checkpoints.config_from_tf1(source, FLAGS.model_type)
         if FLAGS.model_size:
-            config = get_config(FLAGS.model_type or "electra", FLAGS.model_size,
+            config = get_config(FLAGS.model_type or inferred.model_type, FLAGS.model_size,
                                 FLAGS.model_hparam_overrides)
         else:
-            config = checkpoints.config_from_tf1(source, FLAGS.model_type)
+            config = inferred
             if FLAGS.model_hparam_overrides:
                 config = config.replace(**_json(FLAGS.model_hparam_overrides))
+            if config.size == "from-checkpoint":
+                notes.append(f"config inferred from the checkpoint's shapes "
+                             f"(heads = hidden // 64; pass --model_size/overrides otherwise): "
+                             f"{config.model_type}, {config.num_hidden_layers} layers, hidden "
+                             f"{config.hidden_size}, {config.num_attention_heads} heads, "
+                             f"embedding {config.embedding_size}")
         model = Encoder(config) if FLAGS.target == "encoder" else build_pretrainer(config)
         report = checkpoints.load_tf1_checkpoint(model, source, FLAGS.allow_missing,
                                                  quiet=False)
-    lines = [f"read: {report.summary()}"] if report.assigned else []
+    lines = notes + ([f"read: {report.summary()}"] if report.assigned else [])
 
     destination, destination_format = FLAGS.output, _output_format(FLAGS.output)
     if destination_format == "keras":
@@ -124,10 +148,16 @@ def _json(text: str) -> dict:
 def _main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    import tensorflow as tf
+    from safetensors import SafetensorError
+
     try:
         print(convert())
-    except (FileNotFoundError, ValueError, ImportError) as e:
+    except (OSError, ValueError, ImportError, TypeError, SafetensorError) as e:
         print(f"electra-convert: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except tf.errors.OpError as e:
+        print(f"electra-convert: error: {e.message.splitlines()[0]}", file=sys.stderr)
         sys.exit(1)
 
 

@@ -165,3 +165,18 @@ def test_bad_hf_folders_are_clear_errors(hf_electra, tmp_path):
     (tmp_path / "empty" / "config.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match="neither model.safetensors"):
         checkpoints.read_hf_folder(str(tmp_path / "empty"))
+
+
+def test_bert_pretrainer_export_loads_in_transformers(tmp_path):
+    config = get_config("bert", "debug", dict(SIZES, embedding_size=32))
+    model = BertPretrainer(config)
+    rng = np.random.default_rng(1)
+    for weight in model.weights:
+        weight.assign(weight.numpy() + rng.normal(0, 0.05, weight.shape).astype("float32"))
+    checkpoints.save_hf(model, str(tmp_path / "bert"))
+    hf = transformers.BertForMaskedLM.from_pretrained(tmp_path / "bert").eval()
+    batch = padded_two_segment_batch(config)
+    with torch.no_grad():
+        theirs = hf(**torch_inputs(batch)).logits.numpy()
+    ours = model(dict(batch, masked_lm_positions=all_positions(batch)))["mlm_logits"].numpy()
+    assert max_diff(ours, theirs, batch["input_mask"]) < TOL
