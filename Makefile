@@ -29,9 +29,10 @@ demo: install
 	@echo "What runs today: 'make flops' (FLOP and parameter tables) and 'make test'."
 	@exit 2
 
+# Each benchmark prints its ratio against a peer measured in the same run.
 bench: install
-	@echo "make bench: not yet available - benchmarks land with issues #4-#9."
-	@exit 2
+	$(BIN)/python -m data_prep.samples --only=vocab,wiki_leads,shakespeare
+	$(BIN)/python benchmarks/data_prep.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -186,19 +186,30 @@ def _read_documents(path: str):
         yield sentences
 
 
+_TOKENIZERS: dict = {}
+
+
+def _tokenizer(vocab_file: str, do_lower_case: bool, strip_accents: bool):
+    """One tokenizer per process (building and tracing it costs about a second)."""
+    from electra_tf.tokenization import WordPieceTokenizer
+
+    key = (os.path.abspath(vocab_file), do_lower_case, strip_accents)
+    if key not in _TOKENIZERS:
+        _TOKENIZERS[key] = WordPieceTokenizer(vocab_file, do_lower_case, strip_accents)
+    return _TOKENIZERS[key]
+
+
 def build_shard(index: int, num_shards: int, work_dir: str, output_dir: str,
                 vocab_file: str, max_seq_length: int, seed: int, do_lower_case: bool,
                 strip_accents: bool) -> dict:
     """Tokenize shard `index`'s text and write its TFRecord; returns its counts."""
     import tensorflow as tf
 
-    from electra_tf.tokenization import WordPieceTokenizer
-
-    tokenizer = WordPieceTokenizer(vocab_file, do_lower_case, strip_accents)
+    tokenizer = _tokenizer(vocab_file, do_lower_case, strip_accents)
     cls_id, sep_id = tokenizer.special.cls, tokenizer.special.sep
     rng = random.Random(f"electra-tf-{seed}-shard-{index}")
     builder = ExampleBuilder(max_seq_length, rng)
-    counts = {"examples": 0, "tokens": 0, "padding": 0}
+    counts = {"examples": 0, "tokens": 0, "wordpieces": 0, "padding": 0}
     final = os.path.join(output_dir, shard_name(index, num_shards))
     tmp = os.path.join(output_dir, f".tmp-{shard_name(index, num_shards)}")
 
@@ -211,6 +222,7 @@ def build_shard(index: int, num_shards: int, work_dir: str, output_dir: str,
             real = sum(mask)
             counts["examples"] += 1
             counts["tokens"] += real
+            counts["wordpieces"] += len(segments[0]) + len(segments[1])
             counts["padding"] += max_seq_length - real
 
         batch: list[list[str]] = []
@@ -284,8 +296,30 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
         os.makedirs(work_dir, exist_ok=True)
         with open(settings_path, "w") as f:
             json.dump(settings, f)
-    read_summary = split_corpus(corpora, work_dir, num_shards, progress)
+    pool = None
+    if num_processes > 1 and num_shards > 1:
+        # Started before reading the corpus, so the workers import TensorFlow and build
+        # their tokenizers while this process splits the text. TensorFlow does not
+        # survive a fork once initialized: fork (fast) only while this process has not
+        # imported it, else spawn.
+        method = "spawn" if "tensorflow" in sys.modules else "fork"
+        pool = multiprocessing.get_context(method).Pool(
+            min(num_processes, num_shards), initializer=_tokenizer,
+            initargs=(vocab_file, do_lower_case, strip_accents))
+    try:
+        read_summary = split_corpus(corpora, work_dir, num_shards, progress)
+        _write_shards(work_dir, output_dir, num_shards, vocab_file, max_seq_length, seed,
+                      do_lower_case, strip_accents, pool, progress)
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    return _summarize(read_summary, output_dir, work_dir, num_shards, max_seq_length,
+                      settings, summary_path)
 
+
+def _write_shards(work_dir, output_dir, num_shards, vocab_file, max_seq_length, seed,
+                  do_lower_case, strip_accents, pool, progress):
     pending = [k for k in range(num_shards)
                if not os.path.exists(os.path.join(output_dir, shard_name(k, num_shards)))
                or not os.path.exists(os.path.join(work_dir, f"shard-{k}.json"))]
@@ -295,13 +329,10 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=len(jobs), unit="shard", desc="writing shards")
-    if num_processes > 1 and len(jobs) > 1:
-        # spawn: TensorFlow does not survive fork.
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(min(num_processes, len(jobs))) as pool:
-            for _ in pool.imap_unordered(_build_shard_star, jobs):
-                if bar:
-                    bar.update()
+    if pool is not None and len(jobs) > 1:
+        for _ in pool.imap_unordered(_build_shard_star, jobs):
+            if bar:
+                bar.update()
     else:
         for job in jobs:
             build_shard(*job)
@@ -310,13 +341,17 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
     if bar:
         bar.close()
 
-    totals = {"examples": 0, "tokens": 0, "padding": 0}
+
+def _summarize(read_summary, output_dir, work_dir, num_shards, max_seq_length, settings,
+               summary_path):
+    totals = {"examples": 0, "tokens": 0, "wordpieces": 0, "padding": 0}
     for k in range(num_shards):
         with open(os.path.join(work_dir, f"shard-{k}.json")) as f:
             for key, value in json.load(f).items():
                 totals[key] += value
     slots = totals["examples"] * max_seq_length
     summary = dict(read_summary, examples=totals["examples"], tokens=totals["tokens"],
+                   wordpieces=totals["wordpieces"],
                    padding_fraction=(totals["padding"] / slots) if slots else 0.0,
                    shards=num_shards, settings=settings)
     fd, tmp = tempfile.mkstemp(dir=output_dir, prefix=".tmp-summary-")

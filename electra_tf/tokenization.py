@@ -83,8 +83,11 @@ class WordPieceTokenizer:
             lower_case_nfd_strip_accents=both)
         self._tf = tf
         self._tf_text = tf_text
+        # autograph off: the graph has no Python control flow, and converting it costs
+        # more than tokenizing a million tokens.
         self._tokenize = tf.function(
-            self._tokenize_graph, input_signature=[tf.TensorSpec([None], tf.string)])
+            self._tokenize_graph, input_signature=[tf.TensorSpec([None], tf.string)],
+            autograph=False)
 
     def _tokenize_graph(self, texts):
         tf, tf_text = self._tf, self._tf_text
