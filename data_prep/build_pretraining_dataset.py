@@ -130,8 +130,10 @@ def serialize(input_ids, input_mask, segment_ids) -> bytes:
 
 
 def split_corpus(corpora: Iterable[str], work_dir: str, num_shards: int,
-                 progress: bool = True) -> dict:
-    """Stream the corpora once into per-shard sentence-per-line files (resumable)."""
+                 progress: bool = True, pool=None) -> dict:
+    """Stream the corpora once into per-shard sentence-per-line files (resumable).
+
+    With a `pool`, cleaning and sentence splitting run in its workers."""
     done = os.path.join(work_dir, SPLIT_DONE)
     if os.path.exists(done):
         with open(done) as f:
@@ -141,7 +143,7 @@ def split_corpus(corpora: Iterable[str], work_dir: str, num_shards: int,
     tmp_paths = [os.path.join(work_dir, f".tmp-text-{k}") for k in range(num_shards)]
     outputs = [open(p, "w", encoding="utf-8") for p in tmp_paths]
     try:
-        documents = readers.read_corpora(corpora, stats)
+        documents = readers.read_corpora(corpora, stats, pool)
         if progress:
             from tqdm import tqdm
             documents = tqdm(documents, unit="doc", desc="reading corpora")
@@ -296,24 +298,29 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
         os.makedirs(work_dir, exist_ok=True)
         with open(settings_path, "w") as f:
             json.dump(settings, f)
-    pool = None
-    if num_processes > 1 and num_shards > 1:
-        # Started before reading the corpus, so the workers import TensorFlow and build
-        # their tokenizers while this process splits the text. TensorFlow does not
-        # survive a fork once initialized: fork (fast) only while this process has not
-        # imported it, else spawn.
-        method = "spawn" if "tensorflow" in sys.modules else "fork"
-        pool = multiprocessing.get_context(method).Pool(
-            min(num_processes, num_shards), initializer=_tokenizer,
-            initargs=(vocab_file, do_lower_case, strip_accents))
+    pool = reader_pool = None
+    if num_processes > 1:
+        # TensorFlow does not survive a fork once initialized: fork (fast) only while
+        # this process has not imported it, else spawn.
+        context = multiprocessing.get_context(
+            "spawn" if "tensorflow" in sys.modules else "fork")
+        # Cleaning and sentence splitting in workers; the shard writers start now too,
+        # so they import TensorFlow and build their tokenizers meanwhile.
+        reader_pool = context.Pool(num_processes)
+        if num_shards > 1:
+            pool = context.Pool(min(num_processes, num_shards), initializer=_tokenizer,
+                                initargs=(vocab_file, do_lower_case, strip_accents))
     try:
-        read_summary = split_corpus(corpora, work_dir, num_shards, progress)
+        read_summary = split_corpus(corpora, work_dir, num_shards, progress, reader_pool)
+        if reader_pool is not None:
+            reader_pool.terminate()
         _write_shards(work_dir, output_dir, num_shards, vocab_file, max_seq_length, seed,
                       do_lower_case, strip_accents, pool, progress)
     finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
+        for workers in (reader_pool, pool):
+            if workers is not None:
+                workers.terminate()
+                workers.join()
     return _summarize(read_summary, output_dir, work_dir, num_shards, max_seq_length,
                       settings, summary_path)
 

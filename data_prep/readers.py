@@ -98,9 +98,19 @@ def split_sentences(paragraph: str) -> list[str]:
     return [s.strip() for s in text.split("\n") if s.strip()]
 
 
-def paragraphs_to_document(title: str, text: str, stats: ReadStats,
-                           join_lines: bool = False) -> Document | None:
-    """Normalize, split into sentences; None (counted) when nothing is left.
+@dataclasses.dataclass
+class RawDocument:
+    """A document as read, before cleaning and sentence splitting (the costly part,
+    which :func:`finish` does, possibly in worker processes)."""
+
+    title: str
+    text: str
+    wikitext: bool = False
+    join_lines: bool = False
+
+
+def _to_document(title: str, text: str, join_lines: bool = False) -> Document | None:
+    """Normalize and split into sentences; None when nothing is left.
 
     Paragraphs are separated by blank lines; with `join_lines` the lines inside a
     paragraph are one running text (books wrap lines), otherwise each line is its own
@@ -113,11 +123,26 @@ def paragraphs_to_document(title: str, text: str, stats: ReadStats,
         paragraphs = text.split("\n")
     sentences = [s for p in paragraphs for s in split_sentences(p)]
     if sum(len(s) for s in sentences) < MIN_DOCUMENT_CHARS:
-        stats.dropped_empty += 1
         return None
-    stats.documents += 1
-    stats.sentences += len(sentences)
     return Document(title, sentences)
+
+
+def finish(raw: RawDocument) -> Document | None:
+    """Clean (wikitext) and split a raw document; None if it is empty or only markup."""
+    text = clean_wikitext(raw.text) if raw.wikitext else raw.text
+    return _to_document(raw.title, text, raw.join_lines)
+
+
+def finished(raws: Iterable[RawDocument], stats: ReadStats, pool=None) -> Iterator[Document]:
+    """Finish raw documents in order (in `pool`'s workers if given), counting them."""
+    results = pool.imap(finish, raws, chunksize=16) if pool is not None else map(finish, raws)
+    for document in results:
+        if document is None:
+            stats.dropped_empty += 1
+            continue
+        stats.documents += 1
+        stats.sentences += len(document.sentences)
+        yield document
 
 
 # ----------------------------------------------------------------------- wikipedia
@@ -208,6 +233,11 @@ def read_wikipedia_dump(path: str, stats: ReadStats | None = None,
                         namespaces: tuple[int, ...] = (0,)) -> Iterator[Document]:
     """Articles of a MediaWiki XML dump, streamed."""
     stats = stats if stats is not None else ReadStats()
+    return finished(raw_wikipedia_dump(path, stats, namespaces), stats)
+
+
+def raw_wikipedia_dump(path: str, stats: ReadStats,
+                       namespaces: tuple[int, ...] = (0,)) -> Iterator[RawDocument]:
     if not os.path.exists(path):
         raise CorpusError(f"{path}: no such file")
     try:
@@ -233,10 +263,7 @@ def read_wikipedia_dump(path: str, stats: ReadStats | None = None,
                     if wikitext.lstrip().lower().startswith("#redirect"):
                         stats.skipped_redirects += 1
                     else:
-                        document = paragraphs_to_document(title, clean_wikitext(wikitext),
-                                                          stats)
-                        if document:
-                            yield document
+                        yield RawDocument(title, wikitext, wikitext=True)
                 element.clear()
                 root.clear()  # keep memory flat: drop finished pages
     except (OSError, EOFError) as e:
@@ -285,6 +312,10 @@ def _without_title(title: str, text: str) -> str:
 def read_wikiextractor(path: str, stats: ReadStats | None = None) -> Iterator[Document]:
     """WikiExtractor output: ``<doc ...>`` ... ``</doc>`` blocks or JSON lines."""
     stats = stats if stats is not None else ReadStats()
+    return finished(raw_wikiextractor(path, stats), stats)
+
+
+def raw_wikiextractor(path: str, stats: ReadStats) -> Iterator[RawDocument]:
     for file in _files(path):
         title, lines, inside = "", [], False
         for line_no, line in _read_text_file(file):
@@ -297,9 +328,7 @@ def read_wikiextractor(path: str, stats: ReadStats | None = None) -> Iterator[Do
                     raise CorpusError(f"{file}: line {line_no}: expected a WikiExtractor "
                                       f"JSON record with a 'text' field ({e})") from None
                 title = record.get("title", "")
-                document = paragraphs_to_document(title, _without_title(title, text), stats)
-                if document:
-                    yield document
+                yield RawDocument(title, _without_title(title, text))
             elif stripped.startswith("<doc"):
                 if inside:
                     raise CorpusError(f"{file}: line {line_no}: <doc> opened inside "
@@ -309,10 +338,7 @@ def read_wikiextractor(path: str, stats: ReadStats | None = None) -> Iterator[Do
             elif stripped == "</doc>":
                 if not inside:
                     raise CorpusError(f"{file}: line {line_no}: </doc> without <doc>")
-                document = paragraphs_to_document(
-                    html.unescape(title), _without_title(title, "".join(lines)), stats)
-                if document:
-                    yield document
+                yield RawDocument(html.unescape(title), _without_title(title, "".join(lines)))
                 inside = False
             elif inside:
                 lines.append(line)
@@ -327,19 +353,24 @@ def read_books(path: str, stats: ReadStats | None = None) -> Iterator[Document]:
     """A folder of ``.txt`` books, one document per file (lines within a paragraph are
     joined, as books wrap their lines)."""
     stats = stats if stats is not None else ReadStats()
+    return finished(raw_books(path, stats), stats)
+
+
+def raw_books(path: str, stats: ReadStats) -> Iterator[RawDocument]:
     if not os.path.isdir(path):
         raise CorpusError(f"{path}: not a folder (a books corpus is a folder of .txt files)")
     for file in _files(path, (".txt",)):
         text = "".join(line for _, line in _read_text_file(file))
-        document = paragraphs_to_document(os.path.basename(file), text, stats,
-                                          join_lines=True)
-        if document:
-            yield document
+        yield RawDocument(os.path.basename(file), text, join_lines=True)
 
 
 def read_plain_text(path: str, stats: ReadStats | None = None) -> Iterator[Document]:
     """Plain text, one paragraph or sentence per line, blank lines between documents."""
     stats = stats if stats is not None else ReadStats()
+    return finished(raw_plain_text(path, stats), stats)
+
+
+def raw_plain_text(path: str, stats: ReadStats) -> Iterator[RawDocument]:
     for file in _files(path):
         lines: list[str] = []
         for _, line in _read_text_file(file):
@@ -347,22 +378,23 @@ def read_plain_text(path: str, stats: ReadStats | None = None) -> Iterator[Docum
                 lines.append(line)
                 continue
             if lines:
-                document = paragraphs_to_document(file, "".join(lines), stats)
-                if document:
-                    yield document
+                yield RawDocument(file, "".join(lines))
                 lines = []
         if lines:
-            document = paragraphs_to_document(file, "".join(lines), stats)
-            if document:
-                yield document
+            yield RawDocument(file, "".join(lines))
 
 
 def read_tfds(name: str, stats: ReadStats | None = None, split: str = "train",
               data_dir: str | None = None, text_key: str = "text") -> Iterator[Document]:
     """A TensorFlow Datasets text dataset; prepared on first use (needs the internet)."""
+    stats = stats if stats is not None else ReadStats()
+    return finished(raw_tfds(name, stats, split, data_dir, text_key), stats)
+
+
+def raw_tfds(name: str, stats: ReadStats, split: str = "train", data_dir: str | None = None,
+             text_key: str = "text") -> Iterator[RawDocument]:
     import tensorflow_datasets as tfds
 
-    stats = stats if stats is not None else ReadStats()
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as e:  # tfds raises several types for unknown names/configs
@@ -378,34 +410,40 @@ def read_tfds(name: str, stats: ReadStats | None = None, split: str = "train",
             ) from None
     for example in builder.as_dataset(split=split).as_numpy_iterator():
         title = example.get("title", b"")
-        document = paragraphs_to_document(
-            title.decode("utf-8") if isinstance(title, bytes) else str(title),
-            example[text_key].decode("utf-8"), stats)
-        if document:
-            yield document
+        yield RawDocument(title.decode("utf-8") if isinstance(title, bytes) else str(title),
+                          example[text_key].decode("utf-8"))
 
 
-READERS = {
-    "wikipedia": read_wikipedia_dump,
-    "wikiextractor": read_wikiextractor,
-    "books": read_books,
-    "text": read_plain_text,
-    "tfds": read_tfds,
+RAW_READERS = {
+    "wikipedia": raw_wikipedia_dump,
+    "wikiextractor": raw_wikiextractor,
+    "books": raw_books,
+    "text": raw_plain_text,
+    "tfds": raw_tfds,
 }
 
 
-def read_corpus(fmt: str, path: str, stats: ReadStats | None = None) -> Iterator[Document]:
-    """Documents of the corpus at `path` (a tfds name for ``tfds``) in format `fmt`."""
-    if fmt not in READERS:
-        raise CorpusError(f"unknown corpus format {fmt!r}; allowed: {', '.join(FORMATS)}")
-    return READERS[fmt](path, stats)
-
-
-def read_corpora(specs: Iterable[str], stats: ReadStats | None = None) -> Iterator[Document]:
-    """Documents of several ``format:path`` specs, in order."""
+def _raw_corpora(specs: Iterable[str], stats: ReadStats) -> Iterator[RawDocument]:
     for spec in specs:
         fmt, sep, path = spec.partition(":")
         if not sep or not path:
             raise CorpusError(f"corpus {spec!r}: expected FORMAT:PATH with FORMAT one of "
                               f"{', '.join(FORMATS)}")
-        yield from read_corpus(fmt, path, stats)
+        if fmt not in RAW_READERS:
+            raise CorpusError(f"corpus {spec!r}: unknown format {fmt!r}; allowed: "
+                              f"{', '.join(FORMATS)}")
+        yield from RAW_READERS[fmt](path, stats)
+
+
+def read_corpora(specs: Iterable[str], stats: ReadStats | None = None,
+                 pool=None) -> Iterator[Document]:
+    """Documents of several ``FORMAT:PATH`` specs, in order. With a multiprocessing
+    `pool`, cleaning and sentence splitting run in its workers (order kept)."""
+    stats = stats if stats is not None else ReadStats()
+    specs = list(specs)
+    # Check every spec before reading any: a typo in the last one fails at once.
+    for spec in specs:
+        fmt, sep, path = spec.partition(":")
+        if not sep or not path or fmt not in RAW_READERS:
+            next(_raw_corpora([spec], stats))
+    return finished(_raw_corpora(specs, stats), stats, pool)
