@@ -40,6 +40,37 @@ from absl import app, flags
 from data_prep import readers
 
 WORK_DIR = ".work"
+
+
+def _write_json(path: str, value) -> None:
+    """Write JSON under a temporary name and rename it: never a truncated state file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-json-")
+    with os.fdopen(fd, "w") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def _read_json(path: str):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: unreadable build state ({e}); delete it to start "
+                         f"over") from None
+
+
+def _fingerprint(spec: str) -> dict:
+    """What identifies a corpus: absolute path, and size and mtime of every file."""
+    fmt, _, path = spec.partition(":")
+    if fmt == "tfds" or not os.path.exists(path):
+        return {"spec": spec}
+    files = [path] if os.path.isfile(path) else sorted(
+        os.path.join(root, name) for root, _, names in os.walk(path) for name in names)
+    return {"format": fmt, "path": os.path.abspath(path),
+            "files": [[os.path.relpath(f, path) if f != path else "", os.path.getsize(f),
+                       int(os.path.getmtime(f))] for f in files]}
 SPLIT_DONE = "split_done.json"
 SENTENCE_BATCH = 8192
 
@@ -139,9 +170,11 @@ def split_corpus(corpora: Iterable[str], work_dir: str, num_shards: int,
         with open(done) as f:
             return json.load(f)
     os.makedirs(work_dir, exist_ok=True)
+    _allow_open_files(num_shards + 64)
     stats = readers.ReadStats()
     tmp_paths = [os.path.join(work_dir, f".tmp-text-{k}") for k in range(num_shards)]
     outputs = [open(p, "w", encoding="utf-8") for p in tmp_paths]
+    ok = False
     try:
         documents = readers.read_corpora(corpora, stats, pool)
         if progress:
@@ -151,23 +184,38 @@ def split_corpus(corpora: Iterable[str], work_dir: str, num_shards: int,
             out = outputs[index % num_shards]
             out.write("\n".join(s.replace("\n", " ") for s in document.sentences))
             out.write("\n\n")
+        if stats.documents == 0:
+            raise readers.CorpusError(f"no documents in {', '.join(corpora)} "
+                                      f"({stats.dropped_empty} empty documents dropped)")
+        ok = True
     finally:
         for out in outputs:
             out.close()
-    if stats.documents == 0:
-        for path in tmp_paths:
-            os.remove(path)
-        raise readers.CorpusError(f"no documents in {', '.join(corpora)} "
-                                  f"({stats.dropped_empty} empty documents dropped)")
+        if not ok:
+            for path in tmp_paths:
+                os.remove(path)
     for k, path in enumerate(tmp_paths):
         os.replace(path, os.path.join(work_dir, f"text-{k}"))
     summary = {"documents": stats.documents, "sentences": stats.sentences,
                "dropped_empty_documents": stats.dropped_empty,
                "skipped_redirects": stats.skipped_redirects,
                "skipped_namespaces": stats.skipped_namespaces}
-    with open(done, "w") as f:
-        json.dump(summary, f)
+    _write_json(done, summary)
     return summary
+
+
+def _allow_open_files(needed: int) -> None:
+    """Stage 1 keeps one file per shard open: raise the soft limit if it is too low."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            raise ValueError(f"{needed - 64} shards need {needed} open files but the limit is "
+                             f"{hard}; use fewer --num_shards")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 # ----------------------------------------------------------------------- stage 2
@@ -205,8 +253,6 @@ def build_shard(index: int, num_shards: int, work_dir: str, output_dir: str,
                 vocab_file: str, max_seq_length: int, seed: int, do_lower_case: bool,
                 strip_accents: bool) -> dict:
     """Tokenize shard `index`'s text and write its TFRecord; returns its counts."""
-    import tensorflow as tf
-
     tokenizer = _tokenizer(vocab_file, do_lower_case, strip_accents)
     cls_id, sep_id = tokenizer.special.cls, tokenizer.special.sep
     rng = random.Random(f"electra-tf-{seed}-shard-{index}")
@@ -214,6 +260,22 @@ def build_shard(index: int, num_shards: int, work_dir: str, output_dir: str,
     counts = {"examples": 0, "tokens": 0, "wordpieces": 0, "padding": 0}
     final = os.path.join(output_dir, shard_name(index, num_shards))
     tmp = os.path.join(output_dir, f".tmp-{shard_name(index, num_shards)}")
+
+    try:
+        _write_shard(tmp, index, work_dir, tokenizer, builder, counts, max_seq_length,
+                     cls_id, sep_id)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    os.replace(tmp, final)
+    _write_json(os.path.join(work_dir, f"shard-{index}.json"), counts)
+    return counts
+
+
+def _write_shard(tmp, index, work_dir, tokenizer, builder, counts, max_seq_length, cls_id,
+                 sep_id):
+    import tensorflow as tf
 
     with tf.io.TFRecordWriter(tmp) as writer:
         def emit(segments):
@@ -249,10 +311,6 @@ def build_shard(index: int, num_shards: int, work_dir: str, output_dir: str,
                 batch, batch_sentences = [], 0
         if batch:
             flush()
-    os.replace(tmp, final)
-    with open(os.path.join(work_dir, f"shard-{index}.json"), "w") as f:
-        json.dump(counts, f)
-    return counts
 
 
 def _build_shard_star(args):
@@ -261,43 +319,46 @@ def _build_shard_star(args):
 
 def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
                   max_seq_length: int = 128, num_shards: int = 1, num_processes: int = 1,
-                  seed: int = 1, do_lower_case: bool = True, strip_accents: bool = True,
+                  seed: int = 1, do_lower_case: bool = True, strip_accents: bool | None = None,
                   max_position_embeddings: int = 512, progress: bool = True) -> dict:
-    """Build (or finish building) the TFRecord shards; returns the summary."""
+    """Build (or finish building) the TFRecord shards; returns the summary.
+
+    A re-run with the same settings (corpus files, vocab contents, sizes, seed) writes
+    only the shards that are missing; other settings in a used `output_dir` are an error.
+    """
+    from data_prep.samples import sha256
     from electra_tf.tokenization import load_vocab
 
+    strip_accents = do_lower_case if strip_accents is None else strip_accents
     if max_seq_length > max_position_embeddings:
         raise ValueError(f"max_seq_length={max_seq_length} exceeds "
                          f"max_position_embeddings={max_position_embeddings}")
     if max_seq_length < 8:
         raise ValueError(f"max_seq_length={max_seq_length} is too short (at least 8)")
     load_vocab(vocab_file)  # fail early, before reading the corpus
+    settings = {"max_seq_length": max_seq_length, "num_shards": num_shards, "seed": seed,
+                "do_lower_case": do_lower_case, "strip_accents": strip_accents,
+                "vocab_file": os.path.abspath(vocab_file), "vocab_sha256": sha256(vocab_file),
+                "corpora": [_fingerprint(c) for c in corpora]}
     os.makedirs(output_dir, exist_ok=True)
     work_dir = os.path.join(output_dir, WORK_DIR)
     summary_path = os.path.join(output_dir, "summary.json")
-    settings = {"max_seq_length": max_seq_length, "num_shards": num_shards, "seed": seed,
-                "do_lower_case": do_lower_case, "strip_accents": strip_accents,
-                "vocab_file": os.path.abspath(vocab_file), "corpora": list(corpora)}
-    if os.path.exists(summary_path):
-        with open(summary_path) as f:
-            summary = json.load(f)
-        if summary.get("settings") != settings:
-            raise ValueError(f"{output_dir} holds a dataset built with other settings "
-                             f"({summary_path}); use another --output_dir or delete it")
-        if all(os.path.exists(os.path.join(output_dir, shard_name(k, num_shards)))
-               for k in range(num_shards)):
-            return summary
     settings_path = os.path.join(work_dir, "settings.json")
-    if os.path.exists(settings_path):
-        with open(settings_path) as f:
-            if json.load(f) != settings:
-                raise ValueError(f"{output_dir} holds an unfinished build with other "
-                                 f"settings ({settings_path}); use another --output_dir or "
-                                 f"delete it")
-    else:
-        os.makedirs(work_dir, exist_ok=True)
-        with open(settings_path, "w") as f:
-            json.dump(settings, f)
+    done_counts: dict[int, dict] = {}
+    for path, what in ((summary_path, "a dataset"), (settings_path, "an unfinished build")):
+        if os.path.exists(path):
+            recorded = _read_json(path)
+            if recorded.get("settings", recorded) != settings:
+                raise ValueError(f"{output_dir} holds {what} built with other settings or "
+                                 f"inputs ({path}); use another --output_dir or delete it")
+            if path == summary_path:
+                done_counts = {int(k): v for k, v in recorded["shard_counts"].items()}
+    missing = [k for k in range(num_shards)
+               if not os.path.exists(os.path.join(output_dir, shard_name(k, num_shards)))]
+    if not missing and os.path.exists(summary_path):
+        return _read_json(summary_path)
+
+    split_done = os.path.exists(os.path.join(work_dir, SPLIT_DONE))
     pool = reader_pool = None
     if num_processes > 1:
         # TensorFlow does not survive a fork once initialized: fork (fast) only while
@@ -306,30 +367,46 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
             "spawn" if "tensorflow" in sys.modules else "fork")
         # Cleaning and sentence splitting in workers; the shard writers start now too,
         # so they import TensorFlow and build their tokenizers meanwhile.
-        reader_pool = context.Pool(num_processes)
-        if num_shards > 1:
-            pool = context.Pool(min(num_processes, num_shards), initializer=_tokenizer,
+        if not split_done:
+            reader_pool = context.Pool(num_processes)
+        if len(missing) > 1:
+            pool = context.Pool(min(num_processes, len(missing)), initializer=_tokenizer,
                                 initargs=(vocab_file, do_lower_case, strip_accents))
     try:
-        read_summary = split_corpus(corpora, work_dir, num_shards, progress, reader_pool)
+        try:
+            read_summary = split_corpus(corpora, work_dir, num_shards, progress, reader_pool)
+        except BaseException:
+            if os.path.isdir(work_dir) and not os.listdir(work_dir):
+                os.rmdir(work_dir)  # a failed first read leaves nothing behind
+            raise
+        _write_json(settings_path, settings)
         if reader_pool is not None:
             reader_pool.terminate()
-        _write_shards(work_dir, output_dir, num_shards, vocab_file, max_seq_length, seed,
-                      do_lower_case, strip_accents, pool, progress)
+        # Missing shards, and any whose counts were lost (killed between writing the
+        # shard and its counts).
+        known = set(done_counts) | {
+            k for k in range(num_shards)
+            if os.path.exists(os.path.join(work_dir, f"shard-{k}.json"))}
+        pending = sorted(set(missing) | (set(range(num_shards)) - known))
+        _write_shards(pending, work_dir, output_dir, num_shards, vocab_file, max_seq_length,
+                      seed, do_lower_case, strip_accents, pool, progress)
     finally:
         for workers in (reader_pool, pool):
             if workers is not None:
                 workers.terminate()
                 workers.join()
-    return _summarize(read_summary, output_dir, work_dir, num_shards, max_seq_length,
-                      settings, summary_path)
+    for k in range(num_shards):
+        counts_path = os.path.join(work_dir, f"shard-{k}.json")
+        if os.path.exists(counts_path):
+            done_counts[k] = _read_json(counts_path)
+    summary = _summarize(read_summary, done_counts, num_shards, max_seq_length, settings)
+    _write_json(summary_path, summary)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return summary
 
 
-def _write_shards(work_dir, output_dir, num_shards, vocab_file, max_seq_length, seed,
-                  do_lower_case, strip_accents, pool, progress):
-    pending = [k for k in range(num_shards)
-               if not os.path.exists(os.path.join(output_dir, shard_name(k, num_shards)))
-               or not os.path.exists(os.path.join(work_dir, f"shard-{k}.json"))]
+def _write_shards(pending, work_dir, output_dir, num_shards, vocab_file, max_seq_length,
+                  seed, do_lower_case, strip_accents, pool, progress):
     jobs = [(k, num_shards, work_dir, output_dir, vocab_file, max_seq_length, seed,
              do_lower_case, strip_accents) for k in pending]
     bar = None
@@ -349,25 +426,17 @@ def _write_shards(work_dir, output_dir, num_shards, vocab_file, max_seq_length, 
         bar.close()
 
 
-def _summarize(read_summary, output_dir, work_dir, num_shards, max_seq_length, settings,
-               summary_path):
+def _summarize(read_summary, shard_counts, num_shards, max_seq_length, settings) -> dict:
     totals = {"examples": 0, "tokens": 0, "wordpieces": 0, "padding": 0}
     for k in range(num_shards):
-        with open(os.path.join(work_dir, f"shard-{k}.json")) as f:
-            for key, value in json.load(f).items():
-                totals[key] += value
+        for key, value in shard_counts[k].items():
+            totals[key] += value
     slots = totals["examples"] * max_seq_length
-    summary = dict(read_summary, examples=totals["examples"], tokens=totals["tokens"],
-                   wordpieces=totals["wordpieces"],
-                   padding_fraction=(totals["padding"] / slots) if slots else 0.0,
-                   shards=num_shards, settings=settings)
-    fd, tmp = tempfile.mkstemp(dir=output_dir, prefix=".tmp-summary-")
-    with os.fdopen(fd, "w") as f:
-        json.dump(summary, f, indent=2, sort_keys=True)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, summary_path)
-    shutil.rmtree(work_dir, ignore_errors=True)
-    return summary
+    return dict(read_summary, examples=totals["examples"], tokens=totals["tokens"],
+                wordpieces=totals["wordpieces"],
+                padding_fraction=(totals["padding"] / slots) if slots else 0.0,
+                shards=num_shards, settings=settings,
+                shard_counts={str(k): shard_counts[k] for k in range(num_shards)})
 
 
 # ----------------------------------------------------------------------- CLI
@@ -390,7 +459,8 @@ def define_flags():
                          lower_bound=1)
     flags.DEFINE_integer("seed", 1, "Random seed; same seed and inputs => same bytes.")
     flags.DEFINE_bool("do_lower_case", True, "Lower-case the text.")
-    flags.DEFINE_bool("strip_accents", True, "Strip accents.")
+    flags.DEFINE_bool("strip_accents", None, "Strip accents (default: as --do_lower_case, "
+                      "like the original).")
 
 
 def _main(argv):
@@ -403,7 +473,7 @@ def _main(argv):
             FLAGS.corpus, FLAGS.vocab_file, FLAGS.output_dir, FLAGS.max_seq_length,
             FLAGS.num_shards, FLAGS.num_processes, FLAGS.seed, FLAGS.do_lower_case,
             FLAGS.strip_accents, FLAGS.max_position_embeddings)
-    except (readers.CorpusError, VocabError, ValueError) as e:
+    except (readers.CorpusError, VocabError, ValueError, OSError) as e:
         print(f"build_pretraining_dataset: error: {e}", file=sys.stderr)
         sys.exit(1)
     print(f"{FLAGS.output_dir}: {summary['shards']} shards, {summary['examples']:,} examples, "

@@ -75,7 +75,8 @@ def define_flags():
     flags.DEFINE_integer("vocab_size", 30522, "Target vocab size (reserved tokens included).",
                          lower_bound=200)
     flags.DEFINE_bool("do_lower_case", True, "Lower-case the text.")
-    flags.DEFINE_bool("strip_accents", True, "Strip accents (NFD, drop combining marks).")
+    flags.DEFINE_bool("strip_accents", None, "Strip accents (NFD, drop combining marks; "
+                      "default: as --do_lower_case).")
     flags.DEFINE_integer("max_sentences", 2_000_000, "Read at most this many sentences.",
                          lower_bound=1)
 

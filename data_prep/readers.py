@@ -129,7 +129,13 @@ def _to_document(title: str, text: str, join_lines: bool = False) -> Document | 
 
 def finish(raw: RawDocument) -> Document | None:
     """Clean (wikitext) and split a raw document; None if it is empty or only markup."""
-    text = clean_wikitext(raw.text) if raw.wikitext else raw.text
+    if raw.wikitext:
+        try:
+            text = clean_wikitext(raw.text)
+        except RecursionError:  # pathologically nested markup: regex clean-up only
+            text = _scrub(raw.text)
+    else:
+        text = raw.text
     return _to_document(raw.title, text, raw.join_lines)
 
 
@@ -251,7 +257,11 @@ def raw_wikipedia_dump(path: str, stats: ReadStats,
                     continue
                 page = {child.tag.rsplit("}", 1)[-1]: child for child in element}
                 title = (page["title"].text or "") if "title" in page else ""
-                namespace = int(page["ns"].text) if "ns" in page else 0
+                try:
+                    namespace = int(page["ns"].text) if "ns" in page else 0
+                except (TypeError, ValueError):
+                    raise CorpusError(f"{path}: page {title!r}: <ns> is not a number "
+                                      f"({page['ns'].text!r})") from None
                 if "redirect" in page:
                     stats.skipped_redirects += 1
                 elif namespace not in namespaces:
@@ -298,6 +308,8 @@ def _read_text_file(path: str) -> Iterator[tuple[int, str]]:
             yield from enumerate(f, 1)
     except UnicodeDecodeError as e:
         raise CorpusError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise CorpusError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
 _DOC_TITLE = re.compile(r'\btitle="([^"]*)"')
@@ -385,14 +397,19 @@ def raw_plain_text(path: str, stats: ReadStats) -> Iterator[RawDocument]:
 
 
 def read_tfds(name: str, stats: ReadStats | None = None, split: str = "train",
-              data_dir: str | None = None, text_key: str = "text") -> Iterator[Document]:
-    """A TensorFlow Datasets text dataset; prepared on first use (needs the internet)."""
+              data_dir: str | None = None, text_key: str = "text",
+              download: bool = False) -> Iterator[Document]:
+    """A TensorFlow Datasets text dataset (data dir: `data_dir` or TFDS_DATA_DIR).
+
+    Not prepared there: an error, or with ``download=True`` TFDS downloads and prepares
+    it (needs the internet; Wikipedia is tens of GB).
+    """
     stats = stats if stats is not None else ReadStats()
-    return finished(raw_tfds(name, stats, split, data_dir, text_key), stats)
+    return finished(raw_tfds(name, stats, split, data_dir, text_key, download), stats)
 
 
 def raw_tfds(name: str, stats: ReadStats, split: str = "train", data_dir: str | None = None,
-             text_key: str = "text") -> Iterator[RawDocument]:
+             text_key: str = "text", download: bool = False) -> Iterator[RawDocument]:
     import tensorflow_datasets as tfds
 
     try:
@@ -400,13 +417,17 @@ def raw_tfds(name: str, stats: ReadStats, split: str = "train", data_dir: str | 
     except Exception as e:  # tfds raises several types for unknown names/configs
         raise CorpusError(f"tfds dataset {name!r}: {e}") from None
     if not builder.is_prepared():
+        if not download:
+            raise CorpusError(
+                f"tfds dataset {name!r} is not prepared in {builder.data_dir}; prepare it "
+                f"(`tfds build {name}`, on a machine with internet access) and point "
+                f"TFDS_DATA_DIR at its data dir")
         try:
             builder.download_and_prepare()
         except Exception as e:
             raise CorpusError(
-                f"tfds dataset {name!r} is not prepared in {builder.data_dir} and could "
-                f"not be downloaded ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                f"prepare it on a machine with internet access and pass --tfds_data_dir"
+                f"tfds dataset {name!r} could not be downloaded and prepared in "
+                f"{builder.data_dir} ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
             ) from None
     for example in builder.as_dataset(split=split).as_numpy_iterator():
         title = example.get("title", b"")

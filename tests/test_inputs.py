@@ -28,6 +28,17 @@ def write_shards(folder, num_files=4, per_file=64, seed=0):
     return str(folder / "pretrain_data.tfrecord-*"), originals
 
 
+def unmasked_rows(batch):
+    """The examples of a batch with their original tokens put back."""
+    ids = batch["input_ids"].numpy().copy()
+    positions = batch["masked_lm_positions"].numpy()
+    weights = batch["masked_lm_weights"].numpy() > 0
+    originals = batch["masked_lm_ids"].numpy()
+    for row in range(len(ids)):
+        ids[row, positions[row][weights[row]]] = originals[row][weights[row]]
+    return {tuple(row) for row in ids}
+
+
 def masking(style):
     return MaskingConfig(SPECIAL, VOCAB, max_predictions_per_seq(0.15, SEQ), 0.15, style)
 
@@ -98,6 +109,24 @@ def test_seeded_pipeline_is_reproducible_and_batches_differ(shards):
     assert not np.array_equal(a[0]["masked_lm_positions"], a[1]["masked_lm_positions"])
 
 
+def test_seeds_and_pipelines_draw_different_masks(shards):
+    pattern, _ = shards
+    a = collect(pattern, "electra", batches=1, seed=5)[0]
+    b = collect(pattern, "electra", batches=1, seed=6)[0]
+    assert not np.array_equal(a["masked_lm_positions"], b["masked_lm_positions"])
+
+
+def test_fewer_files_than_pipelines_shards_records_without_overlap(tmp_path):
+    pattern, originals = write_shards(tmp_path, num_files=1, per_file=40)
+    seen = []
+    for pipeline in range(2):
+        context = tf.distribute.InputContext(2, pipeline, 2)
+        dataset = make_dataset(pattern, 4, SEQ, masking("electra"), is_training=True,
+                               input_context=context, seed=None)
+        seen.append(set().union(*(unmasked_rows(b) for b in dataset.take(100))))
+    assert not seen[0] & seen[1] and len(seen[0] | seen[1]) == 40
+
+
 def test_input_context_shards_files_and_splits_the_batch(shards):
     pattern, _ = shards
     seen = []
@@ -107,9 +136,9 @@ def test_input_context_shards_files_and_splits_the_batch(shards):
                                              num_replicas_in_sync=2)
         dataset = make_dataset(pattern, 32, SEQ, masking("electra"), is_training=False,
                                input_context=context)
-        batches = [b["input_ids"].numpy() for b in dataset]
-        assert all(b.shape == (16, SEQ) for b in batches)
-        seen.append({tuple(row[row != 103]) for b in batches for row in b})
+        batches = list(dataset)
+        assert all(b["input_ids"].shape == (16, SEQ) for b in batches)
+        seen.append(set().union(*(unmasked_rows(b) for b in batches)))
     assert not seen[0] & seen[1], "two pipelines read the same examples"
     assert len(seen[0]) + len(seen[1]) == 4 * 64
 

@@ -134,22 +134,26 @@ def make_dataset(file_pattern: str | list[str], batch_size: int, max_seq_length:
     _check_first_record(files[0], max_seq_length)
     per_replica_batch = batch_size
     dataset = tf.data.Dataset.from_tensor_slices(files)
-    shard_records = False
+    pipelines = input_context.num_input_pipelines if input_context else 1
     if input_context is not None:
         per_replica_batch = input_context.get_per_replica_batch_size(batch_size)
-        if len(files) >= input_context.num_input_pipelines:
-            dataset = dataset.shard(input_context.num_input_pipelines,
-                                    input_context.input_pipeline_id)
-        else:
-            shard_records = True
-    if is_training:
-        dataset = dataset.shuffle(len(files), seed=seed).repeat()
-    dataset = dataset.interleave(
-        tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None or not is_training)
-    if shard_records:
-        dataset = dataset.shard(input_context.num_input_pipelines,
-                                input_context.input_pipeline_id)
+    if len(files) >= pipelines:
+        # Each pipeline reads its own files.
+        if input_context is not None:
+            dataset = dataset.shard(pipelines, input_context.input_pipeline_id)
+        if is_training:
+            dataset = dataset.shuffle(len(files), seed=seed).repeat()
+        dataset = dataset.interleave(
+            tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=seed is not None or not is_training)
+    else:
+        # Fewer files than pipelines: every pipeline reads all records in the same
+        # fixed order and keeps its own share, so shares never overlap.
+        dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=len(files))
+        dataset = dataset.shard(pipelines, input_context.input_pipeline_id)
+        if is_training:
+            dataset = dataset.repeat()
     if is_training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed)
     spec = {name: tf.io.FixedLenFeature([max_seq_length], tf.int64) for name in FEATURE_NAMES}
