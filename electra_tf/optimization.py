@@ -1,0 +1,210 @@
+"""Optimizers and learning-rate schedules: LAMB (the paper's update), the original's
+AdamWeightDecay, warmup x polynomial decay, and layer-wise learning-rate decay.
+
+All are Keras 3 optimizers (they work under any ``tf.distribute`` strategy and with
+``LossScaleOptimizer`` for fp16); global-norm clipping is Keras' own ``global_clipnorm``
+(the original clips at 1.0). Exclusion lists are regular expressions matched against
+variable paths (``electra/encoder/layer_0/.../LayerNorm/gamma``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+
+import keras
+from keras import ops
+
+DEFAULT_EXCLUDE = ("LayerNorm", "layer_norm", "bias")  # the original's list
+
+
+def _matches(patterns: Sequence[str] | None, path: str) -> bool:
+    return bool(patterns) and any(re.search(p, path) for p in patterns)
+
+
+class _DecoupledDecayOptimizer(keras.optimizers.Optimizer):
+    """Shared parts: Adam moments, decoupled weight decay with exclusions, and optional
+    per-variable learning-rate multipliers (layer-wise decay)."""
+
+    def __init__(self, learning_rate, beta_1, beta_2, epsilon, weight_decay_rate,
+                 exclude_from_weight_decay, lr_multipliers, name, **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.weight_decay_rate = weight_decay_rate
+        self.exclude_from_weight_decay = (list(exclude_from_weight_decay)
+                                          if exclude_from_weight_decay is not None else None)
+        self.lr_multipliers = dict(lr_multipliers) if lr_multipliers else None
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._m, self._v = self.add_optimizer_variables(var_list, ["m", "v"])
+        # update_step may see the backend variable, which has no Keras path.
+        self._paths = [variable.path for variable in var_list]
+
+    def _path(self, variable) -> str:
+        return self._paths[self._get_variable_index(variable)]
+
+    def _decays(self, variable) -> bool:
+        return self.weight_decay_rate > 0 and not _matches(self.exclude_from_weight_decay,
+                                                           self._path(variable))
+
+    def _lr_multiplier(self, variable) -> float:
+        if not self.lr_multipliers:
+            return 1.0
+        for pattern, multiplier in self.lr_multipliers.items():
+            if re.search(pattern, self._path(variable)):
+                return multiplier
+        raise ValueError(f"no learning-rate multiplier matches variable "
+                         f"{self._path(variable)}; "
+                         f"patterns: {list(self.lr_multipliers)}")
+
+    def _moments(self, gradient, variable):
+        index = self._get_variable_index(variable)
+        m, v = self._m[index], self._v[index]
+        self.assign(m, self.beta_1 * m + (1.0 - self.beta_1) * gradient)
+        self.assign(v, self.beta_2 * v + (1.0 - self.beta_2) * ops.square(gradient))
+        return m, v
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
+                      weight_decay_rate=self.weight_decay_rate,
+                      exclude_from_weight_decay=self.exclude_from_weight_decay,
+                      lr_multipliers=self.lr_multipliers)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class Lamb(_DecoupledDecayOptimizer):
+    """LAMB (You et al., 2019) as tf-addons and TF Model Garden implement it.
+
+    m, v: Adam moments with bias correction; u = m_hat / (sqrt(v_hat) + epsilon), plus
+    weight_decay_rate * w unless the variable is excluded from weight decay; trust
+    ratio r = ||w|| / ||u|| (1 if either norm is 0, or if the variable is excluded from
+    layer adaptation); w <- w - lr * r * u. Keras' own ``Lamb`` differs: it decays
+    weights outside the trust ratio.
+
+    Args:
+      learning_rate: float or schedule.
+      beta_1, beta_2, epsilon: Adam's.
+      weight_decay_rate: decoupled decay inside the update.
+      exclude_from_weight_decay: regexes of variable paths not decayed.
+      exclude_from_layer_adaptation: regexes of paths with trust ratio 1; defaults to
+        ``exclude_from_weight_decay``.
+      lr_multipliers: optional {regex: factor}, first match wins (layer-wise decay).
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
+                 weight_decay_rate=0.0, exclude_from_weight_decay=None,
+                 exclude_from_layer_adaptation=None, lr_multipliers=None, name="lamb",
+                 **kwargs):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay_rate,
+                         exclude_from_weight_decay, lr_multipliers, name, **kwargs)
+        self.exclude_from_layer_adaptation = (
+            list(exclude_from_layer_adaptation) if exclude_from_layer_adaptation is not None
+            else self.exclude_from_weight_decay)
+
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        gradient = ops.cast(gradient, dtype)
+        lr = ops.cast(learning_rate, dtype) * self._lr_multiplier(variable)
+        step = ops.cast(self.iterations + 1, dtype)
+        m, v = self._moments(gradient, variable)
+        m_hat = m / (1.0 - ops.power(ops.cast(self.beta_1, dtype), step))
+        v_hat = v / (1.0 - ops.power(ops.cast(self.beta_2, dtype), step))
+        update = m_hat / (ops.sqrt(v_hat) + self.epsilon)
+        if self._decays(variable):
+            update = update + self.weight_decay_rate * variable
+        ratio = 1.0
+        if not _matches(self.exclude_from_layer_adaptation, self._path(variable)):
+            w_norm = ops.sqrt(ops.sum(ops.square(variable)))
+            u_norm = ops.sqrt(ops.sum(ops.square(update)))
+            ratio = ops.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, 1.0)
+        self.assign_sub(variable, lr * ratio * update)
+
+    def get_config(self):
+        config = super().get_config()
+        config["exclude_from_layer_adaptation"] = self.exclude_from_layer_adaptation
+        return config
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class AdamWeightDecay(_DecoupledDecayOptimizer):
+    """The original ELECTRA/BERT AdamWeightDecayOptimizer: Adam without bias correction,
+    u = m / (sqrt(v) + epsilon) + weight_decay_rate * w (LayerNorm and biases excluded
+    by default), w <- w - lr * u."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
+                 weight_decay_rate=0.0, exclude_from_weight_decay=DEFAULT_EXCLUDE,
+                 lr_multipliers=None, name="adam_weight_decay", **kwargs):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay_rate,
+                         exclude_from_weight_decay, lr_multipliers, name, **kwargs)
+
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        gradient = ops.cast(gradient, dtype)
+        lr = ops.cast(learning_rate, dtype) * self._lr_multiplier(variable)
+        m, v = self._moments(gradient, variable)
+        update = m / (ops.sqrt(v) + self.epsilon)
+        if self._decays(variable):
+            update = update + self.weight_decay_rate * variable
+        self.assign_sub(variable, lr * update)
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """The original's schedule: polynomial decay from `learning_rate` to `end_learning_rate`
+    over `decay_steps`, times min(1, step / warmup_steps).
+
+    As in the original, the step is the optimizer's iteration count before the update,
+    so the first update has learning rate 0 when there is a warmup.
+    """
+
+    def __init__(self, learning_rate: float, decay_steps: int, warmup_steps: int = 0,
+                 end_learning_rate: float = 0.0, power: float = 1.0):
+        if decay_steps < 1:
+            raise ValueError(f"decay_steps must be positive, got {decay_steps}")
+        if warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+        self.learning_rate = learning_rate
+        self.decay_steps = decay_steps
+        self.warmup_steps = warmup_steps
+        self.end_learning_rate = end_learning_rate
+        self.power = power
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        progress = ops.minimum(step, float(self.decay_steps)) / float(self.decay_steps)
+        decayed = ((self.learning_rate - self.end_learning_rate)
+                   * ops.power(1.0 - progress, self.power) + self.end_learning_rate)
+        if self.warmup_steps > 0:
+            decayed = decayed * ops.minimum(1.0, step / float(self.warmup_steps))
+        return decayed
+
+    def get_config(self):
+        return dict(learning_rate=self.learning_rate, decay_steps=self.decay_steps,
+                    warmup_steps=self.warmup_steps,
+                    end_learning_rate=self.end_learning_rate, power=self.power)
+
+
+def layerwise_lr_multipliers(num_layers: int, decay: float,
+                             head_pattern: str = r"task_specific|classifier|_head/"
+                             ) -> Mapping[str, float]:
+    """The original finetuning's layer-wise decay as {regex: factor}: depth 0 for the
+    embeddings, i + 1 for layer i, num_layers + 2 for the task head, and factor
+    decay ** (num_layers + 2 - depth)."""
+    multipliers = {head_pattern: 1.0}
+    for layer in range(num_layers):
+        multipliers[rf"/encoder/layer_{layer}/"] = decay ** (num_layers + 1 - layer)
+    multipliers[r"/embeddings/|/embeddings_project/"] = decay ** (num_layers + 2)
+    return multipliers
+
+
+OPTIMIZERS: dict[str, Callable[..., keras.optimizers.Optimizer]] = {
+    "lamb": Lamb,
+    "adamw": AdamWeightDecay,
+}

@@ -1,0 +1,162 @@
+"""LAMB and AdamWeightDecay against NumPy references of their formulas; the schedule."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from electra_tf.optimization import (
+    AdamWeightDecay,
+    Lamb,
+    WarmupPolynomialDecay,
+    layerwise_lr_multipliers,
+)
+
+
+def reference_lamb(w, grads, lr, b1=0.9, b2=0.999, eps=1e-6, wd=0.0, decay=True,
+                   adapt=True):
+    m = np.zeros_like(w)
+    v = np.zeros_like(w)
+    for t, g in enumerate(grads, 1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        u = (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+        if decay:
+            u = u + wd * w
+        ratio = 1.0
+        if adapt:
+            wn, un = np.linalg.norm(w), np.linalg.norm(u)
+            ratio = wn / un if wn > 0 and un > 0 else 1.0
+        w = w - lr * ratio * u
+    return w
+
+
+def reference_adamw(w, grads, lr, b1=0.9, b2=0.999, eps=1e-6, wd=0.0, decay=True):
+    m = np.zeros_like(w)
+    v = np.zeros_like(w)
+    for g in grads:
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        u = m / (np.sqrt(v) + eps)
+        if decay:
+            u = u + wd * w
+        w = w - lr * u
+    return w
+
+
+def run(optimizer, values, grads):
+    """Apply `grads` (list over steps of {name: array}) to fresh variables."""
+    variables = {name: keras.Variable(value, name=name) for name, value in values.items()}
+    for step in grads:
+        optimizer.apply_gradients([(tf.constant(step[n]), variables[n]) for n in variables])
+    return {name: variable.numpy() for name, variable in variables.items()}
+
+
+@pytest.fixture
+def problem():
+    rng = np.random.default_rng(0)
+    values = {"kernel": rng.normal(size=(4, 3)).astype("float32"),
+              "LayerNorm_gamma": rng.normal(size=(3,)).astype("float32"),
+              "zeros": np.zeros((3,), "float32")}
+    grads = [{n: rng.normal(size=v.shape).astype("float32") for n, v in values.items()}
+             for _ in range(5)]
+    return values, grads
+
+
+def test_lamb_matches_the_reference_update(problem):
+    values, grads = problem
+    optimizer = Lamb(learning_rate=0.01, weight_decay_rate=0.01,
+                     exclude_from_weight_decay=["LayerNorm"])
+    result = run(optimizer, values, grads)
+    for name in values:
+        expected = reference_lamb(values[name], [g[name] for g in grads], 0.01, wd=0.01,
+                                  decay=name != "LayerNorm_gamma",
+                                  adapt=name != "LayerNorm_gamma")
+        np.testing.assert_allclose(result[name], expected, rtol=1e-5, atol=1e-6, err_msg=name)
+    # Unlike keras.optimizers.Lamb, decay is inside the trust ratio.
+    keras_lamb = run(keras.optimizers.Lamb(learning_rate=0.01, weight_decay=0.01), values,
+                     grads)
+    assert not np.allclose(keras_lamb["kernel"], result["kernel"], atol=1e-6)
+
+
+def test_lamb_layer_adaptation_exclusions_are_separate(problem):
+    values, grads = problem
+    optimizer = Lamb(learning_rate=0.01, weight_decay_rate=0.01,
+                     exclude_from_weight_decay=["LayerNorm"],
+                     exclude_from_layer_adaptation=["kernel"])
+    result = run(optimizer, values, grads)
+    expected = reference_lamb(values["kernel"], [g["kernel"] for g in grads], 0.01, wd=0.01,
+                              decay=True, adapt=False)
+    np.testing.assert_allclose(result["kernel"], expected, rtol=1e-5, atol=1e-6)
+    expected = reference_lamb(values["LayerNorm_gamma"],
+                              [g["LayerNorm_gamma"] for g in grads], 0.01, wd=0.01,
+                              decay=False, adapt=True)
+    np.testing.assert_allclose(result["LayerNorm_gamma"], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_adam_weight_decay_is_the_originals(problem):
+    values, grads = problem
+    result = run(AdamWeightDecay(learning_rate=0.01, weight_decay_rate=0.01), values, grads)
+    for name in values:
+        expected = reference_adamw(values[name], [g[name] for g in grads], 0.01, wd=0.01,
+                                   decay=name != "LayerNorm_gamma")
+        np.testing.assert_allclose(result[name], expected, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_schedule_is_warmup_times_polynomial_decay():
+    schedule = WarmupPolynomialDecay(1e-3, decay_steps=100, warmup_steps=10)
+    values = [float(schedule(step)) for step in (0, 5, 10, 50, 100, 150)]
+    expected = [0.0, 1e-3 * 0.95 * 0.5, 1e-3 * 0.9, 1e-3 * 0.5, 0.0, 0.0]
+    np.testing.assert_allclose(values, expected, rtol=1e-6, atol=1e-12)
+    squared = WarmupPolynomialDecay(2.0, decay_steps=10, power=2.0, end_learning_rate=1.0)
+    assert float(squared(5)) == pytest.approx(1.0 + 0.25)
+    restored = WarmupPolynomialDecay.from_config(schedule.get_config())
+    assert float(restored(5)) == float(schedule(5))
+    with pytest.raises(ValueError, match="decay_steps must be positive"):
+        WarmupPolynomialDecay(1e-3, decay_steps=0)
+
+
+def test_layerwise_multipliers_follow_the_original_depths():
+    m = layerwise_lr_multipliers(num_layers=2, decay=0.5)
+    assert m[r"/encoder/layer_0/"] == 0.125 and m[r"/encoder/layer_1/"] == 0.25
+    assert m[r"/embeddings/|/embeddings_project/"] == 0.0625
+    # Keras variables take their path from the name scope they are made in.
+    with keras.name_scope("electra"), keras.name_scope("encoder"), \
+            keras.name_scope("layer_0"):
+        deep = keras.Variable(np.ones(2, "float32"), name="k")
+    with keras.name_scope("classifier_head"):
+        head = keras.Variable(np.ones(2, "float32"), name="k")
+    assert deep.path == "electra/encoder/layer_0/k"
+    optimizer = AdamWeightDecay(learning_rate=0.1, lr_multipliers=m)
+    optimizer.apply_gradients([(tf.ones(2), deep), (tf.ones(2), head)])
+    # First step without bias correction: u = 0.1 / (sqrt(0.001) + eps), times lr.
+    step = 0.1 * 0.1 / (np.sqrt(0.001) + 1e-6)
+    np.testing.assert_allclose(1 - head.numpy(), step, rtol=1e-5)
+    np.testing.assert_allclose(1 - deep.numpy(), 0.125 * step, rtol=1e-5)
+    with keras.name_scope("elsewhere"):
+        other = keras.Variable(np.ones(2, "float32"), name="k")
+    with pytest.raises(ValueError, match="no learning-rate multiplier matches variable "
+                                         "elsewhere/k"):
+        AdamWeightDecay(learning_rate=0.1, lr_multipliers=m).apply_gradients(
+            [(tf.ones(2), other)])
+
+
+def test_lamb_trains_a_model_under_a_strategy_and_serializes():
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    strategy = tf.distribute.MirroredStrategy(devices)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(64, 8)).astype("float32")
+    y = (x @ rng.normal(size=(8, 1))).astype("float32")
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+                                  keras.layers.Dense(1)])
+        model.compile(optimizer=Lamb(WarmupPolynomialDecay(0.05, 40, 4),
+                                     weight_decay_rate=0.01,
+                                     exclude_from_weight_decay=["bias"],
+                                     global_clipnorm=1.0), loss="mse")
+    history = model.fit(x, y, batch_size=16, epochs=10, verbose=0)
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+    config = model.optimizer.get_config()
+    restored = Lamb.from_config(config)
+    assert restored.exclude_from_layer_adaptation == ["bias"]
+    assert restored.weight_decay_rate == 0.01
