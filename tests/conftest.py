@@ -27,7 +27,7 @@ def make_batch(config, batch_size=2, seq_len=16, num_predictions=3, seed=0):
     weights = np.zeros((batch_size, num_predictions), "int32")
     for row in range(batch_size):
         real = int(input_mask[row].sum())
-        chosen = rng.choice(np.arange(1, real), num_predictions - row, replace=False)
+        chosen = rng.choice(np.arange(1, real), num_predictions - row % 2, replace=False)
         positions[row, :len(chosen)] = np.sort(chosen)
         weights[row, :len(chosen)] = 1
     masked_lm_ids = np.take_along_axis(input_ids, positions, axis=1) * weights

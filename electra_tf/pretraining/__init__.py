@@ -1,1 +1,1 @@
-"""Pretraining: the input pipeline with dynamic masking (objectives arrive with #5)."""
+"""Pretraining: the input pipeline with dynamic masking, and the objectives."""
