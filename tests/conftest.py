@@ -47,3 +47,12 @@ def make_batch(config, batch_size=2, seq_len=16, num_predictions=3, seed=0):
 @pytest.fixture
 def batch_for():
     return make_batch
+
+
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+    """One MirroredStrategy over the two logical CPUs for the whole session: several
+    strategies in one process collide in TF's collective-op instance keys."""
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    assert len(devices) == 2
+    return tf.distribute.MirroredStrategy(devices)

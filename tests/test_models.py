@@ -251,10 +251,8 @@ def test_save_load_round_trip_gives_identical_outputs(model_type, tmp_path, batc
         encoder_of(model)(encoder_inputs(batch))["sequence_output"].numpy())
 
 
-def test_builds_and_runs_under_a_distribution_strategy(batch_for):
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
-    assert len(devices) == 2
-    strategy = tf.distribute.MirroredStrategy(devices)
+def test_builds_and_runs_under_a_distribution_strategy(batch_for, mirrored_strategy):
+    strategy = mirrored_strategy
     config = get_config("ale", "debug")
     with strategy.scope():
         model = build_pretrainer(config, seed=1)
