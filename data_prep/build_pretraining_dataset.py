@@ -32,24 +32,19 @@ import os
 import random
 import shutil
 import sys
-import tempfile
 from collections.abc import Iterable
 
 from absl import app, flags
 
 from data_prep import readers
+from electra_tf.files import atomic_write
 
 WORK_DIR = ".work"
 
 
 def _write_json(path: str, value) -> None:
-    """Write JSON under a temporary name and rename it: never a truncated state file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-json-")
-    with os.fdopen(fd, "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    """Never a truncated state file: written aside and renamed."""
+    atomic_write(path, json.dumps(value, indent=2, sort_keys=True))
 
 
 def _read_json(path: str):

@@ -12,13 +12,12 @@ WordPiece learner through keras-hub). ``--max_sentences`` caps how much text is 
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 
 from absl import app, flags
 
 from data_prep import readers
+from electra_tf.files import atomic_write
 from electra_tf.tokenization import BERT_SPECIAL_IDS
 
 NUM_UNUSED = 99  # [unused0] .. [unused98] before [UNK], as in BERT uncased
@@ -56,13 +55,7 @@ def build_vocab(sentences, vocab_size: int, do_lower_case: bool = True,
 
 def write_vocab(vocab: list[str], path: str) -> None:
     """Write atomically: a temporary file renamed when complete."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-vocab-")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write("\n".join(vocab) + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    atomic_write(path, "\n".join(vocab) + "\n")
 
 
 FLAGS = flags.FLAGS

@@ -444,16 +444,16 @@ RAW_READERS = {
 }
 
 
-def _raw_corpora(specs: Iterable[str], stats: ReadStats) -> Iterator[RawDocument]:
-    for spec in specs:
-        fmt, sep, path = spec.partition(":")
-        if not sep or not path:
-            raise CorpusError(f"corpus {spec!r}: expected FORMAT:PATH with FORMAT one of "
-                              f"{', '.join(FORMATS)}")
-        if fmt not in RAW_READERS:
-            raise CorpusError(f"corpus {spec!r}: unknown format {fmt!r}; allowed: "
-                              f"{', '.join(FORMATS)}")
-        yield from RAW_READERS[fmt](path, stats)
+def parse_spec(spec: str) -> tuple[str, str]:
+    """``FORMAT:PATH`` -> (format, path), or a clear error."""
+    fmt, sep, path = spec.partition(":")
+    if not sep or not path:
+        raise CorpusError(f"corpus {spec!r}: expected FORMAT:PATH with FORMAT one of "
+                          f"{', '.join(FORMATS)}")
+    if fmt not in RAW_READERS:
+        raise CorpusError(f"corpus {spec!r}: unknown format {fmt!r}; allowed: "
+                          f"{', '.join(FORMATS)}")
+    return fmt, path
 
 
 def read_corpora(specs: Iterable[str], stats: ReadStats | None = None,
@@ -461,10 +461,6 @@ def read_corpora(specs: Iterable[str], stats: ReadStats | None = None,
     """Documents of several ``FORMAT:PATH`` specs, in order. With a multiprocessing
     `pool`, cleaning and sentence splitting run in its workers (order kept)."""
     stats = stats if stats is not None else ReadStats()
-    specs = list(specs)
-    # Check every spec before reading any: a typo in the last one fails at once.
-    for spec in specs:
-        fmt, sep, path = spec.partition(":")
-        if not sep or not path or fmt not in RAW_READERS:
-            next(_raw_corpora([spec], stats))
-    return finished(_raw_corpora(specs, stats), stats, pool)
+    parsed = [parse_spec(spec) for spec in specs]  # a typo in the last one fails at once
+    raws = (raw for fmt, path in parsed for raw in RAW_READERS[fmt](path, stats))
+    return finished(raws, stats, pool)

