@@ -32,6 +32,7 @@ EXTRAS_REQUIRE = {
 CONSOLE_SCRIPTS = [
     "electra-flops = electra_tf.flops:main",
     "electra-convert = electra_tf.run_convert:main",
+    "electra-pretrain = electra_tf.run_pretraining:main",
     "electra-samples = data_prep.samples:main",
     "electra-build-vocab = data_prep.build_vocab:main",
     "electra-build-pretraining-dataset = data_prep.build_pretraining_dataset:main",

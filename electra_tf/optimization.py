@@ -2,9 +2,10 @@
 AdamWeightDecay, warmup x polynomial decay, and layer-wise learning-rate decay.
 
 All are Keras 3 optimizers (they work under any ``tf.distribute`` strategy and with
-``LossScaleOptimizer`` for fp16); global-norm clipping is Keras' own ``global_clipnorm``
-(the original clips at 1.0). Exclusion lists are regular expressions matched against
-variable paths (``electra/encoder/layer_0/.../LayerNorm/gamma``).
+``LossScaleOptimizer`` for fp16); global-norm clipping is Keras' ``global_clipnorm`` (the
+original clips at 1.0), applied to the gradient summed over replicas. Exclusion lists are
+regular expressions matched against variable paths
+(``electra/encoder/layer_0/.../LayerNorm/gamma``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 DEFAULT_EXCLUDE = ("LayerNorm", "layer_norm", "bias")  # the original's list
@@ -61,6 +63,20 @@ class _DecoupledDecayOptimizer(keras.optimizers.Optimizer):
         raise ValueError(f"no learning-rate multiplier matches variable "
                          f"{self._path(variable)}; "
                          f"patterns: {list(self.lr_multipliers)}")
+
+    def _clip_gradients(self, grads):
+        # Keras clips each replica's gradients before summing them across replicas; sum
+        # first (once: the sum below replaces Keras' own), so the global norm is the
+        # global batch's and N replicas update exactly like one replica.
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            present = [g for g in grads if g is not None]
+            summed = iter(context.all_reduce(tf.distribute.ReduceOp.SUM, present))
+            grads = [None if g is None else next(summed) for g in grads]
+        return super()._clip_gradients(grads)
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        return grads_and_vars  # already summed in _clip_gradients
 
     def _moments(self, gradient, variable):
         index = self._get_variable_index(variable)

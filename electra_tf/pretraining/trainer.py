@@ -1,0 +1,271 @@
+"""The pretraining run: Keras ``fit`` over the distributed input pipeline, with callbacks
+for checkpoints (and resume), TensorBoard scalars, a progress bar, and FLOP accounting.
+
+Layout under ``<data_dir>/models/<model_name>/`` (the original's):
+``model.ckpt-<step>`` checkpoints (model and optimizer state; the newest
+``keep_checkpoint_max`` are kept), ``train/`` TensorBoard events,
+``pretraining_config.json`` (the run's settings), and when training ends the exported
+``encoder.keras`` (ELECTRA/ALE's discriminator, BERT's encoder) with ``vocab.txt`` and
+``electra_tf_config.json``, plus ``train_summary.json`` (final step, FLOPs, metrics).
+Re-running the same command after an interruption resumes from the newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+
+import keras
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from electra_tf.distribute import check_batch_size, check_steps_per_execution
+from electra_tf.modeling import build_pretrainer, encoder_of
+from electra_tf.optimization import DEFAULT_EXCLUDE, OPTIMIZERS, WarmupPolynomialDecay
+from electra_tf.pretraining.config import RESUME_KEYS, PretrainingConfig
+from electra_tf.pretraining.inputs import MaskingConfig, make_dataset, max_predictions_per_seq
+from electra_tf.pretraining.objectives import PretrainingTask
+from electra_tf.tokenization import load_vocab, special_ids
+
+CHECKPOINT_NAME = "model.ckpt"
+
+
+def current_step(optimizer) -> int:
+    """The optimizer's iteration count (a MirroredVariable under a strategy)."""
+    return int(optimizer.iterations.numpy())
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Saves model + optimizer every `every` steps (at the first execution boundary past
+    each multiple, with ``steps_per_execution`` > 1) and at the end."""
+
+    def __init__(self, manager: tf.train.CheckpointManager, every: int):
+        super().__init__()
+        self.manager = manager
+        self.every = every
+        self.last_saved = None
+
+    def save(self, step: int) -> None:
+        if step != self.last_saved:
+            self.manager.save(checkpoint_number=step)
+            self.last_saved = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = current_step(self.model.optimizer)
+        previous = self.last_saved if self.last_saved is not None else 0
+        if step // self.every > previous // self.every:
+            self.save(step)
+
+
+class TrainingLog(keras.callbacks.Callback):
+    """TensorBoard scalars every `every` steps — the metrics averaged over the interval
+    (they are reset after each write), learning rate, FLOPs consumed, tokens/s and
+    examples/s — and a progress bar with ETA over the whole run."""
+
+    def __init__(self, writer, every: int, total_steps: int, initial_step: int,
+                 flops_per_step: float, batch_size: int, seq_len: int, schedule,
+                 progress: bool = True):
+        super().__init__()
+        self.writer = writer
+        self.every = every
+        self.total_steps = total_steps
+        self.flops_per_step = flops_per_step
+        self.batch_size = batch_size
+        self.seq_len = seq_len
+        self.schedule = schedule
+        self.step = initial_step
+        self.logged_step = initial_step
+        self.last_logs: dict[str, float] = {}
+        self._timer = None  # (step, time) after the first execution: excludes tracing
+        self.bar = tqdm(total=total_steps, initial=initial_step, unit="step",
+                        desc="pretraining", disable=not progress, dynamic_ncols=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = current_step(self.model.optimizer)
+        self.bar.update(step - self.step)
+        self.step = step
+        if self._timer is None:
+            self._timer = (step, time.perf_counter())
+        if step // self.every > self.logged_step // self.every or step == self.total_steps:
+            self.write(step, logs or {})
+
+    def write(self, step: int, logs) -> None:
+        values = {name: float(value) for name, value in logs.items()}
+        values["learning_rate"] = float(self.schedule(step - 1))  # what the last step used
+        values["flops"] = step * self.flops_per_step
+        now = time.perf_counter()
+        timed_steps = step - self._timer[0]
+        if timed_steps > 0:
+            examples = timed_steps * self.batch_size / (now - self._timer[1])
+            values["examples_per_second"] = examples
+            values["tokens_per_second"] = examples * self.seq_len
+        self._timer = (step, now)
+        with self.writer.as_default(step=step):
+            for name, value in values.items():
+                tf.summary.scalar(name, value)
+        self.writer.flush()
+        self.last_logs = values
+        self.logged_step = step
+        self.model.reset_metrics()
+        shown = {k: f"{values[k]:.4g}" for k in ("loss", "masked_lm_accuracy",
+                                                 "disc_accuracy") if k in values}
+        self.bar.set_postfix(shown, refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _optimizer(config: PretrainingConfig, schedule) -> keras.optimizers.Optimizer:
+    kwargs = dict(learning_rate=schedule, epsilon=config.adam_epsilon,
+                  weight_decay_rate=config.weight_decay_rate,
+                  exclude_from_weight_decay=list(DEFAULT_EXCLUDE))
+    if config.clip_norm:
+        kwargs["global_clipnorm"] = config.clip_norm
+    return OPTIMIZERS[config.optimizer](**kwargs)
+
+
+def _check_resume(config: PretrainingConfig, path: str) -> None:
+    """A model dir written with other essential settings is an error, not a silent mix."""
+    with tf.io.gfile.GFile(path) as f:
+        previous = json.load(f)
+    current = config.to_dict()
+    changed = [f"{k}: {previous.get(k)!r} -> {current[k]!r}" for k in RESUME_KEYS
+               if previous.get(k) != current[k]]
+    if changed:
+        raise ValueError(f"{os.path.dirname(path)} holds a run with other settings "
+                         f"({'; '.join(changed)}); use another --model_name or delete it")
+
+
+def write_text(path: str, text: str) -> None:
+    """Write `text` to `path` (local or gs://) under a temporary name, then rename."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write(text)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def export_encoder(pretrainer: keras.Model, vocab_file: str, model_dir: str) -> str:
+    """``encoder.keras`` + ``vocab.txt`` + ``electra_tf_config.json`` in `model_dir`."""
+    encoder = encoder_of(pretrainer)
+    path = os.path.join(model_dir, "encoder.keras")
+    with tempfile.TemporaryDirectory() as local:
+        # Keras writes a local file; copying it works for gs:// model dirs too.
+        staged = os.path.join(local, "encoder.keras")
+        encoder.save(staged)
+        tf.io.gfile.copy(staged, f"{path}.tmp", overwrite=True)
+        tf.io.gfile.rename(f"{path}.tmp", path, overwrite=True)
+    with tf.io.gfile.GFile(vocab_file) as f:
+        write_text(os.path.join(model_dir, "vocab.txt"), f.read())
+    write_text(os.path.join(model_dir, "electra_tf_config.json"),
+               encoder.model_config.to_json())
+    return path
+
+
+@contextlib.contextmanager
+def _dtype_policy(name: str):
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None = None,
+             progress: bool = True) -> dict:
+    """Run (or resume) pretraining as `config` says; returns the train summary.
+
+    The run trains ``num_train_steps`` steps, or as many as fit in ``flop_budget``
+    (counted with :func:`electra_tf.flops.train_flops_per_step`), and stops there.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    check_batch_size(strategy, config.train_batch_size)
+    check_steps_per_execution(strategy, config.steps_per_execution)
+    vocab = load_vocab(config.vocab_path)
+    model_config = config.model_config(len(vocab))
+    total_steps = config.train_steps(model_config)
+    flops_per_step = config.flops_per_step(model_config)
+    model_dir = config.model_dir
+    tf.io.gfile.makedirs(model_dir)
+    config_path = os.path.join(model_dir, "pretraining_config.json")
+    if tf.io.gfile.exists(config_path):
+        _check_resume(config, config_path)
+    write_text(config_path, config.to_json())
+    keras.utils.set_random_seed(config.seed)
+
+    with _dtype_policy(config.policy), strategy.scope():
+        extra = ({} if config.objective == "bert" else
+                 dict(temperature=config.temperature, seed=config.seed,
+                      disallow_correct=config.disallow_correct))
+        pretrainer = build_pretrainer(model_config, **extra)
+        schedule = WarmupPolynomialDecay(config.learning_rate, total_steps,
+                                         config.num_warmup_steps, power=config.lr_decay_power)
+        task = PretrainingTask(pretrainer, config.gen_weight, config.disc_weight)
+        task.compile(optimizer=_optimizer(config, schedule), jit_compile=config.jit_compile,
+                     steps_per_execution=config.steps_per_execution)
+        task.optimizer.build(pretrainer.trainable_variables)
+
+    checkpoint = tf.train.Checkpoint(model=pretrainer, optimizer=task.optimizer)
+    manager = tf.train.CheckpointManager(checkpoint, model_dir, config.keep_checkpoint_max,
+                                         checkpoint_name=CHECKPOINT_NAME)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    initial_step = current_step(task.optimizer)
+    checkpointer_start = initial_step if manager.latest_checkpoint else None
+
+    masking = MaskingConfig(special_ids(vocab), len(vocab),
+                            max_predictions_per_seq(config.mask_prob, config.max_seq_length),
+                            config.mask_prob, "bert" if config.objective == "bert" else "electra")
+    writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
+    checkpointer = Checkpointer(manager, config.save_checkpoints_steps)
+    checkpointer.last_saved = checkpointer_start
+    log = TrainingLog(writer, config.log_every_steps, total_steps, initial_step,
+                      flops_per_step, config.train_batch_size, config.max_seq_length,
+                      schedule, progress)
+    started = time.perf_counter()
+    try:
+        step = initial_step
+        while step < total_steps:
+            remaining = total_steps - step
+            per_execution = config.steps_per_execution
+            if remaining < per_execution:
+                # A last, shorter execution: fit would otherwise overshoot the end.
+                per_execution = remaining
+                with strategy.scope():
+                    task.compile(optimizer=task.optimizer, jit_compile=config.jit_compile,
+                                 steps_per_execution=per_execution)
+            steps = remaining - remaining % per_execution
+
+            def dataset_fn(context, seed=config.seed + step):
+                # A resumed run reads fresh batches rather than repeating the first ones.
+                return make_dataset(config.tfrecords_pattern, config.train_batch_size,
+                                    config.max_seq_length, masking, True, context, seed)
+
+            dataset = strategy.distribute_datasets_from_function(dataset_fn)
+            task.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False,
+                     callbacks=[checkpointer, log])
+            step = current_step(task.optimizer)
+        checkpointer.save(step)
+    finally:
+        log.close()
+        writer.close()
+
+    export_encoder(pretrainer, config.vocab_path, model_dir)
+    summary = {
+        "model_name": config.model_name,
+        "objective": config.objective,
+        "step": step,
+        "train_steps": total_steps,
+        "flops_per_step": flops_per_step,
+        "flops": step * flops_per_step,
+        "flop_budget": config.flop_budget,
+        "resumed_from_step": initial_step,
+        "seconds_this_run": round(time.perf_counter() - started, 3),
+        "last_logged": log.last_logs,
+    }
+    write_text(os.path.join(model_dir, "train_summary.json"),
+               json.dumps(summary, indent=2, sort_keys=True))
+    return summary

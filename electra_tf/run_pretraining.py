@@ -1,0 +1,141 @@
+"""run_pretraining: pretrain BERT, ELECTRA or ALE, for a number of steps or a FLOP budget.
+
+Examples::
+
+  electra-pretrain --flagfile=flags/pretrain/electra_small.flags \\
+      --data_dir=data --model_name=electra_small
+  electra-pretrain --data_dir=data --model_name=ale_tiny --objective=ale \\
+      --model_size=tiny --flop_budget=2e15 --train_batch_size=32
+  # the original's interface: one JSON of PretrainingConfig fields
+  electra-pretrain --data_dir=data --model_name=electra_small \\
+      --hparams='{"num_train_steps": 1000, "train_batch_size": 128}'
+
+Re-running an interrupted command resumes from the newest checkpoint in
+``<data_dir>/models/<model_name>/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("data_dir", None, "Holds vocab.txt, pretrain_tfrecords/ and models/ "
+                    "(the original's layout); may be gs://.", required=True)
+flags.DEFINE_string("model_name", None, "Run name: checkpoints, events and the exported "
+                    "encoder go to <data_dir>/models/<model_name>.", required=True)
+flags.DEFINE_string("hparams", "{}", "JSON object of PretrainingConfig fields, as the "
+                    "original's --hparams; a field also given as a flag must agree.")
+flags.DEFINE_string("strategy", "default", "default (CPU / one GPU), mirrored (all local "
+                    "GPUs), multi_worker (TF_CONFIG) or tpu.")
+flags.DEFINE_string("tpu", None, "TPU name or address for the cluster resolver; 'local' on "
+                    "Colab or a TPU VM. Implies --strategy=tpu.")
+flags.DEFINE_bool("progress", True, "Show a progress bar with ETA.")
+
+# Flags for PretrainingConfig fields; None = the config's default (or --hparams).
+flags.DEFINE_string("objective", None, "bert, electra or ale (default electra).")
+flags.DEFINE_string("model_size", None, "debug, tiny, small, base or large (default small).")
+flags.DEFINE_string("model_hparam_overrides", None, "JSON object of model config overrides, "
+                    "e.g. '{\"generator_hidden_size\": 0.5}'.")
+flags.DEFINE_integer("seed", None, "Seed of initialization, masking and sampling.")
+flags.DEFINE_float("flop_budget", None, "Train the whole steps that fit in this many FLOPs "
+                   "(e.g. 2.3e17); excludes --num_train_steps.")
+flags.DEFINE_integer("num_train_steps", None, "Train this many steps; excludes "
+                     "--flop_budget.")
+flags.DEFINE_integer("train_batch_size", None, "Global batch size (default 128).")
+flags.DEFINE_integer("max_seq_length", None, "Sequence length of the TFRecords (default 128).")
+flags.DEFINE_float("learning_rate", None, "Peak learning rate (default 5e-4).")
+flags.DEFINE_integer("num_warmup_steps", None, "Linear warmup steps (default 10000).")
+flags.DEFINE_float("weight_decay_rate", None, "Decoupled weight decay (default 0.01).")
+flags.DEFINE_string("optimizer", None, "lamb (default) or adamw (the original's).")
+flags.DEFINE_float("mask_prob", None, "Fraction of tokens masked (default 0.15).")
+flags.DEFINE_float("gen_weight", None, "Weight of the generator's MLM loss (default 1).")
+flags.DEFINE_float("disc_weight", None, "Weight of the discriminator loss (default 50).")
+flags.DEFINE_float("temperature", None, "Generator sampling temperature (default 1.0).")
+flags.DEFINE_integer("save_checkpoints_steps", None, "Checkpoint interval (default 1000).")
+flags.DEFINE_integer("keep_checkpoint_max", None, "Checkpoints kept (default 5).")
+flags.DEFINE_integer("log_every_steps", None, "TensorBoard interval (default 100).")
+flags.DEFINE_integer("steps_per_execution", None, "Steps per compiled call, like the "
+                     "original's iterations_per_loop (default 1; raise it on TPU).")
+flags.DEFINE_bool("jit_compile", None, "Compile the train step with XLA.")
+flags.DEFINE_string("mixed_precision", None, "'' (float32), bf16 or fp16.")
+flags.DEFINE_string("vocab_file", None, "Default <data_dir>/vocab.txt.")
+flags.DEFINE_string("pretrain_tfrecords", None,
+                    "Glob of TFRecords; default <data_dir>/pretrain_tfrecords/*.")
+
+JSON_FLAGS = ("model_hparam_overrides",)
+
+
+def build_config():
+    """PretrainingConfig from the flags and --hparams (a field given both ways must
+    agree)."""
+    from electra_tf.configs import parse_overrides
+    from electra_tf.pretraining.config import PretrainingConfig
+
+    fields = {f.name for f in dataclasses.fields(PretrainingConfig)}
+    values = {"data_dir": FLAGS.data_dir, "model_name": FLAGS.model_name}
+    for name in fields - set(values):
+        if name in FLAGS and FLAGS[name].value is not None:
+            value = FLAGS[name].value
+            values[name] = parse_overrides(value) if name in JSON_FLAGS else value
+    try:
+        hparams = json.loads(FLAGS.hparams) if FLAGS.hparams.strip() else {}
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--hparams is not valid JSON ({e}): {FLAGS.hparams!r}") from None
+    if not isinstance(hparams, dict):
+        raise ValueError(f"--hparams must be a JSON object, got {FLAGS.hparams!r}")
+    clashes = [f"{k} (--{k}={values[k]!r}, --hparams {hparams[k]!r})"
+               for k in hparams if k in values and values[k] != hparams[k]]
+    if clashes:
+        raise ValueError(f"given twice with different values: {'; '.join(clashes)}")
+    unknown = sorted(set(hparams) - fields)
+    if unknown:
+        raise ValueError(f"unknown --hparams key(s) {', '.join(map(repr, unknown))}; allowed: "
+                         f"{', '.join(sorted(fields))}")
+    values.update(hparams)
+    return PretrainingConfig(**values)
+
+
+def run() -> str:
+    """Build the config and the strategy, pretrain; returns the closing summary line."""
+    config = build_config()  # flag errors before TensorFlow starts devices
+    from electra_tf.distribute import make_strategy
+    from electra_tf.pretraining.trainer import pretrain
+
+    strategy = make_strategy(FLAGS.strategy, FLAGS.tpu)
+    summary = pretrain(config, strategy, progress=FLAGS.progress)
+    budget = (f" of the {config.flop_budget:.3g} budget" if config.flop_budget else "")
+    resumed = (f", resumed at step {summary['resumed_from_step']}"
+               if summary["resumed_from_step"] else "")
+    return (f"{config.objective}-{config.model_size} '{config.model_name}': step "
+            f"{summary['step']}/{summary['train_steps']}{resumed}, {summary['flops']:.4g} "
+            f"FLOPs{budget}; encoder exported to {config.model_dir}/encoder.keras")
+
+
+def _main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)  # TF's per-checkpoint INFO lines
+    try:
+        print(run(), flush=True)
+    except (OSError, ValueError) as e:
+        print(f"run_pretraining: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as e:  # TensorFlow's errors: keep the first line, not the stack
+        import tensorflow as tf
+
+        if isinstance(e, tf.errors.OpError):
+            print(f"run_pretraining: error: {e.message.splitlines()[0]}", file=sys.stderr)
+            sys.exit(1)
+        raise
+
+
+def main():
+    app.run(_main)
+
+
+if __name__ == "__main__":
+    main()

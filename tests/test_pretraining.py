@@ -1,0 +1,265 @@
+"""Pretraining runs: BERT / ELECTRA / ALE on TFRecords of the real sample corpora, the FLOP
+budget, TensorBoard scalars, export, resume after SIGKILL, mirrored = single replica, and
+the command line's errors and flagfiles."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl import flags
+from conftest import make_batch
+
+from electra_tf import distribute, run_pretraining
+from electra_tf.configs import get_config
+from electra_tf.flops import train_flops_per_step
+from electra_tf.modeling import build_pretrainer
+from electra_tf.optimization import AdamWeightDecay
+from electra_tf.pretraining.config import PretrainingConfig
+from electra_tf.pretraining.objectives import PretrainingTask
+from electra_tf.pretraining.trainer import pretrain
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BATCH, SEQ = 16, 64
+
+
+def scalars(log_dir):
+    """{tag: [(step, value), ...]} from the TensorBoard event files in `log_dir`."""
+    values = {}
+    for path in sorted(glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                values.setdefault(value.tag, []).append(
+                    (event.step, float(tf.make_ndarray(value.tensor))))
+    return values
+
+
+def run_config(built, sample_paths, data_dir, **overrides):
+    _, shards, _ = built
+    values = dict(data_dir=str(data_dir), model_name="run", objective="electra",
+                  model_size="debug", train_batch_size=BATCH, max_seq_length=SEQ,
+                  learning_rate=3e-2, num_warmup_steps=10, log_every_steps=10,
+                  save_checkpoints_steps=50, vocab_file=sample_paths["vocab"],
+                  pretrain_tfrecords=os.path.join(shards, "pretrain_data.tfrecord*"), seed=1)
+    values.update(overrides)
+    return PretrainingConfig(**values)
+
+
+@pytest.mark.parametrize("objective", ["bert", "electra", "ale"])
+def test_pretraining_on_sample_records_learns_and_stops_at_the_budget(
+        objective, built, sample_paths, tmp_path):
+    per_step = train_flops_per_step(get_config(objective, "debug"), BATCH, SEQ)
+    budget = 100.5 * per_step
+    config = run_config(built, sample_paths, tmp_path, objective=objective,
+                        model_name=objective, flop_budget=budget)
+    summary = pretrain(config, progress=False)
+
+    assert summary["step"] == summary["train_steps"] == 100
+    assert summary["flops"] == pytest.approx(100 * per_step) and summary["flops"] <= budget
+    logged = scalars(os.path.join(config.model_dir, "train"))
+    expected = {"loss", "masked_lm_loss", "masked_lm_accuracy", "learning_rate", "flops",
+                "tokens_per_second", "examples_per_second"}
+    if objective != "bert":
+        expected |= {"sampled_masked_lm_accuracy", "disc_loss", "disc_accuracy",
+                     "disc_precision", "disc_recall", "disc_auc"}
+    assert expected <= set(logged)
+    assert [step for step, _ in logged["masked_lm_loss"]] == list(range(10, 101, 10))
+    assert logged["flops"][-1] == (100, pytest.approx(100 * per_step))
+    mlm_loss = [v for _, v in logged["masked_lm_loss"]]
+    accuracy = [v for _, v in logged["masked_lm_accuracy"]]
+    assert mlm_loss[-1] < mlm_loss[0] - 1.0
+    assert np.mean(accuracy[-3:]) > accuracy[0] + 0.02
+    if objective != "bert":
+        assert logged["disc_auc"][-1][1] > 0.6
+
+    encoder = keras.models.load_model(os.path.join(config.model_dir, "encoder.keras"))
+    batch = make_batch(encoder.model_config, seq_len=SEQ)
+    assert encoder(batch)["sequence_output"].shape == (2, SEQ, encoder.model_config.hidden_size)
+    with open(os.path.join(config.model_dir, "vocab.txt")) as f:
+        assert len(f.read().splitlines()) == 30522
+    with open(os.path.join(config.model_dir, "electra_tf_config.json")) as f:
+        assert json.load(f)["model_type"] == objective
+
+
+def _cli(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "electra_tf.run_pretraining", *args],
+                          capture_output=True, text=True, cwd=ROOT, **kwargs)
+
+
+def test_resume_after_sigkill_ends_at_the_same_step_and_flops(built, sample_paths,
+                                                              tmp_path):
+    _, shards, _ = built
+    per_step = train_flops_per_step(get_config("electra", "debug"), 8, SEQ)
+    args = ["--data_dir", str(tmp_path), "--model_name=killed", "--objective=electra",
+            "--model_size=debug", "--train_batch_size=8", f"--max_seq_length={SEQ}",
+            f"--flop_budget={60.5 * per_step!r}", "--save_checkpoints_steps=10",
+            "--log_every_steps=10", "--num_warmup_steps=5", "--noprogress",
+            f"--vocab_file={sample_paths['vocab']}",
+            f"--pretrain_tfrecords={os.path.join(shards, 'pretrain_data.tfrecord*')}"]
+    model_dir = tmp_path / "models" / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "electra_tf.run_pretraining", *args],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not glob.glob(str(model_dir / "model.ckpt-*.index")):
+        assert process.poll() is None, "the run ended before its first checkpoint"
+        assert time.time() < deadline, "no checkpoint within 4 minutes"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = max(int(p.split("-")[-1].split(".")[0])
+                    for p in glob.glob(str(model_dir / "model.ckpt-*.index")))
+    assert 10 <= killed_at < 60 and not (model_dir / "train_summary.json").exists()
+
+    result = _cli(*args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((model_dir / "train_summary.json").read_text())
+    assert summary["resumed_from_step"] == killed_at
+    assert summary["step"] == summary["train_steps"] == 60
+    assert summary["flops"] == pytest.approx(60 * per_step)
+    assert f"step 60/60, resumed at step {killed_at}" in result.stdout
+    steps = [step for step, _ in scalars(str(model_dir / "train"))["flops"]]
+    assert steps[-1] == 60 and max(steps) == 60
+
+    # Running the finished command again changes nothing.
+    again = _cli(*args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads((model_dir / "train_summary.json").read_text())["step"] == 60
+
+
+@pytest.mark.parametrize("objective", ["bert", "electra"])
+def test_two_replicas_train_like_one_on_the_same_global_batch(objective, mirrored_strategy):
+    # Dropout off and a near-zero temperature (Gumbel-max becomes argmax) make one step
+    # deterministic, so the only difference left is how the batch is split.
+    config = get_config(objective, "debug", {"vocab_size": 500, "dropout_rate": 0.0})
+    batch = make_batch(config, batch_size=4, seq_len=16, num_predictions=3, seed=2)
+    batch["masked_lm_weights"] = batch["masked_lm_weights"].astype("float32")
+    extra = {} if objective == "bert" else {"temperature": 1e-6, "seed": 0}
+
+    def one_step(strategy):
+        keras.utils.set_random_seed(5)
+        with strategy.scope():
+            task = PretrainingTask(build_pretrainer(config, **extra))
+            task.compile(optimizer=AdamWeightDecay(1e-3, weight_decay_rate=0.01,
+                                                  global_clipnorm=1.0))
+        dataset = tf.data.Dataset.from_tensors(batch)
+        if strategy is not tf.distribute.get_strategy():
+            dataset = strategy.experimental_distribute_dataset(dataset)
+        history = task.fit(dataset, epochs=1, verbose=0)
+        return history.history, [v.numpy() for v in task.pretrainer.weights]
+
+    single_logs, single = one_step(tf.distribute.get_strategy())
+    mirrored_logs, mirrored = one_step(mirrored_strategy)
+    assert mirrored_strategy.num_replicas_in_sync == 2
+    for name in ("loss", "masked_lm_loss", "masked_lm_accuracy"):
+        assert mirrored_logs[name][0] == pytest.approx(single_logs[name][0], rel=1e-5)
+    for a, b in zip(single, mirrored, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_pretraining_runs_under_a_mirrored_strategy(built, sample_paths, tmp_path,
+                                                    mirrored_strategy):
+    config = run_config(built, sample_paths, tmp_path, objective="ale", num_train_steps=4,
+                        log_every_steps=2)
+    summary = pretrain(config, mirrored_strategy, progress=False)
+    assert summary["step"] == 4
+    assert np.isfinite(summary["last_logged"]["loss"])
+    assert [step for step, _ in scalars(os.path.join(config.model_dir, "train"))["loss"]] == [2, 4]
+    several = run_config(built, sample_paths, tmp_path, model_name="spe", num_train_steps=4,
+                         steps_per_execution=2)
+    with pytest.raises(ValueError, match="keras-team/keras#19246"):
+        pretrain(several, mirrored_strategy, progress=False)
+
+
+def test_batch_not_divisible_by_replicas_is_an_error(built, sample_paths, tmp_path,
+                                                     mirrored_strategy):
+    config = run_config(built, sample_paths, tmp_path, train_batch_size=15,
+                        num_train_steps=2)
+    with pytest.raises(ValueError, match="train_batch_size=15 must be a positive multiple "
+                                         "of the 2 replicas"):
+        pretrain(config, mirrored_strategy, progress=False)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--objective=gpt"], "unknown objective 'gpt'; allowed: bert, electra, ale"),
+    (["--flop_budget=1e15", "--num_train_steps=10"],
+     "give either num_train_steps or flop_budget, not both"),
+    (["--num_train_steps=10", "--hparams={\"learning_rat\": 1}"],
+     "unknown --hparams key(s) 'learning_rat'"),
+    (["--num_train_steps=10", "--hparams={\"num_train_steps\": 20}"],
+     "given twice with different values: num_train_steps"),
+])
+def test_flag_errors_are_one_clear_line(args, message, tmp_path):
+    result = _cli(f"--data_dir={tmp_path}", "--model_name=x", *args)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("run_pretraining: error: ") and message in last
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "models").exists()
+
+
+def test_steps_per_execution_and_a_changed_run_in_an_existing_model_dir(
+        built, sample_paths, tmp_path):
+    config = run_config(built, sample_paths, tmp_path, num_train_steps=7,
+                        steps_per_execution=3, log_every_steps=3)
+    summary = pretrain(config, progress=False)
+    assert summary["step"] == 7  # 3 + 3 + a last, shorter execution of 1
+    assert [step for step, _ in scalars(os.path.join(config.model_dir, "train"))["loss"]] == [
+        3, 6, 7]
+    changed = run_config(built, sample_paths, tmp_path, num_train_steps=7,
+                         train_batch_size=8)
+    with pytest.raises(ValueError, match="train_batch_size: 16 -> 8"):
+        pretrain(changed, progress=False)
+
+
+RECIPE = {"optimizer": "lamb", "learning_rate": 5e-4, "train_batch_size": 1024,
+          "num_warmup_steps": 10000, "weight_decay_rate": 0.01, "mask_prob": 0.15,
+          "max_seq_length": 128}
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "flags", "pretrain",
+                                                               "*.flags"))))
+def test_pretraining_flagfiles_parse_into_configs(path):
+    objective, size = os.path.basename(path)[:-len(".flags")].split("_")
+    flag_values = flags.FLAGS
+    try:
+        flag_values(["run_pretraining", f"--flagfile={path}", "--data_dir=d",
+                     "--model_name=m"])
+        config = run_pretraining.build_config()
+    finally:
+        flag_values.unparse_flags()
+    assert (config.objective, config.model_size) == (objective, size)
+    model = config.model_config(30522)
+    steps = config.train_steps(model)
+    assert steps * config.flops_per_step(model) <= config.flop_budget
+    if size == "small":
+        assert {k: getattr(config, k) for k in RECIPE} == RECIPE
+        assert model.dropout_rate == 0.1
+        if objective != "bert":
+            assert model.generator_config().hidden_size == 64  # 1/4 of 256
+    if size in ("small", "base"):  # one budget per size: equal compute for the three
+        assert config.flop_budget == {"small": 1.29e18, "base": 1.5e19}[size]
+
+
+def test_strategy_choice_and_its_errors(monkeypatch):
+    assert distribute.make_strategy("default") is tf.distribute.get_strategy()
+    with pytest.raises(ValueError, match="unknown strategy 'gpus'; allowed: default, "
+                                         "mirrored, multi_worker, tpu"):
+        distribute.make_strategy("gpus")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="needs the cluster in the TF_CONFIG"):
+        distribute.make_strategy("multi_worker")
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
+        distribute.make_strategy("multi_worker")
+    with pytest.raises(ValueError, match="needs --tpu"):
+        distribute.make_strategy("tpu")
+    with pytest.raises(ValueError, match="--tpu=local conflicts with --strategy=mirrored"):
+        distribute.make_strategy("mirrored", tpu="local")
+    assert distribute.check_batch_size(tf.distribute.get_strategy(), 6) == 6
