@@ -23,70 +23,83 @@ import sys
 from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", None, "Holds vocab.txt, pretrain_tfrecords/ and models/ "
-                    "(the original's layout); may be gs://.", required=True)
-flags.DEFINE_string("model_name", None, "Run name: checkpoints, events and the exported "
-                    "encoder go to <data_dir>/models/<model_name>.", required=True)
-flags.DEFINE_string("hparams", "{}", "JSON object of PretrainingConfig fields, as the "
-                    "original's --hparams; a field also given as a flag must agree.")
-flags.DEFINE_string("strategy", "default", "default (CPU / one GPU), mirrored (all local "
-                    "GPUs), multi_worker (TF_CONFIG) or tpu.")
-flags.DEFINE_string("tpu", None, "TPU name or address for the cluster resolver; 'local' on "
-                    "Colab or a TPU VM. Implies --strategy=tpu.")
-flags.DEFINE_bool("progress", True, "Show a progress bar with ETA.")
 
-# Flags for PretrainingConfig fields; None = the config's default (or --hparams).
-flags.DEFINE_string("objective", None, "bert, electra or ale (default electra).")
-flags.DEFINE_string("model_size", None, "debug, tiny, small, base or large (default small).")
-flags.DEFINE_string("model_hparam_overrides", None, "JSON object of model config overrides, "
-                    "e.g. '{\"generator_hidden_size\": 0.5}'.")
-flags.DEFINE_integer("seed", None, "Seed of initialization, masking and sampling.")
-flags.DEFINE_float("flop_budget", None, "Train the whole steps that fit in this many FLOPs "
-                   "(e.g. 2.3e17); excludes --num_train_steps.")
-flags.DEFINE_integer("num_train_steps", None, "Train this many steps; excludes "
-                     "--flop_budget.")
-flags.DEFINE_integer("train_batch_size", None, "Global batch size (default 128).")
-flags.DEFINE_integer("max_seq_length", None, "Sequence length of the TFRecords (default 128).")
-flags.DEFINE_float("learning_rate", None, "Peak learning rate (default 5e-4).")
-flags.DEFINE_integer("num_warmup_steps", None, "Linear warmup steps (default 10000).")
-flags.DEFINE_float("weight_decay_rate", None, "Decoupled weight decay (default 0.01).")
-flags.DEFINE_string("optimizer", None, "lamb (default) or adamw (the original's).")
-flags.DEFINE_float("mask_prob", None, "Fraction of tokens masked (default 0.15).")
-flags.DEFINE_float("gen_weight", None, "Weight of the generator's MLM loss (default 1).")
-flags.DEFINE_float("disc_weight", None, "Weight of the discriminator loss (default 50).")
-flags.DEFINE_float("temperature", None, "Generator sampling temperature (default 1.0).")
-flags.DEFINE_integer("save_checkpoints_steps", None, "Checkpoint interval (default 1000).")
-flags.DEFINE_integer("keep_checkpoint_max", None, "Checkpoints kept (default 5).")
-flags.DEFINE_integer("log_every_steps", None, "TensorBoard interval (default 100).")
-flags.DEFINE_integer("steps_per_execution", None, "Steps per compiled call, like the "
-                     "original's iterations_per_loop (default 1; raise it on TPU).")
-flags.DEFINE_bool("jit_compile", None, "Compile the train step with XLA.")
-flags.DEFINE_string("mixed_precision", None, "'' (float32), bf16 or fp16.")
-flags.DEFINE_string("vocab_file", None, "Default <data_dir>/vocab.txt.")
-flags.DEFINE_string("pretrain_tfrecords", None,
-                    "Glob of TFRecords; default <data_dir>/pretrain_tfrecords/*.")
+# (type, name, default, help). The PretrainingConfig fields default to None: the config's
+# default, or the --hparams value.
+FLAG_TABLE = [
+    ("string", "data_dir", None, "Holds vocab.txt, pretrain_tfrecords/ and models/ (the "
+     "original's layout); may be gs://."),
+    ("string", "model_name", None, "Run name: checkpoints, events and the exported encoder go "
+     "to <data_dir>/models/<model_name>."),
+    ("string", "hparams", "{}", "JSON object of PretrainingConfig fields, as the original's "
+     "--hparams; a field also given as a flag must agree."),
+    ("string", "strategy", "default", "default (CPU / one GPU), mirrored (all local GPUs), "
+     "multi_worker (TF_CONFIG) or tpu."),
+    ("string", "tpu", None, "TPU name or address for the cluster resolver; 'local' on Colab "
+     "or a TPU VM. Implies --strategy=tpu."),
+    ("bool", "progress", True, "Show a progress bar with ETA."),
+    ("string", "objective", None, "bert, electra or ale (default electra)."),
+    ("string", "model_size", None, "debug, tiny, small, base or large (default small)."),
+    ("string", "model_hparam_overrides", None, "JSON object of model config overrides, e.g. "
+     "'{\"generator_hidden_size\": 0.5}'."),
+    ("integer", "seed", None, "Seed of initialization, masking and sampling (default 0)."),
+    ("float", "flop_budget", None, "Train the whole steps that fit in this many FLOPs (e.g. "
+     "2.3e17); excludes --num_train_steps."),
+    ("integer", "num_train_steps", None, "Train this many steps; excludes --flop_budget."),
+    ("integer", "train_batch_size", None, "Global batch size (default 128)."),
+    ("integer", "max_seq_length", None, "Sequence length of the TFRecords (default 128)."),
+    ("float", "learning_rate", None, "Peak learning rate (default 5e-4)."),
+    ("integer", "num_warmup_steps", None, "Linear warmup steps (default 10000)."),
+    ("float", "weight_decay_rate", None, "Decoupled weight decay (default 0.01)."),
+    ("string", "optimizer", None, "lamb (default) or adamw (the original's)."),
+    ("float", "mask_prob", None, "Fraction of tokens masked (default 0.15)."),
+    ("float", "gen_weight", None, "Weight of the generator's MLM loss (default 1)."),
+    ("float", "disc_weight", None, "Weight of the discriminator loss (default 50)."),
+    ("float", "temperature", None, "Generator sampling temperature (default 1.0)."),
+    ("integer", "save_checkpoints_steps", None, "Checkpoint interval (default 1000)."),
+    ("integer", "keep_checkpoint_max", None, "Checkpoints kept (default 5)."),
+    ("integer", "log_every_steps", None, "TensorBoard interval in steps (default 100)."),
+    ("integer", "steps_per_execution", None, "Steps per compiled call, like the original's "
+     "iterations_per_loop (default 1; raise it on TPUs)."),
+    ("bool", "jit_compile", None, "Compile the train step with XLA (default off)."),
+    ("string", "mixed_precision", None, "'' (float32, default), bf16 or fp16."),
+    ("string", "vocab_file", None, "Default <data_dir>/vocab.txt."),
+    ("string", "pretrain_tfrecords", None, "Glob of TFRecords; default "
+     "<data_dir>/pretrain_tfrecords/pretrain_data.tfrecord*."),
+]
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> flags.FlagValues:
+    """Define the command's flags on `flag_values` (in a function, so CLIs sharing a
+    process, such as the tests, do not collide)."""
+    for kind, name, default, help_text in FLAG_TABLE:
+        getattr(flags, f"DEFINE_{kind}")(name, default, help_text, flag_values=flag_values)
+    flags.mark_flags_as_required(["data_dir", "model_name"], flag_values=flag_values)
+    return flag_values
+
 
 JSON_FLAGS = ("model_hparam_overrides",)
 
 
-def build_config():
-    """PretrainingConfig from the flags and --hparams (a field given both ways must
+def build_config(flag_values: flags.FlagValues = FLAGS):
+    """PretrainingConfig from parsed flags and --hparams (a field given both ways must
     agree)."""
     from electra_tf.configs import parse_overrides
     from electra_tf.pretraining.config import PretrainingConfig
 
     fields = {f.name for f in dataclasses.fields(PretrainingConfig)}
-    values = {"data_dir": FLAGS.data_dir, "model_name": FLAGS.model_name}
+    fv = flag_values
+    values = {"data_dir": fv.data_dir, "model_name": fv.model_name}
     for name in fields - set(values):
-        if name in FLAGS and FLAGS[name].value is not None:
-            value = FLAGS[name].value
+        if name in fv and fv[name].value is not None:
+            value = fv[name].value
             values[name] = parse_overrides(value) if name in JSON_FLAGS else value
     try:
-        hparams = json.loads(FLAGS.hparams) if FLAGS.hparams.strip() else {}
+        hparams = json.loads(fv.hparams) if fv.hparams.strip() else {}
     except json.JSONDecodeError as e:
-        raise ValueError(f"--hparams is not valid JSON ({e}): {FLAGS.hparams!r}") from None
+        raise ValueError(f"--hparams is not valid JSON ({e}): {fv.hparams!r}") from None
     if not isinstance(hparams, dict):
-        raise ValueError(f"--hparams must be a JSON object, got {FLAGS.hparams!r}")
+        raise ValueError(f"--hparams must be a JSON object, got {fv.hparams!r}")
     clashes = [f"{k} (--{k}={values[k]!r}, --hparams {hparams[k]!r})"
                for k in hparams if k in values and values[k] != hparams[k]]
     if clashes:
@@ -134,6 +147,7 @@ def _main(argv):
 
 
 def main():
+    define_flags()
     app.run(_main)
 
 
