@@ -33,6 +33,7 @@ demo: install
 bench: install
 	$(BIN)/python -m data_prep.samples --only=vocab,wiki_leads,shakespeare
 	$(BIN)/python benchmarks/data_prep.py
+	$(BIN)/python benchmarks/pretrain_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

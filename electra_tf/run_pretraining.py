@@ -137,11 +137,14 @@ def _main(argv):
     except (OSError, ValueError) as e:
         print(f"run_pretraining: error: {e}", file=sys.stderr)
         sys.exit(1)
-    except Exception as e:  # TensorFlow's errors: keep the first line, not the stack
+    except Exception as e:  # TensorFlow's errors: the line that says what, not the stack
         import tensorflow as tf
 
         if isinstance(e, tf.errors.OpError):
-            print(f"run_pretraining: error: {e.message.splitlines()[0]}", file=sys.stderr)
+            lines = [line.strip() for line in e.message.splitlines() if line.strip()
+                     and not line.strip().startswith(("[[", "File ", "Detected at"))]
+            print(f"run_pretraining: error: {lines[-1] if lines else type(e).__name__}",
+                  file=sys.stderr)
             sys.exit(1)
         raise
 

@@ -151,5 +151,11 @@ def test_wrong_records_are_a_clear_error(tmp_path):
         make_dataset(str(tmp_path / "x.tfrecord"), 8, SEQ, masking("electra"))
     with pytest.raises(ValueError, match="no TFRecord files match"):
         make_dataset(str(tmp_path / "none-*"), 8, SEQ, masking("electra"))
+    (tmp_path / "good").mkdir()
+    good = write_shards(tmp_path / "good", num_files=2)[0]
+    (tmp_path / "good" / "summary.json").write_text('{"shards": 2}')
+    with pytest.raises(ValueError, match=r"good/summary.json: not a TFRecord file"):
+        make_dataset(str(tmp_path / "good" / "*"), 8, SEQ, masking("electra"))
+    make_dataset(good, 8, SEQ, masking("electra"))  # the shards alone are fine
     with pytest.raises(ValueError, match="masking style 'roberta'"):
         MaskingConfig(SPECIAL, VOCAB, 10, 0.15, "roberta")

@@ -103,7 +103,11 @@ def mask_batch(features: dict, config: MaskingConfig, seed) -> dict:
 
 def _check_first_record(path: str, max_seq_length: int) -> None:
     """A clear error for shards that do not hold the expected features."""
-    for record in tf.data.TFRecordDataset(path).take(1):
+    try:
+        records = list(tf.data.TFRecordDataset(path).take(1))
+    except tf.errors.DataLossError:
+        raise ValueError(f"{path}: not a TFRecord file (corrupted record 0)") from None
+    for record in records:
         example = tf.train.Example.FromString(record.numpy())
         for name in FEATURE_NAMES:
             if name not in example.features.feature:
@@ -131,7 +135,11 @@ def make_dataset(file_pattern: str | list[str], batch_size: int, max_seq_length:
     files = sorted(f for p in patterns for f in tf.io.gfile.glob(p))
     if not files:
         raise ValueError(f"no TFRecord files match {', '.join(patterns)}")
-    _check_first_record(files[0], max_seq_length)
+    # Each shard's first record: a stray file matched by the pattern fails here, by name.
+    # Remote shards (gs://) cost a request each, so only the first few are read.
+    remote = "://" in files[0]
+    for path in files[:8] if remote else files:
+        _check_first_record(path, max_seq_length)
     per_replica_batch = batch_size
     dataset = tf.data.Dataset.from_tensor_slices(files)
     pipelines = input_context.num_input_pipelines if input_context else 1
