@@ -130,9 +130,13 @@ def test_resume_after_sigkill_ends_at_the_same_step_and_flops(built, sample_path
     assert steps[-1] == 60 and max(steps) == 60
 
     # Running the finished command again changes nothing.
+    finished = {p.name: p.stat().st_mtime_ns for p in model_dir.iterdir() if p.is_file()}
     again = _cli(*args)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert json.loads((model_dir / "train_summary.json").read_text())["step"] == 60
+    assert f"step 60/60, resumed at step {killed_at}" in again.stdout
+    changed = [p.name for p in model_dir.iterdir()
+               if p.is_file() and p.stat().st_mtime_ns != finished.get(p.name)]
+    assert changed == []
 
 
 @pytest.mark.parametrize("objective", ["bert", "electra"])

@@ -291,7 +291,12 @@ class TiedMaskedLMHead(keras.layers.Layer):
             sequence_output, ops.expand_dims(masked_lm_positions, -1), axis=1)
         x = ops.cast(self.layer_norm(self.dense(x)), "float32")
         table = ops.cast(self.token_embedding.embeddings, "float32")
-        return ops.matmul(x, ops.transpose(table)) + ops.cast(self.output_bias, "float32")
+        # One 2-D matmul: a (batch, P, E) x (E, V) product broadcasts the table over the
+        # batch, and its gradient then builds a (batch, E, V) tensor before summing it.
+        shape = ops.shape(x)
+        logits = ops.matmul(ops.reshape(x, (-1, shape[-1])), ops.transpose(table))
+        logits = ops.reshape(logits, (shape[0], shape[1], -1))
+        return logits + ops.cast(self.output_bias, "float32")
 
     def compute_output_spec(self, sequence_output, masked_lm_positions):
         shape = tuple(masked_lm_positions.shape) + (self.token_embedding.input_dim,)

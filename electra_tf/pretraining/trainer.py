@@ -193,7 +193,11 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
     config_path = os.path.join(model_dir, "pretraining_config.json")
     if tf.io.gfile.exists(config_path):
         _check_resume(config, config_path)
-    write_text(config_path, config.to_json())
+        with tf.io.gfile.GFile(config_path) as f:
+            if f.read() != config.to_json():
+                write_text(config_path, config.to_json())  # e.g. another log interval
+    else:
+        write_text(config_path, config.to_json())
     keras.utils.set_random_seed(config.seed)
 
     with _dtype_policy(config.policy), strategy.scope():
@@ -214,6 +218,10 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     initial_step = current_step(task.optimizer)
+    summary_path = os.path.join(model_dir, "train_summary.json")
+    if initial_step >= total_steps and tf.io.gfile.exists(summary_path):
+        with tf.io.gfile.GFile(summary_path) as f:
+            return json.load(f)  # finished before: nothing to do
     checkpointer_start = initial_step if manager.latest_checkpoint else None
 
     masking = MaskingConfig(special_ids(vocab), len(vocab),
@@ -266,6 +274,5 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
         "seconds_this_run": round(time.perf_counter() - started, 3),
         "last_logged": log.last_logs,
     }
-    write_text(os.path.join(model_dir, "train_summary.json"),
-               json.dumps(summary, indent=2, sort_keys=True))
+    write_text(summary_path, json.dumps(summary, indent=2, sort_keys=True))
     return summary
