@@ -7,7 +7,18 @@ import tempfile
 
 
 def atomic_write(path: str, data: bytes | str) -> None:
-    """Write `data` to a temporary file beside `path`, then rename it over `path`."""
+    """Write `data` to a temporary file beside `path`, then rename it over `path`.
+
+    Remote paths (``gs://...``) go through ``tf.io.gfile``.
+    """
+    if "://" in path:
+        import tensorflow as tf
+
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with tf.io.gfile.GFile(tmp, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+        return
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")

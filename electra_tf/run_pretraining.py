@@ -104,12 +104,8 @@ def build_config(flag_values: flags.FlagValues = FLAGS):
                for k in hparams if k in values and values[k] != hparams[k]]
     if clashes:
         raise ValueError(f"given twice with different values: {'; '.join(clashes)}")
-    unknown = sorted(set(hparams) - fields)
-    if unknown:
-        raise ValueError(f"unknown --hparams key(s) {', '.join(map(repr, unknown))}; allowed: "
-                         f"{', '.join(sorted(fields))}")
     values.update(hparams)
-    return PretrainingConfig(**values)
+    return PretrainingConfig.from_dict(values)
 
 
 def run() -> str:

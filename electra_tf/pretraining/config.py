@@ -147,14 +147,16 @@ class PretrainingConfig:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
-    def update(self, overrides: Mapping[str, Any]) -> PretrainingConfig:
-        """A copy with `overrides` (the --hparams JSON); unknown keys are an error."""
-        allowed = [f.name for f in dataclasses.fields(self)]
-        unknown = sorted(set(overrides) - set(allowed))
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> PretrainingConfig:
+        """The config of `values` (e.g. flags merged with the --hparams JSON); an unknown
+        key is an error that lists the allowed ones."""
+        allowed = sorted(f.name for f in dataclasses.fields(cls))
+        unknown = sorted(set(values) - set(allowed))
         if unknown:
-            raise ValueError(f"unknown pretraining hparam(s) {', '.join(map(repr, unknown))};"
-                             f" allowed: {', '.join(allowed)}")
-        return dataclasses.replace(self, **overrides)
+            raise ValueError(f"unknown --hparams key(s) {', '.join(map(repr, unknown))}; "
+                             f"allowed: {', '.join(allowed)}")
+        return cls(**values)
 
 
 def _one_of(name: str, value, allowed) -> None:

@@ -23,6 +23,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from electra_tf.distribute import check_batch_size, check_steps_per_execution
+from electra_tf.files import atomic_write
 from electra_tf.modeling import build_pretrainer, encoder_of
 from electra_tf.optimization import DEFAULT_EXCLUDE, OPTIMIZERS, WarmupPolynomialDecay
 from electra_tf.pretraining.config import RESUME_KEYS, PretrainingConfig
@@ -38,7 +39,19 @@ def current_step(optimizer) -> int:
     return int(optimizer.iterations.numpy())
 
 
-class Checkpointer(keras.callbacks.Callback):
+class _StepCallback(keras.callbacks.Callback):
+    """Knows the global step after each execution without reading the optimizer's
+    counter every step (a read waits for the device): the counter once per ``fit``, then
+    Keras' batch index, which is the execution's last step in the epoch."""
+
+    def on_train_begin(self, logs=None):
+        self._fit_start = current_step(self.model.optimizer)
+
+    def step_after(self, batch: int) -> int:
+        return self._fit_start + batch + 1
+
+
+class Checkpointer(_StepCallback):
     """Saves model + optimizer every `every` steps (at the first execution boundary past
     each multiple, with ``steps_per_execution`` > 1) and at the end."""
 
@@ -54,13 +67,13 @@ class Checkpointer(keras.callbacks.Callback):
             self.last_saved = step
 
     def on_train_batch_end(self, batch, logs=None):
-        step = current_step(self.model.optimizer)
+        step = self.step_after(batch)
         previous = self.last_saved if self.last_saved is not None else 0
         if step // self.every > previous // self.every:
             self.save(step)
 
 
-class TrainingLog(keras.callbacks.Callback):
+class TrainingLog(_StepCallback):
     """TensorBoard scalars every `every` steps — the metrics averaged over the interval
     (they are reset after each write), learning rate, FLOPs consumed, tokens/s and
     examples/s — and a progress bar with ETA over the whole run."""
@@ -84,7 +97,7 @@ class TrainingLog(keras.callbacks.Callback):
                         desc="pretraining", disable=not progress, dynamic_ncols=True)
 
     def on_train_batch_end(self, batch, logs=None):
-        step = current_step(self.model.optimizer)
+        step = self.step_after(batch)
         self.bar.update(step - self.step)
         self.step = step
         if self._timer is None:
@@ -139,14 +152,6 @@ def _check_resume(config: PretrainingConfig, path: str) -> None:
                          f"({'; '.join(changed)}); use another --model_name or delete it")
 
 
-def write_text(path: str, text: str) -> None:
-    """Write `text` to `path` (local or gs://) under a temporary name, then rename."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
 def export_encoder(pretrainer: keras.Model, vocab_file: str, model_dir: str) -> str:
     """``encoder.keras`` + ``vocab.txt`` + ``electra_tf_config.json`` in `model_dir`."""
     encoder = encoder_of(pretrainer)
@@ -158,8 +163,8 @@ def export_encoder(pretrainer: keras.Model, vocab_file: str, model_dir: str) -> 
         tf.io.gfile.copy(staged, f"{path}.tmp", overwrite=True)
         tf.io.gfile.rename(f"{path}.tmp", path, overwrite=True)
     with tf.io.gfile.GFile(vocab_file) as f:
-        write_text(os.path.join(model_dir, "vocab.txt"), f.read())
-    write_text(os.path.join(model_dir, "electra_tf_config.json"),
+        atomic_write(os.path.join(model_dir, "vocab.txt"), f.read())
+    atomic_write(os.path.join(model_dir, "electra_tf_config.json"),
                encoder.model_config.to_json())
     return path
 
@@ -195,9 +200,9 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
         _check_resume(config, config_path)
         with tf.io.gfile.GFile(config_path) as f:
             if f.read() != config.to_json():
-                write_text(config_path, config.to_json())  # e.g. another log interval
+                atomic_write(config_path, config.to_json())  # e.g. another log interval
     else:
-        write_text(config_path, config.to_json())
+        atomic_write(config_path, config.to_json())
     keras.utils.set_random_seed(config.seed)
 
     with _dtype_policy(config.policy), strategy.scope():
@@ -274,5 +279,5 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
         "seconds_this_run": round(time.perf_counter() - started, 3),
         "last_logged": log.last_logs,
     }
-    write_text(summary_path, json.dumps(summary, indent=2, sort_keys=True))
+    atomic_write(summary_path, json.dumps(summary, indent=2, sort_keys=True))
     return summary
