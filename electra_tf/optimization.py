@@ -208,15 +208,22 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def layerwise_lr_multipliers(num_layers: int, decay: float,
-                             head_pattern: str = r"task_specific|classifier|_head/"
-                             ) -> Mapping[str, float]:
-    """The original finetuning's layer-wise decay as {regex: factor}: depth 0 for the
-    embeddings, i + 1 for layer i, num_layers + 2 for the task head, and factor
-    decay ** (num_layers + 2 - depth)."""
+                             head_pattern: str = r"task_specific|classifier|_head/",
+                             original_off_by_one: bool = False) -> Mapping[str, float]:
+    """Layer-wise learning-rate decay as {regex: factor}: the task head at the full rate,
+    each encoder layer one more factor of `decay` down from the top (layer i of n:
+    decay ** (n - i)), the embeddings lowest (decay ** (n + 1)).
+
+    The original's ``_get_layer_lrs`` gave the head depth n + 2 but the top layer depth n,
+    so the top layer already got decay ** 2 and every layer one factor less than meant;
+    ``original_off_by_one=True`` reproduces that (layer i: decay ** (n + 1 - i),
+    embeddings decay ** (n + 2)).
+    """
+    shift = 1 if original_off_by_one else 0
     multipliers = {head_pattern: 1.0}
     for layer in range(num_layers):
-        multipliers[rf"/encoder/layer_{layer}/"] = decay ** (num_layers + 1 - layer)
-    multipliers[r"/embeddings/|/embeddings_project/"] = decay ** (num_layers + 2)
+        multipliers[rf"/encoder/layer_{layer}/"] = decay ** (num_layers - layer + shift)
+    multipliers[r"/embeddings/|/embeddings_project/"] = decay ** (num_layers + 1 + shift)
     return multipliers
 
 

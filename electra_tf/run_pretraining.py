@@ -16,11 +16,9 @@ Re-running an interrupted command resumes from the newest checkpoint in
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import sys
+from absl import app, flags
 
-from absl import app, flags, logging
+from electra_tf import cli
 
 FLAGS = flags.FLAGS
 
@@ -70,42 +68,17 @@ FLAG_TABLE = [
 
 
 def define_flags(flag_values: flags.FlagValues = FLAGS) -> flags.FlagValues:
-    """Define the command's flags on `flag_values` (in a function, so CLIs sharing a
-    process, such as the tests, do not collide)."""
-    for kind, name, default, help_text in FLAG_TABLE:
-        getattr(flags, f"DEFINE_{kind}")(name, default, help_text, flag_values=flag_values)
-    flags.mark_flags_as_required(["data_dir", "model_name"], flag_values=flag_values)
-    return flag_values
-
-
-JSON_FLAGS = ("model_hparam_overrides",)
+    """Define the command's flags on `flag_values`."""
+    return cli.define_flags(FLAG_TABLE, flag_values, required=("data_dir", "model_name"))
 
 
 def build_config(flag_values: flags.FlagValues = FLAGS):
     """PretrainingConfig from parsed flags and --hparams (a field given both ways must
     agree)."""
-    from electra_tf.configs import parse_overrides
     from electra_tf.pretraining.config import PretrainingConfig
 
-    fields = {f.name for f in dataclasses.fields(PretrainingConfig)}
-    fv = flag_values
-    values = {"data_dir": fv.data_dir, "model_name": fv.model_name}
-    for name in fields - set(values):
-        if name in fv and fv[name].value is not None:
-            value = fv[name].value
-            values[name] = parse_overrides(value) if name in JSON_FLAGS else value
-    try:
-        hparams = json.loads(fv.hparams) if fv.hparams.strip() else {}
-    except json.JSONDecodeError as e:
-        raise ValueError(f"--hparams is not valid JSON ({e}): {fv.hparams!r}") from None
-    if not isinstance(hparams, dict):
-        raise ValueError(f"--hparams must be a JSON object, got {fv.hparams!r}")
-    clashes = [f"{k} (--{k}={values[k]!r}, --hparams {hparams[k]!r})"
-               for k in hparams if k in values and values[k] != hparams[k]]
-    if clashes:
-        raise ValueError(f"given twice with different values: {'; '.join(clashes)}")
-    values.update(hparams)
-    return PretrainingConfig.from_dict(values)
+    return cli.config_from_flags(PretrainingConfig, flag_values,
+                                 json_flags=("model_hparam_overrides",))
 
 
 def run() -> str:
@@ -124,30 +97,9 @@ def run() -> str:
             f"FLOPs{budget}; encoder exported to {config.model_dir}/encoder.keras")
 
 
-def _main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)  # TF's per-checkpoint INFO lines
-    try:
-        print(run(), flush=True)
-    except (OSError, ValueError) as e:
-        print(f"run_pretraining: error: {e}", file=sys.stderr)
-        sys.exit(1)
-    except Exception as e:  # TensorFlow's errors: the line that says what, not the stack
-        import tensorflow as tf
-
-        if isinstance(e, tf.errors.OpError):
-            lines = [line.strip() for line in e.message.splitlines() if line.strip()
-                     and not line.strip().startswith(("[[", "File ", "Detected at"))]
-            print(f"run_pretraining: error: {lines[-1] if lines else type(e).__name__}",
-                  file=sys.stderr)
-            sys.exit(1)
-        raise
-
-
 def main():
     define_flags()
-    app.run(_main)
+    app.run(cli.run_main("run_pretraining", run))
 
 
 if __name__ == "__main__":

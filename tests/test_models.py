@@ -288,3 +288,58 @@ def test_mixed_bfloat16_policy_keeps_float32_logits(batch_for):
     assert model.sampler.compute_dtype == "float32", "Gumbel noise must not be bfloat16"
     assert out["mlm_logits"].dtype == tf.float32 and out["rtd_logits"].dtype == tf.float32
     assert np.isfinite(out["mlm_logits"].numpy()).all()
+
+
+def test_gelu_gradient_matches_autodiff_of_tf_gelu_and_bf16_stays_bf16():
+    from electra_tf.modeling.layers import gelu
+
+    x = tf.constant(np.linspace(-6, 6, 241), tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours, reference = gelu(x), tf.nn.gelu(x, approximate=False)
+    np.testing.assert_allclose(ours.numpy(), reference.numpy(), atol=1e-6)
+    np.testing.assert_allclose(tape.gradient(ours, x).numpy(),
+                               tape.gradient(reference, x).numpy(), atol=1e-6)
+    half = gelu(tf.cast(x, tf.bfloat16))
+    assert half.dtype == tf.bfloat16
+    np.testing.assert_allclose(tf.cast(half, tf.float32).numpy(), reference.numpy(),
+                               rtol=1e-2, atol=1e-2)
+
+
+def test_dropout_rate_scale_and_inference_identity():
+    from electra_tf.modeling.layers import Dropout
+
+    layer = Dropout(0.1, seed=3)
+    ones = tf.ones([400, 1000])
+    out = layer(ones, training=True).numpy()
+    dropped = (out == 0).mean()
+    assert abs(dropped - 0.1) < 0.003  # 400k draws: the standard deviation is 0.0005
+    kept = out[out != 0]
+    np.testing.assert_allclose(kept, 65536 / (65536 - 6554), rtol=1e-6)  # round(0.1 * 2^16)
+    assert abs(out.mean() - 1.0) < 0.005
+    assert not np.array_equal(out, layer(ones, training=True).numpy())  # a new mask per call
+    np.testing.assert_array_equal(layer(ones, training=False).numpy(), ones.numpy())
+    odd = layer(tf.ones([3, 5, 7]), training=True)  # an odd element count
+    assert odd.shape == (3, 5, 7)
+    assert Dropout.from_config(layer.get_config()).rate == 0.1
+
+
+def test_dropout_masks_differ_across_replicas(mirrored_strategy):
+    from electra_tf.modeling.layers import Dropout
+
+    with mirrored_strategy.scope():
+        layer = Dropout(0.5, seed=1)
+    masks = mirrored_strategy.run(lambda: layer(tf.ones([64, 64]), training=True))
+    first, second = (v.numpy() for v in mirrored_strategy.experimental_local_results(masks))
+    assert not np.array_equal(first, second)
+
+
+def test_encoder_layers_use_the_package_dropout():
+    from electra_tf.modeling.layers import Dropout
+
+    encoder = Encoder(get_config("electra", "debug"))
+    layer = encoder.encoder.transformer_layers[0]
+    assert isinstance(layer._self_attention_dropout, Dropout)
+    assert isinstance(layer._feedforward_dropout, Dropout)
+    assert isinstance(layer._self_attention_layer._dropout_layer, Dropout)
+    assert isinstance(encoder.embeddings.dropout, Dropout)

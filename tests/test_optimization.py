@@ -116,10 +116,15 @@ def test_schedule_is_warmup_times_polynomial_decay():
         WarmupPolynomialDecay(1e-3, decay_steps=0)
 
 
-def test_layerwise_multipliers_follow_the_original_depths():
+def test_layerwise_multipliers_decay_from_the_head_down():
     m = layerwise_lr_multipliers(num_layers=2, decay=0.5)
-    assert m[r"/encoder/layer_0/"] == 0.125 and m[r"/encoder/layer_1/"] == 0.25
-    assert m[r"/embeddings/|/embeddings_project/"] == 0.0625
+    # head 1, top layer 0.5, next 0.25, embeddings 0.125
+    assert m[r"/encoder/layer_1/"] == 0.5 and m[r"/encoder/layer_0/"] == 0.25
+    assert m[r"/embeddings/|/embeddings_project/"] == 0.125
+    # The original's depths skip one level between the top layer and the head.
+    original = layerwise_lr_multipliers(num_layers=2, decay=0.5, original_off_by_one=True)
+    assert original[r"/encoder/layer_1/"] == 0.25 and original[r"/encoder/layer_0/"] == 0.125
+    assert original[r"/embeddings/|/embeddings_project/"] == 0.0625
     # Keras variables take their path from the name scope they are made in.
     with keras.name_scope("electra"), keras.name_scope("encoder"), \
             keras.name_scope("layer_0"):
@@ -132,7 +137,7 @@ def test_layerwise_multipliers_follow_the_original_depths():
     # First step without bias correction: u = 0.1 / (sqrt(0.001) + eps), times lr.
     step = 0.1 * 0.1 / (np.sqrt(0.001) + 1e-6)
     np.testing.assert_allclose(1 - head.numpy(), step, rtol=1e-5)
-    np.testing.assert_allclose(1 - deep.numpy(), 0.125 * step, rtol=1e-5)
+    np.testing.assert_allclose(1 - deep.numpy(), 0.25 * step, rtol=1e-5)
     with keras.name_scope("elsewhere"):
         other = keras.Variable(np.ones(2, "float32"), name="k")
     with pytest.raises(ValueError, match="no learning-rate multiplier matches variable "

@@ -151,12 +151,9 @@ class PretrainingConfig:
     def from_dict(cls, values: Mapping[str, Any]) -> PretrainingConfig:
         """The config of `values` (e.g. flags merged with the --hparams JSON); an unknown
         key is an error that lists the allowed ones."""
-        allowed = sorted(f.name for f in dataclasses.fields(cls))
-        unknown = sorted(set(values) - set(allowed))
-        if unknown:
-            raise ValueError(f"unknown --hparams key(s) {', '.join(map(repr, unknown))}; "
-                             f"allowed: {', '.join(allowed)}")
-        return cls(**values)
+        from electra_tf.cli import dataclass_from_dict
+
+        return dataclass_from_dict(cls, values)
 
 
 def _one_of(name: str, value, allowed) -> None:

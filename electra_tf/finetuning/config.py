@@ -1,0 +1,144 @@
+"""One config object for a finetuning run, like the original ``configure_finetuning.py``.
+
+Field names follow the original (``task_names``, ``learning_rate``, ``layerwise_lr_decay``,
+``num_train_epochs``, ``warmup_proportion``, ``train_batch_size``, ``max_seq_length``,
+``double_unordered``, ``num_trials``, ``write_test_outputs``, ...) so its ``--hparams``
+JSON keeps working. Defaults are the original's for ELECTRA-Small on GLUE.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from electra_tf.configs import SIZES
+from electra_tf.optimization import OPTIMIZERS
+from electra_tf.pretraining.config import MIXED_PRECISION, _one_of
+
+# What a re-run of a run (a resume, more trials, test outputs) may change; every other
+# setting must match the run that wrote the folder.
+RERUN_KEYS = ("do_eval", "do_train", "write_test_outputs", "eval_batch_size", "num_trials")
+
+
+@dataclasses.dataclass
+class FinetuningConfig:
+    """Everything a finetuning run reads."""
+
+    model_name: str = "electra_small"
+    data_dir: str = "data"
+    task_names: list[str] = dataclasses.field(default_factory=lambda: ["sst2"])
+
+    # where the encoder comes from: init_checkpoint (a TF1 checkpoint or a Hugging Face
+    # folder), else <data_dir>/models/<model_name>/encoder.keras, else (from_scratch) a
+    # fresh model_size encoder
+    init_checkpoint: str = ""
+    from_scratch: bool = False
+    model_size: str = "small"
+    model_hparam_overrides: dict = dataclasses.field(default_factory=dict)
+    vocab_file: str | None = None  # default: the model dir's vocab.txt, else the data dir's
+    do_lower_case: bool = True
+
+    # optimization: the ELECTRA code's defaults (its paper used lr 3e-4 and weight decay 0
+    # for small models: flags/finetune/glue_small_paper.flags)
+    optimizer: str = "adamw"  # adamw (the original's) | lamb
+    learning_rate: float = 1e-4
+    layerwise_lr_decay: float = 0.8
+    weight_decay_rate: float = 0.01
+    num_train_epochs: float | None = None  # None: 10 with RTE or STS-B among the tasks, else 3
+    warmup_proportion: float = 0.1
+    train_batch_size: int = 32
+    eval_batch_size: int = 32
+    max_seq_length: int = 128
+    dropout_rate: float = 0.1
+    clip_norm: float = 1.0
+
+    # tasks
+    double_unordered: bool = True
+    use_crf: bool = False
+    use_tfds: bool = False
+    tfds_data_dir: str | None = None
+
+    # runs and outputs
+    num_trials: int = 1
+    seed: int = 0
+    do_train: bool = True
+    do_eval: bool = True
+    write_test_outputs: bool = False
+    mixed_precision: str = ""
+
+    def __post_init__(self):
+        if isinstance(self.task_names, str):
+            self.task_names = [t for t in self.task_names.split(",") if t]
+        if not self.task_names:
+            raise ValueError("task_names is empty: name at least one task")
+        if len(set(self.task_names)) != len(self.task_names):
+            raise ValueError(f"task_names lists a task twice: {self.task_names}")
+        _one_of("model_size", self.model_size, SIZES)
+        _one_of("optimizer", self.optimizer, OPTIMIZERS)
+        _one_of("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        for name in ("train_batch_size", "eval_batch_size", "max_seq_length", "num_trials"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be positive")
+        if self.num_train_epochs is not None and self.num_train_epochs <= 0:
+            raise ValueError(f"num_train_epochs={self.num_train_epochs} must be positive")
+        if not 0.0 <= self.warmup_proportion < 1.0:
+            raise ValueError(f"warmup_proportion={self.warmup_proportion} must be in [0, 1)")
+        if not 0.0 < self.layerwise_lr_decay <= 1.0:
+            raise ValueError(f"layerwise_lr_decay={self.layerwise_lr_decay} must be in (0, 1]")
+        if self.max_seq_length < 8:
+            raise ValueError(f"max_seq_length={self.max_seq_length} is too short (< 8)")
+
+    @property
+    def epochs(self) -> float:
+        """num_train_epochs, or the original's choice: 10 when RTE or STS-B is trained, else 3."""
+        if self.num_train_epochs is not None:
+            return self.num_train_epochs
+        return 10.0 if {"rte", "stsb", "sts", "sts-b"} & {t.lower() for t in self.task_names} \
+            else 3.0
+
+    @property
+    def model_dir(self) -> str:
+        return os.path.join(self.data_dir, "models", self.model_name)
+
+    @property
+    def run_name(self) -> str:
+        """``sst2``, ``mrpc+rte+stsb`` or ``pos-crf``: names the run's folders."""
+        return "+".join(self.task_names) + ("-crf" if self.use_crf else "")
+
+    @property
+    def run_dir(self) -> str:
+        """Checkpoints, events, tag sets: ``<model_dir>/finetuning/<run_name>``."""
+        return os.path.join(self.model_dir, "finetuning", self.run_name)
+
+    @property
+    def cache_dir(self) -> str:
+        """Featurized splits: ``<model_dir>/finetuning_tfrecords`` (the original's place)."""
+        return os.path.join(self.model_dir, "finetuning_tfrecords")
+
+    @property
+    def results_path(self) -> str:
+        return os.path.join(self.model_dir, "results", f"{self.run_name}.json")
+
+    @property
+    def test_predictions_dir(self) -> str:
+        return os.path.join(self.model_dir, "test_predictions")
+
+    @property
+    def policy(self) -> str:
+        return MIXED_PRECISION[self.mixed_precision]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> FinetuningConfig:
+        """The config of `values`; an unknown key is an error listing the allowed ones."""
+        from electra_tf.cli import dataclass_from_dict
+
+        return dataclass_from_dict(cls, values)

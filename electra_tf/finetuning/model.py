@@ -1,0 +1,149 @@
+"""The finetuning model: one shared encoder, one head per task, the tasks' losses.
+
+Heads as in the original ``finetune/``: dropout then a dense layer on the [CLS] vector
+(classification: one logit per label; regression: one value; multiple choice: one score
+per option's [CLS]); for tagging a dense layer over every token, softmax over tags at the
+first WordPiece of each word, or with ``use_crf`` a linear-chain CRF over the words
+(first-WordPiece vectors gathered into a word sequence).
+
+Batches hold one task each (``task_id``); every head runs on the shared encoder output
+and only the batch's task contributes to the loss, so several tasks train together as the
+original's multi-task finetuning does. Losses are divided by global-batch weight sums, so
+N replicas train like one.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from electra_tf.finetuning.tasks import NUM_CHOICES, Task
+from electra_tf.modeling.crf import CRF
+from electra_tf.modeling.layers import Dropout, truncated_normal
+from electra_tf.pretraining.objectives import EPSILON, cross_replica_sum
+
+ENCODER_KEYS = ("input_ids", "input_mask", "segment_ids")
+
+
+def _weighted_mean(losses, weights):
+    return tf.reduce_sum(losses * weights) / (cross_replica_sum(tf.reduce_sum(weights))
+                                              + EPSILON)
+
+
+class FinetuningModel(keras.Model):
+    """Encoder + task heads; ``fit`` trains on single-task batches, ``predict`` gives each
+    task's outputs (logits, regression values, option scores, or word tag ids).
+
+    Args:
+      encoder: an :class:`~electra_tf.modeling.Encoder`.
+      tasks: the tasks, in ``task_id`` order; a multiple-choice task cannot share a run
+        with others (its inputs hold 4 sequences per example).
+      dropout_rate: dropout before each head (the original: 0.1).
+      use_crf: tagging heads end in a CRF instead of a per-word softmax.
+    """
+
+    def __init__(self, encoder: keras.Model, tasks: list[Task], dropout_rate: float = 0.1,
+                 use_crf: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        if len(tasks) > 1 and any(t.kind == "multiple_choice" for t in tasks):
+            raise ValueError("a multiple-choice task (RACE) must be finetuned alone, not with "
+                             f"{', '.join(t.name for t in tasks if t.kind != 'multiple_choice')}")
+        self.encoder = encoder
+        self.tasks = list(tasks)
+        self.use_crf = use_crf
+        initializer_range = encoder.model_config.initializer_range
+        self.dropout = Dropout(dropout_rate)
+        self.heads = {}
+        self.crfs = {}
+        for task in tasks:
+            self.heads[task.name] = keras.layers.Dense(
+                task.num_outputs, kernel_initializer=truncated_normal(initializer_range),
+                name=f"{task.name}_head")
+            if task.kind == "tagging" and use_crf:
+                self.crfs[task.name] = CRF(task.num_outputs, name=f"{task.name}_head_crf")
+        self._loss_tracker = keras.metrics.Mean(name="loss")
+
+    @property
+    def metrics(self):
+        return [self._loss_tracker]
+
+    def call(self, inputs, training=None):
+        encoder_inputs = {k: inputs[k] for k in ENCODER_KEYS}
+        choices = self.tasks[0].kind == "multiple_choice"
+        if choices:  # (batch, options, seq) -> (batch * options, seq)
+            length = tf.shape(inputs["input_ids"])[-1]
+            encoder_inputs = {k: tf.reshape(v, [-1, length]) for k, v in encoder_inputs.items()}
+        outputs = self.encoder(encoder_inputs, training=training)
+        pooled = self.dropout(outputs["pooled_output"], training=training)
+        sequence = None
+        results = {}
+        for task in self.tasks:
+            head = self.heads[task.name]
+            if task.kind == "tagging":
+                if sequence is None:
+                    sequence = self.dropout(outputs["sequence_output"], training=training)
+                # Emissions of each word's first WordPiece: (batch, words, tags).
+                words = tf.gather(sequence, inputs["word_positions"], batch_dims=1)
+                results[task.name] = tf.cast(head(words), tf.float32)
+            elif task.kind == "multiple_choice":
+                results[task.name] = tf.reshape(tf.cast(head(pooled), tf.float32),
+                                                [-1, NUM_CHOICES])
+            elif task.kind == "regression":
+                results[task.name] = tf.cast(head(pooled), tf.float32)[:, 0]
+            else:
+                results[task.name] = tf.cast(head(pooled), tf.float32)
+        return results
+
+    def task_losses(self, inputs, labels, outputs):
+        """{task: this replica's share of the global-batch mean loss}; batches of other
+        tasks weigh 0."""
+        losses = {}
+        task_id = inputs.get("task_id")
+        for index, task in enumerate(self.tasks):
+            y, out = labels[task.name], outputs[task.name]
+            weights = (tf.ones(tf.shape(y)[:1], tf.float32) if task_id is None
+                       else tf.cast(tf.equal(task_id, index), tf.float32))
+            if task.kind == "regression":
+                per_example = tf.square(out - tf.cast(y, tf.float32))
+            elif task.kind == "tagging":
+                word_mask = tf.cast(inputs["word_mask"], tf.float32)
+                word_tags = tf.gather(y, inputs["word_positions"], batch_dims=1)
+                word_tags = tf.where(word_mask > 0, word_tags, 0)
+                if task.name in self.crfs:
+                    per_example = -self.crfs[task.name].log_likelihood(
+                        out, word_tags, inputs["word_mask"])
+                else:
+                    token = tf.nn.sparse_softmax_cross_entropy_with_logits(word_tags, out)
+                    weights = weights[:, None] * word_mask
+                    losses[task.name] = _weighted_mean(token, weights)
+                    continue
+            else:
+                per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    tf.cast(y, tf.int32), out)
+            losses[task.name] = _weighted_mean(per_example, weights)
+        return losses
+
+    def train_step(self, data):
+        inputs, labels = data
+        with tf.GradientTape() as tape:
+            outputs = self(inputs, training=True)
+            loss = tf.add_n(list(self.task_losses(inputs, labels, outputs).values()))
+            scaled = self.optimizer.scale_loss(loss)
+        variables = self.trainable_variables
+        gradients = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        self._loss_tracker.update_state(cross_replica_sum(loss))
+        return {"loss": self._loss_tracker.result()}
+
+    def predict_step(self, data):
+        inputs = data[0] if isinstance(data, tuple) else data
+        outputs = self(inputs, training=False)
+        for task in self.tasks:
+            if task.kind != "tagging":
+                continue
+            if task.name in self.crfs:
+                tags = self.crfs[task.name](outputs[task.name], inputs["word_mask"])
+            else:
+                tags = tf.argmax(outputs[task.name], -1, output_type=tf.int32)
+            outputs[task.name] = tf.where(inputs["word_mask"] > 0, tags, -1)
+        return outputs

@@ -1,0 +1,381 @@
+"""The task registry: what a finetuning task reads, how it featurizes, and how it scores.
+
+Four kinds, as in the original ``finetune/`` package:
+
+* ``classification`` and ``regression`` (GLUE and the sample tasks): ``[CLS] a [SEP]``
+  or ``[CLS] a [SEP] b [SEP]``, the longer side truncated first; STS-B's label is scaled
+  to [0, 1] by its range (label / 5) and predictions scaled back.
+* ``multiple_choice`` (RACE): per option ``[CLS] article [SEP] question [SEP] option
+  [SEP]`` (a question with a ``_`` blank has the option written into it), the article
+  truncated first; one score per option.
+* ``tagging`` (POS): the first WordPiece of each word carries the word's tag, the other
+  pieces label -1; scored over words.
+
+Features are NumPy arrays keyed like the model's inputs; labels sit under ``label``.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+
+import numpy as np
+from absl import logging
+
+from electra_tf.finetuning import readers, scorers
+
+KINDS = ("classification", "regression", "multiple_choice", "tagging")
+NUM_CHOICES = 4
+# Label ranges of the regression tasks: the model learns (label - low) / (high - low).
+REGRESSION_RANGES = {"stsb": (0.0, 5.0), "stsb_mr": (-4.0, 4.0)}  # VADER valence: [-4, 4]
+
+
+@dataclasses.dataclass
+class Features:
+    """A featurized split: model inputs, labels (None when unlabelled), example ids."""
+
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray | None
+    guids: list[str]
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    def __len__(self):
+        return len(self.guids)
+
+
+def truncate_pair(a: list, b: list, max_length: int) -> None:
+    """The original's ``_truncate_seq_pair``: drop the last token of the longer side until
+    both fit (in place)."""
+    while len(a) + len(b) > max_length:
+        (a if len(a) > len(b) else b).pop()
+
+
+def pack(segments: Sequence[list[int]], max_seq_length: int, cls: int, sep: int):
+    """``[CLS] s0 [SEP] s1 [SEP] ...`` as (ids, segment ids), already truncated to fit."""
+    ids, segment_ids = [cls], [0]
+    for index, segment in enumerate(segments):
+        ids += list(segment) + [sep]
+        segment_ids += [min(index, 1)] * (len(segment) + 1)
+    if len(ids) > max_seq_length:
+        raise ValueError(f"packed length {len(ids)} > max_seq_length {max_seq_length}")
+    return ids, segment_ids
+
+
+def _pad(rows: list[list[int]], length: int) -> np.ndarray:
+    out = np.zeros((len(rows), length), np.int32)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = row
+    return out
+
+
+def _encoder_inputs(packed, max_seq_length):
+    ids = [p[0] for p in packed]
+    return {"input_ids": _pad(ids, max_seq_length),
+            "input_mask": _pad([[1] * len(x) for x in ids], max_seq_length),
+            "segment_ids": _pad([p[1] for p in packed], max_seq_length)}
+
+
+def _tokenized(tokenizer, texts: list[str]) -> list[list[int]]:
+    flat, splits = tokenizer.tokenize_batch(texts)
+    return [flat[splits[i]:splits[i + 1]].tolist() for i in range(len(texts))]
+
+
+class Task(abc.ABC):
+    """A task: its name and kind, how it reads and featurizes a split, how it turns the
+    model's outputs into predictions and scores them."""
+
+    kind: str
+    name: str
+    eval_splits: tuple[str, ...] = ("dev",)
+    test_splits: tuple[str, ...] = ("test",)
+
+    @abc.abstractmethod
+    def read(self, data_dir: str, split: str) -> list:
+        """The examples of one split."""
+
+    @abc.abstractmethod
+    def featurize(self, examples, tokenizer, max_seq_length: int) -> Features:
+        """Model inputs and labels of a list of examples."""
+
+    @abc.abstractmethod
+    def predictions(self, outputs: np.ndarray) -> np.ndarray:
+        """Predictions from the head's outputs."""
+
+    def score(self, predictions: np.ndarray, features: Features) -> dict[str, float]:
+        return scorers.score(self.name, predictions, features.labels)
+
+    def cache_options(self) -> dict:
+        """Settings besides the examples that change the features (for the cache key)."""
+        return {}
+
+    @property
+    def num_outputs(self) -> int:
+        return 1
+
+
+class PairTask(Task):
+    """A GLUE-style sentence or sentence-pair task (classification or regression).
+
+    Args:
+      name: a GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli) or a sample
+        task of :mod:`readers` (sst2_mr, stsb_mr).
+      source: "tsv" (``finetuning_data/<task>/``) or "tfds" (``glue/<task>``, prepared).
+      double_unordered: train on each MRPC/STS-B pair in both orders, as the original.
+    """
+
+    def __init__(self, name: str, source: str = "tsv", double_unordered: bool = True,
+                 tfds_data_dir: str | None = None):
+        self.spec = readers.get_task(name)
+        self.name = self.spec.name
+        self.kind = "regression" if self.spec.is_regression else "classification"
+        self.source = source
+        self.double_unordered = double_unordered and self.name in ("mrpc", "stsb")
+        self.tfds_data_dir = tfds_data_dir
+        self.label_range = REGRESSION_RANGES.get(self.name, (0.0, 1.0))
+
+    @property
+    def num_outputs(self) -> int:
+        return 1 if self.spec.is_regression else len(self.spec.labels)
+
+    def cache_options(self):
+        return {"source": self.source, "label_range": self.label_range}
+
+    @property
+    def eval_splits(self) -> tuple[str, ...]:
+        return ("dev_matched", "dev_mismatched") if self.name == "mnli" else ("dev",)
+
+    @property
+    def test_splits(self) -> tuple[str, ...]:
+        return ("test_matched", "test_mismatched") if self.name == "mnli" else ("test",)
+
+    def read(self, data_dir, split):
+        if self.source == "tfds":
+            return readers.read_tfds_glue(self.name, split, self.tfds_data_dir)
+        examples = readers.read_glue(self.name, data_dir, split)
+        if split == "train" and self.double_unordered:
+            examples = examples + [
+                readers.PairExample(e.guid + "-swapped", e.text_b, e.text_a, e.label)
+                for e in examples]
+        return examples
+
+    def featurize(self, examples, tokenizer, max_seq_length):
+        special = tokenizer.special
+        a = _tokenized(tokenizer, [e.text_a for e in examples])
+        pair = any(e.text_b is not None for e in examples)
+        b = _tokenized(tokenizer, [e.text_b or "" for e in examples]) if pair else None
+        packed = []
+        for i in range(len(examples)):
+            if b is None:
+                packed.append(pack([a[i][:max_seq_length - 2]], max_seq_length,
+                                   special.cls, special.sep))
+            else:
+                truncate_pair(a[i], b[i], max_seq_length - 3)
+                packed.append(pack([a[i], b[i]], max_seq_length, special.cls, special.sep))
+        labels = None
+        if examples and all(e.label is not None for e in examples):
+            if self.spec.is_regression:
+                low, high = self.label_range
+                labels = (np.array([float(e.label) for e in examples], np.float32) - low) \
+                    / (high - low)
+            else:
+                labels = scorers.label_ids(self.spec, [str(e.label) for e in examples])
+                labels = labels.astype(np.int32)
+        return Features(_encoder_inputs(packed, max_seq_length), labels,
+                        [e.guid for e in examples])
+
+    def predictions(self, outputs: np.ndarray) -> np.ndarray:
+        """Label ids (classification) or labels in the task's own range (regression)."""
+        if self.spec.is_regression:
+            low, high = self.label_range
+            return outputs.reshape(-1) * (high - low) + low
+        return outputs.argmax(-1)
+
+    def score(self, predictions, features):
+        labels = features.labels
+        if self.spec.is_regression:
+            low, high = self.label_range
+            labels = labels * (high - low) + low
+        return scorers.score(self.name, predictions, labels)
+
+    def prediction_strings(self, predictions) -> list[str]:
+        if self.spec.is_regression:
+            return [f"{p:.3f}" for p in predictions]
+        return [self.spec.labels[int(p)] for p in predictions]
+
+
+class RaceTask(Task):
+    """RACE multiple choice over ``race/{train,dev,test}/{middle,high}/*.txt`` (or tfds
+    ``race/middle``, ``race/high``); ``levels`` picks middle, high or both."""
+
+    kind = "multiple_choice"
+
+    def __init__(self, name: str = "race", levels: Sequence[str] = ("middle", "high"),
+                 source: str = "json", tfds_data_dir: str | None = None):
+        self.name = name
+        self.levels = tuple(levels)
+        self.source = source
+        self.tfds_data_dir = tfds_data_dir
+
+    def cache_options(self):
+        return {"levels": self.levels, "source": self.source}
+
+    def read(self, data_dir, split):
+        if self.source == "tfds":
+            return [e for level in self.levels
+                    for e in readers.read_tfds_race(split, level, self.tfds_data_dir)]
+        return readers.read_race(os.path.join(data_dir, "finetuning_data", "race"), split,
+                                 self.levels)
+
+    def featurize(self, examples, tokenizer, max_seq_length):
+        special = tokenizer.special
+        articles = _tokenized(tokenizer, [e.article for e in examples])
+        questions, options = [], []
+        for e in examples:
+            for option in e.options:
+                # A cloze question ("... went to the _ .") reads better with the option
+                # written into the blank.
+                questions.append(e.question.replace("_", option) if "_" in e.question
+                                 else e.question)
+                options.append(option)
+        questions = _tokenized(tokenizer, questions)
+        options = _tokenized(tokenizer, options)
+        packed = []
+        for i in range(len(examples)):
+            for j in range(NUM_CHOICES):
+                k = i * NUM_CHOICES + j
+                question, option = questions[k], options[k]
+                # Question and option keep up to half the room; the article gets the rest.
+                room = max_seq_length - 4
+                truncate_pair(question, option, room // 2)
+                article = articles[i][:room - len(question) - len(option)]
+                packed.append(pack([article, question + [special.sep] + option],
+                                   max_seq_length, special.cls, special.sep))
+        inputs = {key: value.reshape(len(examples), NUM_CHOICES, max_seq_length)
+                  for key, value in _encoder_inputs(packed, max_seq_length).items()}
+        labels = None
+        if examples and all(e.label is not None for e in examples):
+            labels = np.array([e.label for e in examples], np.int32)
+        return Features(inputs, labels, [e.guid for e in examples],
+                        {"levels": [e.level for e in examples]})
+
+    def predictions(self, outputs):
+        return outputs.argmax(-1)
+
+    def score(self, predictions, features):
+        return scorers.race_scores(predictions, features.labels, features.extra["levels"])
+
+
+class TaggingTask(Task):
+    """POS tagging from ``finetuning_data/<name>/{train,dev,test}.<ext>`` (``word/TAG``
+    lines, CoNLL columns or ``.pos`` files); the tag set is the training split's, kept in
+    ``tags.json`` of the model dir so dev/test and later runs use the same ids."""
+
+    kind = "tagging"
+
+    def __init__(self, name: str = "pos", folder: str | None = None):
+        self.name = name
+        self.folder = folder or name
+        self.tags: list[str] | None = None
+
+    @property
+    def num_outputs(self) -> int:
+        if self.tags is None:
+            raise ValueError(f"{self.name}: tag set unknown; read the training split first")
+        return len(self.tags)
+
+    def cache_options(self):
+        return {"tags": self.tags}
+
+    def read(self, data_dir, split):
+        return readers.read_pos(os.path.join(data_dir, "finetuning_data", self.folder), split)
+
+    def set_tags(self, sentences: list[readers.TaggedSentence], path: str | None = None):
+        """Fixes the tag set: from ``path`` when it exists, else from ``sentences`` (and
+        written to ``path``)."""
+        if path and os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                self.tags = json.load(f)
+            return
+        self.tags = sorted({t for s in sentences for t in (s.tags or [])})
+        if path:
+            from electra_tf.files import atomic_write
+            atomic_write(path, json.dumps(self.tags, indent=1) + "\n")
+
+    def featurize(self, examples, tokenizer, max_seq_length):
+        special = tokenizer.special
+        words = [w for s in examples for w in s.words]
+        pieces = _tokenized(tokenizer, words)
+        index = {t: i for i, t in enumerate(self.tags or [])}
+        ids, labels, word_positions, truncated, cursor = [], [], [], 0, 0
+        labelled = examples and all(s.tags is not None for s in examples)
+        for s in examples:
+            row, row_labels, positions = [special.cls], [-1], []
+            for w in range(len(s.words)):
+                word_pieces = pieces[cursor + w] or [special.unk]  # e.g. a control char
+                if len(row) + len(word_pieces) > max_seq_length - 1:
+                    truncated += len(s.words) - w
+                    break
+                positions.append(len(row))
+                tag = -1
+                if labelled:
+                    if s.tags[w] not in index:
+                        raise ValueError(f"{self.name}: sentence {s.guid}: tag {s.tags[w]!r} "
+                                         f"is not in the training tag set")
+                    tag = index[s.tags[w]]
+                row_labels += [tag] + [-1] * (len(word_pieces) - 1)
+                row += word_pieces
+            cursor += len(s.words)
+            row.append(special.sep)
+            row_labels.append(-1)
+            ids.append(row)
+            labels.append(row_labels)
+            word_positions.append(positions)
+        if truncated:
+            logging.warning("%s: %d words beyond max_seq_length=%d are not tagged", self.name,
+                            truncated, max_seq_length)
+        inputs = {"input_ids": _pad(ids, max_seq_length),
+                  "input_mask": _pad([[1] * len(r) for r in ids], max_seq_length),
+                  "segment_ids": np.zeros((len(ids), max_seq_length), np.int32),
+                  "word_positions": _pad(word_positions, max_seq_length),
+                  "word_mask": _pad([[1] * len(p) for p in word_positions], max_seq_length)}
+        label_array = None
+        if labelled:
+            label_array = np.full((len(ids), max_seq_length), -1, np.int32)
+            for i, row in enumerate(labels):
+                label_array[i, :len(row)] = row
+        return Features(inputs, label_array, [s.guid for s in examples],
+                        {"truncated_words": truncated})
+
+    def word_labels(self, features: Features) -> np.ndarray:
+        """Labels at the word positions: (examples, max_seq_length), -1 past the words."""
+        rows = np.arange(len(features))[:, None]
+        tags = features.labels[rows, features.inputs["word_positions"]]
+        return np.where(features.inputs["word_mask"] > 0, tags, -1)
+
+    def predictions(self, outputs):
+        return outputs  # word-level tag ids (the model decodes)
+
+    def score(self, predictions, features):
+        return {"accuracy": scorers.token_accuracy(predictions, self.word_labels(features))}
+
+
+def get_task(name: str, **options) -> Task:
+    """A task by name: a GLUE or sample task, ``race`` (``race_middle``, ``race_high``)
+    or a tagging task ``pos*`` (its folder under ``finetuning_data/``)."""
+    key = name.lower()
+    if key.startswith("race"):
+        levels = {"race": ("middle", "high"), "race_middle": ("middle",),
+                  "race_high": ("high",)}.get(key)
+        if levels is None:
+            raise ValueError(f"unknown RACE task {name!r}; allowed: race, race_middle, "
+                             f"race_high")
+        return RaceTask(key, levels, source="tfds" if options.get("source") == "tfds"
+                        else "json", tfds_data_dir=options.get("tfds_data_dir"))
+    if key.startswith("pos"):
+        return TaggingTask(key)
+    return PairTask(name, source=options.get("source", "tsv"),
+                    double_unordered=options.get("double_unordered", True),
+                    tfds_data_dir=options.get("tfds_data_dir"))

@@ -1,0 +1,505 @@
+"""Finetuning runs: load an encoder, train task heads with Keras ``fit``, score the dev sets,
+write results, TensorBoard scalars and test-set predictions.
+
+As the original ``run_finetuning.py``: AdamWeightDecay with layer-wise learning-rate decay,
+linear warmup over ``warmup_proportion`` of the steps then linear decay, global-norm
+clipping; several tasks train together on batches sampled in proportion to the tasks'
+training-set sizes; ``num_trials`` repeats the run with seeds ``seed + trial``.
+
+Layout under ``<data_dir>/models/<model_name>/``::
+
+  finetuning/<run>/trial_<k>/   checkpoints (one per epoch, a re-run resumes), events,
+                                results.json, test predictions of that trial
+  results/<run>.json            every trial's dev scores and their mean
+  test_predictions/             the best-dev trial's predictions (GLUE submission files)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from electra_tf.distribute import check_batch_size
+from electra_tf.files import atomic_write
+from electra_tf.finetuning import readers, scorers
+from electra_tf.finetuning.config import FinetuningConfig
+from electra_tf.finetuning.model import FinetuningModel
+from electra_tf.finetuning.tasks import Features, PairTask, RaceTask, TaggingTask, Task, get_task
+from electra_tf.optimization import (
+    DEFAULT_EXCLUDE,
+    OPTIMIZERS,
+    WarmupPolynomialDecay,
+    layerwise_lr_multipliers,
+)
+from electra_tf.tokenization import WordPieceTokenizer
+
+HEAD_PATTERN = r"_head/|_head_crf/"
+
+
+# ----------------------------------------------------------------------------- the encoder
+
+def _dtype_policy(name: str):
+    from electra_tf.pretraining.trainer import _dtype_policy as policy
+    return policy(name)
+
+
+def encoder_source(config: FinetuningConfig) -> tuple[str, str]:
+    """(kind, path) of the encoder a run starts from: "hf", "tf1", "keras" or "scratch"."""
+    if config.init_checkpoint:
+        path = config.init_checkpoint
+        if path.endswith(".keras"):
+            return "keras", path
+        if tf.io.gfile.exists(os.path.join(path, "encoder.keras")):  # an electra-pretrain dir
+            return "keras", os.path.join(path, "encoder.keras")
+        if os.path.isdir(path) and (os.path.exists(os.path.join(path, "config.json"))
+                                    or os.path.isdir(os.path.join(path, "discriminator"))):
+            return "hf", path
+        return "tf1", path
+    exported = os.path.join(config.model_dir, "encoder.keras")
+    if not config.from_scratch:
+        if not tf.io.gfile.exists(exported):
+            raise FileNotFoundError(
+                f"{exported}: no pretrained encoder; pretrain one (electra-pretrain "
+                f"--model_name={config.model_name}), give --init_checkpoint (a TF1 checkpoint "
+                f"or a Hugging Face folder), or train from scratch with --from_scratch")
+        return "keras", exported
+    return "scratch", ""
+
+
+def vocab_path(config: FinetuningConfig) -> str:
+    """--vocab_file, else the vocab beside the encoder, else ``<data_dir>/vocab.txt``."""
+    if config.vocab_file:
+        return config.vocab_file
+    kind, path = encoder_source(config)
+    beside = {"keras": os.path.dirname(path), "hf": path,
+              "tf1": path if os.path.isdir(path) else os.path.dirname(path)}.get(kind)
+    if beside and tf.io.gfile.exists(os.path.join(beside, "vocab.txt")):
+        return os.path.join(beside, "vocab.txt")
+    return os.path.join(config.data_dir, "vocab.txt")
+
+
+def load_encoder(config: FinetuningConfig, vocab_size: int) -> keras.Model:
+    """A fresh Encoder under the current dtype policy, with the weights of the run's
+    source (a saved encoder's own policy is not kept: bf16 pretraining, fp32 finetuning)."""
+    from electra_tf.checkpoints import config_from_tf1, load_tf1_checkpoint, model_from_hf
+    from electra_tf.configs import get_config
+    from electra_tf.modeling import Encoder
+
+    kind, path = encoder_source(config)
+    if kind == "hf":
+        return model_from_hf(path, target="encoder")[0]
+    if kind == "tf1":
+        encoder = Encoder(config_from_tf1(path))
+        load_tf1_checkpoint(encoder, path)
+        return encoder
+    if kind == "keras":
+        with tempfile_copy(path) as local:
+            saved = keras.saving.load_model(local, compile=False)
+        encoder = Encoder(saved.model_config)
+        encoder.set_weights(saved.get_weights())
+        return encoder
+    overrides = dict(config.model_hparam_overrides)
+    overrides.setdefault("vocab_size", vocab_size)
+    return Encoder(get_config("electra", config.model_size, overrides))
+
+
+@contextlib.contextmanager
+def tempfile_copy(path: str):
+    """`path` as a local file (Keras loads only local files; the model dir may be gs://)."""
+    if os.path.exists(path):
+        yield path
+        return
+    import tempfile
+    with tempfile.TemporaryDirectory() as local:
+        target = os.path.join(local, os.path.basename(path))
+        tf.io.gfile.copy(path, target)
+        yield target
+
+
+# ----------------------------------------------------------------------------- data
+
+def _union_inputs(task_index: int, tasks: list[Task], features: Features) -> dict:
+    """Inputs with every key any task reads (zeros where this task has none) and task_id,
+    so batches of different tasks share one structure."""
+    inputs = dict(features.inputs)
+    n, length = inputs["input_ids"].shape[0], inputs["input_ids"].shape[-1]
+    if any(t.kind == "tagging" for t in tasks):
+        for key in ("word_positions", "word_mask"):
+            inputs.setdefault(key, np.zeros((n, length), np.int32))
+    inputs["task_id"] = np.full((n,), task_index, np.int32)
+    return inputs
+
+
+def _union_labels(task_index: int, tasks: list[Task], features: Features) -> dict:
+    n, length = len(features), features.inputs["input_ids"].shape[-1]
+    labels = {}
+    for index, task in enumerate(tasks):
+        if index == task_index:
+            labels[task.name] = features.labels
+        elif task.kind == "tagging":
+            labels[task.name] = np.zeros((n, length), np.int32)
+        elif task.kind == "regression":
+            labels[task.name] = np.zeros((n,), np.float32)
+        else:
+            labels[task.name] = np.zeros((n,), np.int32)
+    return labels
+
+
+def train_dataset(tasks: list[Task], train: list[Features], batch_size: int,
+                  seed: int) -> tf.data.Dataset:
+    """Shuffled, repeated single-task batches; with several tasks each batch's task is
+    drawn in proportion to the tasks' training-set sizes (the original's mixing)."""
+    datasets = []
+    for index, features in enumerate(train):
+        data = tf.data.Dataset.from_tensor_slices(
+            (_union_inputs(index, tasks, features), _union_labels(index, tasks, features)))
+        datasets.append(data.shuffle(len(features), seed=seed + index)
+                        .repeat().batch(batch_size, drop_remainder=True))
+    if len(datasets) == 1:
+        return datasets[0].prefetch(2)
+    sizes = np.array([len(f) for f in train], np.float64)
+    return tf.data.Dataset.sample_from_datasets(
+        datasets, weights=list(sizes / sizes.sum()), seed=seed).prefetch(2)
+
+
+def predict(model: FinetuningModel, task: Task, features: Features, batch_size: int):
+    """The task's predictions on a featurized split."""
+    tasks = model.tasks
+    inputs = _union_inputs(tasks.index(task), tasks, features)
+    data = tf.data.Dataset.from_tensor_slices(inputs).batch(batch_size)
+    outputs = model.predict(data, verbose=0)[task.name]
+    return task.predictions(np.asarray(outputs))
+
+
+# ----------------------------------------------------------------------------- outputs
+
+def write_test_predictions(task: Task, split: str, features: Features, predictions,
+                           examples: list, out_dir: str) -> str:
+    """GLUE submission files for GLUE-style tasks; ``id<TAB>answer`` for RACE; tagged
+    ``word/TAG`` lines for tagging."""
+    if isinstance(task, PairTask):
+        key = {"test_matched": "mnli-m", "test_mismatched": "mnli-mm"}.get(split, task.name)
+        ids = [readers.example_index(g) for g in features.guids]
+        return scorers.write_glue_submission(key, ids, predictions, out_dir)
+    if isinstance(task, RaceTask):
+        path = os.path.join(out_dir, f"{task.name}.tsv")
+        rows = [f"{guid}\t{'ABCD'[int(p)]}\n" for guid, p in zip(features.guids, predictions,
+                                                                    strict=True)]
+        atomic_write(path, "id\tanswer\n" + "".join(rows))
+        return path
+    path = os.path.join(out_dir, f"{task.name}.txt")
+    lines = []
+    for sentence, tags in zip(examples, predictions, strict=True):
+        words = sentence.words
+        predicted = [task.tags[t] if t >= 0 else "-NONE-" for t in tags[:len(words)]]
+        predicted += ["-NONE-"] * (len(words) - len(predicted))  # words past max_seq_length
+        lines.append(" ".join(f"{w}/{t}" for w, t in zip(words, predicted, strict=True)))
+    atomic_write(path, "\n".join(lines) + "\n")
+    return path
+
+
+def dev_score(scores: dict) -> float:
+    """One number to pick the best epoch and trial by: the mean task score (GLUE's
+    two-metric tasks count their mean, MNLI the mean of matched and mismatched)."""
+    values = []
+    for task, splits in scores.items():
+        for metrics in splits.values():
+            values.append(scorers.task_score(task, metrics) if task in scorers.GLUE_SCORE_TASKS
+                          else float(np.mean(list(metrics.values()))))
+    return float(np.mean(values)) if values else 0.0
+
+
+class EpochEnd(keras.callbacks.Callback):
+    """After each epoch: a checkpoint (for resuming), the dev scores, TensorBoard scalars,
+    and the weights of the best-dev epoch kept aside; stops at the last step when the
+    epochs are fractional."""
+
+    def __init__(self, manager, best, writer, evaluate, total_steps: int,
+                 steps_per_epoch: int, schedule, history: list[dict]):
+        super().__init__()
+        self.manager = manager
+        self.best = best  # (tf.train.Checkpoint, prefix) of the best-dev weights
+        self.writer = writer
+        self.evaluate = evaluate
+        self.total_steps = total_steps
+        self.steps_per_epoch = steps_per_epoch
+        self.schedule = schedule
+        self.history = history
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Keras' batch index, not the optimizer's counter: no device read per step.
+        if self.epoch * self.steps_per_epoch + batch + 1 >= self.total_steps:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        scores = self.evaluate() if self.evaluate else {}
+        entry = {"epoch": epoch + 1, "step": step, "dev": scores,
+                 "loss": float((logs or {}).get("loss", float("nan")))}
+        if scores and (not any(h.get("best") for h in self.history)
+                       or dev_score(scores) > max(dev_score(h["dev"]) for h in self.history)):
+            for h in self.history:
+                h["best"] = False
+            entry["best"] = True
+            self.best[0].write(self.best[1])
+        self.history.append(entry)
+        # The history rides in the checkpoint's folder so a resumed run keeps it.
+        tf.io.gfile.makedirs(os.path.dirname(self.best[1]))
+        atomic_write(os.path.join(os.path.dirname(self.best[1]), "history.json"),
+                     json.dumps(self.history, indent=1))
+        self.manager.save(checkpoint_number=step)
+        with self.writer.as_default(step=step):
+            for name, value in (logs or {}).items():
+                tf.summary.scalar(f"train/{name}", float(value))
+            tf.summary.scalar("train/learning_rate", float(self.schedule(step - 1)))
+            for task, splits in scores.items():
+                for split, metrics in splits.items():
+                    for metric, value in metrics.items():
+                        tf.summary.scalar(f"{task}/{split}/{metric}", value)
+        self.writer.flush()
+        shown = "; ".join(f"{t} {s} " + ", ".join(f"{m} {v:.4f}" for m, v in ms.items())
+                          for t, ss in scores.items() for s, ms in ss.items())
+        if shown:
+            print(f"epoch {epoch + 1} (step {step}): {shown}", flush=True)
+
+
+# ----------------------------------------------------------------------------- a run
+
+def _tasks(config: FinetuningConfig) -> list[Task]:
+    return [get_task(name, source="tfds" if config.use_tfds else "tsv",
+                     double_unordered=config.double_unordered,
+                     tfds_data_dir=config.tfds_data_dir) for name in config.task_names]
+
+
+def _median(trials: list[dict], key: str) -> dict:
+    median: dict = {}
+    for task, splits in trials[0][key].items():
+        for split, metrics in splits.items():
+            for metric in metrics:
+                values = [t[key][task][split][metric] for t in trials]
+                median.setdefault(task, {}).setdefault(split, {})[metric] = float(
+                    np.median(values))
+    return median
+
+
+def majority_baseline(task: Task, train: Features, dev: Features) -> dict[str, float]:
+    """Dev scores of always predicting the training split's most frequent label (tag,
+    answer), or its mean for regression: what a model has to beat."""
+    if task.kind == "regression":
+        value = task.predictions(np.array([[train.labels.mean()]]))[0]
+        return task.score(np.full(len(dev), value), dev)
+    labels = train.labels[train.labels >= 0]
+    majority = int(np.bincount(labels.reshape(-1)).argmax())
+    if task.kind == "tagging":
+        predictions = np.where(dev.inputs["word_mask"] > 0, majority, -1)
+        return task.score(predictions, dev)
+    return task.score(np.full(len(dev), majority), dev)
+
+
+def markdown_table(results: dict) -> str:
+    """Tasks x metrics: the median over trials, best-dev epoch (and each trial when
+    there are several)."""
+    trials = results["trials"]
+    header = ["task", "split", "metric", "median", "majority baseline"]
+    if len(trials) > 1:
+        header += [f"trial {t['trial']}" for t in trials]
+    rows = []
+    for task, splits in results.get("dev_best", {}).items():
+        for split, metrics in splits.items():
+            for metric, value in metrics.items():
+                baseline = results.get("majority_baseline", {}).get(task, {}).get(split, {})
+                row = [task, split, metric, f"{value:.4f}",
+                       f"{baseline[metric]:.4f}" if metric in baseline else ""]
+                if len(trials) > 1:
+                    row += [f"{t['dev_best'][task][split][metric]:.4f}" for t in trials]
+                rows.append(row)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _check_rerun(config: FinetuningConfig, path: str) -> None:
+    from electra_tf.finetuning.config import RERUN_KEYS
+
+    with tf.io.gfile.GFile(path) as f:
+        before = json.load(f)
+    now = json.loads(config.to_json())
+    changed = [f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in sorted(now)
+               if k not in RERUN_KEYS and before.get(k) != now[k]]
+    if changed:
+        raise ValueError(f"{config.run_dir} holds a run with other settings ({'; '.join(changed)})"
+                         f"; use another --model_name, or delete that folder to start over")
+
+
+def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None = None,
+             progress: bool = True) -> dict:
+    """Run (or resume) the finetuning `config` describes; returns the results dict that
+    is also written to ``results/<run>.json``."""
+    from electra_tf.finetuning.cache import cached_features
+
+    strategy = strategy or tf.distribute.get_strategy()
+    check_batch_size(strategy, config.train_batch_size)
+    tokenizer = WordPieceTokenizer(vocab_path(config), do_lower_case=config.do_lower_case)
+    tasks = _tasks(config)
+    source = encoder_source(config)
+    tf.io.gfile.makedirs(config.run_dir)
+    config_path = os.path.join(config.run_dir, "finetuning_config.json")
+    if tf.io.gfile.exists(config_path):
+        _check_rerun(config, config_path)
+    atomic_write(config_path, config.to_json())
+
+    examples: dict[tuple[str, str], list] = {}
+    cache_hits: dict[str, bool] = {}
+
+    def featurized(task: Task, split: str) -> Features:
+        key = (task.name, split)
+        if key not in examples:
+            examples[key] = task.read(config.data_dir, split)
+            if not examples[key]:
+                raise ValueError(f"{task.name}: the {split} split has no examples")
+        features, hit = cached_features(task, split, examples[key], tokenizer,
+                                        config.max_seq_length, config.cache_dir)
+        cache_hits[f"{task.name}/{split}"] = hit
+        return features
+
+    train: list[Features] = []
+    for task in tasks:
+        if isinstance(task, TaggingTask):
+            sentences = task.read(config.data_dir, "train")
+            task.set_tags(sentences, os.path.join(config.run_dir, f"{task.name}_tags.json"))
+        if config.do_train:
+            features = featurized(task, "train")
+            if features.labels is None:
+                raise ValueError(f"{task.name}: the training split has unlabelled examples")
+            train.append(features)
+    dev = {(t.name, s): featurized(t, s) for t in tasks for s in t.eval_splits} \
+        if config.do_eval else {}
+
+    trials = [_run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
+                         len(tokenizer.vocab), progress)
+              for trial in range(config.num_trials)]
+    results = {"model_name": config.model_name, "task_names": config.task_names,
+               "encoder": {"kind": source[0], "path": source[1]},
+               "config": config.to_dict(),
+               "num_examples": {f"{t.name}/train": len(f)
+                                for t, f in zip(tasks, train, strict=False)}
+               | {f"{name}/{split}": len(f) for (name, split), f in dev.items()},
+               "features_from_cache": cache_hits,
+               "trials": trials}
+    if config.do_eval:
+        results["dev_best"] = _median(trials, "dev_best")
+        results["dev_last"] = _median(trials, "dev_last")
+        if config.do_train:
+            results["majority_baseline"] = {}
+            for task, features in zip(tasks, train, strict=True):
+                for split in task.eval_splits:
+                    results["majority_baseline"].setdefault(task.name, {})[split] = \
+                        majority_baseline(task, features, dev[(task.name, split)])
+    if config.write_test_outputs:
+        best = max(range(len(trials)), key=lambda k: dev_score(trials[k].get("dev_best", {})))
+        results["test_predictions_from_trial"] = best
+        src = os.path.join(config.run_dir, f"trial_{best}", "test_predictions")
+        tf.io.gfile.makedirs(config.test_predictions_dir)
+        for name in sorted(os.listdir(src)):
+            tmp = os.path.join(config.test_predictions_dir, f".{name}.tmp")
+            shutil.copyfile(os.path.join(src, name), tmp)
+            os.replace(tmp, os.path.join(config.test_predictions_dir, name))
+    atomic_write(config.results_path, json.dumps(results, indent=2, sort_keys=True) + "\n")
+    return results
+
+
+def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples, vocab_size,
+               progress) -> dict:
+    trial_dir = os.path.join(config.run_dir, f"trial_{trial}")
+    done = os.path.join(trial_dir, "results.json")
+    if tf.io.gfile.exists(done):
+        with tf.io.gfile.GFile(done) as f:
+            return json.load(f)  # finished before
+    seed = config.seed + trial
+    keras.utils.set_random_seed(seed)
+    train_size = sum(len(f) for f in train)
+    total_steps = max(1, int(config.epochs * train_size / config.train_batch_size)) \
+        if config.do_train else 0
+    steps_per_epoch = max(1, min(total_steps, math.ceil(train_size / config.train_batch_size)))
+    with _dtype_policy(config.policy), strategy.scope():
+        encoder = load_encoder(config, vocab_size)
+        model = FinetuningModel(encoder, tasks, config.dropout_rate, config.use_crf,
+                                name="finetuning")
+        schedule = WarmupPolynomialDecay(config.learning_rate, max(total_steps, 1),
+                                         int(config.warmup_proportion * total_steps))
+        multipliers = None
+        if config.layerwise_lr_decay < 1.0:
+            multipliers = layerwise_lr_multipliers(encoder.model_config.num_hidden_layers,
+                                                   config.layerwise_lr_decay, HEAD_PATTERN)
+        optimizer = OPTIMIZERS[config.optimizer](
+            schedule, weight_decay_rate=config.weight_decay_rate,
+            exclude_from_weight_decay=DEFAULT_EXCLUDE, lr_multipliers=multipliers,
+            global_clipnorm=config.clip_norm)
+        model.compile(optimizer=optimizer)
+        sample = _union_inputs(0, tasks, train[0] if train else next(iter(dev.values())))
+        model({k: v[:1] for k, v in sample.items()})  # build the heads
+        optimizer.build(model.trainable_variables)
+
+    def evaluate() -> dict:
+        scores: dict = {}
+        for (name, split), features in dev.items():
+            task = next(t for t in tasks if t.name == name)
+            predictions = predict(model, task, features, config.eval_batch_size)
+            scores.setdefault(name, {})[split] = task.score(predictions, features)
+        return scores
+
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    manager = tf.train.CheckpointManager(checkpoint, trial_dir, max_to_keep=1,
+                                         checkpoint_name="model.ckpt")
+    best = (tf.train.Checkpoint(model=model), os.path.join(trial_dir, "best", "model.ckpt"))
+    history: list[dict] = []
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        history_path = os.path.join(trial_dir, "best", "history.json")
+        if tf.io.gfile.exists(history_path):
+            with tf.io.gfile.GFile(history_path) as f:
+                history = json.load(f)
+        logging.info("resumed %s", manager.latest_checkpoint)
+    writer = tf.summary.create_file_writer(trial_dir)
+    epoch_end = EpochEnd(manager, best, writer, evaluate if dev else None, total_steps,
+                         steps_per_epoch, schedule, history)
+    step = int(optimizer.iterations.numpy())
+    if config.do_train and step < total_steps:
+        data = train_dataset(tasks, train, config.train_batch_size, seed + step)
+        model.fit(data, epochs=math.ceil(total_steps / steps_per_epoch),
+                  initial_epoch=step // steps_per_epoch, steps_per_epoch=steps_per_epoch,
+                  callbacks=[epoch_end], verbose=1 if progress else 0,
+                  shuffle=False)  # shuffled above
+    writer.close()
+    result = {"trial": trial, "seed": seed, "steps": int(optimizer.iterations.numpy()),
+              "history": history}
+    if dev:
+        last = history[-1]["dev"] if history else evaluate()
+        best_entry = next((h for h in history if h.get("best")), None)
+        result["dev_last"] = last
+        result["dev_best"] = best_entry["dev"] if best_entry else last
+        result["best_epoch"] = best_entry["epoch"] if best_entry else None
+        if best_entry:  # test predictions come from the best-dev weights
+            best[0].read(best[1]).assert_existing_objects_matched()
+    if config.write_test_outputs:
+        out_dir = os.path.join(trial_dir, "test_predictions")
+        for task in tasks:
+            for split in task.test_splits:
+                features = featurized(task, split)
+                predictions = predict(model, task, features, config.eval_batch_size)
+                write_test_predictions(task, split, features, predictions,
+                                       examples[(task.name, split)], out_dir)
+    atomic_write(done, json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return result

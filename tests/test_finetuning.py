@@ -1,0 +1,429 @@
+"""Finetuning: featurization, the multi-task model, runs end to end (train, dev scores,
+TensorBoard, test predictions, resume), encoder sources, and the CLI's errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from electra_tf.configs import get_config
+from electra_tf.finetuning import readers, scorers
+from electra_tf.finetuning.config import FinetuningConfig
+from electra_tf.finetuning.tasks import RaceTask, TaggingTask, get_task, pack, truncate_pair
+from electra_tf.finetuning.trainer import finetune, load_encoder, markdown_table
+from electra_tf.modeling import Encoder
+from electra_tf.tokenization import WordPieceTokenizer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLS, SEP = 101, 102
+
+
+@pytest.fixture(scope="module")
+def tokenizer(sample_paths):
+    return WordPieceTokenizer(sample_paths["vocab"])
+
+
+def ids(tokenizer, text):
+    return tokenizer.tokenize(text)
+
+
+def test_truncate_pair_drops_from_the_longer_side_first():
+    a, b = list(range(6)), list(range(10, 13))
+    truncate_pair(a, b, 7)
+    assert a == [0, 1, 2, 3] and b == [10, 11, 12]
+    truncate_pair(a, b, 4)
+    assert a == [0, 1] and b == [10, 11]
+    assert pack([[5, 6], [7]], 8, CLS, SEP) == ([CLS, 5, 6, SEP, 7, SEP], [0, 0, 0, 0, 1, 1])
+    with pytest.raises(ValueError, match="packed length 6 > max_seq_length 5"):
+        pack([[5, 6], [7]], 5, CLS, SEP)
+
+
+def test_pair_featurization_packs_cls_a_sep_b_sep(tokenizer):
+    task = get_task("rte")
+    a = "the cat sat on the mat with a very long tail"
+    b = "a cat sat"
+    example = readers.PairExample("dev-0", a, b, "entailment")
+    features = task.featurize([example], tokenizer, 12)
+    ta, tb = ids(tokenizer, a), ids(tokenizer, b)
+    expected = [CLS] + ta[:12 - 3 - len(tb)] + [SEP] + tb + [SEP]
+    assert features.inputs["input_ids"][0].tolist() == expected
+    assert features.inputs["segment_ids"][0].tolist() == [0] * (12 - len(tb) - 1) + [1] * (
+        len(tb) + 1)
+    assert features.inputs["input_mask"][0].tolist() == [1] * 12
+    assert features.labels.tolist() == [0]  # entailment, not_entailment
+    single = get_task("sst2").featurize([readers.PairExample("x", "a cat", None, "1")],
+                                        tokenizer, 8)
+    assert single.inputs["input_ids"][0].tolist() == [CLS, *ids(tokenizer, "a cat"), SEP,
+                                                      0, 0, 0, 0]
+    assert single.inputs["input_mask"][0].tolist() == [1] * 4 + [0] * 4
+
+
+def test_stsb_is_regression_on_label_over_5_and_mrpc_pairs_are_doubled(tmp_path, tokenizer):
+    task = get_task("stsb")
+    features = task.featurize([readers.PairExample("t-0", "a", "b", 3.5)], tokenizer, 8)
+    assert features.labels.tolist() == [pytest.approx(0.7)]
+    assert task.predictions(np.array([[0.7], [1.0]])).tolist() == pytest.approx([3.5, 5.0])
+
+    folder = tmp_path / "finetuning_data" / "MRPC"
+    folder.mkdir(parents=True)
+    (folder / "train.tsv").write_text("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+                                      "1\t1\t2\tfirst one\tsecond one\n")
+    examples = get_task("mrpc").read(str(tmp_path), "train")
+    assert [(e.text_a, e.text_b) for e in examples] == [("first one", "second one"),
+                                                        ("second one", "first one")]
+    assert len(get_task("mrpc", double_unordered=False).read(str(tmp_path), "train")) == 1
+
+
+def test_race_featurization_one_row_per_option_with_the_blank_filled(tokenizer):
+    task = RaceTask()
+    article = " ".join(["word"] * 40)
+    examples = [readers.MultipleChoiceExample(
+        "r-0", article, "tom went to the _ .", ["park", "shop", "moon", "sea"], 2, "middle")]
+    features = task.featurize(examples, tokenizer, 24)
+    assert features.inputs["input_ids"].shape == (1, 4, 24)
+    row = features.inputs["input_ids"][0, 2].tolist()
+    question = ids(tokenizer, "tom went to the moon .")
+    option = ids(tokenizer, "moon")
+    tail = question + [SEP] + option + [SEP]
+    assert row[0] == CLS and row[-len(tail):] == tail
+    article_part = row[1:len(row) - len(tail) - 1]
+    assert article_part == ids(tokenizer, "word") * len(article_part)  # truncated article
+    assert row[len(row) - len(tail) - 1] == SEP
+    segments = features.inputs["segment_ids"][0, 2].tolist()
+    assert segments == [0] * (24 - len(tail)) + [1] * len(tail)
+    assert features.labels.tolist() == [2]
+    assert task.score(np.array([2]), features) == {"accuracy": 1.0, "accuracy_middle": 1.0}
+
+
+def test_tagging_labels_the_first_wordpiece_of_each_word(tokenizer):
+    task = TaggingTask("pos")
+    sentences = [readers.TaggedSentence("s-0", ["Unaffable", "cats"], ["JJ", "NNS"])]
+    task.set_tags(sentences)
+    assert task.tags == ["JJ", "NNS"]
+    features = task.featurize(sentences, tokenizer, 16)
+    pieces = ids(tokenizer, "Unaffable")
+    assert len(pieces) > 1  # the test needs a word of several WordPieces
+    n = 1 + len(pieces) + 1 + 1
+    assert features.labels[0, :n].tolist() == [-1, 0] + [-1] * (len(pieces) - 1) + [1, -1]
+    assert (features.labels[0, n:] == -1).all()
+    assert features.inputs["word_positions"][0, :2].tolist() == [1, 1 + len(pieces)]
+    assert features.inputs["word_mask"][0].sum() == 2
+    assert task.word_labels(features)[0, :3].tolist() == [0, 1, -1]
+    assert task.score(np.array([[0, 0] + [-1] * 14]), features) == {"accuracy": 0.5}
+    with pytest.raises(ValueError, match="tag 'VB' is not in the training tag set"):
+        task.featurize([readers.TaggedSentence("s-1", ["run"], ["VB"])], tokenizer, 16)
+
+
+# ----------------------------------------------------------------------------- runs
+
+GOOD = ["great", "wonderful", "fun", "moving", "superb", "charming"]
+BAD = ["awful", "boring", "dull", "tedious", "clumsy", "bland"]
+
+
+def _sentences(rng, n):
+    rows = []
+    for _ in range(n):
+        label = int(rng.integers(2))
+        word = rng.choice(GOOD if label else BAD)
+        rows.append((f"the film was {word} and the cast was {rng.choice(['big', 'small'])}",
+                     label))
+    return rows
+
+
+def write_tasks(data_dir, seed=0):
+    """Small learnable tasks in the real layouts: SST-2, STS-B, a POS folder, RACE."""
+    rng = np.random.default_rng(seed)
+    sst = data_dir / "finetuning_data" / "SST-2"
+    sst.mkdir(parents=True)
+    for split, n in (("train", 96), ("dev", 32)):
+        rows = _sentences(rng, n)
+        (sst / f"{split}.tsv").write_text(
+            "sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in rows))
+    test = _sentences(rng, 10)
+    (sst / "test.tsv").write_text("index\tsentence\n" + "".join(
+        f"{i}\t{s}\n" for i, (s, _) in enumerate(test)))
+    (data_dir / "sst2_test_labels.tsv").write_text("index\tlabel\n" + "".join(
+        f"{i}\t{y}\n" for i, (_, y) in enumerate(test)))
+    sts = data_dir / "finetuning_data" / "STS-B"
+    sts.mkdir(parents=True)
+    header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2"
+    for split, n in (("train", 32), ("dev", 8)):
+        lines = [header + "\tscore\n"]
+        for i in range(n):
+            score = float(rng.integers(0, 6))
+            lines.append(f"{i}\tg\tf\t2012\t{i}\ts\ts\tthe score is {int(score)}\t"
+                         f"a dog ran\t{score}\n")
+        (sts / f"{split}.tsv").write_text("".join(lines))
+    (sts / "test.tsv").write_text(header + "\n" + "".join(
+        f"{i}\tg\tf\t2012\t{i}\ts\ts\tthe score is {i}\ta dog ran\n" for i in range(4)))
+    pos = data_dir / "finetuning_data" / "pos"
+    pos.mkdir(parents=True)
+    tagged = ["the/DT cat/NN sat/VBD ./.", "a/DT dog/NN ran/VBD ./.",
+              "the/DT unaffable/JJ dog/NN barked/VBD ./."]
+    for split in ("train", "dev", "test"):
+        (pos / f"{split}.txt").write_text("\n".join(tagged * (4 if split == "train" else 1))
+                                          + "\n")
+    for split in ("train", "dev"):
+        folder = data_dir / "finetuning_data" / "race" / split / "middle"
+        folder.mkdir(parents=True)
+        for k in range(8 if split == "train" else 2):
+            answer = int(rng.integers(4))
+            options = ["red", "blue", "green", "black"]
+            (folder / f"{k}.txt").write_text(json.dumps({
+                "id": f"{split}{k}", "article": f"the ball is {options[answer]} today .",
+                "questions": ["what colour is the ball ?"], "options": [options],
+                "answers": ["ABCD"[answer]]}))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory, sample_paths):
+    root = tmp_path_factory.mktemp("finetune_data")
+    write_tasks(root)
+    (root / "vocab.txt").write_bytes(open(sample_paths["vocab"], "rb").read())
+    return root
+
+
+def scalars(directory):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(directory), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    return {tag: [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in
+                  accumulator.Tensors(tag)] for tag in accumulator.Tags()["tensors"]}
+
+
+def run_config(data_dir, **overrides):
+    values = dict(data_dir=str(data_dir), model_name="scratch", from_scratch=True,
+                  model_size="debug", learning_rate=2e-3, layerwise_lr_decay=0.8,
+                  num_train_epochs=4, train_batch_size=16, max_seq_length=24,
+                  warmup_proportion=0.1, seed=1)
+    values.update(overrides)
+    return FinetuningConfig(**values)
+
+
+def test_sst2_from_scratch_learns_writes_results_events_and_a_submission(data_dir):
+    config = run_config(data_dir, task_names=["sst2"], write_test_outputs=True,
+                        num_train_epochs=8, learning_rate=3e-3)
+    results = finetune(config, progress=False)
+
+    trial = results["trials"][0]
+    assert trial["steps"] == int(8 * 96 / 16)
+    history = [h["dev"]["sst2"]["dev"]["accuracy"] for h in trial["history"]]
+    assert len(history) == 8 and history[0] < 0.9 and history[-1] >= 0.9
+    assert results["dev_last"]["sst2"]["dev"]["accuracy"] == history[-1]
+    assert results["dev_best"]["sst2"]["dev"]["accuracy"] == max(history)
+    assert trial["best_epoch"] == history.index(max(history)) + 1
+    assert results["num_examples"] == {"sst2/train": 96, "sst2/dev": 32}
+    dev_labels = [int(line.split("\t")[1]) for line in
+                  (data_dir / "finetuning_data" / "SST-2" / "dev.tsv").read_text().splitlines()[1:]]
+    train_labels = [int(line.split("\t")[1]) for line in
+                    (data_dir / "finetuning_data" / "SST-2" / "train.tsv").read_text()
+                    .splitlines()[1:]]
+    majority = int(np.mean(train_labels) > 0.5)
+    assert results["majority_baseline"]["sst2"]["dev"]["accuracy"] == pytest.approx(
+        np.mean(np.array(dev_labels) == majority))
+    table = markdown_table(results).splitlines()
+    assert table[0] == "| task | split | metric | median | majority baseline |"
+    assert table[2].startswith(f"| sst2 | dev | accuracy | {max(history):.4f} |")
+    with open(config.results_path) as f:
+        assert json.load(f)["dev_best"] == results["dev_best"]
+    logged = scalars(os.path.join(config.run_dir, "trial_0"))
+    assert [s for s, _ in logged["sst2/dev/accuracy"]] == list(range(6, 49, 6))
+    losses = [v for _, v in logged["train/loss"]]
+    assert losses[-1] < losses[0]
+    assert "train/learning_rate" in logged
+
+    submission = os.path.join(config.test_predictions_dir, "SST-2.tsv")
+    with open(submission) as f:
+        lines = f.read().splitlines()
+    assert lines[0] == "index\tprediction" and len(lines) == 11
+    assert {line.split("\t")[1] for line in lines[1:]} <= {"0", "1"}
+    scored = scorers.evaluate_predictions("sst2", submission,
+                                          str(data_dir / "sst2_test_labels.tsv"))
+    assert scored["accuracy"] >= 0.8
+
+    with pytest.raises(ValueError, match="holds a run with other settings "
+                                         "\\(learning_rate: 0.003 -> 0.001\\)"):
+        finetune(run_config(data_dir, task_names=["sst2"], write_test_outputs=True,
+                            num_train_epochs=8, learning_rate=1e-3), progress=False)
+    # A finished run re-run trains nothing and returns the same results.
+    mtime = os.path.getmtime(os.path.join(config.run_dir, "trial_0", "results.json"))
+    assert finetune(config, progress=False)["dev_best"] == results["dev_best"]
+    assert os.path.getmtime(os.path.join(config.run_dir, "trial_0", "results.json")) == mtime
+
+
+def test_multitask_classification_regression_and_crf_tagging(data_dir):
+    config = run_config(data_dir, task_names=["sst2", "stsb", "pos"], use_crf=True,
+                        num_train_epochs=1, model_name="multi", write_test_outputs=True)
+    results = finetune(config, progress=False)
+    dev = results["dev_last"]
+    assert set(dev) == {"sst2", "stsb", "pos"}
+    assert set(dev["stsb"]["dev"]) == {"pearson", "spearman"}
+    assert 0.0 <= dev["pos"]["dev"]["accuracy"] <= 1.0
+    assert results["trials"][0]["steps"] == int((96 + 64 + 12) / 16)
+    with open(os.path.join(config.run_dir, "pos_tags.json")) as f:
+        assert json.load(f) == [".", "DT", "JJ", "NN", "VBD"]
+    predictions_dir = config.test_predictions_dir
+    assert {"SST-2.tsv", "pos.txt"} <= set(os.listdir(predictions_dir))
+    with open(os.path.join(predictions_dir, "pos.txt")) as f:
+        first = f.readline().split()
+    assert [t.rsplit("/", 1)[0] for t in first] == ["the", "cat", "sat", "."]
+
+
+def test_crf_tagging_learns_and_race_trains_alone(data_dir):
+    config = run_config(data_dir, task_names=["pos"], use_crf=True, num_train_epochs=30,
+                        model_name="crf", train_batch_size=4, learning_rate=3e-3)
+    results = finetune(config, progress=False)
+    assert results["dev_best"]["pos"]["dev"]["accuracy"] >= 0.9
+
+    race = run_config(data_dir, task_names=["race_middle"], num_train_epochs=1, model_name="race",
+                      train_batch_size=4, max_seq_length=32)
+    scores = finetune(race, progress=False)["dev_last"]["race_middle"]["dev"]
+    assert set(scores) == {"accuracy", "accuracy_middle"}
+    with pytest.raises(ValueError, match="RACE\\) must be finetuned alone"):
+        finetune(run_config(data_dir, task_names=["race_middle", "sst2"], model_name="mix"),
+                 progress=False)
+
+
+def test_two_replicas_run_and_an_indivisible_batch_is_an_error(data_dir, mirrored_strategy):
+    config = run_config(data_dir, task_names=["sst2"], num_train_epochs=1,
+                        model_name="mirrored", layerwise_lr_decay=1.0)
+    results = finetune(config, mirrored_strategy, progress=False)
+    assert results["trials"][0]["steps"] == 6
+    with pytest.raises(ValueError, match="train_batch_size=15 must be a positive multiple"):
+        finetune(run_config(data_dir, task_names=["sst2"], train_batch_size=15),
+                 mirrored_strategy, progress=False)
+
+
+def test_encoder_sources_keras_export_and_hugging_face_folder(data_dir, tmp_path):
+    from electra_tf.checkpoints import save_hf
+
+    encoder = Encoder(get_config("electra", "debug"))
+    model_dir = tmp_path / "models" / "pretrained"
+    model_dir.mkdir(parents=True)
+    encoder.save(str(model_dir / "encoder.keras"))
+    config = FinetuningConfig(data_dir=str(tmp_path), model_name="pretrained",
+                              task_names=["sst2"])
+    loaded = load_encoder(config, 30522)
+    for a, b in zip(loaded.get_weights(), encoder.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    save_hf(encoder, str(tmp_path / "hf"))
+    config = FinetuningConfig(data_dir=str(tmp_path), model_name="x", task_names=["sst2"],
+                              init_checkpoint=str(tmp_path / "hf"))
+    loaded = load_encoder(config, 30522)
+    for a, b in zip(loaded.get_weights(), encoder.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b)
+
+    missing = FinetuningConfig(data_dir=str(tmp_path), model_name="none", task_names=["sst2"])
+    with pytest.raises(FileNotFoundError, match="no pretrained encoder"):
+        load_encoder(missing, 30522)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "electra_tf.run_finetuning", *args],
+                          capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--task_names=sst9", "--from_scratch"], "unknown task 'sst9'"),
+    (["--task_names=sst2", "--hparams={\"num_train_epoch\": 1}"],
+     "unknown --hparams key(s) 'num_train_epoch'"),
+    (["--task_names=sst2"], "no pretrained encoder"),
+    (["--task_names=sst2", "--from_scratch", "--warmup_proportion=1.5"],
+     "warmup_proportion=1.5 must be in [0, 1)"),
+])
+def test_cli_errors_are_one_clear_line(args, message, data_dir):
+    result = _cli(f"--data_dir={data_dir}", "--model_name=cli", *args)
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("run_finetuning: error: ") and message in last
+    assert "Traceback" not in result.stderr
+
+
+def test_finetuning_flagfiles_parse_into_configs():
+    from absl import flags
+
+    from electra_tf import run_finetuning
+
+    paths = sorted(os.path.join(ROOT, "flags", "finetune", name)
+                   for name in os.listdir(os.path.join(ROOT, "flags", "finetune")))
+    assert paths
+    for path in paths:
+        values = run_finetuning.define_flags(flags.FlagValues())
+        values([sys.argv[0], f"--flagfile={path}", "--data_dir=d", "--model_name=m"])
+        config = run_finetuning.build_config(values)
+        assert config.task_names, path
+
+
+def test_feature_cache_round_trips_and_invalidates_on_vocab_length_or_data(tmp_path,
+                                                                          sample_paths):
+    from electra_tf.finetuning.cache import cached_features
+
+    task = get_task("rte")
+    examples = [readers.PairExample(f"dev-{i}", f"a cat number {i}", "a dog", label)
+                for i, label in enumerate(["entailment", "not_entailment"] * 3)]
+    tokenizer = WordPieceTokenizer(sample_paths["vocab"])
+    built, hit = cached_features(task, "dev", examples, tokenizer, 16, str(tmp_path))
+    assert not hit
+    loaded, hit = cached_features(task, "dev", examples, tokenizer, 16, str(tmp_path))
+    assert hit and loaded.guids == built.guids
+    for key in built.inputs:
+        np.testing.assert_array_equal(loaded.inputs[key], built.inputs[key])
+        assert loaded.inputs[key].dtype == built.inputs[key].dtype
+    np.testing.assert_array_equal(loaded.labels, built.labels)
+
+    assert not cached_features(task, "dev", examples, tokenizer, 20, str(tmp_path))[1]
+    changed = examples[:-1] + [readers.PairExample("dev-5", "a cow", "a dog", "entailment")]
+    assert not cached_features(task, "dev", changed, tokenizer, 16, str(tmp_path))[1]
+    vocab = open(sample_paths["vocab"]).read().splitlines()
+    vocab[2000] = "zzzz"  # one token changed
+    other = WordPieceTokenizer(vocab)
+    assert not cached_features(task, "dev", examples, other, 16, str(tmp_path))[1]
+    assert len([f for f in os.listdir(tmp_path) if f.endswith(".tfrecord")]) == 4
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def test_layerwise_rates_cover_a_small_encoder_top_layer_one_decay_below_the_head():
+    from electra_tf.finetuning.model import FinetuningModel
+    from electra_tf.finetuning.trainer import HEAD_PATTERN
+    from electra_tf.optimization import AdamWeightDecay, layerwise_lr_multipliers
+
+    encoder = Encoder(get_config("electra", "small"))
+    model = FinetuningModel(encoder, [get_task("sst2")])
+    model({k: np.zeros((1, 8), np.int32) for k in ("input_ids", "input_mask", "segment_ids")})
+    optimizer = AdamWeightDecay(1.0, lr_multipliers=layerwise_lr_multipliers(
+        12, 0.8, HEAD_PATTERN))
+    optimizer.build(model.trainable_variables)
+    rates = {v.path: optimizer._lr_multiplier(v) for v in model.trainable_variables}
+    assert rates["finetuning_model/sst2_head/kernel"] == 1.0
+    assert rates["electra/encoder/layer_11/feedforward_output_dense/kernel"] == \
+        pytest.approx(0.8)
+    assert rates["electra/encoder/layer_0/self_attention_layer/query/kernel"] == \
+        pytest.approx(0.8 ** 12)
+    assert rates["electra/embeddings/word_embeddings/embeddings"] == pytest.approx(0.8 ** 13)
+    assert rates["electra/encoder/embeddings_project/kernel"] == pytest.approx(0.8 ** 13)
+
+
+def test_defaults_epochs_per_task_empty_split_and_lamb(data_dir, tmp_path):
+    assert FinetuningConfig(task_names=["rte"]).epochs == 10
+    assert FinetuningConfig(task_names=["mrpc", "stsb"]).epochs == 10
+    assert FinetuningConfig(task_names=["sst2"]).epochs == 3
+    assert FinetuningConfig(task_names="cola,sst2").task_names == ["cola", "sst2"]
+    with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
+        FinetuningConfig(optimizer="sgd")
+
+    empty = tmp_path / "finetuning_data" / "SST-2"
+    empty.mkdir(parents=True)
+    (empty / "train.tsv").write_text("sentence\tlabel\n")
+    (tmp_path / "vocab.txt").write_bytes((data_dir / "vocab.txt").read_bytes())
+    with pytest.raises(ValueError, match="no examples"):
+        finetune(run_config(tmp_path, task_names=["sst2"]), progress=False)
+
+    results = finetune(run_config(data_dir, task_names=["sst2"], optimizer="lamb",
+                                  num_train_epochs=1, model_name="lamb"), progress=False)
+    assert results["trials"][0]["steps"] == 6
