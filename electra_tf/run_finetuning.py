@@ -62,7 +62,8 @@ FLAG_TABLE = [
     ("float", "warmup_proportion", None, "Fraction of steps with linear warmup (default 0.1)."),
     ("integer", "train_batch_size", None, "Global batch size (default 32)."),
     ("integer", "eval_batch_size", None, "Prediction batch size (default 32)."),
-    ("integer", "max_seq_length", None, "Tokens per sequence (default 128; 512 for RACE)."),
+    ("integer", "max_seq_length", None, "Tokens per sequence (default 128; race.flags uses "
+     "512)."),
     ("bool", "double_unordered", None, "Train MRPC/STS-B pairs in both orders (default on)."),
     ("bool", "use_crf", None, "Tagging heads end in a linear-chain CRF (default off)."),
     ("bool", "use_tfds", None, "Read GLUE/RACE through tfds (prepared data) instead of files."),
@@ -105,8 +106,7 @@ def run() -> str:
         where += f"; test predictions: {config.test_predictions_dir}"
     table = markdown_table(results) if config.do_eval else ""
     trials = len(results["trials"])
-    head = (f"{config.run_name}: best-dev epoch, median over {trials} trial"
-            f"{'s' * (trials > 1)}")
+    head = f"{config.run_name}: dev scores, median over {trials} trial{'s' * (trials > 1)}"
     return f"{head}\n{table}\n{where}"
 
 

@@ -21,12 +21,15 @@ import tensorflow as tf
 from electra_tf.files import atomic_write
 from electra_tf.finetuning.tasks import Features, Task
 
+# Part of every key: raise it when featurization changes, so old caches are not reused.
+FEATURES_VERSION = 1
+
 
 def cache_key(task: Task, split: str, examples: list, vocab: list[str], do_lower_case: bool,
               max_seq_length: int) -> str:
     """16 hex digits of a sha256 over everything the features depend on."""
     digest = hashlib.sha256()
-    options = {"task": task.name, "kind": task.kind, "split": split,
+    options = {"version": FEATURES_VERSION, "task": task.name, "kind": task.kind, "split": split,
                "max_seq_length": max_seq_length, "do_lower_case": do_lower_case,
                "options": task.cache_options()}
     digest.update(json.dumps(options, sort_keys=True).encode())

@@ -2,8 +2,10 @@
 
 Field names follow the original (``task_names``, ``learning_rate``, ``layerwise_lr_decay``,
 ``num_train_epochs``, ``warmup_proportion``, ``train_batch_size``, ``max_seq_length``,
-``double_unordered``, ``num_trials``, ``write_test_outputs``, ...) so its ``--hparams``
-JSON keeps working. Defaults are the original's for ELECTRA-Small on GLUE.
+``double_unordered``, ``num_trials``, ``write_test_outputs``, ...), so ``--hparams`` JSON
+written for it mostly carries over; its TPU and caching keys (``use_tpu``,
+``use_tfrecords_if_existing``, ...) have flags or no counterpart here and are refused.
+Defaults are the ELECTRA code's.
 """
 
 from __future__ import annotations

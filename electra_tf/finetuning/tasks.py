@@ -23,6 +23,7 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
+import tensorflow as tf
 from absl import logging
 
 from electra_tf.finetuning import readers, scorers
@@ -149,12 +150,15 @@ class PairTask(Task):
 
     @property
     def test_splits(self) -> tuple[str, ...]:
-        return ("test_matched", "test_mismatched") if self.name == "mnli" else ("test",)
+        # MNLI's model also labels GLUE's diagnostic set (AX.tsv in a submission).
+        return (("test_matched", "test_mismatched", "diagnostic") if self.name == "mnli"
+                else ("test",))
 
     def read(self, data_dir, split):
         if self.source == "tfds":
-            return readers.read_tfds_glue(self.name, split, self.tfds_data_dir)
-        examples = readers.read_glue(self.name, data_dir, split)
+            examples = readers.read_tfds_glue(self.name, split, self.tfds_data_dir)
+        else:
+            examples = readers.read_glue(self.name, data_dir, split)
         if split == "train" and self.double_unordered:
             examples = examples + [
                 readers.PairExample(e.guid + "-swapped", e.text_b, e.text_a, e.label)
@@ -295,8 +299,8 @@ class TaggingTask(Task):
     def set_tags(self, sentences: list[readers.TaggedSentence], path: str | None = None):
         """Fixes the tag set: from ``path`` when it exists, else from ``sentences`` (and
         written to ``path``)."""
-        if path and os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
+        if path and tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path) as f:
                 self.tags = json.load(f)
             return
         self.tags = sorted({t for s in sentences for t in (s.tags or [])})

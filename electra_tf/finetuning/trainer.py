@@ -3,8 +3,10 @@ write results, TensorBoard scalars and test-set predictions.
 
 As the original ``run_finetuning.py``: AdamWeightDecay with layer-wise learning-rate decay,
 linear warmup over ``warmup_proportion`` of the steps then linear decay, global-norm
-clipping; several tasks train together on batches sampled in proportion to the tasks'
-training-set sizes; ``num_trials`` repeats the run with seeds ``seed + trial``.
+clipping; ``num_trials`` repeats the run with seeds ``seed + trial``. Several tasks train
+together, one head each on the shared encoder; unlike the original, which shuffled all
+tasks' examples into mixed batches, each batch here holds one task (drawn in proportion
+to the tasks' training-set sizes), so each task's loss is its own batch mean.
 
 Layout under ``<data_dir>/models/<model_name>/``::
 
@@ -20,7 +22,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 
 import keras
 import numpy as np
@@ -156,7 +157,7 @@ def _union_labels(task_index: int, tasks: list[Task], features: Features) -> dic
 def train_dataset(tasks: list[Task], train: list[Features], batch_size: int,
                   seed: int) -> tf.data.Dataset:
     """Shuffled, repeated single-task batches; with several tasks each batch's task is
-    drawn in proportion to the tasks' training-set sizes (the original's mixing)."""
+    drawn in proportion to the tasks' training-set sizes."""
     datasets = []
     for index, features in enumerate(train):
         data = tf.data.Dataset.from_tensor_slices(
@@ -186,7 +187,8 @@ def write_test_predictions(task: Task, split: str, features: Features, predictio
     """GLUE submission files for GLUE-style tasks; ``id<TAB>answer`` for RACE; tagged
     ``word/TAG`` lines for tagging."""
     if isinstance(task, PairTask):
-        key = {"test_matched": "mnli-m", "test_mismatched": "mnli-mm"}.get(split, task.name)
+        key = {"test_matched": "mnli-m", "test_mismatched": "mnli-mm",
+               "diagnostic": "ax"}.get(split, task.name)
         ids = [readers.example_index(g) for g in features.guids]
         return scorers.write_glue_submission(key, ids, predictions, out_dir)
     if isinstance(task, RaceTask):
@@ -309,10 +311,11 @@ def majority_baseline(task: Task, train: Features, dev: Features) -> dict[str, f
 
 
 def markdown_table(results: dict) -> str:
-    """Tasks x metrics: the median over trials, best-dev epoch (and each trial when
-    there are several)."""
+    """Tasks x metrics: medians over trials of the last epoch's dev scores (what the
+    paper reports) and of the best-dev epoch's (picked on dev itself, so optimistic),
+    the majority baseline, and each trial's best-dev score when there are several."""
     trials = results["trials"]
-    header = ["task", "split", "metric", "median", "majority baseline"]
+    header = ["task", "split", "metric", "last epoch", "best-dev epoch", "majority baseline"]
     if len(trials) > 1:
         header += [f"trial {t['trial']}" for t in trials]
     rows = []
@@ -320,7 +323,8 @@ def markdown_table(results: dict) -> str:
         for split, metrics in splits.items():
             for metric, value in metrics.items():
                 baseline = results.get("majority_baseline", {}).get(task, {}).get(split, {})
-                row = [task, split, metric, f"{value:.4f}",
+                last = results["dev_last"][task][split][metric]
+                row = [task, split, metric, f"{last:.4f}", f"{value:.4f}",
                        f"{baseline[metric]:.4f}" if metric in baseline else ""]
                 if len(trials) > 1:
                     row += [f"{t['dev_best'][task][split][metric]:.4f}" for t in trials]
@@ -412,12 +416,34 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
         results["test_predictions_from_trial"] = best
         src = os.path.join(config.run_dir, f"trial_{best}", "test_predictions")
         tf.io.gfile.makedirs(config.test_predictions_dir)
-        for name in sorted(os.listdir(src)):
+        for name in sorted(tf.io.gfile.listdir(src)):
             tmp = os.path.join(config.test_predictions_dir, f".{name}.tmp")
-            shutil.copyfile(os.path.join(src, name), tmp)
-            os.replace(tmp, os.path.join(config.test_predictions_dir, name))
+            tf.io.gfile.copy(os.path.join(src, name), tmp, overwrite=True)
+            tf.io.gfile.rename(tmp, os.path.join(config.test_predictions_dir, name),
+                               overwrite=True)
     atomic_write(config.results_path, json.dumps(results, indent=2, sort_keys=True) + "\n")
     return results
+
+
+def _dummy_inputs(tasks: list[Task], max_seq_length: int) -> dict:
+    shape = ((1, 4, max_seq_length) if tasks[0].kind == "multiple_choice"
+             else (1, max_seq_length))
+    inputs = {k: np.zeros(shape, np.int32) for k in ("input_ids", "input_mask", "segment_ids")}
+    if any(t.kind == "tagging" for t in tasks):
+        inputs.update(word_positions=np.zeros((1, max_seq_length), np.int32),
+                      word_mask=np.zeros((1, max_seq_length), np.int32))
+    inputs["task_id"] = np.zeros((1,), np.int32)
+    return inputs
+
+
+def _check_fits(config: FinetuningConfig, encoder, vocab_size: int) -> None:
+    model_config = encoder.model_config
+    if vocab_size > model_config.vocab_size:
+        raise ValueError(f"the vocab has {vocab_size} tokens but the encoder's embedding table "
+                         f"only {model_config.vocab_size}: use the encoder's own vocab.txt")
+    if config.max_seq_length > model_config.max_position_embeddings:
+        raise ValueError(f"max_seq_length={config.max_seq_length} exceeds the encoder's "
+                         f"max_position_embeddings={model_config.max_position_embeddings}")
 
 
 def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples, vocab_size,
@@ -426,30 +452,34 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
     done = os.path.join(trial_dir, "results.json")
     if tf.io.gfile.exists(done):
         with tf.io.gfile.GFile(done) as f:
-            return json.load(f)  # finished before
+            previous = json.load(f)
+        if ((not config.do_eval or "dev_best" in previous)
+                and (not config.write_test_outputs or previous.get("test_predictions"))):
+            return previous  # finished before, with every output asked for now
     seed = config.seed + trial
     keras.utils.set_random_seed(seed)
     train_size = sum(len(f) for f in train)
-    total_steps = max(1, int(config.epochs * train_size / config.train_batch_size)) \
-        if config.do_train else 0
+    total_steps = (max(1, int(config.epochs * train_size / config.train_batch_size))
+                   if config.do_train else 0)
     steps_per_epoch = max(1, min(total_steps, math.ceil(train_size / config.train_batch_size)))
     with _dtype_policy(config.policy), strategy.scope():
         encoder = load_encoder(config, vocab_size)
+        _check_fits(config, encoder, vocab_size)
         model = FinetuningModel(encoder, tasks, config.dropout_rate, config.use_crf,
                                 name="finetuning")
         schedule = WarmupPolynomialDecay(config.learning_rate, max(total_steps, 1),
                                          int(config.warmup_proportion * total_steps))
         multipliers = None
         if config.layerwise_lr_decay < 1.0:
-            multipliers = layerwise_lr_multipliers(encoder.model_config.num_hidden_layers,
+            # Depth counts distinct layers: an ALE encoder's shared groups, not its depth.
+            multipliers = layerwise_lr_multipliers(len(encoder.encoder.transformer_layers),
                                                    config.layerwise_lr_decay, HEAD_PATTERN)
         optimizer = OPTIMIZERS[config.optimizer](
             schedule, weight_decay_rate=config.weight_decay_rate,
             exclude_from_weight_decay=DEFAULT_EXCLUDE, lr_multipliers=multipliers,
             global_clipnorm=config.clip_norm)
         model.compile(optimizer=optimizer)
-        sample = _union_inputs(0, tasks, train[0] if train else next(iter(dev.values())))
-        model({k: v[:1] for k, v in sample.items()})  # build the heads
+        model(_dummy_inputs(tasks, config.max_seq_length))  # build the heads
         optimizer.build(model.trainable_variables)
 
     def evaluate() -> dict:
@@ -470,8 +500,14 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
         history_path = os.path.join(trial_dir, "best", "history.json")
         if tf.io.gfile.exists(history_path):
             with tf.io.gfile.GFile(history_path) as f:
-                history = json.load(f)
+                restored = int(optimizer.iterations.numpy())
+                # Epochs after the restored checkpoint (a crash between the two writes)
+                # run again.
+                history = [h for h in json.load(f) if h["step"] <= restored]
         logging.info("resumed %s", manager.latest_checkpoint)
+    elif not config.do_train:
+        raise ValueError(f"--do_train=false but {trial_dir} holds no trained checkpoint: "
+                         f"train first (the same command with --do_train)")
     writer = tf.summary.create_file_writer(trial_dir)
     epoch_end = EpochEnd(manager, best, writer, evaluate if dev else None, total_steps,
                          steps_per_epoch, schedule, history)
@@ -485,14 +521,13 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
     writer.close()
     result = {"trial": trial, "seed": seed, "steps": int(optimizer.iterations.numpy()),
               "history": history}
+    best_entry = next((h for h in history if h.get("best")), None)
+    if best_entry:  # scores and test predictions come from the best-dev weights
+        best[0].read(best[1]).assert_existing_objects_matched()
     if dev:
-        last = history[-1]["dev"] if history else evaluate()
-        best_entry = next((h for h in history if h.get("best")), None)
-        result["dev_last"] = last
-        result["dev_best"] = best_entry["dev"] if best_entry else last
+        result["dev_last"] = history[-1]["dev"] if history else evaluate()
+        result["dev_best"] = best_entry["dev"] if best_entry else result["dev_last"]
         result["best_epoch"] = best_entry["epoch"] if best_entry else None
-        if best_entry:  # test predictions come from the best-dev weights
-            best[0].read(best[1]).assert_existing_objects_matched()
     if config.write_test_outputs:
         out_dir = os.path.join(trial_dir, "test_predictions")
         for task in tasks:
@@ -501,5 +536,6 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
                 predictions = predict(model, task, features, config.eval_batch_size)
                 write_test_predictions(task, split, features, predictions,
                                        examples[(task.name, split)], out_dir)
+        result["test_predictions"] = True
     atomic_write(done, json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result

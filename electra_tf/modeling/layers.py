@@ -122,6 +122,9 @@ class TransformerEncoderLayer(keras_hub.layers.TransformerEncoder):
 def _replace_sublayer(layer, attribute, new):
     # A built Keras layer refuses new state; the replacement holds only a seed, and the
     # weights stay as built.
+    if not isinstance(getattr(layer, attribute, None), keras.layers.Dropout):
+        raise TypeError(f"{type(layer).__name__}.{attribute} is not a Dropout layer: the "
+                        f"installed keras-hub/Keras changed the layer this package patches")
     locked = layer._tracker.locked
     layer._tracker.unlock()
     setattr(layer, attribute, new)
