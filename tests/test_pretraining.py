@@ -139,7 +139,7 @@ def test_resume_after_sigkill_ends_at_the_same_step_and_flops(built, sample_path
     assert changed == []
 
 
-@pytest.mark.parametrize("objective", ["bert", "electra"])
+@pytest.mark.parametrize("objective", ["electra"])  # its generator is the BERT path
 def test_two_replicas_train_like_one_on_the_same_global_batch(objective, mirrored_strategy):
     # Dropout off and a near-zero temperature (Gumbel-max becomes argmax) make one step
     # deterministic, so the only difference left is how the batch is split.
