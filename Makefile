@@ -34,6 +34,8 @@ bench: install
 	$(BIN)/python -m data_prep.samples --only=vocab,wiki_leads,shakespeare
 	$(BIN)/python benchmarks/data_prep.py
 	$(BIN)/python benchmarks/pretrain_throughput.py
+	$(BIN)/python -m data_prep.samples --only=movie_reviews
+	$(BIN)/python benchmarks/retrieval.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

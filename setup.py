@@ -20,6 +20,7 @@ INSTALL_REQUIRES = [
     "safetensors>=0.4,<1",
     "mwparserfromhell==0.7.2",
     "blingfire==0.1.8",
+    "bm25s==0.3.16",  # needs only numpy
 ]
 
 EXTRAS_REQUIRE = {
@@ -38,6 +39,7 @@ CONSOLE_SCRIPTS = [
     "electra-samples = data_prep.samples:main",
     "electra-build-vocab = data_prep.build_vocab:main",
     "electra-build-pretraining-dataset = data_prep.build_pretraining_dataset:main",
+    "electra-build-tlm-index = data_prep.build_tlm_index:main",
 ]
 
 setup(

@@ -1,0 +1,421 @@
+"""Retrieval for TLM: task examples as BM25 queries over a general corpus.
+
+Two backends behind one interface (:class:`Retriever`):
+
+* :class:`WhooshRetriever` (default): a Whoosh index built by
+  ``data_prep/build_tlm_index.py``, BM25F scoring, parallel search over processes;
+* :class:`Bm25sRetriever`: the same documents in a ``bm25s`` sparse matrix, for large
+  corpora (many times the queries per second).
+
+Both analyze text the same way (the reference implementation's: lower-case standard
+tokenization, no stopwords, no stemming; stemming optional). A query is the Or of the
+analyzed terms of a text, built from Term objects, never through Whoosh's query-string
+parser, so task text holding ``:``, ``(``, ``AND`` or ``*`` cannot change the query.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import json
+import math
+import multiprocessing
+import os
+import re
+import sys
+from collections.abc import Iterable, Sequence
+
+from absl import logging
+
+from electra_tf.files import atomic_write
+
+TEXT_FIELD = "text"
+ID_FIELD = "id"
+SETTINGS_FILE = "tlm_index.json"
+# Whoosh's StandardAnalyzer expression (words, with inner dots: "e.g", "3.14").
+TOKEN_PATTERN = r"\w+(\.?\w+)*"
+
+Hit = tuple[str, int, float]  # (doc_id, rank from 1, score)
+
+
+# ----------------------------------------------------------------------- analysis
+
+
+def make_analyzer(stem: bool = False):
+    """Lower-cased standard tokens, no stopwords (and no length filter); Porter stems
+    with `stem`."""
+    from whoosh.analysis import LowercaseFilter, RegexTokenizer, StemFilter
+
+    chain = RegexTokenizer(expression=TOKEN_PATTERN) | LowercaseFilter()
+    if stem:
+        chain = chain | StemFilter()
+    return chain
+
+
+def analyze(text: str, analyzer) -> list[str]:
+    """The terms of `text`, in order, repeats kept."""
+    return [token.text for token in analyzer(text)]
+
+
+def query_terms(text: str, analyzer) -> list[str]:
+    """The distinct terms of `text` in first-seen order: what a query is made of."""
+    return list(dict.fromkeys(analyze(text, analyzer)))
+
+
+def build_query(text: str, analyzer):
+    """``Or([Term("text", t), ...])`` of the text's terms, or None if it has none."""
+    from whoosh.query import Or, Term
+
+    terms = query_terms(text, analyzer)
+    return Or([Term(TEXT_FIELD, t) for t in terms]) if terms else None
+
+
+# ----------------------------------------------------------------------- RAKE
+
+# A short English stop word list (function words); RAKE splits phrases at these.
+STOP_WORDS = frozenset("""
+a about above after again against all also am an and any are as at be because been before
+being below between both but by can could did do does doing down during each either else
+ever every few for from further had has have having he her here hers herself him himself his
+how i if in into is it its itself just let me more most my myself neither no nor not now of
+off on once only or other ought our ours ourselves out over own same she should so some
+such than that the their theirs them themselves then there these they this those through to
+too under until up upon us very was we were what when where which while who whom whose why
+will with would yet you your yours yourself yourselves
+""".split())
+
+_RAKE_SPLIT = re.compile(r"[^\w\s'-]+|\s-\s|\s'|'\s")
+_RAKE_WORD = re.compile(r"[\w'-]+")
+
+
+def rake_keywords(text: str, top_n: int = 5) -> list[str]:
+    """The `top_n` best RAKE key phrases of `text` (Rose et al. 2010): candidate
+    phrases are runs of words between stop words and punctuation; a word scores
+    degree / frequency over the candidates, a phrase the sum of its words' scores.
+    Ties keep first-seen order."""
+    phrases: list[list[str]] = []
+    for chunk in _RAKE_SPLIT.split(text.lower()):
+        current: list[str] = []
+        for word in _RAKE_WORD.findall(chunk):
+            word = word.strip("'-")
+            if not word or word in STOP_WORDS or word.isdigit():
+                if current:
+                    phrases.append(current)
+                current = []
+            else:
+                current.append(word)
+        if current:
+            phrases.append(current)
+    frequency: dict[str, int] = {}
+    degree: dict[str, int] = {}
+    for phrase in phrases:
+        for word in phrase:
+            frequency[word] = frequency.get(word, 0) + 1
+            degree[word] = degree.get(word, 0) + len(phrase)
+    scored: dict[str, float] = {}
+    for phrase in phrases:
+        key = " ".join(phrase)
+        if key not in scored:
+            scored[key] = sum(degree[w] / frequency[w] for w in phrase)
+    ranked = sorted(scored, key=lambda p: -scored[p])  # stable: ties in first-seen order
+    return ranked[:top_n]
+
+
+# ----------------------------------------------------------------------- retrievers
+
+
+class Retriever(abc.ABC):
+    """Top-k BM25 search of query texts; queries without indexable terms are skipped
+    (an empty hit list) and counted in `skipped`."""
+
+    def __init__(self):
+        self.skipped = 0
+
+    @property
+    @abc.abstractmethod
+    def num_documents(self) -> int:
+        """Documents (or passages) in the corpus."""
+
+    @abc.abstractmethod
+    def search(self, query_texts: list[str], k: int) -> list[list[Hit]]:
+        """Per query, its top `k` hits as (doc_id, rank starting at 1, score)."""
+
+    @abc.abstractmethod
+    def texts(self, doc_ids: Iterable[str]) -> dict[str, str]:
+        """The stored text of each id."""
+
+    def _effective_k(self, k: int) -> int:
+        if k < 1:
+            raise ValueError(f"k={k}: need at least 1 document per query")
+        if k > self.num_documents:
+            logging.warning("k=%d is larger than the corpus (%d documents): every query "
+                            "returns all its matching documents", k, self.num_documents)
+            return self.num_documents
+        return k
+
+
+def _pool_context():
+    # TensorFlow does not survive a fork once loaded: fork only while it is not.
+    return multiprocessing.get_context("spawn" if "tensorflow" in sys.modules else "fork")
+
+
+_WORKER: dict = {}
+
+
+def _open_worker(index_dir: str, k1: float, b: float) -> None:
+    from whoosh import index, scoring
+
+    ix = index.open_dir(index_dir)
+    _WORKER["searcher"] = ix.searcher(weighting=scoring.BM25F(B=b, K1=k1))
+
+
+def _search_terms(searcher, term_lists: Sequence[list[str]], k: int) -> list[list[Hit]]:
+    from whoosh.query import Or, Term
+
+    results = []
+    for terms in term_lists:
+        hits = searcher.search(Or([Term(TEXT_FIELD, t) for t in terms]), limit=k)
+        results.append([(hit[ID_FIELD], hit.rank + 1, float(hit.score)) for hit in hits])
+    return results
+
+
+def _search_chunk(args) -> list[list[Hit]]:
+    term_lists, k = args
+    return _search_terms(_WORKER["searcher"], term_lists, k)
+
+
+class WhooshRetriever(Retriever):
+    """BM25F over a Whoosh index (``build_tlm_index``); `procs` > 1 searches query
+    chunks in that many processes, each with its own searcher."""
+
+    def __init__(self, index_dir: str, k1: float = 1.2, b: float = 0.75, procs: int = 1,
+                 chunk_size: int = 256):
+        from whoosh import index, scoring
+
+        super().__init__()
+        if not index.exists_in(index_dir):
+            raise ValueError(f"{index_dir}: no Whoosh index there; build one with "
+                             f"data_prep/build_tlm_index.py")
+        self.index_dir, self.k1, self.b, self.procs = index_dir, k1, b, procs
+        self.chunk_size = chunk_size
+        self._index = index.open_dir(index_dir)
+        self.analyzer = self._index.schema[TEXT_FIELD].analyzer
+        self._searcher = self._index.searcher(weighting=scoring.BM25F(B=b, K1=k1))
+        self._pool = None
+
+    @property
+    def num_documents(self) -> int:
+        return self._searcher.doc_count()
+
+    def _terms(self, query_texts: list[str]) -> list[list[str]]:
+        term_lists = [query_terms(text, self.analyzer) for text in query_texts]
+        self.skipped += sum(1 for terms in term_lists if not terms)
+        return term_lists
+
+    def search(self, query_texts: list[str], k: int) -> list[list[Hit]]:
+        if self.num_documents == 0:
+            raise ValueError(f"{self.index_dir}: the index is empty")
+        k = self._effective_k(k)
+        term_lists = self._terms(query_texts)
+        todo = [i for i, terms in enumerate(term_lists) if terms]
+        results: list[list[Hit]] = [[] for _ in query_texts]
+        wanted = [term_lists[i] for i in todo]
+        if self.procs > 1 and len(wanted) > 1:
+            size = max(1, min(self.chunk_size, math.ceil(len(wanted) / self.procs)))
+            chunks = [(wanted[i:i + size], k) for i in range(0, len(wanted), size)]
+            if self._pool is None:
+                self._pool = _pool_context().Pool(
+                    self.procs, initializer=_open_worker,
+                    initargs=(self.index_dir, self.k1, self.b))
+            found = [hits for part in self._pool.imap(_search_chunk, chunks) for hits in part]
+        else:
+            found = _search_terms(self._searcher, wanted, k)
+        for i, hits in zip(todo, found, strict=True):
+            results[i] = hits
+        return results
+
+    def texts(self, doc_ids: Iterable[str]) -> dict[str, str]:
+        out = {}
+        for doc_id in doc_ids:
+            fields = self._searcher.document(**{ID_FIELD: doc_id})
+            if fields is None:
+                raise KeyError(f"{doc_id!r} is not in {self.index_dir}")
+            out[doc_id] = fields[TEXT_FIELD]
+        return out
+
+    def documents(self) -> Iterable[tuple[str, str]]:
+        """Every stored (id, text), in index order."""
+        for fields in self._searcher.all_stored_fields():
+            yield fields[ID_FIELD], fields[TEXT_FIELD]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+        self._searcher.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Bm25sRetriever(Retriever):
+    """BM25 ("lucene" variant) with ``bm25s`` over (id, text) documents, tokenized by
+    the same analyzer as the Whoosh index."""
+
+    def __init__(self, documents: Iterable[tuple[str, str]], k1: float = 1.2,
+                 b: float = 0.75, stem: bool = False, show_progress: bool = False):
+        import bm25s
+
+        super().__init__()
+        self.analyzer = make_analyzer(stem)
+        self.ids: list[str] = []
+        self._texts: dict[str, str] = {}
+        tokens = []
+        for doc_id, text in documents:
+            self.ids.append(doc_id)
+            self._texts[doc_id] = text
+            tokens.append(analyze(text, self.analyzer))
+        self._model = bm25s.BM25(k1=k1, b=b, method="lucene")
+        if tokens:
+            self._model.index(tokens, show_progress=show_progress)
+        self._vocab = set(self._model.vocab_dict) - {""} if tokens else set()
+        self.show_progress = show_progress
+
+    @classmethod
+    def from_index(cls, index_dir: str, k1: float = 1.2, b: float = 0.75,
+                   stem: bool | None = None) -> Bm25sRetriever:
+        """Over the documents stored in a Whoosh index, with its analyzer setting."""
+        if stem is None:
+            stem = read_index_settings(index_dir).get("stem", False)
+        with WhooshRetriever(index_dir) as whoosh_retriever:
+            documents = list(whoosh_retriever.documents())
+        return cls(documents, k1=k1, b=b, stem=stem)
+
+    @property
+    def num_documents(self) -> int:
+        return len(self.ids)
+
+    def search(self, query_texts: list[str], k: int) -> list[list[Hit]]:
+        if self.num_documents == 0:
+            raise ValueError("the corpus is empty")
+        k = self._effective_k(k)
+        term_lists = [[t for t in query_terms(text, self.analyzer) if t in self._vocab]
+                      for text in query_texts]
+        # Terms absent from the corpus match nothing in either backend; a query left
+        # with none matches no document (skipped).
+        no_terms = [not query_terms(text, self.analyzer) for text in query_texts]
+        self.skipped += sum(no_terms)
+        todo = [i for i, terms in enumerate(term_lists) if terms]
+        results: list[list[Hit]] = [[] for _ in query_texts]
+        if not todo:
+            return results
+        indices, scores = self._model.retrieve(
+            [term_lists[i] for i in todo], k=k, show_progress=self.show_progress)
+        for row, i in enumerate(todo):
+            pairs = zip(indices[row], scores[row], strict=True)
+            hits = [(self.ids[int(d)], r + 1, float(s)) for r, (d, s) in enumerate(pairs) if s > 0]
+            results[i] = hits
+        return results
+
+    def texts(self, doc_ids: Iterable[str]) -> dict[str, str]:
+        return {doc_id: self._texts[doc_id] for doc_id in doc_ids}
+
+
+def read_index_settings(index_dir: str) -> dict:
+    path = os.path.join(index_dir, SETTINGS_FILE)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
+
+
+# ----------------------------------------------------------------------- retrieved set
+
+
+@dataclasses.dataclass
+class RetrievedSet:
+    """The union of the queries' top-k: each document once, with its best rank."""
+
+    entries: list[tuple[str, int, str]]  # (doc_id, best_rank, text), best ranks first
+    stats: dict
+
+    @property
+    def ids(self) -> list[str]:
+        return [doc_id for doc_id, _, _ in self.entries]
+
+
+def union_best_rank(results: Iterable[list[Hit]]) -> dict[str, int]:
+    """doc_id -> the best (smallest) rank it got from any query."""
+    best: dict[str, int] = {}
+    for hits in results:
+        for doc_id, rank, _ in hits:
+            if rank < best.get(doc_id, rank + 1):
+                best[doc_id] = rank
+    return best
+
+
+def query_texts_for(texts: Sequence[str], query: str = "text", rake_top_n: int = 5):
+    """The query text of each task text: itself, or its top RAKE phrases joined."""
+    if query == "text":
+        return list(texts)
+    if query == "rake":
+        return [" ".join(rake_keywords(text, rake_top_n)) for text in texts]
+    raise ValueError(f"query={query!r}: allowed: text, rake")
+
+
+def retrieve(retriever: Retriever, texts: Sequence[str], k: int, query: str = "text",
+             rake_top_n: int = 5, batch_size: int = 4096, progress: bool = False
+             ) -> RetrievedSet:
+    """Top-`k` per task text, union with duplicates removed (best rank kept), plus stats:
+    queries, skipped (no indexable terms), unique docs and the fraction of the corpus."""
+    queries = query_texts_for(texts, query, rake_top_n)
+    skipped_before = retriever.skipped
+    best: dict[str, int] = {}
+    from tqdm import tqdm
+
+    with tqdm(total=len(queries), unit="query", desc="retrieving", disable=not progress) as bar:
+        for start in range(0, len(queries), batch_size):
+            batch = queries[start:start + batch_size]
+            for doc_id, rank in union_best_rank(retriever.search(batch, k)).items():
+                if rank < best.get(doc_id, rank + 1):
+                    best[doc_id] = rank
+            bar.update(len(batch))
+    order = sorted(best, key=lambda d: (best[d], d))
+    texts_by_id = retriever.texts(order)
+    entries = [(doc_id, best[doc_id], texts_by_id[doc_id]) for doc_id in order]
+    corpus = retriever.num_documents
+    stats = {"queries": len(queries), "skipped": retriever.skipped - skipped_before,
+             "top_k": k, "query": query, "unique_documents": len(entries),
+             "corpus_documents": corpus,
+             "fraction_of_corpus": len(entries) / corpus if corpus else 0.0}
+    return RetrievedSet(entries, stats)
+
+
+def write_retrieved(path: str, retrieved: RetrievedSet) -> None:
+    """JSONL, one {"id", "best_rank", "text"} per line; stats in `path`.stats.json.
+    Both written atomically."""
+    lines = [json.dumps({"id": d, "best_rank": r, "text": t}, ensure_ascii=False)
+             for d, r, t in retrieved.entries]
+    atomic_write(path, "".join(line + "\n" for line in lines))
+    atomic_write(path + ".stats.json", json.dumps(retrieved.stats, indent=2, sort_keys=True))
+
+
+def read_retrieved(path: str) -> RetrievedSet:
+    entries = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                row = json.loads(line)
+                entries.append((row["id"], int(row["best_rank"]), row["text"]))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                raise ValueError(f"{path}:{number}: not a retrieved-set line ({e})") from None
+    stats = {}
+    if os.path.exists(path + ".stats.json"):
+        with open(path + ".stats.json") as f:
+            stats = json.load(f)
+    return RetrievedSet(entries, stats)
