@@ -4,7 +4,6 @@ and one-line errors instead of tracebacks."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from collections.abc import Callable, Sequence
 
@@ -24,9 +23,10 @@ def define_flags(table: Sequence[tuple], flag_values: flags.FlagValues,
 
 def config_from_flags(config_class, flag_values: flags.FlagValues,
                       json_flags: Sequence[str] = (), list_flags: Sequence[str] = ()):
-    """`config_class` (a dataclass with ``from_dict``) from the parsed flags that match
-    its fields and the ``--hparams`` JSON object; a field given both ways must agree."""
-    from electra_tf.configs import parse_overrides
+    """`config_class` (a :class:`~electra_tf.configs.RunConfig` dataclass) from the parsed
+    flags that match its fields and the ``--hparams`` JSON object; a field given both ways
+    must agree."""
+    from electra_tf.configs import parse_json_object, parse_overrides
 
     values = {}
     for field in dataclasses.fields(config_class):
@@ -38,29 +38,13 @@ def config_from_flags(config_class, flag_values: flags.FlagValues,
             elif name in list_flags:
                 value = list(value)
             values[name] = value
-    text = flag_values.hparams
-    try:
-        hparams = json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError as e:
-        raise ValueError(f"--hparams is not valid JSON ({e}): {text!r}") from None
-    if not isinstance(hparams, dict):
-        raise ValueError(f"--hparams must be a JSON object, got {text!r}")
+    hparams = parse_json_object(flag_values.hparams, "--hparams")
     clashes = [f"{k} (--{k}={values[k]!r}, --hparams {hparams[k]!r})"
                for k in hparams if k in values and values[k] != hparams[k]]
     if clashes:
         raise ValueError(f"given twice with different values: {'; '.join(clashes)}")
     values.update(hparams)
     return config_class.from_dict(values)
-
-
-def dataclass_from_dict(cls, values):
-    """``cls(**values)``; an unknown key is an error that lists the allowed ones."""
-    allowed = sorted(f.name for f in dataclasses.fields(cls))
-    unknown = sorted(set(values) - set(allowed))
-    if unknown:
-        raise ValueError(f"unknown --hparams key(s) {', '.join(map(repr, unknown))}; "
-                         f"allowed: {', '.join(allowed)}")
-    return cls(**values)
 
 
 def run_main(prog: str, run: Callable[[], str]) -> Callable:

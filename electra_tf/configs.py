@@ -182,15 +182,40 @@ def _check_keys(values: Mapping[str, Any], what: str) -> None:
                          f"{what}; allowed keys: {', '.join(allowed)}")
 
 
-def parse_overrides(text: str) -> dict[str, Any]:
-    """A JSON object of overrides (the original's --model_hparam_overrides); "" is {}."""
+def parse_json_object(text: str, what: str) -> dict[str, Any]:
+    """The JSON object in `text` ("" is {}); `what` names it in the error."""
     try:
         value = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as e:
-        raise ValueError(f"model overrides are not valid JSON ({e}): {text!r}") from None
+        raise ValueError(f"{what} is not valid JSON ({e}): {text!r}") from None
     if not isinstance(value, dict):
-        raise ValueError(f"model overrides must be a JSON object, got {text!r}")
+        raise ValueError(f"{what} must be a JSON object, got {text!r}")
     return value
+
+
+def parse_overrides(text: str) -> dict[str, Any]:
+    """A JSON object of overrides (the original's --model_hparam_overrides); "" is {}."""
+    return parse_json_object(text, "model overrides")
+
+
+class RunConfig:
+    """JSON round trip for the run configs (dataclasses): ``from_dict`` refuses unknown
+    keys, listing the allowed ones, as the original's ``--hparams`` should have."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]):
+        allowed = sorted(f.name for f in dataclasses.fields(cls))
+        unknown = sorted(set(values) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown --hparams key(s) {', '.join(map(repr, unknown))}; "
+                             f"allowed: {', '.join(allowed)}")
+        return cls(**values)
 
 
 def get_config(model_type: str = "electra", size: str = "small",

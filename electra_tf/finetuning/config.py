@@ -11,12 +11,9 @@ Defaults are the ELECTRA code's.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-from collections.abc import Mapping
-from typing import Any
 
-from electra_tf.configs import SIZES
+from electra_tf.configs import SIZES, RunConfig
 from electra_tf.optimization import OPTIMIZERS
 from electra_tf.pretraining.config import MIXED_PRECISION, _one_of
 
@@ -26,7 +23,7 @@ RERUN_KEYS = ("do_eval", "do_train", "write_test_outputs", "eval_batch_size", "n
 
 
 @dataclasses.dataclass
-class FinetuningConfig:
+class FinetuningConfig(RunConfig):
     """Everything a finetuning run reads."""
 
     model_name: str = "electra_small"
@@ -131,16 +128,3 @@ class FinetuningConfig:
     @property
     def policy(self) -> str:
         return MIXED_PRECISION[self.mixed_precision]
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> FinetuningConfig:
-        """The config of `values`; an unknown key is an error listing the allowed ones."""
-        from electra_tf.cli import dataclass_from_dict
-
-        return dataclass_from_dict(cls, values)

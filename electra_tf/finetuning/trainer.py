@@ -40,17 +40,13 @@ from electra_tf.optimization import (
     WarmupPolynomialDecay,
     layerwise_lr_multipliers,
 )
+from electra_tf.pretraining.trainer import dtype_policy
 from electra_tf.tokenization import WordPieceTokenizer
 
 HEAD_PATTERN = r"_head/|_head_crf/"
 
 
 # ----------------------------------------------------------------------------- the encoder
-
-def _dtype_policy(name: str):
-    from electra_tf.pretraining.trainer import _dtype_policy as policy
-    return policy(name)
-
 
 def encoder_source(config: FinetuningConfig) -> tuple[str, str]:
     """(kind, path) of the encoder a run starts from: "hf", "tf1", "keras" or "scratch"."""
@@ -380,9 +376,10 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
 
     train: list[Features] = []
     for task in tasks:
-        if isinstance(task, TaggingTask):
-            sentences = task.read(config.data_dir, "train")
-            task.set_tags(sentences, os.path.join(config.run_dir, f"{task.name}_tags.json"))
+        if isinstance(task, TaggingTask):  # the tag set comes first: it fixes the label ids
+            examples[(task.name, "train")] = task.read(config.data_dir, "train")
+            task.set_tags(examples[(task.name, "train")],
+                          os.path.join(config.run_dir, f"{task.name}_tags.json"))
         if config.do_train:
             features = featurized(task, "train")
             if features.labels is None:
@@ -462,7 +459,7 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
     total_steps = (max(1, int(config.epochs * train_size / config.train_batch_size))
                    if config.do_train else 0)
     steps_per_epoch = max(1, min(total_steps, math.ceil(train_size / config.train_batch_size)))
-    with _dtype_policy(config.policy), strategy.scope():
+    with dtype_policy(config.policy), strategy.scope():
         encoder = load_encoder(config, vocab_size)
         _check_fits(config, encoder, vocab_size)
         model = FinetuningModel(encoder, tasks, config.dropout_rate, config.use_crf,

@@ -10,13 +10,10 @@ switches. Paths default to the original's data-dir layout.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-from collections.abc import Mapping
-from typing import Any
 
 from electra_tf import flops
-from electra_tf.configs import MODEL_TYPES, SIZES, ModelConfig, get_config
+from electra_tf.configs import MODEL_TYPES, SIZES, ModelConfig, RunConfig, get_config
 from electra_tf.optimization import OPTIMIZERS
 
 MIXED_PRECISION = {"": "float32", "fp32": "float32", "bf16": "mixed_bfloat16",
@@ -29,7 +26,7 @@ RESUME_KEYS = ("objective", "model_size", "model_hparam_overrides", "train_batch
 
 
 @dataclasses.dataclass
-class PretrainingConfig:
+class PretrainingConfig(RunConfig):
     """Everything a pretraining run reads. Defaults are ELECTRA-Small's in the original."""
 
     model_name: str = "electra_small"
@@ -138,22 +135,6 @@ class PretrainingConfig:
     def flops_per_step(self, model_config: ModelConfig) -> float:
         return flops.train_flops_per_step(model_config, self.train_batch_size,
                                           self.max_seq_length)
-
-    # -- (de)serialization -------------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> PretrainingConfig:
-        """The config of `values` (e.g. flags merged with the --hparams JSON); an unknown
-        key is an error that lists the allowed ones."""
-        from electra_tf.cli import dataclass_from_dict
-
-        return dataclass_from_dict(cls, values)
 
 
 def _one_of(name: str, value, allowed) -> None:

@@ -170,7 +170,8 @@ def export_encoder(pretrainer: keras.Model, vocab_file: str, model_dir: str) -> 
 
 
 @contextlib.contextmanager
-def _dtype_policy(name: str):
+def dtype_policy(name: str):
+    """Keras' global dtype policy set to `name` inside the block (layers take it when built)."""
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(name)
     try:
@@ -205,7 +206,7 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
         atomic_write(config_path, config.to_json())
     keras.utils.set_random_seed(config.seed)
 
-    with _dtype_policy(config.policy), strategy.scope():
+    with dtype_policy(config.policy), strategy.scope():
         extra = ({} if config.objective == "bert" else
                  dict(temperature=config.temperature, seed=config.seed,
                       disallow_correct=config.disallow_correct))
