@@ -40,6 +40,7 @@ CONSOLE_SCRIPTS = [
     "electra-build-vocab = data_prep.build_vocab:main",
     "electra-build-pretraining-dataset = data_prep.build_pretraining_dataset:main",
     "electra-build-tlm-index = data_prep.build_tlm_index:main",
+    "electra-tlm = electra_tf.run_tlm:main",
 ]
 
 setup(

@@ -57,6 +57,18 @@ def f1_accuracy(predictions, labels) -> dict[str, float]:
             "accuracy": float(np.mean(predictions == labels))}
 
 
+def classification_scores(predictions, labels) -> dict[str, float]:
+    """Accuracy, micro F1 and macro F1 over the classes present (the TLM paper's
+    metrics; micro F1 equals accuracy for single-label classification)."""
+    from sklearn.metrics import f1_score
+
+    predictions, labels = _check(predictions, labels)
+    return {"accuracy": float(np.mean(predictions == labels)),
+            "micro_f1": float(f1_score(labels, predictions, average="micro")),
+            "macro_f1": float(f1_score(labels, predictions, average="macro",
+                                       zero_division=0.0))}
+
+
 def matthews_corr(predictions, labels) -> float:
     from sklearn.metrics import matthews_corrcoef
 

@@ -443,6 +443,49 @@ def _check_fits(config: FinetuningConfig, encoder, vocab_size: int) -> None:
                          f"max_position_embeddings={model_config.max_position_embeddings}")
 
 
+def fit_with_dev_eval(model: keras.Model, optimizer, make_dataset, run_dir: str,
+                      total_steps: int, steps_per_epoch: int, evaluate, schedule,
+                      do_train: bool = True, progress: bool = True
+                      ) -> tuple[list[dict], dict | None]:
+    """Train `model` (compiled with `optimizer`) to `total_steps` in ``fit`` epochs of
+    `steps_per_epoch` steps on ``make_dataset(start_step)``; after each epoch a checkpoint
+    in `run_dir` (a re-run resumes from it), the dev scores of ``evaluate()`` and
+    TensorBoard scalars, with the best-dev weights kept in ``run_dir/best/``. Returns the
+    history (one entry per epoch) and its best entry, whose weights the model then holds."""
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    manager = tf.train.CheckpointManager(checkpoint, run_dir, max_to_keep=1,
+                                         checkpoint_name="model.ckpt")
+    best = (tf.train.Checkpoint(model=model), os.path.join(run_dir, "best", "model.ckpt"))
+    history: list[dict] = []
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        history_path = os.path.join(run_dir, "best", "history.json")
+        if tf.io.gfile.exists(history_path):
+            with tf.io.gfile.GFile(history_path) as f:
+                restored = int(optimizer.iterations.numpy())
+                # Epochs after the restored checkpoint (a crash between the two writes)
+                # run again.
+                history = [h for h in json.load(f) if h["step"] <= restored]
+        logging.info("resumed %s", manager.latest_checkpoint)
+    elif not do_train:
+        raise ValueError(f"--do_train=false but {run_dir} holds no trained checkpoint: "
+                         f"train first (the same command with --do_train)")
+    writer = tf.summary.create_file_writer(run_dir)
+    epoch_end = EpochEnd(manager, best, writer, evaluate, total_steps, steps_per_epoch,
+                         schedule, history)
+    step = int(optimizer.iterations.numpy())
+    if do_train and step < total_steps:
+        model.fit(make_dataset(step), epochs=math.ceil(total_steps / steps_per_epoch),
+                  initial_epoch=step // steps_per_epoch, steps_per_epoch=steps_per_epoch,
+                  callbacks=[epoch_end], verbose=1 if progress else 0,
+                  shuffle=False)  # the dataset shuffles
+    writer.close()
+    best_entry = next((h for h in history if h.get("best")), None)
+    if best_entry:
+        best[0].read(best[1]).assert_existing_objects_matched()
+    return history, best_entry
+
+
 def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples, vocab_size,
                progress) -> dict:
     trial_dir = os.path.join(config.run_dir, f"trial_{trial}")
@@ -487,40 +530,13 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
             scores.setdefault(name, {})[split] = task.score(predictions, features)
         return scores
 
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, trial_dir, max_to_keep=1,
-                                         checkpoint_name="model.ckpt")
-    best = (tf.train.Checkpoint(model=model), os.path.join(trial_dir, "best", "model.ckpt"))
-    history: list[dict] = []
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        history_path = os.path.join(trial_dir, "best", "history.json")
-        if tf.io.gfile.exists(history_path):
-            with tf.io.gfile.GFile(history_path) as f:
-                restored = int(optimizer.iterations.numpy())
-                # Epochs after the restored checkpoint (a crash between the two writes)
-                # run again.
-                history = [h for h in json.load(f) if h["step"] <= restored]
-        logging.info("resumed %s", manager.latest_checkpoint)
-    elif not config.do_train:
-        raise ValueError(f"--do_train=false but {trial_dir} holds no trained checkpoint: "
-                         f"train first (the same command with --do_train)")
-    writer = tf.summary.create_file_writer(trial_dir)
-    epoch_end = EpochEnd(manager, best, writer, evaluate if dev else None, total_steps,
-                         steps_per_epoch, schedule, history)
-    step = int(optimizer.iterations.numpy())
-    if config.do_train and step < total_steps:
-        data = train_dataset(tasks, train, config.train_batch_size, seed + step)
-        model.fit(data, epochs=math.ceil(total_steps / steps_per_epoch),
-                  initial_epoch=step // steps_per_epoch, steps_per_epoch=steps_per_epoch,
-                  callbacks=[epoch_end], verbose=1 if progress else 0,
-                  shuffle=False)  # shuffled above
-    writer.close()
+    history, best_entry = fit_with_dev_eval(
+        model, optimizer, lambda step: train_dataset(tasks, train, config.train_batch_size,
+                                                     seed + step),
+        trial_dir, total_steps, steps_per_epoch, evaluate if dev else None, schedule,
+        do_train=config.do_train, progress=progress)
     result = {"trial": trial, "seed": seed, "steps": int(optimizer.iterations.numpy()),
               "history": history}
-    best_entry = next((h for h in history if h.get("best")), None)
-    if best_entry:  # scores and test predictions come from the best-dev weights
-        best[0].read(best[1]).assert_existing_objects_matched()
     if dev:
         result["dev_last"] = history[-1]["dev"] if history else evaluate()
         result["dev_best"] = best_entry["dev"] if best_entry else result["dev_last"]

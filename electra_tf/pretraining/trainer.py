@@ -80,7 +80,8 @@ class TrainingLog(_StepCallback):
 
     def __init__(self, writer, every: int, total_steps: int, initial_step: int,
                  flops_per_step: float, batch_size: int, seq_len: int, schedule,
-                 progress: bool = True):
+                 progress: bool = True, desc: str = "pretraining",
+                 shown: tuple[str, ...] = ("loss", "masked_lm_accuracy", "disc_accuracy")):
         super().__init__()
         self.writer = writer
         self.every = every
@@ -93,8 +94,9 @@ class TrainingLog(_StepCallback):
         self.logged_step = initial_step
         self.last_logs: dict[str, float] = {}
         self._timer = None  # (step, time) after the first execution: excludes tracing
+        self.shown = shown
         self.bar = tqdm(total=total_steps, initial=initial_step, unit="step",
-                        desc="pretraining", disable=not progress, dynamic_ncols=True)
+                        desc=desc, disable=not progress, dynamic_ncols=True)
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.step_after(batch)
@@ -123,8 +125,7 @@ class TrainingLog(_StepCallback):
         self.last_logs = values
         self.logged_step = step
         self.model.reset_metrics()
-        shown = {k: f"{values[k]:.4g}" for k in ("loss", "masked_lm_accuracy",
-                                                 "disc_accuracy") if k in values}
+        shown = {k: f"{values[k]:.4g}" for k in self.shown if k in values}
         self.bar.set_postfix(shown, refresh=False)
 
     def close(self) -> None:

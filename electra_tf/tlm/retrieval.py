@@ -144,6 +144,10 @@ class Retriever(abc.ABC):
     def texts(self, doc_ids: Iterable[str]) -> dict[str, str]:
         """The stored text of each id."""
 
+    @abc.abstractmethod
+    def document_ids(self) -> list[str]:
+        """Every document's id, in corpus order."""
+
     def _effective_k(self, k: int) -> int:
         if k < 1:
             raise ValueError(f"k={k}: need at least 1 document per query")
@@ -243,6 +247,9 @@ class WhooshRetriever(Retriever):
             out[doc_id] = fields[TEXT_FIELD]
         return out
 
+    def document_ids(self) -> list[str]:
+        return [fields[ID_FIELD] for fields in self._searcher.all_stored_fields()]
+
     def documents(self) -> Iterable[tuple[str, str]]:
         """Every stored (id, text), in index order."""
         for fields in self._searcher.all_stored_fields():
@@ -324,6 +331,9 @@ class Bm25sRetriever(Retriever):
     def texts(self, doc_ids: Iterable[str]) -> dict[str, str]:
         return {doc_id: self._texts[doc_id] for doc_id in doc_ids}
 
+    def document_ids(self) -> list[str]:
+        return list(self.ids)
+
 
 def read_index_settings(index_dir: str) -> dict:
     path = os.path.join(index_dir, SETTINGS_FILE)
@@ -394,6 +404,23 @@ def retrieve(retriever: Retriever, texts: Sequence[str], k: int, query: str = "t
              "corpus_documents": corpus,
              "fraction_of_corpus": len(entries) / corpus if corpus else 0.0}
     return RetrievedSet(entries, stats)
+
+
+def random_documents(retriever: Retriever, n: int, seed: int = 0) -> RetrievedSet:
+    """`n` documents drawn uniformly without replacement from the whole corpus: the
+    TLM paper's control for retrieval (rank 0 marks "not retrieved")."""
+    import random
+
+    ids = retriever.document_ids()
+    if n > len(ids):
+        logging.warning("%d random documents asked from a corpus of %d: taking all", n,
+                        len(ids))
+        n = len(ids)
+    chosen = sorted(random.Random(seed).sample(ids, n))
+    texts_by_id = retriever.texts(chosen)
+    stats = {"random": True, "seed": seed, "unique_documents": n,
+             "corpus_documents": len(ids), "fraction_of_corpus": n / len(ids) if ids else 0.0}
+    return RetrievedSet([(doc_id, 0, texts_by_id[doc_id]) for doc_id in chosen], stats)
 
 
 def write_retrieved(path: str, retrieved: RetrievedSet) -> None:

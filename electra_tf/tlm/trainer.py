@@ -1,0 +1,433 @@
+"""A TLM run: index (if missing) -> retrieve -> stage 1 -> stage 2 -> results, for TLM and
+its two controls, each step resumable and skippable.
+
+Layout under ``<data_dir>/models/<model_name>/``::
+
+  tlm_config.json            the run's settings (a re-run with other settings is refused)
+  retrieved/<run>.jsonl      the external data S of run "tlm" (BM25) and "random" (+ stats)
+  <run>/stage1/              checkpoints, train/ events, encoder.keras (+ vocab, config),
+                             summary.json (steps, FLOPs, last metrics)
+  <run>/stage2/              checkpoints, events, best/ (best-dev weights), results.json
+  results.json               every run's dev and test scores at its best-dev step, FLOPs,
+                             retrieval stats, and the majority baseline
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from electra_tf.files import atomic_write
+from electra_tf.finetuning import readers, scorers
+from electra_tf.finetuning.tasks import Features, PairTask, get_task
+from electra_tf.finetuning.trainer import fit_with_dev_eval
+from electra_tf.optimization import DEFAULT_EXCLUDE, OPTIMIZERS, WarmupPolynomialDecay
+from electra_tf.pretraining.inputs import MaskingConfig, max_predictions_per_seq
+from electra_tf.pretraining.trainer import (
+    Checkpointer,
+    TrainingLog,
+    current_step,
+    dtype_policy,
+    export_encoder,
+)
+from electra_tf.tlm import retrieval
+from electra_tf.tlm.config import RERUN_KEYS, TlmConfig
+from electra_tf.tlm.data import encode_texts, is_task_step, joint_dataset, task_dataset
+from electra_tf.tlm.model import TlmModel
+from electra_tf.tokenization import WordPieceTokenizer, load_vocab, special_ids
+
+# ----------------------------------------------------------------------------- task data
+
+def task_of(config: TlmConfig) -> PairTask:
+    """The task T: a GLUE-style classification task (TLM trains a classifier)."""
+    task = get_task(config.task_name)
+    if not isinstance(task, PairTask) or task.kind != "classification":
+        raise ValueError(f"task {config.task_name!r} is a {task.kind} task; TLM trains a "
+                         f"classification head: use a classification task (sst2_mr, sst2, "
+                         f"cola, mrpc, qqp, mnli, qnli, rte, ...)")
+    return task
+
+
+def query_text(example: readers.PairExample) -> str:
+    return example.text_a if example.text_b is None else f"{example.text_a} {example.text_b}"
+
+
+def read_labelled_test(task: PairTask, data_dir: str) -> list[readers.PairExample] | None:
+    """The test split with labels: its own, or from ``test_labels.tsv`` (index, label)
+    beside it (GLUE hides test labels; the sample tasks ship them apart); None if neither."""
+    try:
+        examples = task.read(data_dir, "test")
+    except FileNotFoundError:
+        return None
+    if all(e.label is not None for e in examples):
+        return examples
+    path = os.path.join(os.path.dirname(readers.glue_file(task.spec, data_dir, "test")),
+                        "test_labels.tsv")
+    if not tf.io.gfile.exists(path):
+        return None
+    gold = scorers._read_gold(task.name, path)
+    try:
+        return [readers.PairExample(e.guid, e.text_a, e.text_b,
+                                    gold[readers.example_index(e.guid)]) for e in examples]
+    except KeyError as e:
+        raise ValueError(f"{path}: no label for test example index {e.args[0]}") from None
+
+
+def task_features(config: TlmConfig, task: PairTask, tokenizer: WordPieceTokenizer
+                  ) -> tuple[dict[str, list], dict[str, Features]]:
+    """The task's examples and features: train, dev and (when labelled) test."""
+    examples = {"train": task.read(config.data_dir, "train"),
+                "dev": task.read(config.data_dir, "dev")}
+    test = read_labelled_test(task, config.data_dir)
+    if test is not None:
+        examples["test"] = test
+    for split, rows in examples.items():
+        if not rows:
+            raise ValueError(f"{task.name}: the {split} split has no examples")
+        if any(e.label is None for e in rows):
+            raise ValueError(f"{task.name}: the {split} split has unlabelled examples")
+    features = {split: task.featurize(rows, tokenizer, config.max_seq_length)
+                for split, rows in examples.items()}
+    return examples, features
+
+
+# ----------------------------------------------------------------------------- retrieval
+
+def ensure_index(config: TlmConfig, progress: bool = True) -> None:
+    """Build the Whoosh index from ``corpus`` unless it exists (with the same inputs)."""
+    from whoosh import index
+
+    exists = os.path.isdir(config.index_path) and index.exists_in(config.index_path)
+    if not config.corpus:
+        if not exists:
+            raise ValueError(f"{config.index_path}: no index there and no --corpus to build "
+                             f"one from (FORMAT:PATH, e.g. text:corpus.txt)")
+        return
+    from data_prep.build_tlm_index import build_index
+
+    build_index(config.corpus, config.index_path, config.passage_words, config.stem,
+                config.index_procs, k1=config.k1, b=config.b, progress=progress)
+
+
+def open_retriever(config: TlmConfig) -> retrieval.Retriever:
+    if config.retriever == "bm25s":
+        return retrieval.Bm25sRetriever.from_index(config.index_path, config.k1, config.b)
+    return retrieval.WhooshRetriever(config.index_path, config.k1, config.b,
+                                     procs=config.search_procs)
+
+
+def retrieve_external(config: TlmConfig, run: str, queries: list[str],
+                      progress: bool = True) -> retrieval.RetrievedSet:
+    """The run's external data S, retrieved (or drawn, for "random") once and kept."""
+    path = config.retrieved_path(run)
+    if os.path.exists(path):
+        return retrieval.read_retrieved(path)
+    if run == "random":
+        # As many documents as TLM retrieved: the paper's control for what retrieval adds.
+        wanted = len(retrieve_external(config, "tlm", queries, progress).entries)
+    retriever = open_retriever(config)
+    try:
+        if run == "tlm":
+            found = retrieval.retrieve(retriever, queries, config.top_k, config.query,
+                                       config.rake_top_n, progress=progress)
+        else:
+            found = retrieval.random_documents(retriever, wanted, config.seed)
+    finally:
+        close = getattr(retriever, "close", None)
+        if close:
+            close()
+    if not found.entries:
+        raise ValueError(f"retrieval found no documents for {len(queries)} queries "
+                         f"({found.stats.get('skipped', 0)} had no indexable terms)")
+    retrieval.write_retrieved(path, found)
+    return found
+
+
+def query_term_overlap(retrieved: retrieval.RetrievedSet, queries: list[str],
+                       analyzer) -> float:
+    """Fraction of retrieved documents sharing at least one term with the queries (a
+    BM25 hit always does; random documents mostly do too, through common words)."""
+    vocabulary = {t for q in queries for t in retrieval.query_terms(q, analyzer)}
+    if not retrieved.entries:
+        return 0.0
+    sharing = sum(1 for _, _, text in retrieved.entries
+                  if vocabulary.intersection(retrieval.query_terms(text, analyzer)))
+    return sharing / len(retrieved.entries)
+
+
+# ----------------------------------------------------------------------------- training
+
+def _optimizer(config: TlmConfig, learning_rate: float, total_steps: int):
+    schedule = WarmupPolynomialDecay(learning_rate, max(total_steps, 1),
+                                     int(config.warmup_proportion * total_steps))
+    optimizer = OPTIMIZERS[config.optimizer](
+        schedule, weight_decay_rate=config.weight_decay_rate,
+        exclude_from_weight_decay=DEFAULT_EXCLUDE, global_clipnorm=config.clip_norm)
+    return optimizer, schedule
+
+
+def _dummy_batch(max_seq_length: int, predictions: int) -> dict:
+    zeros = np.zeros((1, max_seq_length), np.int32)
+    return {"input_ids": zeros, "input_mask": zeros, "segment_ids": zeros,
+            "masked_lm_positions": np.zeros((1, predictions), np.int32),
+            "is_task": np.zeros((1,), np.int32)}
+
+
+def _read_json(path: str):
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def run_stage1(config: TlmConfig, run: str, train: Features, external: dict | None,
+               num_labels: int, strategy: tf.distribute.Strategy, progress: bool = True
+               ) -> dict:
+    """Joint training from scratch on T and S (S None: T alone); returns the summary."""
+    stage_dir = config.stage_dir(run, 1)
+    summary_path = os.path.join(stage_dir, "summary.json")
+    if tf.io.gfile.exists(summary_path):
+        return _read_json(summary_path)
+    vocab = load_vocab(config.vocab_path)
+    model_config = config.model_config(len(vocab))
+    total_steps = config.stage1_steps(model_config)
+    flops_per_step = config.stage1_flops_per_step(model_config)
+    masking = MaskingConfig(special_ids(vocab), len(vocab),
+                            max_predictions_per_seq(config.mask_prob, config.max_seq_length),
+                            config.mask_prob, "bert")
+    keras.utils.set_random_seed(config.seed)
+    with dtype_policy(config.policy), strategy.scope():
+        model = TlmModel(model_config, num_labels, config.mlm_weight, use_mlm=True,
+                         name="tlm")
+        model(_dummy_batch(config.max_seq_length, masking.max_predictions))
+        optimizer, schedule = _optimizer(config, config.learning_rate, total_steps)
+        model.compile(optimizer=optimizer)
+        optimizer.build(model.trainable_variables)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    manager = tf.train.CheckpointManager(checkpoint, stage_dir, max_to_keep=2,
+                                         checkpoint_name="model.ckpt")
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    initial_step = current_step(optimizer)
+    ratio = config.external_ratio if external is not None else 0
+
+    def dataset_fn(context):
+        return joint_dataset(train.inputs, train.labels, external, config.train_batch_size,
+                             ratio, masking, mask_task=config.mlm_weight > 0,
+                             seed=config.seed, start_step=initial_step, input_context=context)
+
+    writer = tf.summary.create_file_writer(os.path.join(stage_dir, "train"))
+    checkpointer = Checkpointer(manager, config.save_checkpoints_steps)
+    checkpointer.last_saved = initial_step if manager.latest_checkpoint else None
+    log = TrainingLog(writer, config.log_every_steps, total_steps, initial_step,
+                      flops_per_step, config.train_batch_size, config.max_seq_length,
+                      schedule, progress, desc=f"{run} stage 1",
+                      shown=("loss", "masked_lm_accuracy", "task_accuracy"))
+    started = time.perf_counter()
+    try:
+        if initial_step < total_steps:
+            model.fit(strategy.distribute_datasets_from_function(dataset_fn), epochs=1,
+                      steps_per_epoch=total_steps - initial_step, verbose=0, shuffle=False,
+                      callbacks=[checkpointer, log])
+        checkpointer.save(current_step(optimizer))
+    finally:
+        log.close()
+        writer.close()
+    # Stage 2 (and electra-finetune --init_checkpoint) start from this export.
+    export_encoder(model.pretrainer, config.vocab_path, stage_dir)
+    step = current_step(optimizer)
+    task_batches = sum(1 for s in range(step) if is_task_step(s, ratio))
+    summary = {"run": run, "steps": step, "task_batches": task_batches,
+               "external_batches": step - task_batches,
+               "external_documents": 0 if external is None else len(external["input_ids"]),
+               "task_examples": len(train), "flops_per_step": flops_per_step,
+               "flops": step * flops_per_step, "flop_budget": config.flop_budget,
+               "resumed_from_step": initial_step,
+               "seconds_this_run": round(time.perf_counter() - started, 3),
+               "last_logged": log.last_logs}
+    atomic_write(summary_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return summary
+
+
+def predict_labels(model: TlmModel, features: Features, batch_size: int) -> np.ndarray:
+    data = tf.data.Dataset.from_tensor_slices(features.inputs).batch(batch_size)
+    return np.asarray(model.predict(data, verbose=0)).argmax(-1)
+
+
+def task_scores(task: PairTask, predictions: np.ndarray, features: Features) -> dict:
+    """Accuracy, micro and macro F1, and the task's own metrics (F1, MCC) if it has others."""
+    return task.score(predictions, features) | scorers.classification_scores(
+        predictions, features.labels)
+
+
+def stage2_model(config: TlmConfig, model_config, num_labels: int, stage1_encoder: str,
+                 total_steps: int, strategy: tf.distribute.Strategy):
+    """Stage 2's compiled model: the encoder of stage 1 (its ``encoder.keras``), a newly
+    initialized classification head, no MLM head in use; returns (model, optimizer,
+    schedule)."""
+    from electra_tf.finetuning.trainer import tempfile_copy
+
+    with tempfile_copy(stage1_encoder) as local:
+        saved = keras.saving.load_model(local, compile=False)
+    keras.utils.set_random_seed(config.seed + 1)
+    with dtype_policy(config.policy), strategy.scope():
+        model = TlmModel(model_config, num_labels, mlm_weight=0.0, use_mlm=False, name="tlm")
+        model(_dummy_batch(config.max_seq_length, 1))
+        # No MLM loss in stage 2: its head's own weights are frozen (not the head as a
+        # whole, which would freeze the token embedding table it is tied to).
+        head = model.pretrainer.mlm_head
+        head.dense.trainable = head.layer_norm.trainable = False
+        head.output_bias.trainable = False
+        model.encoder.set_weights(saved.get_weights())
+        optimizer, schedule = _optimizer(config, config.stage2_learning_rate, total_steps)
+        model.compile(optimizer=optimizer)
+        optimizer.build(model.trainable_variables)
+    return model, optimizer, schedule
+
+
+def run_stage2(config: TlmConfig, run: str, task: PairTask, features: dict[str, Features],
+               strategy: tf.distribute.Strategy, progress: bool = True) -> dict:
+    """The task alone from stage 1's encoder, the classification head new; dev scores
+    every ``eval_every_steps``; dev and test at the best-dev step."""
+    stage_dir = config.stage_dir(run, 2)
+    done = os.path.join(stage_dir, "results.json")
+    if tf.io.gfile.exists(done):
+        return _read_json(done)
+    stage1_encoder = os.path.join(config.stage_dir(run, 1), "encoder.keras")
+    if not tf.io.gfile.exists(stage1_encoder):
+        raise ValueError(f"{stage1_encoder}: no stage-1 encoder; run stage1 first "
+                         f"(--stages=stage1,stage2)")
+    vocab = load_vocab(config.vocab_path)
+    model_config = config.model_config(len(vocab))
+    train = features["train"]
+    total_steps = max(1, int(config.stage2_num_train_epochs * len(train)
+                             / config.train_batch_size))
+    every = min(config.eval_every_steps, total_steps)
+    model, optimizer, schedule = stage2_model(config, model_config, task.num_outputs,
+                                              stage1_encoder, total_steps, strategy)
+
+    def evaluate() -> dict:
+        dev = features["dev"]
+        return {task.name: {"dev": task_scores(
+            task, predict_labels(model, dev, config.eval_batch_size), dev)}}
+
+    history, best_entry = fit_with_dev_eval(
+        model, optimizer,
+        lambda step: strategy.distribute_datasets_from_function(
+            lambda context: task_dataset(train.inputs, train.labels, config.train_batch_size,
+                                         config.seed + step, context)),
+        stage_dir, total_steps, every, evaluate, schedule, progress=progress)
+    best = best_entry or history[-1]
+    result = {"run": run, "steps": int(optimizer.iterations.numpy()),
+              "flops_per_step": config.stage2_flops_per_step(model_config),
+              "best_step": best["step"], "dev": best["dev"][task.name]["dev"],
+              "history": history}
+    result["flops"] = result["steps"] * result["flops_per_step"]
+    if "test" in features:
+        result["test"] = task_scores(
+            task, predict_labels(model, features["test"], config.eval_batch_size),
+            features["test"])
+    atomic_write(done, json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return result
+
+
+# ----------------------------------------------------------------------------- the run
+
+def _check_rerun(config: TlmConfig) -> None:
+    path = os.path.join(config.model_dir, "tlm_config.json")
+    if tf.io.gfile.exists(path):
+        before = _read_json(path)
+        now = json.loads(config.to_json())
+        changed = [f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in sorted(now)
+                   if k not in RERUN_KEYS and before.get(k) != now[k]]
+        if changed:
+            raise ValueError(f"{config.model_dir} holds a TLM run with other settings "
+                             f"({'; '.join(changed)}); use another --model_name or delete it")
+    tf.io.gfile.makedirs(config.model_dir)
+    atomic_write(path, config.to_json())
+
+
+def markdown_table(results: dict) -> str:
+    """Runs x (external documents, stage-1 steps, FLOPs, dev and test scores)."""
+    metrics = ("accuracy", "macro_f1")
+    header = ["run", "external docs", "stage-1 steps", "total FLOPs"]
+    header += [f"dev {m}" for m in metrics] + [f"test {m}" for m in metrics]
+    rows = []
+    for run, entry in results["runs"].items():
+        stage1, stage2 = entry.get("stage1", {}), entry.get("stage2", {})
+        row = [run, str(stage1.get("external_documents", "")), str(stage1.get("steps", "")),
+               f"{entry['total_flops']:.3g}" if entry.get("total_flops") else ""]
+        for split in ("dev", "test"):
+            scores = stage2.get(split, {})
+            row += [f"{scores[m]:.4f}" if m in scores else "" for m in metrics]
+        rows.append(row)
+    baseline = results.get("majority_baseline", {})
+    if baseline:
+        rows.append(["majority class", "", "", ""]
+                    + [f"{baseline[m]:.4f}" if m in baseline else "" for m in metrics]
+                    + ["", ""])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def majority_scores(task: PairTask, features: dict[str, Features]) -> dict:
+    """Dev scores of always predicting the training split's most frequent label."""
+    majority = int(np.bincount(features["train"].labels).argmax())
+    dev = features["dev"]
+    return task_scores(task, np.full(len(dev), majority), dev)
+
+
+def run_tlm(config: TlmConfig, strategy: tf.distribute.Strategy | None = None,
+            progress: bool = True) -> dict:
+    """Do `config`'s stages for each of its runs; returns (and writes) the results."""
+    strategy = strategy or tf.distribute.get_strategy()
+    from electra_tf.distribute import check_batch_size
+
+    check_batch_size(strategy, config.train_batch_size)
+    _check_rerun(config)
+    task = task_of(config)
+    tokenizer = WordPieceTokenizer(config.vocab_path, do_lower_case=config.do_lower_case)
+    examples, features = task_features(config, task, tokenizer)
+    queries = [query_text(e) for e in examples["train"]]  # training examples only
+    stages = set(config.stages)
+    needs_corpus = [r for r in config.runs if r != "task_only"]
+    if "index" in stages and needs_corpus:
+        ensure_index(config, progress)
+
+    previous = _read_json(config.results_path) if tf.io.gfile.exists(config.results_path) \
+        else {}
+    results = {"task": task.name, "config": config.to_dict(),
+               "num_examples": {s: len(f) for s, f in features.items()},
+               "majority_baseline": majority_scores(task, features),
+               "runs": dict(previous.get("runs", {}))}
+    for run in config.runs:
+        entry = dict(results["runs"].get(run, {}))
+        external = None
+        if run != "task_only" and ({"retrieve", "stage1"} & stages):
+            if "retrieve" not in stages and not os.path.exists(config.retrieved_path(run)):
+                raise ValueError(f"{config.retrieved_path(run)}: not retrieved yet; add "
+                                 f"retrieve to --stages")
+            found = retrieve_external(config, run, queries, progress)
+            entry["retrieval"] = dict(found.stats)
+            analyzer = retrieval.make_analyzer(config.stem)
+            entry["retrieval"]["share_query_terms"] = query_term_overlap(found, queries,
+                                                                         analyzer)
+            if "stage1" in stages:
+                external = encode_texts([text for _, _, text in found.entries], tokenizer,
+                                        config.max_seq_length)
+        if "stage1" in stages:
+            entry["stage1"] = run_stage1(config, run, features["train"], external,
+                                         task.num_outputs, strategy, progress)
+        if "stage2" in stages:
+            stage2 = run_stage2(config, run, task, features, strategy, progress)
+            entry["stage2"] = {k: v for k, v in stage2.items() if k != "history"}
+        if "stage1" in entry and "stage2" in entry:
+            entry["total_flops"] = entry["stage1"]["flops"] + entry["stage2"]["flops"]
+        results["runs"][run] = entry
+        logging.info("%s: %s", run, entry.get("stage2", {}).get("dev"))
+    atomic_write(config.results_path, json.dumps(results, indent=2, sort_keys=True) + "\n")
+    return results
