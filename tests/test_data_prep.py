@@ -40,6 +40,22 @@ def test_wikipedia_dump_reader_on_the_real_sample(sample_paths):
     assert first.startswith("A (named") and "first letter" in first
 
 
+def test_news_sample_is_one_text_document_per_line_of_the_lee_corpus():
+    news = samples.path("news")
+    with open(os.path.join(os.path.dirname(news), "lee_background.cor"), encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    with open(news, encoding="utf-8") as f:
+        text = f.read()
+    assert len(lines) == 300 and all(line.strip() for line in lines)
+    # One line per document, a blank line after each.
+    assert text.endswith("\n\n") and text[:-2].split("\n\n") == [ln.strip() for ln in lines]
+    stats = readers.ReadStats()
+    documents = list(readers.read_corpora(["text:" + news], stats))
+    assert stats.documents == len(documents) == 300 and stats.dropped_empty == 0
+    assert documents[0].sentences[0].startswith("Hundreds of people have been forced")
+    assert all(len(d.sentences) > 1 for d in documents)
+
+
 def test_books_text_and_wikiextractor_readers(two_books, tmp_path):
     stats = readers.ReadStats()
     books = list(readers.read_books(two_books, stats))
