@@ -179,6 +179,7 @@ def test_pipeline_with_controls_same_flops_results_and_events(data_dir):
         assert set(stage2["dev"]) == {"accuracy", "micro_f1", "macro_f1"}
         assert stage2["dev"]["micro_f1"] == pytest.approx(stage2["dev"]["accuracy"])
         assert set(stage2["test"]) == {"accuracy", "micro_f1", "macro_f1"}
+        assert stage2["steps"] == 64  # trained steps, not the best-dev step
         assert entry["total_flops"] == entry["stage1"]["flops"] + stage2["flops"]
     history = json.load(open(os.path.join(config.stage_dir("tlm", 2), "best",
                                           "history.json")))

@@ -446,12 +446,14 @@ def _check_fits(config: FinetuningConfig, encoder, vocab_size: int) -> None:
 def fit_with_dev_eval(model: keras.Model, optimizer, make_dataset, run_dir: str,
                       total_steps: int, steps_per_epoch: int, evaluate, schedule,
                       do_train: bool = True, progress: bool = True
-                      ) -> tuple[list[dict], dict | None]:
+                      ) -> tuple[list[dict], dict | None, int]:
     """Train `model` (compiled with `optimizer`) to `total_steps` in ``fit`` epochs of
     `steps_per_epoch` steps on ``make_dataset(start_step)``; after each epoch a checkpoint
     in `run_dir` (a re-run resumes from it), the dev scores of ``evaluate()`` and
     TensorBoard scalars, with the best-dev weights kept in ``run_dir/best/``. Returns the
-    history (one entry per epoch) and its best entry, whose weights the model then holds."""
+    history (one entry per epoch), its best entry, whose weights the model then holds, and
+    the number of steps trained (restoring the best weights also restores the optimizer's
+    step counter)."""
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     manager = tf.train.CheckpointManager(checkpoint, run_dir, max_to_keep=1,
                                          checkpoint_name="model.ckpt")
@@ -480,10 +482,11 @@ def fit_with_dev_eval(model: keras.Model, optimizer, make_dataset, run_dir: str,
                   callbacks=[epoch_end], verbose=1 if progress else 0,
                   shuffle=False)  # the dataset shuffles
     writer.close()
+    steps = int(optimizer.iterations.numpy())
     best_entry = next((h for h in history if h.get("best")), None)
     if best_entry:
         best[0].read(best[1]).assert_existing_objects_matched()
-    return history, best_entry
+    return history, best_entry, steps
 
 
 def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples, vocab_size,
@@ -530,13 +533,12 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
             scores.setdefault(name, {})[split] = task.score(predictions, features)
         return scores
 
-    history, best_entry = fit_with_dev_eval(
+    history, best_entry, steps = fit_with_dev_eval(
         model, optimizer, lambda step: train_dataset(tasks, train, config.train_batch_size,
                                                      seed + step),
         trial_dir, total_steps, steps_per_epoch, evaluate if dev else None, schedule,
         do_train=config.do_train, progress=progress)
-    result = {"trial": trial, "seed": seed, "steps": int(optimizer.iterations.numpy()),
-              "history": history}
+    result = {"trial": trial, "seed": seed, "steps": steps, "history": history}
     if dev:
         result["dev_last"] = history[-1]["dev"] if history else evaluate()
         result["dev_best"] = best_entry["dev"] if best_entry else result["dev_last"]

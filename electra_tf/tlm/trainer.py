@@ -315,14 +315,14 @@ def run_stage2(config: TlmConfig, run: str, task: PairTask, features: dict[str, 
         return {task.name: {"dev": task_scores(
             task, predict_labels(model, dev, config.eval_batch_size), dev)}}
 
-    history, best_entry = fit_with_dev_eval(
+    history, best_entry, steps = fit_with_dev_eval(
         model, optimizer,
         lambda step: strategy.distribute_datasets_from_function(
             lambda context: task_dataset(train.inputs, train.labels, config.train_batch_size,
                                          config.seed + step, context)),
         stage_dir, total_steps, every, evaluate, schedule, progress=progress)
     best = best_entry or history[-1]
-    result = {"run": run, "steps": int(optimizer.iterations.numpy()),
+    result = {"run": run, "steps": steps,
               "flops_per_step": config.stage2_flops_per_step(model_config),
               "best_step": best["step"], "dev": best["dev"][task.name]["dev"],
               "history": history}
