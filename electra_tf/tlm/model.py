@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 
 from electra_tf.modeling import BertPretrainer
-from electra_tf.modeling.layers import get_activation, truncated_normal
+from electra_tf.modeling.layers import get_activation
 from electra_tf.pretraining.objectives import cross_replica_sum, mlm_loss
 
 ENCODER_KEYS = ("input_ids", "input_mask", "segment_ids")
@@ -36,25 +36,29 @@ class ClassificationHead(keras.layers.Layer):
     """Dense(hidden, activation) -> Dense(num_labels) on a (batch, hidden) vector; float32
     logits.
 
+    Initialized as the reference's head, which PyTorch creates after BERT's own
+    initialization: kernels and biases uniform in ±1/sqrt(fan_in). (BERT's 0.02 normal
+    in both layers shrinks the logits and the encoder's gradient so much that stage 2
+    stalls at chance on the movie-review task, while this initialization learns it.)
+
     Args:
-      hidden_size: width of the first dense layer.
+      hidden_size: width of the first dense layer (and of the input).
       num_labels: classes.
       hidden_act: activation of the first layer (the reference: GELU).
-      initializer_range: stddev of the truncated-normal kernels.
     """
 
     def __init__(self, hidden_size: int, num_labels: int, hidden_act: str = "gelu",
-                 initializer_range: float = 0.02, **kwargs):
+                 **kwargs):
         super().__init__(**kwargs)
-        self.hidden_size, self.num_labels = hidden_size, num_labels
-        self.hidden_act, self.initializer_range = hidden_act, initializer_range
-        self.dense = keras.layers.Dense(
-            hidden_size, activation=get_activation(hidden_act),
-            kernel_initializer=truncated_normal(initializer_range), dtype=self.dtype_policy,
-            name="dense")
-        self.out = keras.layers.Dense(
-            num_labels, kernel_initializer=truncated_normal(initializer_range),
-            dtype=self.dtype_policy, name="out")
+        self.hidden_size, self.num_labels, self.hidden_act = hidden_size, num_labels, hidden_act
+        bound = hidden_size ** -0.5
+        init = dict(kernel_initializer=keras.initializers.VarianceScaling(
+                        1 / 3, "fan_in", "uniform"),
+                    bias_initializer=keras.initializers.RandomUniform(-bound, bound),
+                    dtype=self.dtype_policy)
+        self.dense = keras.layers.Dense(hidden_size, activation=get_activation(hidden_act),
+                                        name="dense", **init)
+        self.out = keras.layers.Dense(num_labels, name="out", **init)
 
     def build(self, input_shape):
         self.dense.build(input_shape)
@@ -67,7 +71,7 @@ class ClassificationHead(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(hidden_size=self.hidden_size, num_labels=self.num_labels,
-                      hidden_act=self.hidden_act, initializer_range=self.initializer_range)
+                      hidden_act=self.hidden_act)
         return config
 
 
@@ -87,7 +91,7 @@ class TlmModel(keras.Model):
         self.pretrainer = BertPretrainer(config)
         self.encoder = self.pretrainer.encoder
         self.classifier = ClassificationHead(config.hidden_size, num_labels, config.hidden_act,
-                                             config.initializer_range, name="cls_head")
+                                             name="cls_head")
         self.mlm_weight = float(mlm_weight)
         self.use_mlm = use_mlm
         names = ["loss", "task_loss", "task_accuracy"]
