@@ -255,3 +255,20 @@ def test_cli_errors_are_one_clear_line(data_dir):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("run_tlm: error: ") and "regression task" in last
     assert "Traceback" not in result.stderr
+
+
+def test_flagfile_parses_into_the_sample_recipe():
+    from absl import flags
+
+    from electra_tf import run_tlm as cli
+
+    flag_values = cli.define_flags(flags.FlagValues())
+    flag_values(["electra-tlm", f"--flagfile={ROOT}/flags/tlm/samples.flags",
+                 "--data_dir=data/samples", "--runs=tlm,random"])
+    config = cli.build_config(flag_values)
+    assert config.runs == ["tlm", "random"] and config.stages == ["index", "retrieve",
+                                                                   "stage1", "stage2"]
+    assert [c.split(":")[0] for c in config.corpus] == ["text", "books", "text"]
+    assert (config.retriever, config.top_k, config.model_size) == ("bm25s", 3, "tiny")
+    assert (config.external_ratio, config.mlm_weight, config.flop_budget) == (3, 20.0, 5e13)
+    assert config.stage1_steps(config.model_config(30522)) == 1932
