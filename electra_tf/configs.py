@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 MODEL_TYPES = ("bert", "electra", "ale")
@@ -207,6 +207,17 @@ class RunConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def changes_from(self, path: str, allowed: Sequence[str] = ()) -> list[str]:
+        """``"key: old -> new"`` for each setting that differs from the run saved at `path`
+        (this class's JSON), leaving out the `allowed` keys."""
+        import tensorflow as tf  # gs:// model dirs
+
+        with tf.io.gfile.GFile(path) as f:
+            before = json.load(f)
+        now = json.loads(self.to_json())
+        return [f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in sorted(now)
+                if k not in allowed and before.get(k) != now[k]]
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]):

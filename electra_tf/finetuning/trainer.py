@@ -333,11 +333,7 @@ def markdown_table(results: dict) -> str:
 def _check_rerun(config: FinetuningConfig, path: str) -> None:
     from electra_tf.finetuning.config import RERUN_KEYS
 
-    with tf.io.gfile.GFile(path) as f:
-        before = json.load(f)
-    now = json.loads(config.to_json())
-    changed = [f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in sorted(now)
-               if k not in RERUN_KEYS and before.get(k) != now[k]]
+    changed = config.changes_from(path, RERUN_KEYS)
     if changed:
         raise ValueError(f"{config.run_dir} holds a run with other settings ({'; '.join(changed)})"
                          f"; use another --model_name, or delete that folder to start over")

@@ -340,10 +340,7 @@ def run_stage2(config: TlmConfig, run: str, task: PairTask, features: dict[str, 
 def _check_rerun(config: TlmConfig) -> None:
     path = os.path.join(config.model_dir, "tlm_config.json")
     if tf.io.gfile.exists(path):
-        before = _read_json(path)
-        now = json.loads(config.to_json())
-        changed = [f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in sorted(now)
-                   if k not in RERUN_KEYS and before.get(k) != now[k]]
+        changed = config.changes_from(path, RERUN_KEYS)
         if changed:
             raise ValueError(f"{config.model_dir} holds a TLM run with other settings "
                              f"({'; '.join(changed)}); use another --model_name or delete it")
