@@ -110,6 +110,23 @@ def test_rho1_schedule_interleaves_one_task_batch_every_rho1_plus_1_steps(sample
         [0, 1, 0, 0, 1]
 
 
+def test_every_replica_of_a_step_draws_from_the_same_stream(sample_paths,
+                                                            mirrored_strategy):
+    task, labels, external = _streams()
+    masking = _masking(sample_paths["vocab"])
+    for start in (0, 1):  # also resumed mid-schedule
+        data = mirrored_strategy.distribute_datasets_from_function(
+            lambda context, start=start: joint_dataset(
+                task, labels, external, batch_size=4, external_ratio=2, masking=masking,
+                mask_task=False, seed=1, start_step=start, input_context=context))
+        batches = iter(data)
+        for step in range(start, start + 6):
+            inputs, _ = next(batches)
+            kinds = [int(t.numpy().max()) for t in
+                     mirrored_strategy.experimental_local_results(inputs["is_task"])]
+            assert kinds == [int(is_task_step(step, 2))] * 2, (start, step)
+
+
 def test_task_inputs_are_masked_too_unless_mask_task_is_off(sample_paths):
     task, labels, external = _streams(n_task=4, length=40)
     masking = _masking(sample_paths["vocab"], max_predictions=6)
@@ -141,7 +158,7 @@ def test_rho2_weights_the_task_batch_loss_and_external_batches_are_mlm_only(samp
                          masking=_masking(sample_paths["vocab"]), seed=0)
     for inputs, y in data.take(2):
         outputs = model(inputs, training=False)
-        loss, updates = model.joint_losses(inputs, y, outputs)
+        loss, _ = model.joint_losses(inputs, y, outputs)
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
             tf.cast(inputs["masked_lm_ids"], tf.int32), outputs["mlm_logits"])
         w = inputs["masked_lm_weights"]
@@ -152,9 +169,15 @@ def test_rho2_weights_the_task_batch_loss_and_external_batches_are_mlm_only(samp
         assert float(loss) == pytest.approx(expected, rel=1e-5)
 
 
-def test_pipeline_with_controls_same_flops_results_and_events(data_dir):
+@pytest.fixture(scope="module")
+def pipeline(data_dir):
+    """The whole pipeline with both controls, run once for the tests that read it."""
     config = tlm_config(data_dir, runs=["tlm", "task_only", "random"])
-    results = run_tlm(config, progress=False)
+    return config, run_tlm(config, progress=False)
+
+
+def test_pipeline_with_controls_same_flops_results_and_events(pipeline, data_dir):
+    config, results = pipeline
     runs = results["runs"]
     assert set(runs) == {"tlm", "task_only", "random"}
     tlm, task_only, random = runs["tlm"], runs["task_only"], runs["random"]
@@ -210,9 +233,8 @@ def test_pipeline_with_controls_same_flops_results_and_events(data_dir):
         run_tlm(tlm_config(data_dir, runs=["tlm"], mlm_weight=1.0), progress=False)
 
 
-def test_stage2_keeps_the_stage1_encoder_and_resets_the_classification_head(data_dir):
-    config = tlm_config(data_dir, runs=["tlm"], stages=["stage1"])
-    run_tlm(config, progress=False)  # done by the pipeline test: reads its outputs
+def test_stage2_keeps_the_stage1_encoder_and_resets_the_classification_head(pipeline):
+    config, _ = pipeline
     stage1_dir = config.stage_dir("tlm", 1)
     model, _, _ = stage2_model(config, config.model_config(30522), 2,
                                os.path.join(stage1_dir, "encoder.keras"), 10,

@@ -103,6 +103,8 @@ class TlmConfig(RunConfig):
             raise ValueError("give exactly one of num_train_steps and flop_budget (stage 1's "
                              f"length); got num_train_steps={self.num_train_steps}, "
                              f"flop_budget={self.flop_budget}")
+        if self.flop_budget is not None and not self.flop_budget > 0:
+            raise ValueError(f"flop_budget={self.flop_budget} must be positive")
         if self.num_train_steps is not None and self.num_train_steps < 1:
             raise ValueError(f"num_train_steps={self.num_train_steps} must be positive")
         for name in ("top_k", "rake_top_n", "search_procs", "index_procs", "train_batch_size",

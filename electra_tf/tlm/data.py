@@ -17,8 +17,6 @@ import tensorflow as tf
 from electra_tf.pretraining.inputs import MaskingConfig, mask_batch
 from electra_tf.tokenization import WordPieceTokenizer
 
-ENCODER_KEYS = ("input_ids", "input_mask", "segment_ids")
-
 
 def is_task_step(step, external_ratio: int):
     """Whether step `step` (from 0; an int or an int64 tensor) takes a task batch."""
@@ -87,16 +85,24 @@ def joint_dataset(task: dict[str, np.ndarray], task_labels: np.ndarray,
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(batch_size)
     seed_base = seed + 7919 * start_step  # a resumed run draws fresh batches
+    # Each worker masks its own share differently.
+    mask_seed = seed_base + 104729 * (input_context.input_pipeline_id if input_context else 0)
     task_stream = _masked(_stream(task, task_labels, 1, batch_size, seed_base, input_context),
-                          masking, seed_base, apply=mask_task)
+                          masking, mask_seed, apply=mask_task)
     if external is None or external_ratio == 0:
         return task_stream.map(_split_labels).prefetch(tf.data.AUTOTUNE)
     n = len(external["input_ids"])
     external_stream = _masked(
         _stream(external, np.zeros((n,), np.int32), 0, batch_size, seed_base + 1,
-                input_context), masking, seed_base + 1)
+                input_context), masking, mask_seed + 1)
     choice = tf.data.Dataset.counter(start_step).map(
         lambda step: tf.cast(is_task_step(step, external_ratio), tf.int64))
+    if input_context is not None:
+        # A worker's replicas take consecutive batches of its one dataset: every replica
+        # of a step must draw from the same stream.
+        local = input_context.num_replicas_in_sync // input_context.num_input_pipelines
+        if local > 1:
+            choice = choice.flat_map(lambda c: tf.data.Dataset.from_tensors(c).repeat(local))
     dataset = tf.data.Dataset.choose_from_datasets([external_stream, task_stream], choice)
     return dataset.map(_split_labels).prefetch(tf.data.AUTOTUNE)
 

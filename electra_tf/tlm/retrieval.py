@@ -425,11 +425,11 @@ def random_documents(retriever: Retriever, n: int, seed: int = 0) -> RetrievedSe
 
 def write_retrieved(path: str, retrieved: RetrievedSet) -> None:
     """JSONL, one {"id", "best_rank", "text"} per line; stats in `path`.stats.json.
-    Both written atomically."""
+    Both written atomically, the stats first: the JSONL marks the set complete."""
     lines = [json.dumps({"id": d, "best_rank": r, "text": t}, ensure_ascii=False)
              for d, r, t in retrieved.entries]
-    atomic_write(path, "".join(line + "\n" for line in lines))
     atomic_write(path + ".stats.json", json.dumps(retrieved.stats, indent=2, sort_keys=True))
+    atomic_write(path, "".join(line + "\n" for line in lines))
 
 
 def read_retrieved(path: str) -> RetrievedSet:

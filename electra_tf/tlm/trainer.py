@@ -298,7 +298,7 @@ def run_stage2(config: TlmConfig, run: str, task: PairTask, features: dict[str, 
     if tf.io.gfile.exists(done):
         return _read_json(done)
     stage1_encoder = os.path.join(config.stage_dir(run, 1), "encoder.keras")
-    if not tf.io.gfile.exists(stage1_encoder):
+    if not tf.io.gfile.exists(os.path.join(config.stage_dir(run, 1), "summary.json")):
         raise ValueError(f"{stage1_encoder}: no stage-1 encoder; run stage1 first "
                          f"(--stages=stage1,stage2)")
     vocab = load_vocab(config.vocab_path)
@@ -385,9 +385,12 @@ def run_tlm(config: TlmConfig, strategy: tf.distribute.Strategy | None = None,
     from electra_tf.distribute import check_batch_size
 
     check_batch_size(strategy, config.train_batch_size)
-    _check_rerun(config)
     task = task_of(config)
     tokenizer = WordPieceTokenizer(config.vocab_path, do_lower_case=config.do_lower_case)
+    # A model that cannot be built or a budget below one step fails before anything is
+    # written (or indexed, or retrieved).
+    config.stage1_steps(config.model_config(len(tokenizer.vocab)))
+    _check_rerun(config)
     examples, features = task_features(config, task, tokenizer)
     queries = [query_text(e) for e in examples["train"]]  # training examples only
     stages = set(config.stages)
