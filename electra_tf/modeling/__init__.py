@@ -1,4 +1,5 @@
-"""Keras 3 models for BERT, ELECTRA and ALE, built from keras-hub layers."""
+"""Keras 3 models for BERT, ELECTRA and ALE, built from keras-hub layers, and the BiLSTM
+baseline classifier."""
 
 from electra_tf.modeling.layers import (
     Embeddings,
@@ -7,6 +8,12 @@ from electra_tf.modeling.layers import (
     TiedMaskedLMHead,
     TransformerStack,
     gelu_approximate,
+)
+from electra_tf.modeling.lstm import (
+    BiLstmClassifier,
+    MaskedMaxPooling,
+    embeddings_from_encoder,
+    lstm_parameter_count,
 )
 from electra_tf.modeling.models import (
     BertPretrainer,
@@ -17,7 +24,8 @@ from electra_tf.modeling.models import (
 )
 
 __all__ = [
-    "BertPretrainer", "ElectraPretrainer", "Embeddings", "Encoder", "GeneratorSampler",
+    "BertPretrainer", "BiLstmClassifier", "MaskedMaxPooling", "embeddings_from_encoder",
+    "lstm_parameter_count", "ElectraPretrainer", "Embeddings", "Encoder", "GeneratorSampler",
     "ReplacedTokenDetectionHead", "TransformerStack", "build_pretrainer", "encoder_of",
     "gelu_approximate", "TiedMaskedLMHead",
 ]
