@@ -41,6 +41,7 @@ CONSOLE_SCRIPTS = [
     "electra-build-pretraining-dataset = data_prep.build_pretraining_dataset:main",
     "electra-build-tlm-index = data_prep.build_tlm_index:main",
     "electra-tlm = electra_tf.run_tlm:main",
+    "electra-baselines = electra_tf.run_baselines:main",
 ]
 
 setup(

@@ -16,7 +16,8 @@ Samples (see shared/DATA.md):
   plain text documents.
 * ``shakespeare``: 42 Gutenberg plays and poems, a books folder (one book per file).
 * ``movie_reviews``: 10,605 Rotten Tomatoes snippets with valence, written also as GLUE
-  TSV tasks ``finetuning_data/sst2_mr`` (sign of the valence) and ``stsb_mr``
+  TSV tasks ``finetuning_data/sst2_mr`` (sign of the valence), ``sst5_mr`` (the valence
+  cut into SST-5's five classes) and ``stsb_mr``
   (the valence itself), split 80/10/10 with a fixed seed.
 * ``wsj_pos``: the opening of the WSJ treebank with gold PTB tags, written as a
   treebank-style folder ``finetuning_data/pos_wsj/{train,dev,test}.txt`` (one
@@ -43,7 +44,7 @@ from electra_tf.files import atomic_write
 DEFAULT_DIR = os.path.join("data", "samples")
 # Bumped whenever an extractor writes its derived files differently: cached samples of
 # another version are rebuilt.
-EXTRACTOR_VERSION = 2
+EXTRACTOR_VERSION = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -296,6 +297,29 @@ def _tsv(header, rows) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+def five_class_rating(valence: float) -> int:
+    """SST-5's classes from a VADER valence in [-4, 4]: the valence read as a sentiment
+    value in [0, 1] and cut at SST's 0.2, 0.4, 0.6 and 0.8 (0 = very negative, 2 = neutral,
+    4 = very positive; a value on a cut takes the lower class, as in SST)."""
+    value = (valence + 4.0) / 8.0
+    return sum(value > cut for cut in (0.2, 0.4, 0.6, 0.8))
+
+
+def _classification_splits(task: str, rows) -> dict[str, bytes]:
+    """train/dev/test TSVs of (text, label) rows; test unlabelled with an index column,
+    as GLUE's, and its labels apart in test_labels.tsv."""
+    files = {}
+    for split, part in zip(("train", "dev", "test"), _split(rows), strict=True):
+        if split == "test":
+            files[f"finetuning_data/{task}/test.tsv"] = _tsv(
+                ("index", "sentence"), [(i, text) for i, (text, _) in enumerate(part)])
+            files[f"finetuning_data/{task}/test_labels.tsv"] = _tsv(
+                ("index", "label"), [(i, label) for i, (_, label) in enumerate(part)])
+        else:
+            files[f"finetuning_data/{task}/{split}.tsv"] = _tsv(("sentence", "label"), part)
+    return files
+
+
 def _extract_movie_reviews(archive: str) -> dict[str, bytes]:
     (inner,) = _read_member(archive, r"additional_resources/hutto_ICWSM_2014\.tar\.gz$"
                             ).values()
@@ -314,14 +338,9 @@ def _extract_movie_reviews(archive: str) -> dict[str, bytes]:
         snippets.append((parts[0].strip(), float(parts[1]), " ".join(parts[2].split())))
     files = {"movie_reviews/movieReviewSnippets_GroundTruth.txt": raw}
     binary = [(text, int(valence > 0)) for _, valence, text in snippets if valence != 0]
-    for split, rows in zip(("train", "dev", "test"), _split(binary), strict=True):
-        if split == "test":  # GLUE's test files are unlabelled, with an index column
-            files["finetuning_data/sst2_mr/test.tsv"] = _tsv(
-                ("index", "sentence"), [(i, text) for i, (text, _) in enumerate(rows)])
-            files["finetuning_data/sst2_mr/test_labels.tsv"] = _tsv(
-                ("index", "label"), [(i, label) for i, (_, label) in enumerate(rows)])
-        else:
-            files[f"finetuning_data/sst2_mr/{split}.tsv"] = _tsv(("sentence", "label"), rows)
+    files.update(_classification_splits("sst2_mr", binary))
+    files.update(_classification_splits(
+        "sst5_mr", [(text, five_class_rating(valence)) for _, valence, text in snippets]))
     regression = [(text, f"{valence:.4f}") for _, valence, text in snippets]
     for split, rows in zip(("train", "dev", "test"), _split(regression), strict=True):
         files[f"finetuning_data/stsb_mr/{split}.tsv"] = _tsv(("sentence", "score"), rows)

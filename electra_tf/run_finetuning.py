@@ -33,7 +33,7 @@ FLAG_TABLE = [
     ("string", "model_name", None, "The pretrained model's name: the encoder is read from, and "
      "results go to, <data_dir>/models/<model_name>."),
     ("list", "task_names", None, "Comma-separated tasks: cola, sst2, mrpc, stsb, qqp, mnli, "
-     "qnli, rte, wnli, sst2_mr, stsb_mr, race, race_middle, race_high, pos* (a tagging "
+     "qnli, rte, wnli, sst2_mr, sst5_mr, stsb_mr, race, race_middle, race_high, pos* (a tagging "
      "folder). Several train together, one head each."),
     ("string", "hparams", "{}", "JSON object of FinetuningConfig fields, as the original's "
      "--hparams; a field also given as a flag must agree."),
@@ -68,6 +68,12 @@ FLAG_TABLE = [
     ("bool", "use_crf", None, "Tagging heads end in a linear-chain CRF (default off)."),
     ("bool", "use_tfds", None, "Read GLUE/RACE through tfds (prepared data) instead of files."),
     ("string", "tfds_data_dir", None, "tfds data_dir for --use_tfds."),
+    ("float", "train_fraction", None, "Train on this fraction of each training set, in (0, "
+     "1] (default 1): a seeded subset, nested across fractions for the same --seed."),
+    ("string", "output_dir", None, "Where the run's folders go (default <data_dir>/models/"
+     "<model_name>, beside the pretrained encoder)."),
+    ("bool", "score_test", None, "Also score each task's labelled test split (its own labels "
+     "or a test_labels.tsv beside it) at the best-dev epoch (default off)."),
     ("integer", "num_trials", None, "Runs with seeds seed, seed+1, ...; results report each "
      "and the median (default 1)."),
     ("integer", "seed", None, "Seed of initialization, dropout and shuffling (default 0)."),

@@ -19,7 +19,8 @@ from electra_tf.pretraining.config import MIXED_PRECISION, _one_of
 
 # What a re-run of a run (a resume, more trials, test outputs) may change; every other
 # setting must match the run that wrote the folder.
-RERUN_KEYS = ("do_eval", "do_train", "write_test_outputs", "eval_batch_size", "num_trials")
+RERUN_KEYS = ("do_eval", "do_train", "write_test_outputs", "score_test", "eval_batch_size",
+              "num_trials", "output_dir")
 
 
 @dataclasses.dataclass
@@ -60,7 +61,14 @@ class FinetuningConfig(RunConfig):
     use_tfds: bool = False
     tfds_data_dir: str | None = None
 
+    # training on part of the training set: round(train_fraction * n) examples, a prefix
+    # of one permutation seeded by `seed` (nested: a smaller fraction's examples lie in
+    # every larger one's; the same for every trial)
+    train_fraction: float = 1.0
+
     # runs and outputs
+    output_dir: str = ""  # default <data_dir>/models/<model_name>
+    score_test: bool = False  # also score labelled test splits at the best-dev epoch
     num_trials: int = 1
     seed: int = 0
     do_train: bool = True
@@ -83,6 +91,8 @@ class FinetuningConfig(RunConfig):
                 raise ValueError(f"{name}={getattr(self, name)} must be positive")
         if self.num_train_epochs is not None and self.num_train_epochs <= 0:
             raise ValueError(f"num_train_epochs={self.num_train_epochs} must be positive")
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise ValueError(f"train_fraction={self.train_fraction} must be in (0, 1]")
         if not 0.0 <= self.warmup_proportion < 1.0:
             raise ValueError(f"warmup_proportion={self.warmup_proportion} must be in [0, 1)")
         if not 0.0 < self.layerwise_lr_decay <= 1.0:
@@ -100,6 +110,13 @@ class FinetuningConfig(RunConfig):
 
     @property
     def model_dir(self) -> str:
+        """Where the run's folders go: --output_dir, else ``<data_dir>/models/<model_name>``
+        (which also holds the encoder electra-pretrain exported)."""
+        return self.output_dir or self.pretrained_dir
+
+    @property
+    def pretrained_dir(self) -> str:
+        """``<data_dir>/models/<model_name>``: where electra-pretrain exported the encoder."""
         return os.path.join(self.data_dir, "models", self.model_name)
 
     @property

@@ -247,9 +247,11 @@ def custom_task(name: str, labels: Sequence[str] | None = _BINARY,
 
 
 # The real-data stand-ins of data/samples/finetuning_data (see shared/DATA.md): movie-review
-# snippets as an SST-2-like binary task and as a single-sentence STS-B-like regression.
+# snippets as an SST-2-like binary task, an SST-5-like 5-class rating task, and a
+# single-sentence STS-B-like regression.
 SAMPLE_TASKS: dict[str, GlueTask] = {
     "sst2_mr": custom_task("sst2_mr", labels=_BINARY),
+    "sst5_mr": custom_task("sst5_mr", labels=("0", "1", "2", "3", "4")),
     "stsb_mr": custom_task("stsb_mr", labels=None, label_column="score"),
 }
 

@@ -46,6 +46,26 @@ class Features:
     def __len__(self):
         return len(self.guids)
 
+    def subset(self, indices) -> Features:
+        """The examples at `indices` (per-example extras sliced too)."""
+        indices = np.asarray(indices, np.int64)
+        n = len(self)
+        extra = {k: (np.asarray(v)[indices] if len(np.shape(v)) and np.shape(v)[0] == n else v)
+                 for k, v in self.extra.items()}
+        return Features({k: v[indices] for k, v in self.inputs.items()},
+                        None if self.labels is None else self.labels[indices],
+                        [self.guids[i] for i in indices], extra)
+
+
+def nested_subset(num_examples: int, fraction: float, seed: int) -> np.ndarray:
+    """Sorted indices of round(fraction * num_examples) examples (at least one): a prefix
+    of one seeded permutation, so with the same seed a smaller fraction's subset lies
+    inside every larger one's."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction={fraction} must be in (0, 1]")
+    order = np.random.default_rng(seed).permutation(num_examples)
+    return np.sort(order[:max(1, round(fraction * num_examples))])
+
 
 def truncate_pair(a: list, b: list, max_length: int) -> None:
     """The original's ``_truncate_seq_pair``: drop the last token of the longer side until
@@ -164,6 +184,27 @@ class PairTask(Task):
                 readers.PairExample(e.guid + "-swapped", e.text_b, e.text_a, e.label)
                 for e in examples]
         return examples
+
+    def read_labelled_test(self, data_dir: str) -> list[readers.PairExample] | None:
+        """The test split with labels: its own, or from ``test_labels.tsv`` (index, label)
+        beside it (GLUE hides test labels; the sample tasks ship them apart); None if
+        neither."""
+        try:
+            examples = self.read(data_dir, "test")
+        except FileNotFoundError:
+            return None
+        if all(e.label is not None for e in examples):
+            return examples
+        path = os.path.join(os.path.dirname(readers.glue_file(self.spec, data_dir, "test")),
+                            "test_labels.tsv")
+        if not tf.io.gfile.exists(path):
+            return None
+        gold = scorers._read_gold(self.name, path)
+        try:
+            return [readers.PairExample(e.guid, e.text_a, e.text_b,
+                                        gold[readers.example_index(e.guid)]) for e in examples]
+        except KeyError as e:
+            raise ValueError(f"{path}: no label for test example index {e.args[0]}") from None
 
     def featurize(self, examples, tokenizer, max_seq_length):
         special = tokenizer.special

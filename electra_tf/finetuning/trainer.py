@@ -33,7 +33,15 @@ from electra_tf.files import atomic_write
 from electra_tf.finetuning import readers, scorers
 from electra_tf.finetuning.config import FinetuningConfig
 from electra_tf.finetuning.model import FinetuningModel
-from electra_tf.finetuning.tasks import Features, PairTask, RaceTask, TaggingTask, Task, get_task
+from electra_tf.finetuning.tasks import (
+    Features,
+    PairTask,
+    RaceTask,
+    TaggingTask,
+    Task,
+    get_task,
+    nested_subset,
+)
 from electra_tf.optimization import (
     DEFAULT_EXCLUDE,
     OPTIMIZERS,
@@ -60,7 +68,7 @@ def encoder_source(config: FinetuningConfig) -> tuple[str, str]:
                                     or os.path.isdir(os.path.join(path, "discriminator"))):
             return "hf", path
         return "tf1", path
-    exported = os.path.join(config.model_dir, "encoder.keras")
+    exported = os.path.join(config.pretrained_dir, "encoder.keras")
     if not config.from_scratch:
         if not tf.io.gfile.exists(exported):
             raise FileNotFoundError(
@@ -380,12 +388,16 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
             features = featurized(task, "train")
             if features.labels is None:
                 raise ValueError(f"{task.name}: the training split has unlabelled examples")
+            if config.train_fraction < 1.0:
+                features = features.subset(nested_subset(len(features), config.train_fraction,
+                                                         config.seed))
             train.append(features)
     dev = {(t.name, s): featurized(t, s) for t in tasks for s in t.eval_splits} \
         if config.do_eval else {}
+    test = labelled_test_features(config, tasks, tokenizer) if config.score_test else {}
 
     trials = [_run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
-                         len(tokenizer.vocab), progress)
+                         len(tokenizer.vocab), progress, test)
               for trial in range(config.num_trials)]
     results = {"model_name": config.model_name, "task_names": config.task_names,
                "encoder": {"kind": source[0], "path": source[1]},
@@ -404,6 +416,8 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
                 for split in task.eval_splits:
                     results["majority_baseline"].setdefault(task.name, {})[split] = \
                         majority_baseline(task, features, dev[(task.name, split)])
+    if test:
+        results["test_at_best_dev"] = _median(trials, "test_at_best_dev")
     if config.write_test_outputs:
         best = max(range(len(trials)), key=lambda k: dev_score(trials[k].get("dev_best", {})))
         results["test_predictions_from_trial"] = best
@@ -485,14 +499,45 @@ def fit_with_dev_eval(model: keras.Model, optimizer, make_dataset, run_dir: str,
     return history, best_entry, steps
 
 
+def labelled_test_features(config: FinetuningConfig, tasks: list[Task],
+                           tokenizer: WordPieceTokenizer) -> dict[tuple[str, str], Features]:
+    """Every task's labelled test split, featurized (for --score_test); an error names
+    the task whose test labels are not known."""
+    from electra_tf.finetuning.cache import cached_features
+
+    test = {}
+    for task in tasks:
+        examples = (task.read_labelled_test(config.data_dir) if isinstance(task, PairTask)
+                    else None)
+        if not examples:
+            raise ValueError(f"--score_test: {task.name} has no labelled test split under "
+                             f"{config.data_dir} (a test.tsv with labels, or one with a "
+                             f"test_labels.tsv beside it)")
+        test[(task.name, "test")] = cached_features(task, "test", examples, tokenizer,
+                                                    config.max_seq_length, config.cache_dir)[0]
+    return test
+
+
+def score_splits(model: FinetuningModel, splits: dict[tuple[str, str], Features],
+                 batch_size: int) -> dict:
+    """{task: {split: scores}} of `model` on featurized splits keyed (task name, split)."""
+    scores: dict = {}
+    for (name, split), features in splits.items():
+        task = next(t for t in model.tasks if t.name == name)
+        predictions = predict(model, task, features, batch_size)
+        scores.setdefault(name, {})[split] = task.score(predictions, features)
+    return scores
+
+
 def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples, vocab_size,
-               progress) -> dict:
+               progress, test) -> dict:
     trial_dir = os.path.join(config.run_dir, f"trial_{trial}")
     done = os.path.join(trial_dir, "results.json")
     if tf.io.gfile.exists(done):
         with tf.io.gfile.GFile(done) as f:
             previous = json.load(f)
         if ((not config.do_eval or "dev_best" in previous)
+                and (not test or "test_at_best_dev" in previous)
                 and (not config.write_test_outputs or previous.get("test_predictions"))):
             return previous  # finished before, with every output asked for now
     seed = config.seed + trial
@@ -522,12 +567,7 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
         optimizer.build(model.trainable_variables)
 
     def evaluate() -> dict:
-        scores: dict = {}
-        for (name, split), features in dev.items():
-            task = next(t for t in tasks if t.name == name)
-            predictions = predict(model, task, features, config.eval_batch_size)
-            scores.setdefault(name, {})[split] = task.score(predictions, features)
-        return scores
+        return score_splits(model, dev, config.eval_batch_size)
 
     history, best_entry, steps = fit_with_dev_eval(
         model, optimizer, lambda step: train_dataset(tasks, train, config.train_batch_size,
@@ -539,6 +579,8 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
         result["dev_last"] = history[-1]["dev"] if history else evaluate()
         result["dev_best"] = best_entry["dev"] if best_entry else result["dev_last"]
         result["best_epoch"] = best_entry["epoch"] if best_entry else None
+    if test:  # the model holds the best-dev weights here
+        result["test_at_best_dev"] = score_splits(model, test, config.eval_batch_size)
     if config.write_test_outputs:
         out_dir = os.path.join(trial_dir, "test_predictions")
         for task in tasks:

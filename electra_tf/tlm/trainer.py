@@ -58,33 +58,12 @@ def query_text(example: readers.PairExample) -> str:
     return example.text_a if example.text_b is None else f"{example.text_a} {example.text_b}"
 
 
-def read_labelled_test(task: PairTask, data_dir: str) -> list[readers.PairExample] | None:
-    """The test split with labels: its own, or from ``test_labels.tsv`` (index, label)
-    beside it (GLUE hides test labels; the sample tasks ship them apart); None if neither."""
-    try:
-        examples = task.read(data_dir, "test")
-    except FileNotFoundError:
-        return None
-    if all(e.label is not None for e in examples):
-        return examples
-    path = os.path.join(os.path.dirname(readers.glue_file(task.spec, data_dir, "test")),
-                        "test_labels.tsv")
-    if not tf.io.gfile.exists(path):
-        return None
-    gold = scorers._read_gold(task.name, path)
-    try:
-        return [readers.PairExample(e.guid, e.text_a, e.text_b,
-                                    gold[readers.example_index(e.guid)]) for e in examples]
-    except KeyError as e:
-        raise ValueError(f"{path}: no label for test example index {e.args[0]}") from None
-
-
 def task_features(config: TlmConfig, task: PairTask, tokenizer: WordPieceTokenizer
                   ) -> tuple[dict[str, list], dict[str, Features]]:
     """The task's examples and features: train, dev and (when labelled) test."""
     examples = {"train": task.read(config.data_dir, "train"),
                 "dev": task.read(config.data_dir, "dev")}
-    test = read_labelled_test(task, config.data_dir)
+    test = task.read_labelled_test(config.data_dir)
     if test is not None:
         examples["test"] = test
     for split, rows in examples.items():

@@ -1,0 +1,143 @@
+"""One config object for a "to pretrain or not" sweep: which task, which training-set
+fractions, which BiLSTMs, which pretrained encoder, and how each is trained."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+
+from electra_tf.configs import RunConfig
+
+DEFAULT_FRACTIONS = (0.01, 0.1, 0.3, 0.5, 0.7, 0.9)  # the paper's 1, 10, 30, 50, 70, 90 %
+EMBEDDINGS = ("scratch", "pretrained")
+PRETRAINED = "pretrained"  # the finetuned encoder's row in results and tables
+
+# What a re-run may change: more fractions, models or trials (new cells), the eval batch.
+RERUN_KEYS = ("fractions", "lstm_models", "lstm_embeddings", "num_trials", "eval_batch_size",
+              "finetune")
+
+
+def parse_lstm_model(name: str) -> tuple[int, int]:
+    """(layers, units) of ``LSTM-<layers>-<units>`` (the paper's names)."""
+    match = re.fullmatch(r"LSTM-(\d+)-(\d+)", name.strip())
+    if not match or min(int(match[1]), int(match[2])) < 1:
+        raise ValueError(f"lstm model {name!r}: expected LSTM-<layers>-<units> with both at "
+                         f"least 1, e.g. LSTM-2-256")
+    return int(match[1]), int(match[2])
+
+
+def check_fractions(fractions) -> list[float]:
+    """Training-set fractions as sorted floats in (0, 1], each once."""
+    values = []
+    for value in fractions:
+        try:
+            fraction = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"fraction {value!r} is not a number") from None
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"fraction {value!r} is outside (0, 1]: give fractions of the "
+                             f"training set such as 0.01,0.1,0.5")
+        values.append(fraction)
+    if not values:
+        raise ValueError("fractions is empty")
+    if len(set(values)) != len(values):
+        raise ValueError(f"fractions lists a value twice: {values}")
+    return sorted(values)
+
+
+@dataclasses.dataclass
+class BaselinesConfig(RunConfig):
+    """Everything a sweep reads. Each cell (model, fraction, trial) trains on the same
+    nested subset of the training set: trial k draws it with seed ``seed + k`` for every
+    model, so the pretrained encoder and the BiLSTMs see exactly the same examples."""
+
+    model_name: str = "baselines"
+    data_dir: str = "data"
+    task_name: str = "sst2_mr"
+    fractions: list[float] = dataclasses.field(default_factory=lambda: list(DEFAULT_FRACTIONS))
+    num_trials: int = 1
+    seed: int = 0
+
+    # the pretrained encoder (finetuned, and the source of the frozen embeddings): an
+    # electra-pretrain model dir or encoder.keras (also a TF1 checkpoint or a Hugging Face
+    # folder when only finetuned); "" runs the BiLSTMs alone
+    init_checkpoint: str = ""
+    vocab_file: str | None = None  # default: the encoder's vocab.txt, else <data_dir>/vocab.txt
+    do_lower_case: bool = True
+    max_seq_length: int = 128
+    train_batch_size: int = 32
+    eval_batch_size: int = 128
+    # every cell trains at least this many steps: a 1 % subset would otherwise stop after
+    # a handful of updates
+    min_train_steps: int = 100
+
+    # the BiLSTMs
+    lstm_models: list[str] = dataclasses.field(default_factory=lambda: ["LSTM-2-256"])
+    lstm_embeddings: list[str] = dataclasses.field(default_factory=lambda: ["scratch"])
+    embedding_size: int = 128
+    lstm_learning_rate: float = 1e-3
+    lstm_num_train_epochs: float = 3.0
+    lstm_dropout_rate: float = 0.1
+
+    # finetuning the pretrained encoder: FinetuningConfig fields (learning_rate,
+    # layerwise_lr_decay, num_train_epochs, ...) on top of the sweep's own
+    finetune: dict = dataclasses.field(default_factory=lambda: {
+        "learning_rate": 3e-4, "num_train_epochs": 3.0, "weight_decay_rate": 0.0})
+
+    def __post_init__(self):
+        self.fractions = check_fractions(
+            self.fractions.split(",") if isinstance(self.fractions, str) else self.fractions)
+        for name in ("lstm_models", "lstm_embeddings"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                setattr(self, name, [v for v in value.split(",") if v])
+        for name in self.lstm_models:
+            parse_lstm_model(name)
+        for kind in self.lstm_embeddings:
+            if kind not in EMBEDDINGS:
+                raise ValueError(f"lstm_embeddings={kind!r}; allowed: {', '.join(EMBEDDINGS)}")
+        if "pretrained" in self.lstm_embeddings and not self.init_checkpoint:
+            raise ValueError("lstm_embeddings=pretrained needs --init_checkpoint (the encoder "
+                             "whose token table the BiLSTM takes)")
+        if not self.lstm_models and not self.init_checkpoint:
+            raise ValueError("nothing to run: no --lstm_models and no --init_checkpoint")
+        for name in ("num_trials", "max_seq_length", "train_batch_size", "eval_batch_size",
+                     "embedding_size", "min_train_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be positive")
+        if self.lstm_num_train_epochs <= 0 or self.lstm_learning_rate <= 0:
+            raise ValueError("lstm_num_train_epochs and lstm_learning_rate must be positive")
+        from electra_tf.finetuning.config import FinetuningConfig
+
+        owned = {"data_dir", "model_name", "task_names", "init_checkpoint", "vocab_file",
+                 "do_lower_case", "max_seq_length", "train_batch_size", "eval_batch_size",
+                 "seed", "num_trials", "train_fraction", "output_dir", "score_test"}
+        clash = sorted(owned & set(self.finetune))
+        if clash:
+            raise ValueError(f"finetune sets {', '.join(clash)}: the sweep sets those itself "
+                             f"(give them as its own flags)")
+        FinetuningConfig.from_dict(self.finetune)  # unknown keys and bad values, now
+
+    @property
+    def models(self) -> list[str]:
+        """Row names: ``pretrained`` (when an encoder is given), then each BiLSTM, with
+        ``+emb`` for the frozen pretrained-embedding variant."""
+        rows = [PRETRAINED] if self.init_checkpoint else []
+        for name in self.lstm_models:
+            rows += [name + ("+emb" if kind == "pretrained" else "")
+                     for kind in self.lstm_embeddings]
+        return rows
+
+    @property
+    def output_dir(self) -> str:
+        return os.path.join(self.data_dir, "models", self.model_name)
+
+    @property
+    def results_path(self) -> str:
+        return os.path.join(self.output_dir, "results.json")
+
+    def cell_dir(self, model: str, fraction: float, trial: int) -> str:
+        """``<output_dir>/cells/<model>/fraction_<f>/trial_<k>``."""
+        return os.path.join(self.output_dir, "cells", model, f"fraction_{fraction:g}",
+                            f"trial_{trial}")

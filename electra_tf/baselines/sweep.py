@@ -1,0 +1,329 @@
+"""The data-fraction sweep of "To Pretrain or Not to Pretrain": for each fraction of a
+task's training set, finetune a pretrained encoder and train BiLSTMs from scratch on the
+same nested subset, and score each on the same dev and test splits.
+
+Layout under ``<data_dir>/models/<model_name>/``::
+
+  sweep_config.json                  the settings (a re-run with others is refused)
+  cells/<model>/fraction_<f>/trial_<k>/
+      result.json                    that cell's scores (present = done; a re-run skips it)
+      ...                            its checkpoints (a re-run resumes) and TensorBoard events
+  results.json, results.md, results.png   every cell, the summary table and the plot
+
+Each cell keeps its best-dev epoch and reports dev and (when the task's test labels are
+known) test scores there. The plot shows the task's metric on test (dev when there are
+no test labels) against the fraction, and the gap pretrained − BiLSTM.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from electra_tf.baselines.config import PRETRAINED, RERUN_KEYS, BaselinesConfig, parse_lstm_model
+from electra_tf.files import atomic_write
+from electra_tf.finetuning.config import FinetuningConfig
+from electra_tf.finetuning.tasks import Features, PairTask, get_task, nested_subset
+from electra_tf.modeling.lstm import BiLstmClassifier, embeddings_from_encoder
+from electra_tf.optimization import WarmupPolynomialDecay
+from electra_tf.tokenization import WordPieceTokenizer
+
+
+def finetuning_config(config: BaselinesConfig, fraction: float = 1.0, trial: int = 0,
+                      output_dir: str = "", score_test: bool = False,
+                      num_train_examples: int | None = None) -> FinetuningConfig:
+    """The FinetuningConfig of the pretrained encoder's cell: the sweep's shared settings,
+    its ``finetune`` overrides, and enough epochs for ``min_train_steps``."""
+    values = dict(config.finetune)
+    if num_train_examples:
+        epochs = values.get("num_train_epochs") or 3.0
+        needed = config.min_train_steps * config.train_batch_size / num_train_examples
+        values["num_train_epochs"] = max(float(epochs), needed)
+    return FinetuningConfig.from_dict(dict(
+        values, data_dir=config.data_dir, model_name=config.model_name,
+        task_names=[config.task_name], init_checkpoint=config.init_checkpoint,
+        vocab_file=config.vocab_file, do_lower_case=config.do_lower_case,
+        max_seq_length=config.max_seq_length, train_batch_size=config.train_batch_size,
+        eval_batch_size=config.eval_batch_size, seed=config.seed + trial,
+        train_fraction=fraction, output_dir=output_dir, score_test=score_test))
+
+
+def vocab_file(config: BaselinesConfig) -> str:
+    """--vocab_file, else the encoder's vocab.txt, else ``<data_dir>/vocab.txt``: the
+    BiLSTMs read the same WordPiece ids as the pretrained encoder."""
+    if config.init_checkpoint:
+        from electra_tf.finetuning.trainer import vocab_path
+
+        return vocab_path(finetuning_config(config))
+    return config.vocab_file or os.path.join(config.data_dir, "vocab.txt")
+
+
+def task_features(config: BaselinesConfig, tokenizer: WordPieceTokenizer
+                  ) -> tuple[PairTask, dict[str, Features]]:
+    """The task and its featurized train, dev and (when labelled) test splits."""
+    task = get_task(config.task_name)
+    if not isinstance(task, PairTask) or task.kind != "classification":
+        raise ValueError(f"task {config.task_name!r} is a {task.kind} task; the sweep compares "
+                         f"classifiers: use a sentence or sentence-pair classification task "
+                         f"(sst2_mr, sst5_mr, sst2, mrpc, qnli, rte, ...)")
+    examples = {"train": task.read(config.data_dir, "train"),
+                "dev": task.read(config.data_dir, "dev")}
+    test = task.read_labelled_test(config.data_dir)
+    if test is not None:
+        examples["test"] = test
+    features = {}
+    for split, rows in examples.items():
+        if not rows:
+            raise ValueError(f"{task.name}: the {split} split has no examples")
+        if any(e.label is None for e in rows):
+            raise ValueError(f"{task.name}: the {split} split has unlabelled examples")
+        features[split] = task.featurize(rows, tokenizer, config.max_seq_length)
+    return task, features
+
+
+def _scores(model: keras.Model, task: PairTask, features: Features, batch_size: int) -> dict:
+    logits = model.predict({k: features.inputs[k] for k in ("input_ids", "input_mask")},
+                           batch_size=batch_size, verbose=0)
+    return task.score(np.argmax(logits, axis=-1), features)
+
+
+def train_lstm(config: BaselinesConfig, name: str, train: Features, dev: Features,
+               task: PairTask, run_dir: str, seed: int, vocab_size: int,
+               table: np.ndarray | None = None, progress: bool = True
+               ) -> tuple[BiLstmClassifier, dict]:
+    """Train one BiLSTM (``LSTM-n-k``, ``+emb`` = frozen `table`) on `train` with Adam,
+    linear decay and dev scoring each epoch; returns the model at its best-dev epoch and
+    {"steps", "epochs", "best_epoch", "dev", "history"}."""
+    from electra_tf.finetuning.trainer import fit_with_dev_eval
+
+    layers, units = parse_lstm_model(name.removesuffix("+emb"))
+    keras.utils.set_random_seed(seed)
+    model = BiLstmClassifier(vocab_size, task.num_outputs, layers, units,
+                             embedding_size=config.embedding_size, pretrained_embeddings=table,
+                             dropout_rate=config.lstm_dropout_rate)
+    steps_per_epoch = math.ceil(len(train) / config.train_batch_size)
+    total_steps = max(config.min_train_steps,
+                      int(config.lstm_num_train_epochs * len(train) / config.train_batch_size))
+    schedule = WarmupPolynomialDecay(config.lstm_learning_rate, total_steps, 0)
+    optimizer = keras.optimizers.Adam(schedule, global_clipnorm=1.0)
+    model.compile(optimizer=optimizer,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    optimizer.build(model.trainable_variables)
+    inputs = {k: train.inputs[k] for k in ("input_ids", "input_mask")}
+
+    def make_dataset(step: int) -> tf.data.Dataset:
+        data = tf.data.Dataset.from_tensor_slices((inputs, train.labels))
+        return (data.shuffle(len(train), seed=seed + step).repeat()
+                .batch(config.train_batch_size).prefetch(2))
+
+    def evaluate() -> dict:
+        return {task.name: {"dev": _scores(model, task, dev, config.eval_batch_size)}}
+
+    history, best, steps = fit_with_dev_eval(model, optimizer, make_dataset, run_dir,
+                                             total_steps, steps_per_epoch, evaluate, schedule,
+                                             progress=progress)
+    best = best or history[-1]
+    return model, {"steps": steps, "best_epoch": best["epoch"],
+                   "dev": best["dev"][task.name]["dev"], "history": history}
+
+
+def _cell(config: BaselinesConfig, model: str, fraction: float, trial: int, task: PairTask,
+          features: dict[str, Features], table: np.ndarray | None, vocab_size: int,
+          progress: bool) -> dict:
+    """Run (or resume) one cell and write its result.json."""
+    run_dir = config.cell_dir(model, fraction, trial)
+    done = os.path.join(run_dir, "result.json")
+    if tf.io.gfile.exists(done):
+        with tf.io.gfile.GFile(done) as f:
+            return json.load(f)
+    seed = config.seed + trial
+    indices = nested_subset(len(features["train"]), fraction, seed)
+    started = time.time()
+    result = {"model": model, "fraction": fraction, "trial": trial, "seed": seed,
+              "train_examples": int(len(indices))}
+    if model == PRETRAINED:
+        from electra_tf.finetuning.trainer import finetune
+
+        finetuned = finetune(finetuning_config(config, fraction, trial, run_dir,
+                                               "test" in features, len(indices)),
+                             progress=progress)
+        (only,) = finetuned["trials"]
+        result.update(steps=only["steps"], best_epoch=only["best_epoch"],
+                      dev=finetuned["dev_best"][task.name]["dev"])
+        if "test" in features:
+            result["test"] = finetuned["test_at_best_dev"][task.name]["test"]
+    else:
+        train = features["train"].subset(indices)
+        lstm, trained = train_lstm(config, model, train, features["dev"], task, run_dir, seed,
+                                   vocab_size, table if model.endswith("+emb") else None,
+                                   progress)
+        result.update({k: trained[k] for k in ("steps", "best_epoch", "dev")})
+        if "test" in features:
+            result["test"] = _scores(lstm, task, features["test"], config.eval_batch_size)
+        result["parameters"] = lstm.count_params()
+    result["seconds"] = round(time.time() - started, 1)
+    atomic_write(done, json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return result
+
+
+# ----------------------------------------------------------------------------- summary
+
+def summarize(cells: list[dict], metric: str) -> dict:
+    """{model: {fraction: {split: {"mean", "std", "trials"}}}} of `metric` over trials."""
+    grouped: dict = {}
+    for cell in cells:
+        for split in ("dev", "test"):
+            if split in cell:
+                grouped.setdefault(cell["model"], {}).setdefault(
+                    f"{cell['fraction']:g}", {}).setdefault(split, []).append(
+                        cell[split][metric])
+    return {model: {fraction: {split: {"mean": float(np.mean(v)), "std": float(np.std(v)),
+                                        "trials": len(v)}
+                               for split, v in splits.items()}
+                    for fraction, splits in fractions.items()}
+            for model, fractions in grouped.items()}
+
+
+def gaps(summary: dict, split: str) -> dict:
+    """{lstm model: {fraction: pretrained − that model}} on `split`'s mean metric."""
+    if PRETRAINED not in summary:
+        return {}
+    out: dict = {}
+    for model, fractions in summary.items():
+        if model == PRETRAINED:
+            continue
+        for fraction, splits in fractions.items():
+            ours = summary[PRETRAINED].get(fraction, {}).get(split)
+            if ours and split in splits:
+                out.setdefault(model, {})[fraction] = ours["mean"] - splits[split]["mean"]
+    return out
+
+
+def markdown_table(results: dict) -> str:
+    """Fractions × models: the mean metric on the report split (± std over trials when
+    there are several), then the gap pretrained − each BiLSTM."""
+    split, metric = results["report_split"], results["metric"]
+    summary, models = results["summary"], results["models"]
+    gap = gaps(summary, split)
+    header = ["fraction", "train examples"] + [f"{m} {metric}" for m in models] + \
+        [f"gap vs {m}" for m in gap]
+    examples = {f"{c['fraction']:g}": c["train_examples"] for c in results["cells"]}
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for fraction in [f"{f:g}" for f in results["fractions"]]:
+        row = [f"{float(fraction):.0%}", f"{examples.get(fraction, '')}"]
+        for model in models:
+            entry = summary.get(model, {}).get(fraction, {}).get(split)
+            if entry is None:
+                row.append("")
+            elif entry["trials"] > 1:
+                row.append(f"{entry['mean']:.4f} ± {entry['std']:.4f}")
+            else:
+                row.append(f"{entry['mean']:.4f}")
+        row += [f"{gap[m][fraction]:+.4f}" if fraction in gap[m] else "" for m in gap]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def plot_sweep(results: dict, path: str) -> None:
+    """A PNG: the metric against the training-set fraction for every model (left) and
+    the gap pretrained − BiLSTM (right); written to a temporary name, then renamed."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display here
+    import matplotlib.pyplot as plt
+
+    split, metric = results["report_split"], results["metric"]
+    summary = results["summary"]
+    gap = gaps(summary, split)
+    fig, axes = plt.subplots(1, 2 if gap else 1, figsize=(11 if gap else 5.5, 4),
+                             squeeze=False)
+    left = axes[0][0]
+    for model in results["models"]:
+        points = sorted((float(f), s[split]["mean"], s[split]["std"])
+                        for f, s in summary.get(model, {}).items() if split in s)
+        if points:
+            x, y, err = zip(*points, strict=True)
+            left.errorbar([100 * v for v in x], y, yerr=err, marker="o", capsize=3,
+                          label=model)
+    left.set(xlabel="training set used (%)", ylabel=f"{split} {metric}",
+             title=f"{results['task']}: {split} {metric}")
+    left.grid(alpha=0.3)
+    left.legend()
+    if gap:
+        right = axes[0][1]
+        for model, values in gap.items():
+            points = sorted((float(f), v) for f, v in values.items())
+            x, y = zip(*points, strict=True)
+            right.plot([100 * v for v in x], y, marker="o", label=f"pretrained − {model}")
+        right.axhline(0.0, color="grey", linewidth=0.8)
+        right.set(xlabel="training set used (%)", ylabel=f"{metric} gap",
+                  title="pretrained − BiLSTM")
+        right.grid(alpha=0.3)
+        right.legend()
+    fig.tight_layout()
+    tmp = f"{path}.tmp.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- the sweep
+
+def _check_rerun(config: BaselinesConfig, path: str) -> None:
+    changed = config.changes_from(path, RERUN_KEYS)
+    if changed:
+        raise ValueError(f"{config.output_dir} holds a sweep with other settings "
+                         f"({'; '.join(changed)}); use another --model_name, or delete that "
+                         f"folder to start over")
+
+
+def run_sweep(config: BaselinesConfig, progress: bool = True) -> dict:
+    """Run (or resume) every cell of the sweep; writes and returns results.json's dict."""
+    vocab = vocab_file(config)
+    tokenizer = WordPieceTokenizer(vocab, do_lower_case=config.do_lower_case)
+    task, features = task_features(config, tokenizer)
+    table = None
+    if "pretrained" in config.lstm_embeddings:
+        table = embeddings_from_encoder(config.init_checkpoint, vocab)
+    tf.io.gfile.makedirs(config.output_dir)
+    config_path = os.path.join(config.output_dir, "sweep_config.json")
+    if tf.io.gfile.exists(config_path):
+        _check_rerun(config, config_path)
+    atomic_write(config_path, config.to_json() + "\n")
+
+    plan = [(model, fraction, trial) for fraction in config.fractions
+            for trial in range(config.num_trials) for model in config.models]
+    cells, spent, trained = [], 0.0, 0
+    for index, (model, fraction, trial) in enumerate(plan, 1):
+        if progress:
+            eta = (f", ETA {(len(plan) - index + 1) * spent / trained / 60:.0f} min"
+                   if trained else "")
+            print(f"[{index}/{len(plan)}{eta}] {model} on {fraction:.0%} of {task.name}, "
+                  f"trial {trial}", flush=True)
+        was_done = tf.io.gfile.exists(
+            os.path.join(config.cell_dir(model, fraction, trial), "result.json"))
+        cell_started = time.time()
+        cells.append(_cell(config, model, fraction, trial, task, features, table,
+                           len(tokenizer.vocab), progress))
+        if not was_done:  # the ETA counts cells trained now, not ones read back
+            spent += time.time() - cell_started
+            trained += 1
+
+    metric = task.spec.metrics[0]
+    split = "test" if "test" in features else "dev"
+    results = {"task": task.name, "metric": metric, "report_split": split,
+               "models": config.models, "fractions": config.fractions,
+               "num_examples": {s: len(f) for s, f in features.items()},
+               "vocab_file": vocab, "config": config.to_dict(), "cells": cells}
+    results["summary"] = summarize(cells, metric)
+    results["gap"] = gaps(results["summary"], split)
+    atomic_write(config.results_path, json.dumps(results, indent=2, sort_keys=True) + "\n")
+    atomic_write(os.path.join(config.output_dir, "results.md"), markdown_table(results) + "\n")
+    plot_sweep(results, os.path.join(config.output_dir, "results.png"))
+    return results

@@ -1,0 +1,200 @@
+"""The "to pretrain or not" sweep: nested subsets, config errors, and a whole small sweep
+(pretrained encoder against BiLSTMs with scratch and frozen pretrained embeddings) that
+writes its JSON, table and plot, resumes, and refuses changed settings."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from absl import flags
+
+from data_prep.samples import five_class_rating
+from electra_tf import run_baselines
+from electra_tf.baselines.config import BaselinesConfig, check_fractions, parse_lstm_model
+from electra_tf.baselines.sweep import gaps, markdown_table, run_sweep
+from electra_tf.configs import get_config
+from electra_tf.finetuning.tasks import Features, nested_subset
+from electra_tf.modeling import Encoder
+
+GOOD = ["great", "wonderful", "charming", "superb"]
+BAD = ["awful", "boring", "tedious", "dull"]
+WORDS = GOOD + BAD + ["the", "film", "was", "and", "long", "short"]
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+
+
+def test_nested_subsets_lie_inside_each_other_and_follow_the_seed():
+    subsets = {f: nested_subset(200, f, seed=3) for f in (0.01, 0.1, 0.3, 0.5, 0.9, 1.0)}
+    assert [len(s) for s in subsets.values()] == [2, 20, 60, 100, 180, 200]
+    fractions = sorted(subsets)
+    for small, large in zip(fractions, fractions[1:], strict=False):
+        assert set(subsets[small]) < set(subsets[large])
+    assert np.array_equal(subsets[0.3], nested_subset(200, 0.3, seed=3))
+    assert not np.array_equal(subsets[0.3], nested_subset(200, 0.3, seed=4))
+    assert np.array_equal(subsets[1.0], np.arange(200))
+    assert len(nested_subset(10, 0.01, seed=0)) == 1  # never empty
+    for bad in (0.0, -0.1, 1.01):
+        with pytest.raises(ValueError, match=r"must be in \(0, 1\]"):
+            nested_subset(10, bad, seed=0)
+
+
+def test_features_subset_takes_rows_of_inputs_labels_ids_and_extras():
+    features = Features({"input_ids": np.arange(12).reshape(4, 3)}, np.array([0, 1, 0, 1]),
+                        ["a", "b", "c", "d"], {"levels": np.array(list("mhmh")), "k": 7})
+    part = features.subset([1, 3])
+    assert part.inputs["input_ids"].tolist() == [[3, 4, 5], [9, 10, 11]]
+    assert part.labels.tolist() == [1, 1] and part.guids == ["b", "d"]
+    assert part.extra["levels"].tolist() == ["h", "h"] and part.extra["k"] == 7
+
+
+def test_five_class_rating_cuts_at_sst_boundaries():
+    # valence in [-4, 4] -> (v + 4) / 8 cut at 0.2 / 0.4 / 0.6 / 0.8; a cut takes the lower
+    assert [five_class_rating(v) for v in (-4.0, -2.4, -2.39, -0.8, 0.0, 0.8, 0.81, 2.41,
+                                           4.0)] == [0, 0, 1, 1, 2, 2, 3, 4, 4]
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"fractions": [0.5, 0.0]}, r"outside \(0, 1\]"),
+    ({"fractions": [1.5]}, r"outside \(0, 1\]"),
+    ({"fractions": ["ten"]}, "not a number"),
+    ({"fractions": [0.1, 0.1]}, "twice"),
+    ({"lstm_models": ["LSTM-2"]}, "LSTM-<layers>-<units>"),
+    ({"lstm_models": ["LSTM-0-8"]}, "at least 1"),
+    ({"lstm_embeddings": ["pretrained"]}, "needs --init_checkpoint"),
+    ({"lstm_embeddings": ["glove"]}, "allowed: scratch, pretrained"),
+    ({"finetune": {"seed": 3}}, "the sweep sets those itself"),
+    ({"finetune": {"learning_rat": 3e-4}}, "unknown --hparams key"),
+    ({"lstm_models": []}, "nothing to run"),
+])
+def test_bad_settings_are_clear_errors(values, message):
+    with pytest.raises(ValueError, match=message):
+        BaselinesConfig(**values)
+
+
+def test_flags_parse_into_the_config_and_a_bad_fraction_is_refused():
+    flag_values = run_baselines.define_flags(flags.FlagValues())
+    flag_values(["prog", "--flagfile=flags/baselines/samples.flags", "--data_dir=d",
+                 "--init_checkpoint=m"])
+    config = run_baselines.build_config(flag_values)
+    assert config.fractions == [0.01, 0.1, 0.3, 0.5, 0.7, 0.9]
+    assert config.models == ["pretrained", "LSTM-2-256", "LSTM-2-256+emb"]
+    assert config.finetune["learning_rate"] == 3e-4
+    flag_values = run_baselines.define_flags(flags.FlagValues())
+    flag_values(["prog", "--data_dir=d", "--fractions=0.5,2"])
+    with pytest.raises(ValueError, match="fraction '2' is outside"):
+        run_baselines.build_config(flag_values)
+    assert check_fractions(["0.9", "0.1"]) == [0.1, 0.9]
+    assert parse_lstm_model("LSTM-4-512") == (4, 512)
+
+
+def _write_task(root, rng):
+    task = root / "finetuning_data" / "sst2_mr"
+    task.mkdir(parents=True)
+
+    def rows(n):
+        out = []
+        for _ in range(n):
+            label = int(rng.integers(2))
+            out.append((f"the film was {rng.choice(GOOD if label else BAD)} and "
+                        f"{rng.choice(['long', 'short'])}", label))
+        return out
+
+    for split, n in (("train", 80), ("dev", 24)):
+        (task / f"{split}.tsv").write_text(
+            "sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in rows(n)))
+    test = rows(20)
+    (task / "test.tsv").write_text("index\tsentence\n" + "".join(
+        f"{i}\t{s}\n" for i, (s, _) in enumerate(test)))
+    (task / "test_labels.tsv").write_text("index\tlabel\n" + "".join(
+        f"{i}\t{y}\n" for i, (_, y) in enumerate(test)))
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    """A learnable sst2_mr-layout task and a tiny exported encoder with its vocab."""
+    root = tmp_path_factory.mktemp("baselines")
+    _write_task(root, np.random.default_rng(0))
+    model_dir = root / "models" / "tiny_encoder"
+    model_dir.mkdir(parents=True)
+    encoder = Encoder(get_config("electra", "debug", {"vocab_size": len(VOCAB)}))
+    encoder.save(str(model_dir / "encoder.keras"))
+    (model_dir / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
+    return root
+
+
+def _config(root, **overrides):
+    values = dict(data_dir=str(root), model_name="sweep", task_name="sst2_mr",
+                  fractions=[0.25, 1.0], init_checkpoint=str(root / "models" / "tiny_encoder"),
+                  lstm_models=["LSTM-1-8"], lstm_embeddings=["scratch", "pretrained"],
+                  max_seq_length=12, train_batch_size=8, eval_batch_size=32,
+                  min_train_steps=6, lstm_num_train_epochs=2, lstm_learning_rate=1e-2,
+                  finetune={"learning_rate": 1e-3, "num_train_epochs": 1.0})
+    values.update(overrides)
+    return BaselinesConfig(**values)
+
+
+def test_a_small_sweep_writes_json_table_plot_resumes_and_refuses_changes(sweep_dir):
+    config = _config(sweep_dir)
+    results = run_sweep(config, progress=False)
+
+    models = ["pretrained", "LSTM-1-8", "LSTM-1-8+emb"]
+    assert results["models"] == models and results["report_split"] == "test"
+    cells = {(c["model"], c["fraction"]): c for c in results["cells"]}
+    assert set(cells) == {(m, f) for m in models for f in (0.25, 1.0)}
+    for (model, fraction), cell in cells.items():
+        assert cell["train_examples"] == (20 if fraction == 0.25 else 80)
+        # at least min_train_steps; the full set's 2 epochs of 10 batches for the LSTMs
+        assert cell["steps"] >= 6
+        if model != "pretrained":
+            assert cell["steps"] == (6 if fraction == 0.25 else 20)
+        for split in ("dev", "test"):
+            assert 0.0 <= cell[split]["accuracy"] <= 1.0
+        assert os.path.exists(sweep_dir / "models" / "sweep" / "cells" / model /
+                              f"fraction_{fraction:g}" / "trial_0" / "result.json")
+    # the frozen pretrained table adds a projection, so the +emb model has more
+    # trainable inputs but the same LSTM: parameter counts differ by table and projection
+    assert cells[("LSTM-1-8+emb", 1.0)]["parameters"] != cells[("LSTM-1-8", 1.0)]["parameters"]
+    # learnable: the full-data LSTM beats chance on test
+    assert cells[("LSTM-1-8", 1.0)]["test"]["accuracy"] > 0.7
+
+    summary = results["summary"]
+    assert summary["LSTM-1-8"]["1"]["test"]["mean"] == cells[("LSTM-1-8", 1.0)]["test"][
+        "accuracy"]
+    assert results["gap"]["LSTM-1-8"]["0.25"] == pytest.approx(
+        cells[("pretrained", 0.25)]["test"]["accuracy"]
+        - cells[("LSTM-1-8", 0.25)]["test"]["accuracy"])
+    out = sweep_dir / "models" / "sweep"
+    with open(out / "results.json") as f:
+        assert json.load(f)["gap"] == results["gap"]
+    table = (out / "results.md").read_text().splitlines()
+    assert table[0].startswith("| fraction | train examples | pretrained accuracy")
+    assert table[2].startswith("| 25% | 20 |") and table[3].startswith("| 100% | 80 |")
+    assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # a re-run reads every cell back; a wider sweep adds only its new cells
+    before = {p: os.path.getmtime(p) for p in out.glob("cells/*/*/*/result.json")}
+    assert run_sweep(config, progress=False)["cells"] == results["cells"]
+    wider = run_sweep(_config(sweep_dir, fractions=[0.25, 0.5, 1.0],
+                              lstm_embeddings=["scratch"]), progress=False)
+    assert {p: os.path.getmtime(p) for p in before} == before
+    assert [(c["model"], c["fraction"]) for c in wider["cells"]] == [
+        (m, f) for f in (0.25, 0.5, 1.0) for m in ("pretrained", "LSTM-1-8")]
+    assert markdown_table(wider).splitlines()[3].startswith("| 50% | 40 |")
+
+    with pytest.raises(ValueError, match="holds a sweep with other settings.*max_seq_length"):
+        run_sweep(_config(sweep_dir, max_seq_length=16), progress=False)
+
+
+def test_a_vocab_that_differs_from_the_encoders_is_refused(sweep_dir, tmp_path):
+    other = tmp_path / "vocab.txt"
+    other.write_text("\n".join(VOCAB[:-1] + ["zebra"]) + "\n")
+    config = _config(sweep_dir, model_name="other_vocab", vocab_file=str(other))
+    with pytest.raises(ValueError, match="differs from the task's vocab.*zebra"):
+        run_sweep(config, progress=False)
+
+
+def test_gaps_need_the_pretrained_row():
+    summary = {"LSTM-2-256": {"0.1": {"dev": {"mean": 0.7, "std": 0.0, "trials": 1}}}}
+    assert gaps(summary, "dev") == {}
+    summary["pretrained"] = {"0.1": {"dev": {"mean": 0.8, "std": 0.0, "trials": 1}}}
+    assert gaps(summary, "dev") == {"LSTM-2-256": {"0.1": pytest.approx(0.1)}}
