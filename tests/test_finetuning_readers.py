@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from data_prep import samples
-from electra_tf.finetuning import readers
+from electra_tf.finetuning import readers, tasks
 from electra_tf.finetuning.readers import MultipleChoiceExample, PairExample, TaggedSentence
 
 
@@ -341,6 +341,16 @@ def test_sample_tasks_from_the_movie_review_snippets():
     assert test[0].text_a.startswith("The draw (for ''Big Bad Love'')")
     scores = [e.label for e in readers.read_glue("stsb_mr", data_dir, "test")]
     assert all(isinstance(s, float) for s in scores) and min(scores) < 0 < max(scores)
+    # sst5_mr: every snippet (zeros are neutral), SST-5's classes from the valence
+    rating = {split: readers.read_glue("sst5_mr", data_dir, split)
+              for split in ("train", "dev", "test")}
+    assert [len(rows) for rows in rating.values()] == [8484, 1060, 1061]
+    valence = readers.read_glue("stsb_mr", data_dir, "train")  # same rows, same shuffle
+    assert {e.label for e in rating["train"]} == {"0", "1", "2", "3", "4"}
+    assert all(a.text_a == b.text_a and int(a.label) == samples.five_class_rating(b.label)
+               for a, b in zip(rating["train"][:500], valence, strict=False))
+    labelled = tasks.get_task("sst5_mr").read_labelled_test(data_dir)
+    assert len(labelled) == 1061 and all(e.label in "01234" for e in labelled)
 
 
 # ----------------------------------------------------------------------------- tfds
