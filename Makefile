@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python benchmarks/pretrain_throughput.py
 	$(BIN)/python -m data_prep.samples --only=movie_reviews
 	$(BIN)/python benchmarks/retrieval.py
+	$(BIN)/python benchmarks/inference_latency.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
