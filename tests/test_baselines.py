@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 from absl import flags
+from review_task import BAD, GOOD, write_review_task
 
 from data_prep.samples import five_class_rating
 from electra_tf import run_baselines
@@ -17,8 +18,6 @@ from electra_tf.configs import get_config
 from electra_tf.finetuning.tasks import Features, nested_subset
 from electra_tf.modeling import Encoder
 
-GOOD = ["great", "wonderful", "charming", "superb"]
-BAD = ["awful", "boring", "tedious", "dull"]
 WORDS = GOOD + BAD + ["the", "film", "was", "and", "long", "short"]
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
 
@@ -87,33 +86,11 @@ def test_flags_parse_into_the_config_and_a_bad_fraction_is_refused():
     assert parse_lstm_model("LSTM-4-512") == (4, 512)
 
 
-def _write_task(root, rng):
-    task = root / "finetuning_data" / "sst2_mr"
-    task.mkdir(parents=True)
-
-    def rows(n):
-        out = []
-        for _ in range(n):
-            label = int(rng.integers(2))
-            out.append((f"the film was {rng.choice(GOOD if label else BAD)} and "
-                        f"{rng.choice(['long', 'short'])}", label))
-        return out
-
-    for split, n in (("train", 80), ("dev", 24)):
-        (task / f"{split}.tsv").write_text(
-            "sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in rows(n)))
-    test = rows(20)
-    (task / "test.tsv").write_text("index\tsentence\n" + "".join(
-        f"{i}\t{s}\n" for i, (s, _) in enumerate(test)))
-    (task / "test_labels.tsv").write_text("index\tlabel\n" + "".join(
-        f"{i}\t{y}\n" for i, (_, y) in enumerate(test)))
-
-
 @pytest.fixture(scope="module")
 def sweep_dir(tmp_path_factory):
     """A learnable sst2_mr-layout task and a tiny exported encoder with its vocab."""
     root = tmp_path_factory.mktemp("baselines")
-    _write_task(root, np.random.default_rng(0))
+    write_review_task(root, np.random.default_rng(0), train=80, dev=24, test=20)
     model_dir = root / "models" / "tiny_encoder"
     model_dir.mkdir(parents=True)
     encoder = Encoder(get_config("electra", "debug", {"vocab_size": len(VOCAB)}))

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from review_task import BAD, GOOD, write_review_task
 
 from electra_tf.configs import get_config
 from electra_tf.pretraining.inputs import MaskingConfig
@@ -20,35 +21,13 @@ from electra_tf.tlm.trainer import markdown_table, run_tlm, stage2_model
 from electra_tf.tokenization import load_vocab, special_ids
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GOOD = ["great", "wonderful", "charming", "superb"]
-BAD = ["awful", "boring", "tedious", "dull"]
-
-
-def _reviews(rng, n):
-    rows = []
-    for _ in range(n):
-        label = int(rng.integers(2))
-        rows.append((f"the film was {rng.choice(GOOD if label else BAD)} and "
-                     f"{rng.choice(['long', 'short'])}", label))
-    return rows
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory, sample_paths):
     """A movie-review task in the sample layout (test labels apart) and a corpus where a
     third of the documents talk about films."""
     root = tmp_path_factory.mktemp("tlm")
     rng = np.random.default_rng(0)
-    task = root / "finetuning_data" / "sst2_mr"
-    task.mkdir(parents=True)
-    for split, n in (("train", 64), ("dev", 24)):
-        (task / f"{split}.tsv").write_text("sentence\tlabel\n" + "".join(
-            f"{s}\t{y}\n" for s, y in _reviews(rng, n)))
-    test = _reviews(rng, 12)
-    (task / "test.tsv").write_text("index\tsentence\n" + "".join(
-        f"{i}\t{s}\n" for i, (s, _) in enumerate(test)))
-    (task / "test_labels.tsv").write_text("index\tlabel\n" + "".join(
-        f"{i}\t{y}\n" for i, (_, y) in enumerate(test)))
+    write_review_task(root, rng)
     documents = []
     for k in range(90):
         if k % 3 == 0:
