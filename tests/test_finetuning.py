@@ -487,6 +487,7 @@ def test_eval_only_needs_a_trained_run(data_dir):
 def test_score_test_needs_test_labels_and_train_fraction_is_checked(data_dir):
     # GLUE's SST-2 test.tsv is unlabelled and no test_labels.tsv sits beside it
     with pytest.raises(ValueError, match="sst2 has no labelled test split"):
-        finetune(run_config(data_dir, task_names=["sst2"], score_test=True), progress=False)
+        finetune(run_config(data_dir, model_name="score_test", task_names=["sst2"],
+                            score_test=True), progress=False)
     with pytest.raises(ValueError, match=r"train_fraction=0 must be in \(0, 1\]"):
         run_config(data_dir, task_names=["sst2"], train_fraction=0)
