@@ -128,9 +128,15 @@ def test_a_small_sweep_writes_json_table_plot_resumes_and_refuses_changes(sweep_
             assert 0.0 <= cell[split]["accuracy"] <= 1.0
         assert os.path.exists(sweep_dir / "models" / "sweep" / "cells" / model /
                               f"fraction_{fraction:g}" / "trial_0" / "result.json")
-    # the frozen pretrained table adds a projection, so the +emb model has more
-    # trainable inputs but the same LSTM: parameter counts differ by table and projection
-    assert cells[("LSTM-1-8+emb", 1.0)]["parameters"] != cells[("LSTM-1-8", 1.0)]["parameters"]
+    # LSTM-1-8 on 128-wide inputs with 2 labels, by hand: 2 * (4*8*(128+8) + 4*8) + 16*2 + 2;
+    # +emb adds the projection from the debug encoder's table width
+    width = get_config("electra", "debug").embedding_size
+    lstm = 2 * (4 * 8 * (128 + 8) + 4 * 8) + 16 * 2 + 2
+    assert cells[("LSTM-1-8", 1.0)]["parameters"] == {
+        "total": lstm + len(VOCAB) * 128, "without_embeddings": lstm}
+    assert cells[("LSTM-1-8+emb", 1.0)]["parameters"] == {
+        "total": lstm + width * 128 + 128 + len(VOCAB) * width,
+        "without_embeddings": lstm + width * 128 + 128}
     # learnable: the full-data LSTM beats chance on test
     assert cells[("LSTM-1-8", 1.0)]["test"]["accuracy"] > 0.7
 

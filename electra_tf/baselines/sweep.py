@@ -6,7 +6,8 @@ Layout under ``<data_dir>/models/<model_name>/``::
 
   sweep_config.json                  the settings (a re-run with others is refused)
   cells/<model>/fraction_<f>/trial_<k>/
-      result.json                    that cell's scores (present = done; a re-run skips it)
+      result.json                    that cell's scores, steps, seconds and (BiLSTMs)
+                                     parameters (present = done; a re-run skips it)
       ...                            its checkpoints (a re-run resumes) and TensorBoard events
   results.json, results.md, results.png   every cell, the summary table and the plot
 
@@ -99,7 +100,7 @@ def train_lstm(config: BaselinesConfig, name: str, train: Features, dev: Feature
                ) -> tuple[BiLstmClassifier, dict]:
     """Train one BiLSTM (``LSTM-n-k``, ``+emb`` = frozen `table`) on `train` with Adam,
     linear decay and dev scoring each epoch; returns the model at its best-dev epoch and
-    {"steps", "epochs", "best_epoch", "dev", "history"}."""
+    {"steps", "best_epoch", "dev", "history"}."""
     from electra_tf.finetuning.trainer import fit_with_dev_eval
 
     layers, units = parse_lstm_model(name.removesuffix("+emb"))
@@ -166,7 +167,9 @@ def _cell(config: BaselinesConfig, model: str, fraction: float, trial: int, task
         result.update({k: trained[k] for k in ("steps", "best_epoch", "dev")})
         if "test" in features:
             result["test"] = _scores(lstm, task, features["test"], config.eval_batch_size)
-        result["parameters"] = lstm.count_params()
+        table_size = int(np.prod(lstm.word_embeddings.embeddings.shape))
+        result["parameters"] = {"total": lstm.count_params(),
+                                "without_embeddings": lstm.count_params() - table_size}
     result["seconds"] = round(time.time() - started, 1)
     atomic_write(done, json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
