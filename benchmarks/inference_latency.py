@@ -45,7 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
-from cpu_watch import CpuWatch  # noqa: E402
+from peer_process import CpuWatch, PeerProcess, serve  # noqa: E402
 
 HF_GOAL = 2.0
 LSTM_GOAL = 20.0
@@ -80,35 +80,29 @@ FLAGS = flags.FLAGS
 
 
 def _peer_server(conn):
-    """The peer process's loop: answers ("load", folder, threads, inputs, probe),
-    ("run",) with ("ok", value) or ("error", message), until ("stop",)."""
+    """The peer process: answers ("load", folder, threads, inputs, probe) and ("run",)."""
     import torch
     import transformers
 
     transformers.utils.logging.disable_progress_bar()  # its weight-loading bar
-    model = inputs = None
-    while True:
-        command = conn.recv()
-        try:
-            if command[0] == "stop":
-                return
-            if command[0] == "load":
-                folder, threads, arrays, probe = command[1:]
-                torch.set_num_threads(threads)
-                model = transformers.ElectraModel.from_pretrained(folder).eval()
-                inputs = _torch_inputs(arrays)
-                with torch.inference_mode():
-                    hidden = model(**_torch_inputs(probe)).last_hidden_state.numpy()
-                result = {"hidden": hidden, "threads": torch.get_num_threads(),
-                          "attention": model.config._attn_implementation}
-            else:
-                start = time.perf_counter()
-                with torch.inference_mode():
-                    model(**inputs).last_hidden_state.numpy()
-                result = time.perf_counter() - start
-            conn.send(("ok", result))
-        except Exception as e:  # reported by the parent, in one line
-            conn.send(("error", _one_line(e)))
+    state = {}
+
+    def handle(command):
+        if command[0] == "load":
+            folder, threads, arrays, probe = command[1:]
+            torch.set_num_threads(threads)
+            model = state["model"] = transformers.ElectraModel.from_pretrained(folder).eval()
+            state["inputs"] = _torch_inputs(arrays)
+            with torch.inference_mode():
+                hidden = model(**_torch_inputs(probe)).last_hidden_state.numpy()
+            return {"hidden": hidden, "threads": torch.get_num_threads(),
+                    "attention": model.config._attn_implementation}
+        start = time.perf_counter()
+        with torch.inference_mode():
+            state["model"](**state["inputs"]).last_hidden_state.numpy()
+        return time.perf_counter() - start
+
+    serve(conn, handle)
 
 
 def _torch_inputs(arrays):
@@ -119,42 +113,17 @@ def _torch_inputs(arrays):
             "token_type_ids": torch.from_numpy(arrays["segment_ids"]).long()}
 
 
-class Peer:
-    """transformers in its own process: TensorFlow is never imported there."""
+class Peer(PeerProcess):
+    """transformers' ElectraModel in its own process."""
 
     def __init__(self):
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")
-        self._conn, child = context.Pipe()
-        self._process = context.Process(target=_peer_server, args=(child,), daemon=True)
-        self._process.start()
-        self.pid = self._process.pid
-
-    def _call(self, *command):
-        self._conn.send(command)
-        status, value = self._conn.recv()
-        if status != "ok":
-            raise RuntimeError(value)
-        return value
+        super().__init__(_peer_server)
 
     def load(self, folder, threads, inputs, probe):
-        return self._call("load", folder, threads, inputs, probe)
+        return self.call("load", folder, threads, inputs, probe)
 
     def run(self):
-        return self._call("run")
-
-    def close(self):
-        try:
-            self._conn.send(("stop",))
-        except OSError:  # already gone
-            pass
-        self._process.join(timeout=30)
-
-
-def _one_line(e):
-    lines = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {lines[0] if lines else ''}"[:240]
+        return self.call("run")
 
 
 # ------------------------------------------------------------------------- measuring

@@ -47,7 +47,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
-from cpu_watch import CpuWatch  # noqa: E402
+from peer_process import CpuWatch, PeerProcess, one_line, serve  # noqa: E402
 
 MODELS = ("electra", "bert", "ale")
 VARIANTS = ("fp32", "xla", "bf16", "bf16_xla")
@@ -263,74 +263,46 @@ def build_peer(disc_config, gen_config, batch, seed, full_logits):
 
 
 def _peer_server(conn, seed, warmup_steps, full_logits):
-    """The peer process's loop: answers ("peak",), ("build", key, disc, gen, batch) and
-    ("step", key) with ("ok", value) or ("error", message) until ("stop",)."""
+    """The peer process: answers ("peak",), ("build", key, disc, gen, batch) and
+    ("step", key)."""
     import torch
 
     torch.set_num_threads(os.cpu_count())
     steps = {}
-    while True:
-        command = conn.recv()
-        try:
-            if command[0] == "stop":
-                return
-            if command[0] == "peak":
-                result = _matmul_rate(functools.partial(
-                    torch.mm, *(torch.from_numpy(m) for m in _matrices())))
-            elif command[0] == "build":
-                key, disc_config, gen_config, batch = command[1:]
-                steps[key] = build_peer(disc_config, gen_config, batch, seed, full_logits)
-                start = time.perf_counter()
-                for _ in range(warmup_steps):
-                    steps[key]()
-                result = time.perf_counter() - start
-            else:
-                start = time.perf_counter()
-                steps[command[1]]()
-                result = time.perf_counter() - start
-            conn.send(("ok", result))
-        except Exception as e:  # reported by the parent, in one line
-            conn.send(("error", _one_line(e)))
+
+    def handle(command):
+        if command[0] == "peak":
+            return _matmul_rate(functools.partial(
+                torch.mm, *(torch.from_numpy(m) for m in _matrices())))
+        if command[0] == "build":
+            key, disc_config, gen_config, batch = command[1:]
+            steps[key] = build_peer(disc_config, gen_config, batch, seed, full_logits)
+            start = time.perf_counter()
+            for _ in range(warmup_steps):
+                steps[key]()
+            return time.perf_counter() - start
+        start = time.perf_counter()
+        steps[command[1]]()
+        return time.perf_counter() - start
+
+    serve(conn, handle)
 
 
-class Peer:
-    """transformers in its own process: TensorFlow is never imported there, so the two
-    runtimes cannot disturb each other (thread pools, two OpenMPs, malloc state)."""
+class Peer(PeerProcess):
+    """PyTorch / transformers in its own process."""
 
     def __init__(self):
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")
-        self._conn, child = context.Pipe()
-        self._process = context.Process(
-            target=_peer_server, daemon=True,
-            args=(child, FLAGS.seed, FLAGS.warmup_steps, FLAGS.hf_full_logits))
-        self._process.start()
-        self.pid = self._process.pid
-
-    def _call(self, *command):
-        self._conn.send(command)
-        status, value = self._conn.recv()
-        if status != "ok":
-            raise RuntimeError(value)
-        return value
+        super().__init__(_peer_server, FLAGS.seed, FLAGS.warmup_steps, FLAGS.hf_full_logits)
 
     def peak(self):
-        return self._call("peak")
+        return self.call("peak")
 
     def build(self, key, config, batch):
         """Builds and warms the peer of `config` under `key`: the warm-up seconds."""
-        return self._call("build", key, *hf_configs(config), batch)
+        return self.call("build", key, *hf_configs(config), batch)
 
     def step(self, key):
-        return self._call("step", key)
-
-    def close(self):
-        try:
-            self._conn.send(("stop",))
-        except OSError:  # already gone
-            pass
-        self._process.join(timeout=30)
+        return self.call("step", key)
 
 
 def measure(run_ours, peer_step, pids):
@@ -351,17 +323,12 @@ def measure(run_ours, peer_step, pids):
             watch.other_cores)
 
 
-def _one_line(e):
-    lines = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {lines[0] if lines else ''}"[:240]
-
-
 def _attempt(what, fn, *args):
     """fn(*args), or None after printing the failure in one line."""
     try:
         return fn(*args)
     except Exception as e:  # a failing variant is a result, not a crash
-        print(f"  {what} FAILED: {_one_line(e)}", flush=True)
+        print(f"  {what} FAILED: {one_line(e)}", flush=True)
         return None
 
 
