@@ -220,14 +220,10 @@ def main(argv):
     result["wall_s"] = time.perf_counter() - started
     print(f"\nTotal {result['wall_s']:.0f} s.")
     if FLAGS.output_json:
-        path = FLAGS.output_json
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(result, f, indent=2)
-        os.replace(tmp, path)
-        print(f"Wrote {path}")
+        from electra_tf.files import atomic_write
+
+        atomic_write(FLAGS.output_json, json.dumps(result, indent=2))
+        print(f"Wrote {FLAGS.output_json}")
 
 
 def run(models, batch_sizes, seq_lengths, peer):
