@@ -181,3 +181,12 @@ def test_gaps_need_the_pretrained_row():
     assert gaps(summary, "dev") == {}
     summary["pretrained"] = {"0.1": {"dev": {"mean": 0.8, "std": 0.0, "trials": 1}}}
     assert gaps(summary, "dev") == {"LSTM-2-256": {"0.1": pytest.approx(0.1)}}
+
+
+def test_the_sweep_and_tlm_need_a_classification_task():
+    from electra_tf.finetuning.tasks import classification_task
+
+    assert classification_task("sst5_mr", "the sweep").num_outputs == 5
+    with pytest.raises(ValueError, match="regression task; the sweep needs a sentence or "
+                                         "sentence-pair classification task"):
+        classification_task("stsb_mr", "the sweep")

@@ -30,7 +30,7 @@ import tensorflow as tf
 from electra_tf.baselines.config import PRETRAINED, RERUN_KEYS, BaselinesConfig, parse_lstm_model
 from electra_tf.files import atomic_write
 from electra_tf.finetuning.config import FinetuningConfig
-from electra_tf.finetuning.tasks import Features, PairTask, get_task, nested_subset
+from electra_tf.finetuning.tasks import Features, PairTask, classification_task, nested_subset
 from electra_tf.modeling.lstm import BiLstmClassifier, embeddings_from_encoder
 from electra_tf.optimization import WarmupPolynomialDecay
 from electra_tf.tokenization import WordPieceTokenizer
@@ -63,29 +63,6 @@ def vocab_file(config: BaselinesConfig) -> str:
 
         return vocab_path(finetuning_config(config))
     return config.vocab_file or os.path.join(config.data_dir, "vocab.txt")
-
-
-def task_features(config: BaselinesConfig, tokenizer: WordPieceTokenizer
-                  ) -> tuple[PairTask, dict[str, Features]]:
-    """The task and its featurized train, dev and (when labelled) test splits."""
-    task = get_task(config.task_name)
-    if not isinstance(task, PairTask) or task.kind != "classification":
-        raise ValueError(f"task {config.task_name!r} is a {task.kind} task; the sweep compares "
-                         f"classifiers: use a sentence or sentence-pair classification task "
-                         f"(sst2_mr, sst5_mr, sst2, mrpc, qnli, rte, ...)")
-    examples = {"train": task.read(config.data_dir, "train"),
-                "dev": task.read(config.data_dir, "dev")}
-    test = task.read_labelled_test(config.data_dir)
-    if test is not None:
-        examples["test"] = test
-    features = {}
-    for split, rows in examples.items():
-        if not rows:
-            raise ValueError(f"{task.name}: the {split} split has no examples")
-        if any(e.label is None for e in rows):
-            raise ValueError(f"{task.name}: the {split} split has unlabelled examples")
-        features[split] = task.featurize(rows, tokenizer, config.max_seq_length)
-    return task, features
 
 
 def _scores(model: keras.Model, task: PairTask, features: Features, batch_size: int) -> dict:
@@ -290,7 +267,8 @@ def run_sweep(config: BaselinesConfig, progress: bool = True) -> dict:
     """Run (or resume) every cell of the sweep; writes and returns results.json's dict."""
     vocab = vocab_file(config)
     tokenizer = WordPieceTokenizer(vocab, do_lower_case=config.do_lower_case)
-    task, features = task_features(config, tokenizer)
+    task = classification_task(config.task_name, "the sweep")
+    features = task.labelled_splits(config.data_dir, tokenizer, config.max_seq_length)[1]
     table = None
     if "pretrained" in config.lstm_embeddings:
         table = embeddings_from_encoder(config.init_checkpoint, vocab)

@@ -206,6 +206,23 @@ class PairTask(Task):
         except KeyError as e:
             raise ValueError(f"{path}: no label for test example index {e.args[0]}") from None
 
+    def labelled_splits(self, data_dir: str, tokenizer, max_seq_length: int
+                        ) -> tuple[dict[str, list], dict[str, Features]]:
+        """Examples and features of train, dev and (when its labels are known) test; an
+        empty or unlabelled split is an error."""
+        examples = {"train": self.read(data_dir, "train"), "dev": self.read(data_dir, "dev")}
+        test = self.read_labelled_test(data_dir)
+        if test is not None:
+            examples["test"] = test
+        for split, rows in examples.items():
+            if not rows:
+                raise ValueError(f"{self.name}: the {split} split has no examples")
+            if any(e.label is None for e in rows):
+                raise ValueError(f"{self.name}: the {split} split has unlabelled examples")
+        features = {split: self.featurize(rows, tokenizer, max_seq_length)
+                    for split, rows in examples.items()}
+        return examples, features
+
     def featurize(self, examples, tokenizer, max_seq_length):
         special = tokenizer.special
         a = _tokenized(tokenizer, [e.text_a for e in examples])
@@ -273,6 +290,23 @@ class RaceTask(Task):
                     for e in readers.read_tfds_race(split, level, self.tfds_data_dir)]
         return readers.read_race(os.path.join(data_dir, "finetuning_data", "race"), split,
                                  self.levels)
+
+    def labelled_splits(self, data_dir: str, tokenizer, max_seq_length: int
+                        ) -> tuple[dict[str, list], dict[str, Features]]:
+        """Examples and features of train, dev and (when its labels are known) test; an
+        empty or unlabelled split is an error."""
+        examples = {"train": self.read(data_dir, "train"), "dev": self.read(data_dir, "dev")}
+        test = self.read_labelled_test(data_dir)
+        if test is not None:
+            examples["test"] = test
+        for split, rows in examples.items():
+            if not rows:
+                raise ValueError(f"{self.name}: the {split} split has no examples")
+            if any(e.label is None for e in rows):
+                raise ValueError(f"{self.name}: the {split} split has unlabelled examples")
+        features = {split: self.featurize(rows, tokenizer, max_seq_length)
+                    for split, rows in examples.items()}
+        return examples, features
 
     def featurize(self, examples, tokenizer, max_seq_length):
         special = tokenizer.special
@@ -349,6 +383,23 @@ class TaggingTask(Task):
             from electra_tf.files import atomic_write
             atomic_write(path, json.dumps(self.tags, indent=1) + "\n")
 
+    def labelled_splits(self, data_dir: str, tokenizer, max_seq_length: int
+                        ) -> tuple[dict[str, list], dict[str, Features]]:
+        """Examples and features of train, dev and (when its labels are known) test; an
+        empty or unlabelled split is an error."""
+        examples = {"train": self.read(data_dir, "train"), "dev": self.read(data_dir, "dev")}
+        test = self.read_labelled_test(data_dir)
+        if test is not None:
+            examples["test"] = test
+        for split, rows in examples.items():
+            if not rows:
+                raise ValueError(f"{self.name}: the {split} split has no examples")
+            if any(e.label is None for e in rows):
+                raise ValueError(f"{self.name}: the {split} split has unlabelled examples")
+        features = {split: self.featurize(rows, tokenizer, max_seq_length)
+                    for split, rows in examples.items()}
+        return examples, features
+
     def featurize(self, examples, tokenizer, max_seq_length):
         special = tokenizer.special
         words = [w for s in examples for w in s.words]
@@ -405,6 +456,17 @@ class TaggingTask(Task):
 
     def score(self, predictions, features):
         return {"accuracy": scorers.token_accuracy(predictions, self.word_labels(features))}
+
+
+def classification_task(name: str, purpose: str) -> PairTask:
+    """The sentence or sentence-pair classification task `name`; any other kind is an
+    error saying that `purpose` needs a classifier."""
+    task = get_task(name)
+    if not isinstance(task, PairTask) or task.kind != "classification":
+        raise ValueError(f"task {name!r} is a {task.kind} task; {purpose} needs a sentence or "
+                         f"sentence-pair classification task (sst2_mr, sst5_mr, sst2, cola, "
+                         f"mrpc, qqp, mnli, qnli, rte, ...)")
+    return task
 
 
 def get_task(name: str, **options) -> Task:

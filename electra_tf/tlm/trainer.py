@@ -25,7 +25,7 @@ from absl import logging
 
 from electra_tf.files import atomic_write
 from electra_tf.finetuning import readers, scorers
-from electra_tf.finetuning.tasks import Features, PairTask, get_task
+from electra_tf.finetuning.tasks import Features, PairTask, classification_task
 from electra_tf.finetuning.trainer import fit_with_dev_eval
 from electra_tf.optimization import DEFAULT_EXCLUDE, OPTIMIZERS, WarmupPolynomialDecay
 from electra_tf.pretraining.inputs import MaskingConfig, max_predictions_per_seq
@@ -44,36 +44,8 @@ from electra_tf.tokenization import WordPieceTokenizer, load_vocab, special_ids
 
 # ----------------------------------------------------------------------------- task data
 
-def task_of(config: TlmConfig) -> PairTask:
-    """The task T: a GLUE-style classification task (TLM trains a classifier)."""
-    task = get_task(config.task_name)
-    if not isinstance(task, PairTask) or task.kind != "classification":
-        raise ValueError(f"task {config.task_name!r} is a {task.kind} task; TLM trains a "
-                         f"classification head: use a classification task (sst2_mr, sst2, "
-                         f"cola, mrpc, qqp, mnli, qnli, rte, ...)")
-    return task
-
-
 def query_text(example: readers.PairExample) -> str:
     return example.text_a if example.text_b is None else f"{example.text_a} {example.text_b}"
-
-
-def task_features(config: TlmConfig, task: PairTask, tokenizer: WordPieceTokenizer
-                  ) -> tuple[dict[str, list], dict[str, Features]]:
-    """The task's examples and features: train, dev and (when labelled) test."""
-    examples = {"train": task.read(config.data_dir, "train"),
-                "dev": task.read(config.data_dir, "dev")}
-    test = task.read_labelled_test(config.data_dir)
-    if test is not None:
-        examples["test"] = test
-    for split, rows in examples.items():
-        if not rows:
-            raise ValueError(f"{task.name}: the {split} split has no examples")
-        if any(e.label is None for e in rows):
-            raise ValueError(f"{task.name}: the {split} split has unlabelled examples")
-    features = {split: task.featurize(rows, tokenizer, config.max_seq_length)
-                for split, rows in examples.items()}
-    return examples, features
 
 
 # ----------------------------------------------------------------------------- retrieval
@@ -364,13 +336,14 @@ def run_tlm(config: TlmConfig, strategy: tf.distribute.Strategy | None = None,
     from electra_tf.distribute import check_batch_size
 
     check_batch_size(strategy, config.train_batch_size)
-    task = task_of(config)
+    task = classification_task(config.task_name, "TLM")
     tokenizer = WordPieceTokenizer(config.vocab_path, do_lower_case=config.do_lower_case)
     # A model that cannot be built or a budget below one step fails before anything is
     # written (or indexed, or retrieved).
     config.stage1_steps(config.model_config(len(tokenizer.vocab)))
     _check_rerun(config)
-    examples, features = task_features(config, task, tokenizer)
+    examples, features = task.labelled_splits(config.data_dir, tokenizer,
+                                              config.max_seq_length)
     queries = [query_text(e) for e in examples["train"]]  # training examples only
     stages = set(config.stages)
     needs_corpus = [r for r in config.runs if r != "task_only"]
