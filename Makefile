@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test lint flops demo bench clean
+.PHONY: install test lint flops demo study study-quick bench clean
 
 install: $(STAMP)
 
@@ -24,10 +24,17 @@ test: lint
 flops: install
 	$(BIN)/electra-flops
 
+# The main job end to end on real sample data, in minutes: fetch, build, pretrain a tiny
+# ELECTRA, finetune it and a from-scratch control, print the table. Re-running resumes.
 demo: install
-	@echo "make demo: not yet available - the end-to-end demo lands with issue #9."
-	@echo "What runs today: 'make flops' (FLOP and parameter tables) and 'make test'."
-	@exit 2
+	$(BIN)/electra-study --flagfile=flags/study/demo.flags
+
+# The equal-FLOP BERT / ELECTRA / ALE study (hours here); `make study-quick`: minutes.
+study: install
+	$(BIN)/electra-study --flagfile=flags/study/samples.flags
+
+study-quick: install
+	$(BIN)/electra-study --flagfile=flags/study/samples.flags --quick
 
 # Each benchmark prints its ratio against a peer measured in the same run.
 bench: install

@@ -42,6 +42,7 @@ CONSOLE_SCRIPTS = [
     "electra-build-tlm-index = data_prep.build_tlm_index:main",
     "electra-tlm = electra_tf.run_tlm:main",
     "electra-baselines = electra_tf.run_baselines:main",
+    "electra-study = electra_tf.run_study:main",
 ]
 
 setup(

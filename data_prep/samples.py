@@ -44,7 +44,7 @@ from electra_tf.files import atomic_write
 DEFAULT_DIR = os.path.join("data", "samples")
 # Bumped whenever an extractor writes its derived files differently: cached samples of
 # another version are rebuilt.
-EXTRACTOR_VERSION = 3
+EXTRACTOR_VERSION = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,8 +264,15 @@ def _extract_wiki_leads(archive: str) -> dict[str, bytes]:
     entries = json.loads(data)
     documents = [f"{v.get('title', k)}\n{v.get('extract', '')}"
                  for k, v in sorted(entries.items())]
-    return {"wiki_leads/summaries_en-us.json": data,
-            "wiki_leads/wiki_leads.txt": _text_documents(documents)}
+    files = {"wiki_leads/summaries_en-us.json": data,
+             "wiki_leads/wiki_leads.txt": _text_documents(documents)}
+    # The leads' topic field as an 11-class task (the catch-all "Uncategorized" dropped);
+    # the label is the topic with spaces as underscores, so it stays one TSV field.
+    topics = [(" ".join(v.get("extract", "").split()), v["topic"].replace(" ", "_"))
+              for _, v in sorted(entries.items())
+              if v.get("topic") and v["topic"] != "Uncategorized" and v.get("extract")]
+    files.update(_classification_splits("wiki_topics", topics))
+    return files
 
 
 def _extract_news(archive: str) -> dict[str, bytes]:

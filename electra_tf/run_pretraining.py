@@ -56,6 +56,8 @@ FLAG_TABLE = [
     ("float", "temperature", None, "Generator sampling temperature (default 1.0)."),
     ("integer", "save_checkpoints_steps", None, "Checkpoint interval (default 1000)."),
     ("integer", "keep_checkpoint_max", None, "Checkpoints kept (default 5)."),
+    ("list", "encoder_snapshots", None, "Fractions of the run (e.g. 0.25,0.5,0.75) at which "
+     "the encoder is also exported, to <model_dir>/snapshots/step-<N>/."),
     ("integer", "log_every_steps", None, "TensorBoard interval in steps (default 100)."),
     ("integer", "steps_per_execution", None, "Steps per compiled call, like the original's "
      "iterations_per_loop (default 1; raise it on TPUs)."),
@@ -78,7 +80,8 @@ def build_config(flag_values: flags.FlagValues = FLAGS):
     from electra_tf.pretraining.config import PretrainingConfig
 
     return cli.config_from_flags(PretrainingConfig, flag_values,
-                                 json_flags=("model_hparam_overrides",))
+                                 json_flags=("model_hparam_overrides",),
+                                 list_flags=("encoder_snapshots",))
 
 
 def run() -> str:

@@ -353,6 +353,18 @@ def test_sample_tasks_from_the_movie_review_snippets():
     assert len(labelled) == 1061 and all(e.label in "01234" for e in labelled)
 
 
+def test_wiki_topics_sample_task():
+    # the leads' extractor writes the task: <samples_dir>/finetuning_data/wiki_topics
+    data_dir = os.path.dirname(os.path.dirname(samples.path("wiki_leads")))
+    split = {s: readers.read_glue("wiki_topics", data_dir, s) for s in ("train", "dev")}
+    assert [len(rows) for rows in split.values()] == [7226, 903]  # 9,033 leads, 80/10/10
+    assert {e.label for e in split["train"]} == set(readers.WIKI_TOPICS)
+    assert split["train"][0].text_a.startswith("Nineteen Eighty-Four is a dystopian")
+    labelled = tasks.get_task("wiki_topics").read_labelled_test(data_dir)
+    assert len(labelled) == 904 and {e.label for e in labelled} <= set(readers.WIKI_TOPICS)
+    assert tasks.get_task("wiki_topics").num_outputs == 11
+
+
 # ----------------------------------------------------------------------------- tfds
 
 

@@ -1,5 +1,6 @@
 """FLOP accounting against the original flops_computation.py's printed values."""
 
+import os
 import subprocess
 import sys
 
@@ -106,3 +107,26 @@ def test_cli_bad_flag_is_one_clear_line():
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "--seq_len=0" in result.stderr
+
+
+def test_recipes_print_what_each_scale_out_run_spends():
+    from electra_tf.flops import original_table, recipe_flops
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    original = recipe_flops(os.path.join(repo, "flags/pretrain/electra_small_1m.flags"))
+    assert (original["model"], original["batch_size"], original["steps"]) == \
+        ("electra-small", 128, 1_000_000)
+    # the original's ELECTRA-Small entry: 1M steps at batch 128
+    assert original["flops"] == pytest.approx(original_table()["electra_small"], rel=1e-3)
+    for objective, steps in (("bert", 164_802), ("electra", 124_638), ("ale", 124_638)):
+        seed = recipe_flops(os.path.join(repo, f"flags/pretrain/{objective}_small.flags"))
+        assert seed["batch_size"] == 1024 and seed["steps"] == steps
+        assert 1.29e18 - seed["flops_per_step"] < seed["flops"] <= 1.29e18
+    result = _run_cli(f"--recipe={repo}/flags/pretrain/electra_small_1m.flags",
+                      f"--recipe={repo}/flags/pretrain/ale_small.flags")
+    assert result.returncode == 0, result.stderr
+    assert "electra-small      128   1,000,000   1.2937e+12   1.2937e+18" in result.stdout
+    assert "ale-small        1,024     124,638" in result.stdout
+    bad = _run_cli("--recipe=/nonexistent.flags")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "/nonexistent.flags" in bad.stderr

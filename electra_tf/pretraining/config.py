@@ -65,6 +65,9 @@ class PretrainingConfig(RunConfig):
     # bookkeeping and speed
     save_checkpoints_steps: int = 1000
     keep_checkpoint_max: int = 5
+    # fractions of the run's steps at which the encoder is also exported, to
+    # <model_dir>/snapshots/step-<N>/ (finetunable like the final export)
+    encoder_snapshots: list[float] = dataclasses.field(default_factory=list)
     log_every_steps: int = 100
     steps_per_execution: int = 1
     jit_compile: bool = False
@@ -87,6 +90,10 @@ class PretrainingConfig(RunConfig):
                      "keep_checkpoint_max", "log_every_steps", "steps_per_execution"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be positive")
+        self.encoder_snapshots = [float(f) for f in self.encoder_snapshots]  # flag strings
+        if any(not 0.0 < f < 1.0 for f in self.encoder_snapshots):
+            raise ValueError(f"encoder_snapshots={self.encoder_snapshots}: fractions of the run "
+                             f"in (0, 1) (the finished run is always exported)")
         if not 0.0 < self.mask_prob < 1.0:
             raise ValueError(f"mask_prob={self.mask_prob} must be in (0, 1)")
         if self.temperature <= 0:
@@ -131,6 +138,13 @@ class PretrainingConfig(RunConfig):
             return self.num_train_steps
         return flops.steps_for_budget(model_config, self.flop_budget, self.train_batch_size,
                                       self.max_seq_length)
+
+    def snapshot_steps(self, total_steps: int) -> list[int]:
+        """The steps at which encoder_snapshots are exported (at least step 1)."""
+        return sorted({max(1, round(f * total_steps)) for f in self.encoder_snapshots})
+
+    def snapshot_dir(self, step: int) -> str:
+        return os.path.join(self.model_dir, "snapshots", f"step-{step}")
 
     def flops_per_step(self, model_config: ModelConfig) -> float:
         return flops.train_flops_per_step(model_config, self.train_batch_size,

@@ -6,7 +6,8 @@ Layout under ``<data_dir>/models/<model_name>/`` (the original's):
 ``keep_checkpoint_max`` are kept), ``train/`` TensorBoard events,
 ``pretraining_config.json`` (the run's settings), and when training ends the exported
 ``encoder.keras`` (ELECTRA/ALE's discriminator, BERT's encoder) with ``vocab.txt`` and
-``electra_tf_config.json``, plus ``train_summary.json`` (final step, FLOPs, metrics).
+``electra_tf_config.json``, plus ``train_summary.json`` (final step, FLOPs, metrics);
+with ``encoder_snapshots``, the same export at fractions of the run under ``snapshots/``.
 Re-running the same command after an interruption resumes from the newest checkpoint.
 """
 
@@ -71,6 +72,35 @@ class Checkpointer(_StepCallback):
         previous = self.last_saved if self.last_saved is not None else 0
         if step // self.every > previous // self.every:
             self.save(step)
+
+
+class EncoderSnapshots(_StepCallback):
+    """Exports the encoder (as :func:`export_encoder` does at the end) when training
+    passes each of `steps`, to ``<model_dir>/snapshots/step-<N>/`` with the step and
+    FLOPs spent in ``snapshot.json``: the points of a score-against-FLOPs curve. A
+    snapshot already on disk is kept (a resumed run does not redo it)."""
+
+    def __init__(self, pretrainer, config: PretrainingConfig, steps: list[int],
+                 flops_per_step: float):
+        super().__init__()
+        self.pretrainer = pretrainer
+        self.config = config
+        self.pending = sorted(steps)
+        self.flops_per_step = flops_per_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.step_after(batch)
+        while self.pending and self.pending[0] <= step:
+            target = self.pending.pop(0)
+            directory = self.config.snapshot_dir(target)
+            marker = os.path.join(directory, "snapshot.json")
+            if tf.io.gfile.exists(marker):
+                continue
+            # With steps_per_execution > 1 the first boundary past the target is saved.
+            tf.io.gfile.makedirs(directory)
+            export_encoder(self.pretrainer, self.config.vocab_path, directory)
+            atomic_write(marker, json.dumps({"step": step, "flops": step * self.flops_per_step},
+                                            indent=2, sort_keys=True) + "\n")
 
 
 class TrainingLog(_StepCallback):
@@ -240,6 +270,11 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
     log = TrainingLog(writer, config.log_every_steps, total_steps, initial_step,
                       flops_per_step, config.train_batch_size, config.max_seq_length,
                       schedule, progress)
+    callbacks = [checkpointer, log]
+    snapshot_steps = [k for k in config.snapshot_steps(total_steps) if k > initial_step]
+    if snapshot_steps:  # before the checkpointer: a checkpoint never skips past a snapshot
+        callbacks.insert(0, EncoderSnapshots(pretrainer, config, snapshot_steps,
+                                             flops_per_step))
     started = time.perf_counter()
     try:
         step = initial_step
@@ -261,7 +296,7 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
 
             dataset = strategy.distribute_datasets_from_function(dataset_fn)
             task.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False,
-                     callbacks=[checkpointer, log])
+                     callbacks=callbacks)
             step = current_step(task.optimizer)
         checkpointer.save(step)
     finally:

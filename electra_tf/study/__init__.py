@@ -1,0 +1,1 @@
+"""The equal-FLOP BERT / ELECTRA / ALE study and the demo: config, stages, report."""

@@ -1,0 +1,166 @@
+"""One config object for the equal-FLOP study (and the demo, which is a small study).
+
+The study pretrains each objective (BERT, ELECTRA, ALE) of one size on the same corpus for
+the same FLOP budget, finetunes every pretrained encoder (and a from-scratch control) on
+every task with several seeds, and writes the seed paper's Table IV layout. Its
+``output_dir`` is a data dir in the original's layout, so every stage is the package's
+own command run on it: ``vocab.txt``, ``pretrain_tfrecords/``, ``finetuning_data/``,
+``models/<objective>_<size>/`` (pretraining and finetuning), ``models/scratch_<size>/``,
+``models/tlm_<task>/``, ``models/bilstm_<task>/`` and ``study_results.{json,md,png}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from electra_tf.configs import MODEL_TYPES, SIZES, RunConfig
+from electra_tf.pretraining.config import MIXED_PRECISION, _one_of
+
+# Sample corpora (data_prep.samples names) the pretraining data can be built from.
+CORPORA = {"wiki_leads": "text", "enwiki_dump": "wikipedia", "shakespeare": "books",
+           "news": "text"}
+
+# The real tasks the samples carry, each with the metric that goes into the table.
+TASK_METRICS = {"sst2_mr": "accuracy", "sst5_mr": "accuracy", "stsb_mr": "spearman",
+                "wiki_topics": "accuracy", "pos_wsj": "accuracy", "pos_wsj-crf": "accuracy"}
+CLASSIFICATION_TASKS = ("sst2_mr", "sst5_mr", "wiki_topics")  # what TLM and BiLSTMs can run
+
+# What a re-run may change without invalidating the results it finds: adding seeds,
+# tasks, rows or checkpoints adds only their cells.
+RERUN_KEYS = ("num_trials", "tasks", "curve_tasks", "curve_trials", "scratch",
+              "tlm_task", "lstm_model", "num_processes")
+
+
+@dataclasses.dataclass
+class StudyConfig(RunConfig):
+    """Everything the study reads. Defaults: the tiny study on the sample data."""
+
+    output_dir: str = "data/study"
+    samples_dir: str = "data/samples"
+
+    # pretraining data: the sample prose, with BERT's uncased WordPiece vocab (what the
+    # original's quick start uses; the published parameter counts assume its 30,522 ids)
+    corpora: list[str] = dataclasses.field(default_factory=lambda: list(CORPORA))
+    max_seq_length: int = 128
+    num_shards: int = 8
+    data_seed: int = 1
+    num_processes: int = 2  # TFRecord builder workers
+
+    # pretraining: one run per objective, all with the same FLOP budget
+    objectives: list[str] = dataclasses.field(default_factory=lambda: list(MODEL_TYPES))
+    model_size: str = "tiny"
+    flop_budget: float = 8.7e13
+    train_batch_size: int = 32
+    learning_rate: float = 5e-3
+    warmup_fraction: float = 0.1
+    mixed_precision: str = "bf16"
+    # other PretrainingConfig fields, e.g. {"disc_weight": 50}
+    pretrain_hparams: dict = dataclasses.field(default_factory=dict)
+    # checkpoints kept, exported and finetuned on curve_tasks for the FLOPs plot
+    checkpoint_fractions: list[float] = dataclasses.field(
+        default_factory=lambda: [0.25, 0.5, 0.75, 1.0])
+
+    # finetuning: every task, num_trials seeds each, for each pretrained model and the
+    # from-scratch control
+    tasks: list[str] = dataclasses.field(default_factory=lambda: [
+        "sst2_mr", "stsb_mr", "wiki_topics", "pos_wsj", "pos_wsj-crf"])
+    curve_tasks: list[str] = dataclasses.field(default_factory=lambda: ["sst2_mr"])
+    curve_trials: int = 1  # seeds per point of the FLOPs plot (the first of num_trials)
+    num_trials: int = 3
+    scratch: bool = True
+    # FinetuningConfig fields shared by every finetuning run: the paper's small-model
+    # recipe (lr 3e-4, layer-wise decay 0.8, no weight decay)
+    finetune_hparams: dict = dataclasses.field(default_factory=lambda: {
+        "learning_rate": 3e-4, "weight_decay_rate": 0.0, "num_train_epochs": 2.0,
+        "max_seq_length": 128})
+
+    # extra rows: TLM on one classification task with a fraction of the budget, and the
+    # BiLSTM baseline on every classification task ("" turns a row off)
+    tlm_task: str = "sst2_mr"
+    tlm_budget_fraction: float = 0.5
+    tlm_hparams: dict = dataclasses.field(default_factory=dict)  # TlmConfig fields
+    lstm_model: str = "LSTM-2-256"
+    lstm_hparams: dict = dataclasses.field(default_factory=dict)  # BaselinesConfig fields
+
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("corpora", "objectives", "tasks", "curve_tasks"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                setattr(self, name, [v for v in value.split(",") if v])
+        fractions = self.checkpoint_fractions
+        if isinstance(fractions, str):
+            fractions = [v for v in fractions.split(",") if v]
+        try:
+            self.checkpoint_fractions = [float(v) for v in fractions]
+        except ValueError:
+            raise ValueError(f"checkpoint_fractions={fractions}: numbers such as "
+                             f"0.25,0.5,0.75,1") from None
+        for corpus in self.corpora:
+            _one_of("corpus", corpus, CORPORA)
+        for objective in self.objectives:
+            _one_of("objective", objective, MODEL_TYPES)
+        for task in self.tasks:
+            _one_of("task", task, TASK_METRICS)
+        for task in self.curve_tasks:
+            if task not in self.tasks:
+                raise ValueError(f"curve task {task!r} is not among tasks {self.tasks}")
+        _one_of("model_size", self.model_size, SIZES)
+        _one_of("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        if not self.corpora:
+            raise ValueError("corpora is empty: name at least one sample corpus")
+        if not self.tasks:
+            raise ValueError("tasks is empty: name at least one task")
+        if len(set(self.objectives)) != len(self.objectives):
+            raise ValueError(f"objectives lists one twice: {self.objectives}")
+        if not self.flop_budget > 0:
+            raise ValueError(f"flop_budget={self.flop_budget} must be positive")
+        if self.num_trials < 1:
+            raise ValueError(f"num_trials={self.num_trials} must be positive")
+        if not 1 <= self.curve_trials <= self.num_trials:
+            raise ValueError(f"curve_trials={self.curve_trials} must be in [1, num_trials="
+                             f"{self.num_trials}]")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ValueError(f"warmup_fraction={self.warmup_fraction} must be in [0, 1)")
+        fractions = self.checkpoint_fractions
+        if (not fractions or any(not 0.0 < f <= 1.0 for f in fractions)
+                or sorted(set(fractions)) != fractions or fractions[-1] != 1.0):
+            raise ValueError(f"checkpoint_fractions={fractions} must rise within (0, 1] and "
+                             f"end at 1.0 (the finished run)")
+        if self.tlm_task:
+            _one_of("tlm_task", self.tlm_task, CLASSIFICATION_TASKS)
+            if not 0.0 < self.tlm_budget_fraction <= 1.0:
+                raise ValueError(f"tlm_budget_fraction={self.tlm_budget_fraction} must be "
+                                 f"in (0, 1]")
+        if self.lstm_model:
+            from electra_tf.baselines.config import parse_lstm_model
+
+            parse_lstm_model(self.lstm_model)
+
+    # -- names and paths -----------------------------------------------------------------
+
+    def model_name(self, objective: str) -> str:
+        """``electra_tiny``: the pretraining run of `objective` (``scratch`` included)."""
+        return f"{objective}_{self.model_size}"
+
+    def model_dir(self, objective: str) -> str:
+        return os.path.join(self.output_dir, "models", self.model_name(objective))
+
+    @property
+    def tfrecords_dir(self) -> str:
+        return os.path.join(self.output_dir, "pretrain_tfrecords")
+
+    @property
+    def results_path(self) -> str:
+        return os.path.join(self.output_dir, "study_results.json")
+
+    @property
+    def rows(self) -> list[str]:
+        """The table's pretrained rows and the control, in order."""
+        return list(self.objectives) + (["scratch"] if self.scratch else [])
+
+    @property
+    def lstm_tasks(self) -> list[str]:
+        return [t for t in self.tasks if t in CLASSIFICATION_TASKS] if self.lstm_model else []

@@ -1,0 +1,297 @@
+"""The study's stages, each the package's own library call on the study's data dir, each
+skipping what an earlier (possibly interrupted) run finished:
+
+1. ``data``: fetch the samples, put BERT's vocab, the tasks' folders and the pretraining
+   TFRecords (all sample prose) into ``output_dir`` (the original's data-dir layout);
+2. ``pretrain``: each objective for the same FLOP budget, exporting encoder snapshots at
+   ``checkpoint_fractions`` of the run;
+3. ``finetune``: every pretrained encoder and the from-scratch control on every task,
+   ``num_trials`` seeds; the snapshots on ``curve_tasks``;
+4. ``tlm`` and ``lstm``: the extra rows;
+5. ``report``: ``study_results.json``, the Table IV markdown and the FLOPs plot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from absl import logging
+
+from electra_tf.files import atomic_write
+from electra_tf.study.config import CORPORA, StudyConfig
+
+STAGES = ("data", "pretrain", "finetune", "tlm", "lstm", "report")
+
+
+def announce(message: str) -> None:
+    """One line between the stages' own progress bars."""
+    print(f"[study {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _read_json(path: str):
+    with open(path) as f:
+        return json.load(f)
+
+
+# ----------------------------------------------------------------------------- data
+
+def corpus_specs(config: StudyConfig) -> list[str]:
+    """The pretraining corpora as ``FORMAT:PATH`` (the corpus readers' syntax)."""
+    from data_prep import samples
+
+    return [f"{CORPORA[name]}:{samples.path(name, config.samples_dir)}"
+            for name in config.corpora]
+
+
+def _copy_file(source: str, target: str) -> None:
+    with open(source, "rb") as f:
+        data = f.read()
+    if os.path.exists(target):
+        with open(target, "rb") as f:
+            if f.read() == data:
+                return
+    atomic_write(target, data)
+
+
+def task_folder(task: str) -> str:
+    """``pos_wsj-crf`` trains on ``pos_wsj``'s folder with a CRF head."""
+    return task.removesuffix("-crf")
+
+
+def prepare_data(config: StudyConfig, progress: bool = True) -> dict:
+    """Samples fetched, vocab + task folders copied, TFRecords built; returns the
+    TFRecords summary."""
+    from data_prep import samples
+    from data_prep.build_pretraining_dataset import build_dataset
+
+    for name in ("vocab", "movie_reviews", "wiki_leads", "wsj_pos", *config.corpora):
+        samples.fetch(name, config.samples_dir)
+    vocab = os.path.join(config.output_dir, "vocab.txt")
+    _copy_file(samples.path("vocab", config.samples_dir), vocab)
+    source_tasks = os.path.join(config.samples_dir, "finetuning_data")
+    for folder in sorted({task_folder(t) for t in config.tasks}):
+        source = os.path.join(source_tasks, folder)
+        for name in sorted(os.listdir(source)):
+            _copy_file(os.path.join(source, name),
+                       os.path.join(config.output_dir, "finetuning_data", folder, name))
+    return build_dataset(corpus_specs(config), vocab, config.tfrecords_dir,
+                         config.max_seq_length, config.num_shards,
+                         num_processes=config.num_processes, seed=config.data_seed,
+                         progress=progress)
+
+
+# ----------------------------------------------------------------------------- pretraining
+
+def pretraining_config(config: StudyConfig, objective: str, num_tokens: int | None = None):
+    """The PretrainingConfig of `objective`'s run: the study's shared settings, warmup as
+    a fraction of that run's own steps, snapshots at the checkpoint fractions.
+    `num_tokens`: the vocab's size (default: read from the study's vocab.txt)."""
+    from electra_tf.pretraining.config import PretrainingConfig
+
+    values = dict(config.pretrain_hparams)
+    values.update(model_name=config.model_name(objective), data_dir=config.output_dir,
+                  objective=objective, model_size=config.model_size, seed=config.seed,
+                  flop_budget=config.flop_budget, train_batch_size=config.train_batch_size,
+                  max_seq_length=config.max_seq_length, learning_rate=config.learning_rate,
+                  mixed_precision=config.mixed_precision,
+                  encoder_snapshots=[f for f in config.checkpoint_fractions if f < 1.0])
+    pretraining = PretrainingConfig.from_dict(values)
+    steps = pretraining.train_steps(pretraining.model_config(num_tokens or vocab_size(config)))
+    pretraining.num_warmup_steps = round(config.warmup_fraction * steps)
+    pretraining.log_every_steps = min(pretraining.log_every_steps, max(1, steps // 20))
+    pretraining.save_checkpoints_steps = min(pretraining.save_checkpoints_steps,
+                                             max(1, steps // 10))
+    return pretraining
+
+
+def vocab_size(config: StudyConfig) -> int:
+    from electra_tf.tokenization import load_vocab
+
+    return len(load_vocab(os.path.join(config.output_dir, "vocab.txt")))
+
+
+def pretrain_all(config: StudyConfig, progress: bool = True) -> dict[str, dict]:
+    """Each objective pretrained (or resumed, or found done); {objective: train summary}."""
+    from electra_tf.pretraining.trainer import pretrain
+
+    summaries = {}
+    for objective in config.objectives:
+        pretraining = pretraining_config(config, objective)
+        steps = pretraining.train_steps(pretraining.model_config(vocab_size(config)))
+        announce(f"pretrain {pretraining.model_name}: {steps:,} steps for "
+                 f"{config.flop_budget:.3g} FLOPs")
+        summaries[objective] = pretrain(pretraining, progress=progress)
+    return summaries
+
+
+# ----------------------------------------------------------------------------- finetuning
+
+def finetuning_config(config: StudyConfig, row: str, task: str, num_trials: int,
+                      init_checkpoint: str = "", output_dir: str = ""):
+    """The FinetuningConfig of `row` (an objective or ``scratch``) on `task`."""
+    from electra_tf.finetuning.config import FinetuningConfig
+
+    values = dict(config.finetune_hparams)
+    values.update(data_dir=config.output_dir, model_name=config.model_name(row),
+                  task_names=[task_folder(task)], use_crf=task.endswith("-crf"),
+                  num_trials=num_trials, seed=config.seed, init_checkpoint=init_checkpoint,
+                  output_dir=output_dir)
+    if row == "scratch":
+        # the control: the discriminator's shape (ELECTRA's), freshly initialized
+        values.update(from_scratch=True, model_size=config.model_size,
+                      vocab_file=os.path.join(config.output_dir, "vocab.txt"))
+    return FinetuningConfig.from_dict(values)
+
+
+def _finished(path: str, num_trials: int) -> dict | None:
+    if not os.path.exists(path):
+        return None
+    results = _read_json(path)
+    return results if len(results.get("trials", [])) >= num_trials else None
+
+
+def finetune_cell(config: StudyConfig, row: str, task: str, num_trials: int,
+                  init_checkpoint: str = "", output_dir: str = "",
+                  progress: bool = True) -> dict:
+    """One finetuning run (all its trials), or its results when already written."""
+    from electra_tf.finetuning.trainer import finetune
+
+    finetuning = finetuning_config(config, row, task, num_trials, init_checkpoint, output_dir)
+    done = _finished(finetuning.results_path, num_trials)
+    if done is not None:
+        return done
+    where = f" (snapshot {os.path.basename(init_checkpoint)})" if init_checkpoint else ""
+    announce(f"finetune {finetuning.model_name}{where} on {task}, {num_trials} seed(s)")
+    return finetune(finetuning, progress=progress)
+
+
+def snapshots(config: StudyConfig, objective: str) -> list[tuple[str, dict]]:
+    """(dir, {"step", "flops"}) of `objective`'s encoder snapshots, by step."""
+    root = os.path.join(config.model_dir(objective), "snapshots")
+    found = []
+    for name in os.listdir(root) if os.path.isdir(root) else ():
+        marker = os.path.join(root, name, "snapshot.json")
+        if os.path.exists(marker):
+            found.append((os.path.join(root, name), _read_json(marker)))
+    return sorted(found, key=lambda item: item[1]["step"])
+
+
+def finetune_all(config: StudyConfig, progress: bool = True) -> None:
+    """Every row on every task; then every snapshot on the curve tasks."""
+    for row in config.rows:
+        for task in config.tasks:
+            finetune_cell(config, row, task, config.num_trials, progress=progress)
+    for objective in config.objectives:
+        for directory, _ in snapshots(config, objective):
+            for task in config.curve_tasks:
+                finetune_cell(config, objective, task, config.curve_trials,
+                              init_checkpoint=directory, output_dir=directory,
+                              progress=progress)
+
+
+# ----------------------------------------------------------------------------- extra rows
+
+def tlm_config(config: StudyConfig):
+    """TLM on ``tlm_task``: a BERT-style model of the study's size trained from scratch on
+    the task + what BM25 retrieves from the same corpus, for a fraction of the budget."""
+    from electra_tf.tlm.config import TlmConfig
+
+    corpora = corpus_specs(config)
+    values = {"passage_words": 128, "retriever": "bm25s", "top_k": 3, "max_seq_length": 64,
+              "external_ratio": 3, "mlm_weight": 20.0, "learning_rate": 5e-4,
+              "stage2_learning_rate": 3e-4, "stage2_num_train_epochs": 2.0,
+              "mixed_precision": config.mixed_precision}
+    values.update(config.tlm_hparams)
+    values.update(model_name=f"tlm_{config.tlm_task}", data_dir=config.output_dir,
+                  task_name=config.tlm_task, runs=["tlm"], corpus=corpora,
+                  model_size=config.model_size, seed=config.seed,
+                  train_batch_size=config.train_batch_size,
+                  flop_budget=config.tlm_budget_fraction * config.flop_budget)
+    return TlmConfig.from_dict(values)
+
+
+def run_tlm_row(config: StudyConfig, progress: bool = True) -> dict | None:
+    if not config.tlm_task:
+        return None
+    from electra_tf.tlm.trainer import run_tlm
+
+    tlm = tlm_config(config)
+    if os.path.exists(tlm.results_path):
+        done = _read_json(tlm.results_path)
+        if "stage2" in done.get("runs", {}).get("tlm", {}):
+            return done
+    announce(f"TLM on {config.tlm_task} for {tlm.flop_budget:.3g} FLOPs")
+    return run_tlm(tlm, progress=progress)
+
+
+def lstm_config(config: StudyConfig, task: str):
+    from electra_tf.baselines.config import BaselinesConfig
+
+    # the same share of the training set as the finetuned rows
+    values = dict(config.lstm_hparams)
+    values.update(model_name=f"bilstm_{task}", data_dir=config.output_dir, task_name=task,
+                  fractions=[config.finetune_hparams.get("train_fraction", 1.0)],
+                  num_trials=config.num_trials, seed=config.seed,
+                  lstm_models=[config.lstm_model],
+                  max_seq_length=config.finetune_hparams.get("max_seq_length", 128))
+    return BaselinesConfig.from_dict(values)
+
+
+def run_lstm_rows(config: StudyConfig, progress: bool = True) -> dict[str, dict]:
+    """The BiLSTM from scratch on every classification task: {task: sweep results}."""
+    from electra_tf.baselines.sweep import run_sweep
+
+    results = {}
+    for task in config.lstm_tasks:
+        baselines = lstm_config(config, task)
+        announce(f"{config.lstm_model} from scratch on {task}, {config.num_trials} seed(s)")
+        results[task] = run_sweep(baselines, progress=progress)
+    return results
+
+
+# ----------------------------------------------------------------------------- the study
+
+def _check_rerun(config: StudyConfig) -> None:
+    from electra_tf.study.config import RERUN_KEYS
+
+    path = os.path.join(config.output_dir, "study_config.json")
+    if os.path.exists(path):
+        changed = config.changes_from(path, RERUN_KEYS)
+        if changed:
+            raise ValueError(f"{config.output_dir} holds a study with other settings "
+                             f"({'; '.join(changed)}); use another --output_dir or delete it")
+    atomic_write(path, config.to_json() + "\n")
+
+
+def run_study(config: StudyConfig, stages=STAGES, progress: bool = True) -> dict:
+    """Run (or resume) the study's `stages`; returns the results (also written)."""
+    from electra_tf.study import report
+
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; allowed: {', '.join(STAGES)}")
+    os.makedirs(config.output_dir, exist_ok=True)
+    _check_rerun(config)
+    announce(f"outputs in {config.output_dir}; watch with: tensorboard --logdir "
+             f"{os.path.join(config.output_dir, 'models')}")
+    started = time.time()
+    if "data" in stages:
+        announce("data: samples, vocab, task folders, pretraining TFRecords")
+        summary = prepare_data(config, progress)
+        announce(f"pretraining data: {summary['examples']:,} examples of "
+                 f"{config.max_seq_length} tokens from {summary['documents']:,} documents")
+    if "pretrain" in stages:
+        pretrain_all(config, progress)
+    if "finetune" in stages:
+        finetune_all(config, progress)
+    if "tlm" in stages:
+        run_tlm_row(config, progress)
+    if "lstm" in stages:
+        run_lstm_rows(config, progress)
+    results = report.collect(config)
+    if "report" in stages:
+        report.write(config, results)
+    logging.info("study stages %s took %.0f s", stages, time.time() - started)
+    return results
