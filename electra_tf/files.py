@@ -31,3 +31,15 @@ def atomic_write(path: str, data: bytes | str) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def save_figure(fig, path: str, dpi: int = 110) -> None:
+    """Save a matplotlib figure as PNG through :func:`atomic_write`, and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    atomic_write(path, buffer.getvalue())

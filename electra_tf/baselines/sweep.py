@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf.baselines.config import PRETRAINED, RERUN_KEYS, BaselinesConfig, parse_lstm_model
-from electra_tf.files import atomic_write
+from electra_tf.files import atomic_write, save_figure
 from electra_tf.finetuning.config import FinetuningConfig
 from electra_tf.finetuning.tasks import Features, PairTask, classification_task, nested_subset
 from electra_tf.modeling.lstm import BiLstmClassifier, embeddings_from_encoder
@@ -247,10 +247,7 @@ def plot_sweep(results: dict, path: str) -> None:
         right.grid(alpha=0.3)
         right.legend()
     fig.tight_layout()
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 # ----------------------------------------------------------------------------- the sweep

@@ -27,9 +27,10 @@ TASK_METRICS = {"sst2_mr": "accuracy", "sst5_mr": "accuracy", "stsb_mr": "spearm
 CLASSIFICATION_TASKS = ("sst2_mr", "sst5_mr", "wiki_topics")  # what TLM and BiLSTMs can run
 
 # What a re-run may change without invalidating the results it finds: adding seeds,
-# tasks, rows or checkpoints adds only their cells.
+# tasks, rows or checkpoints adds only their cells (the BiLSTM sweep checks its own
+# settings).
 RERUN_KEYS = ("num_trials", "tasks", "curve_tasks", "curve_trials", "scratch",
-              "tlm_task", "lstm_model", "num_processes")
+              "tlm_task", "lstm_model", "lstm_hparams", "num_processes")
 
 
 @dataclasses.dataclass

@@ -230,11 +230,10 @@ def lstm_config(config: StudyConfig, task: str):
     from electra_tf.baselines.config import BaselinesConfig
 
     # the same share of the training set as the finetuned rows
-    values = dict(config.lstm_hparams)
+    values = {"num_trials": config.num_trials, **config.lstm_hparams}  # CPU LSTMs are slow:
     values.update(model_name=f"bilstm_{task}", data_dir=config.output_dir, task_name=task,
                   fractions=[config.finetune_hparams.get("train_fraction", 1.0)],
-                  num_trials=config.num_trials, seed=config.seed,
-                  lstm_models=[config.lstm_model],
+                  seed=config.seed, lstm_models=[config.lstm_model],
                   max_seq_length=config.finetune_hparams.get("max_seq_length", 128))
     return BaselinesConfig.from_dict(values)
 
@@ -246,7 +245,7 @@ def run_lstm_rows(config: StudyConfig, progress: bool = True) -> dict[str, dict]
     results = {}
     for task in config.lstm_tasks:
         baselines = lstm_config(config, task)
-        announce(f"{config.lstm_model} from scratch on {task}, {config.num_trials} seed(s)")
+        announce(f"{config.lstm_model} from scratch on {task}, {baselines.num_trials} seed(s)")
         results[task] = run_sweep(baselines, progress=progress)
     return results
 

@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from electra_tf.files import atomic_write
+from electra_tf.files import atomic_write, save_figure
 from electra_tf.study.config import TASK_METRICS, StudyConfig
 from electra_tf.study.pipeline import (
     finetuning_config,
@@ -101,8 +101,11 @@ def collect(config: StudyConfig) -> dict:
         rows.append(entry)
 
     if config.lstm_model:
-        entry = {"row": "lstm", "label": f"{config.lstm_model} (no pretraining)",
-                 "train_flops": 0.0, "scores": {}}
+        seeds = lstm_config(config, config.lstm_tasks[0]).num_trials if config.lstm_tasks \
+            else config.num_trials
+        entry = {"row": "lstm", "label": f"{config.lstm_model} (no pretraining"
+                 + (f", {seeds} seed{'s' * (seeds > 1)})" if seeds != config.num_trials
+                    else ")"), "train_flops": 0.0, "scores": {}}
         for task in config.lstm_tasks:
             sweep = _read(lstm_config(config, task).results_path)
             if sweep:
@@ -201,10 +204,7 @@ def plot(results: dict, path: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 def write(config: StudyConfig, results: dict) -> None:
