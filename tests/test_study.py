@@ -164,3 +164,13 @@ def test_snapshot_fractions_must_lie_inside_the_run():
     for bad in ([1.0], [0.0]):
         with pytest.raises(ValueError, match=r"encoder_snapshots=\[.*\]: fractions of the run"):
             PretrainingConfig(num_train_steps=6, encoder_snapshots=bad)
+
+
+def test_a_study_without_curve_tasks_reports_no_curve(small_study, recwarn):
+    from electra_tf.study.report import collect
+
+    config, _ = small_study
+    flat = StudyConfig(**{**config.to_dict(), "curve_tasks": []})
+    results = collect(flat)
+    assert results["curves"] == {} and results["curve_scratch"] is None
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

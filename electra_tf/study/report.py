@@ -120,7 +120,7 @@ def collect(config: StudyConfig) -> dict:
             entry["average"] = float(np.mean(means))
 
     curves = {}
-    for objective in config.objectives:
+    for objective in config.objectives if config.curve_tasks else ():
         points = []
         for directory, snapshot in snapshots(config, objective):
             scores = []
@@ -147,7 +147,8 @@ def collect(config: StudyConfig) -> dict:
         curves[objective] = points
     scratch = next((r for r in rows if r["row"] == "scratch"), None)
     baseline = None
-    if scratch and all(t in scratch["scores"] for t in config.curve_tasks):
+    if scratch and config.curve_tasks and all(t in scratch["scores"]
+                                              for t in config.curve_tasks):
         baseline = float(np.mean([scratch["scores"][t]["values"][:config.curve_trials]
                                   for t in config.curve_tasks]))
     return {"config": config.to_dict(), "tasks": config.tasks, "rows": rows,
@@ -212,5 +213,5 @@ def write(config: StudyConfig, results: dict) -> None:
     atomic_write(config.results_path, json.dumps(results, indent=2, sort_keys=True) + "\n")
     base = config.results_path.removesuffix(".json")
     atomic_write(f"{base}.md", markdown_table(results) + "\n")
-    if any(results["curves"].values()):
+    if any(results["curves"].values()):  # the demo has no curve tasks: no plot
         plot(results, f"{base}.png")
