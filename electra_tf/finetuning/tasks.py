@@ -132,6 +132,28 @@ class Task(abc.ABC):
         """Settings besides the examples that change the features (for the cache key)."""
         return {}
 
+    def read_labelled_test(self, data_dir: str) -> list | None:
+        """The test split with its labels, when they are known here (None: they are not)."""
+        return None
+
+    def labelled_splits(self, data_dir: str, tokenizer, max_seq_length: int
+                        ) -> tuple[dict[str, list], dict[str, Features]]:
+        """Examples and features of train, dev and (when its labels are known) test; an
+        empty or unlabelled split is an error. For tasks whose examples carry a ``label``
+        (TLM and the BiLSTM sweep use it with classification tasks)."""
+        examples = {"train": self.read(data_dir, "train"), "dev": self.read(data_dir, "dev")}
+        test = self.read_labelled_test(data_dir)
+        if test is not None:
+            examples["test"] = test
+        for split, rows in examples.items():
+            if not rows:
+                raise ValueError(f"{self.name}: the {split} split has no examples")
+            if any(e.label is None for e in rows):
+                raise ValueError(f"{self.name}: the {split} split has unlabelled examples")
+        features = {split: self.featurize(rows, tokenizer, max_seq_length)
+                    for split, rows in examples.items()}
+        return examples, features
+
     @property
     def num_outputs(self) -> int:
         return 1
@@ -206,23 +228,6 @@ class PairTask(Task):
         except KeyError as e:
             raise ValueError(f"{path}: no label for test example index {e.args[0]}") from None
 
-    def labelled_splits(self, data_dir: str, tokenizer, max_seq_length: int
-                        ) -> tuple[dict[str, list], dict[str, Features]]:
-        """Examples and features of train, dev and (when its labels are known) test; an
-        empty or unlabelled split is an error."""
-        examples = {"train": self.read(data_dir, "train"), "dev": self.read(data_dir, "dev")}
-        test = self.read_labelled_test(data_dir)
-        if test is not None:
-            examples["test"] = test
-        for split, rows in examples.items():
-            if not rows:
-                raise ValueError(f"{self.name}: the {split} split has no examples")
-            if any(e.label is None for e in rows):
-                raise ValueError(f"{self.name}: the {split} split has unlabelled examples")
-        features = {split: self.featurize(rows, tokenizer, max_seq_length)
-                    for split, rows in examples.items()}
-        return examples, features
-
     def featurize(self, examples, tokenizer, max_seq_length):
         special = tokenizer.special
         a = _tokenized(tokenizer, [e.text_a for e in examples])
@@ -290,23 +295,6 @@ class RaceTask(Task):
                     for e in readers.read_tfds_race(split, level, self.tfds_data_dir)]
         return readers.read_race(os.path.join(data_dir, "finetuning_data", "race"), split,
                                  self.levels)
-
-    def labelled_splits(self, data_dir: str, tokenizer, max_seq_length: int
-                        ) -> tuple[dict[str, list], dict[str, Features]]:
-        """Examples and features of train, dev and (when its labels are known) test; an
-        empty or unlabelled split is an error."""
-        examples = {"train": self.read(data_dir, "train"), "dev": self.read(data_dir, "dev")}
-        test = self.read_labelled_test(data_dir)
-        if test is not None:
-            examples["test"] = test
-        for split, rows in examples.items():
-            if not rows:
-                raise ValueError(f"{self.name}: the {split} split has no examples")
-            if any(e.label is None for e in rows):
-                raise ValueError(f"{self.name}: the {split} split has unlabelled examples")
-        features = {split: self.featurize(rows, tokenizer, max_seq_length)
-                    for split, rows in examples.items()}
-        return examples, features
 
     def featurize(self, examples, tokenizer, max_seq_length):
         special = tokenizer.special
@@ -382,23 +370,6 @@ class TaggingTask(Task):
         if path:
             from electra_tf.files import atomic_write
             atomic_write(path, json.dumps(self.tags, indent=1) + "\n")
-
-    def labelled_splits(self, data_dir: str, tokenizer, max_seq_length: int
-                        ) -> tuple[dict[str, list], dict[str, Features]]:
-        """Examples and features of train, dev and (when its labels are known) test; an
-        empty or unlabelled split is an error."""
-        examples = {"train": self.read(data_dir, "train"), "dev": self.read(data_dir, "dev")}
-        test = self.read_labelled_test(data_dir)
-        if test is not None:
-            examples["test"] = test
-        for split, rows in examples.items():
-            if not rows:
-                raise ValueError(f"{self.name}: the {split} split has no examples")
-            if any(e.label is None for e in rows):
-                raise ValueError(f"{self.name}: the {split} split has unlabelled examples")
-        features = {split: self.featurize(rows, tokenizer, max_seq_length)
-                    for split, rows in examples.items()}
-        return examples, features
 
     def featurize(self, examples, tokenizer, max_seq_length):
         special = tokenizer.special
