@@ -1,42 +1,291 @@
-"""Writing files so that a reader never sees half of one."""
+"""The one file layer: every path a user names goes through here.
+
+Paths are local or any scheme ``tf.io.gfile`` serves (``gs://`` buckets on Colab and
+Cloud TPUs, ``ram://`` in the tests, ``hdfs://``, ...), so a data dir, vocab, corpus,
+model dir, checkpoint or export may live in a bucket. Nothing else in the package calls
+``open`` or ``os.path``'s file queries on a user path.
+
+Writes never leave half a file where a reader looks: :func:`atomic_write` writes beside
+the target under a temporary name and renames it over the target when complete (on GCS
+an object appears whole anyway). Libraries that only read or write local files (Keras'
+``.keras`` archives, Whoosh indexes) get a local copy through :func:`local_copy` and
+:func:`staged_output`.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
+import posixpath
+import shutil
 import tempfile
+from collections.abc import Iterator
+
+import tensorflow as tf
+
+gfile = tf.io.gfile
+
+# TensorFlow's error for a missing file on every scheme: re-raised as FileNotFoundError
+# so callers catch one OSError family, local or remote.
+_NOT_FOUND = tf.errors.NotFoundError
+
+
+def is_local(path: str) -> bool:
+    """True for a path on this machine's file system (no ``scheme://``, or ``file://``)."""
+    return "://" not in path or path.startswith("file://")
+
+
+def join(path: str, *parts: str) -> str:
+    """`path` joined with `parts` by ``/`` (right for local and remote paths alike)."""
+    return posixpath.join(path, *parts) if not is_local(path) else os.path.join(path, *parts)
+
+
+def parent(path: str) -> str:
+    """The folder holding `path` (``.`` for a bare local file name)."""
+    head = posixpath.dirname(path.rstrip("/")) if not is_local(path) else os.path.dirname(path)
+    return head or "."
+
+
+def exists(path: str) -> bool:
+    return gfile.exists(path)
+
+
+def isdir(path: str) -> bool:
+    return gfile.isdir(path)
+
+
+def isfile(path: str) -> bool:
+    return gfile.exists(path) and not gfile.isdir(path)
+
+
+def listdir(path: str) -> list[str]:
+    """Sorted names in folder `path` (folders without a trailing ``/``)."""
+    return sorted(name.rstrip("/") for name in gfile.listdir(path))
+
+
+def glob(pattern: str) -> list[str]:
+    """Sorted paths matching `pattern`."""
+    return sorted(gfile.glob(pattern))
+
+
+def walk_files(path: str) -> list[str]:
+    """Every file under folder `path`, recursively, sorted; hidden names skipped."""
+    found = []
+    for root, dirs, names in gfile.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.rstrip("/").startswith("."))
+        found += [join(root, name) for name in names if not name.startswith(".")]
+    return sorted(found)
+
+
+def makedirs(path: str) -> None:
+    gfile.makedirs(path)
+
+
+def size_and_mtime(path: str) -> tuple[int, int]:
+    """Bytes and modification time (whole seconds) of file `path`."""
+    stat = gfile.stat(path)
+    return int(stat.length), int(stat.mtime_nsec // 10**9)
+
+
+def remove(path: str) -> None:
+    """Delete file `path`; a missing file is not an error."""
+    with contextlib.suppress(_NOT_FOUND):
+        gfile.remove(path)
+
+
+def rmtree(path: str) -> None:
+    """Delete folder `path` and all it holds; a missing folder is not an error."""
+    with contextlib.suppress(_NOT_FOUND):
+        gfile.rmtree(path)
+
+
+def rename(source: str, target: str, overwrite: bool = True) -> None:
+    """Move file `source` to `target` (a rename on local disks)."""
+    gfile.rename(source, target, overwrite=overwrite)
+
+
+def copy(source: str, target: str, overwrite: bool = True) -> None:
+    gfile.copy(source, target, overwrite=overwrite)
+
+
+def copy_tree(source: str, target: str) -> None:
+    """Copy every file under folder `source` to the same place under `target`."""
+    for root, _, names in gfile.walk(source):
+        relative = root[len(source.rstrip("/")):].lstrip("/")
+        folder = join(target, relative) if relative else target
+        gfile.makedirs(folder)
+        for name in names:
+            gfile.copy(join(root, name), join(folder, name), overwrite=True)
+
+
+def open_file(path: str, mode: str = "r", encoding: str = "utf-8",
+              errors: str = "strict") -> io.IOBase:
+    """`path` opened for reading or writing, text or binary (``"rb"``, ``"wb"``, ...).
+
+    Text mode decodes with `encoding` and keeps line endings as they are (like
+    ``open(..., newline="")``), so the CSV reader sees CRLF rows; ``"utf-8-sig"`` drops a
+    leading byte-order mark. A missing file raises FileNotFoundError naming `path`.
+    """
+    binary_mode = mode if "b" in mode else mode + "b"
+    try:
+        handle = gfile.GFile(path, binary_mode)
+        if "r" in mode:
+            handle.size()  # GFile opens lazily: fail here, not at the first read
+    except _NOT_FOUND:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    if "b" in mode:
+        return handle
+    return io.TextIOWrapper(_Readable(handle), encoding=encoding, errors=errors, newline="")
+
+
+class _Readable(io.RawIOBase):
+    """A GFile as a raw stream (what ``io.TextIOWrapper`` and ``bz2`` wrap)."""
+
+    def __init__(self, handle):
+        self._handle = handle
+        self._writing = "w" in handle.mode or "a" in handle.mode
+
+    def readable(self) -> bool:
+        return not self._writing
+
+    def writable(self) -> bool:
+        return self._writing
+
+    def readinto(self, buffer) -> int:
+        data = self._handle.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def write(self, data) -> int:
+        self._handle.write(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        if self._writing and not self.closed:
+            self._handle.flush()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._handle.close()
+        super().close()
+
+
+def read_bytes(path: str) -> bytes:
+    with open_file(path, "rb") as f:
+        return f.read()
+
+
+def read_text(path: str, encoding: str = "utf-8") -> str:
+    """The whole of text file `path`; invalid bytes raise ValueError naming the file."""
+    data = read_bytes(path)
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: not valid {encoding} text (byte "
+                         f"{data[e.start]:#04x} at offset {e.start})") from None
+
+
+def read_json(path: str):
+    text = read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
 
 
 def atomic_write(path: str, data: bytes | str) -> None:
-    """Write `data` to a temporary file beside `path`, then rename it over `path`.
-
-    Remote paths (``gs://...``) go through ``tf.io.gfile``.
-    """
-    if "://" in path:
-        import tensorflow as tf
-
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with tf.io.gfile.GFile(tmp, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        tf.io.gfile.rename(tmp, path, overwrite=True)
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    """Write `data` beside `path` under a temporary name, then rename it over `path`; the
+    folder is created when missing. A reader never sees half of the file."""
+    folder = parent(path)
+    gfile.makedirs(folder)
+    tmp = join(folder, f".tmp-{posixpath.basename(path)}-{os.getpid()}")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with gfile.GFile(tmp, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        gfile.rename(tmp, path, overwrite=True)
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        remove(tmp)
         raise
+
+
+def write_json(path: str, value, indent: int = 2) -> None:
+    """`value` as sorted, indented JSON through :func:`atomic_write`."""
+    atomic_write(path, json.dumps(value, indent=indent, sort_keys=True) + "\n")
+
+
+@contextlib.contextmanager
+def local_copy(path: str) -> Iterator[str]:
+    """A local path holding what `path` holds (a file or a folder): `path` itself when it
+    is local, else a copy in a temporary folder, deleted on exit."""
+    if is_local(path):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="electra-tf-") as local:
+        target = os.path.join(local, posixpath.basename(path.rstrip("/")) or "copy")
+        if gfile.isdir(path):
+            copy_tree(path, target)
+        else:
+            gfile.copy(path, target, overwrite=True)
+        yield target
+
+
+@contextlib.contextmanager
+def staged_output(path: str) -> Iterator[str]:
+    """A local path to write file or folder `path` at; on a clean exit it is moved to
+    `path` whole (a folder is copied under a temporary name and renamed), on an error
+    nothing is left at `path`."""
+    with tempfile.TemporaryDirectory(prefix="electra-tf-") as local:
+        staged = os.path.join(local, posixpath.basename(path.rstrip("/")) or "out")
+        yield staged
+        if os.path.isdir(staged):
+            replace_tree(staged, path)
+        else:
+            folder = parent(path)
+            gfile.makedirs(folder)
+            tmp = join(folder, f".tmp-{posixpath.basename(path)}-{os.getpid()}")
+            gfile.copy(staged, tmp, overwrite=True)
+            gfile.rename(tmp, path, overwrite=True)
+
+
+def replace_tree(source: str, target: str) -> None:
+    """Put folder `source`'s files at folder `target`, replacing what was there.
+
+    Locally the folder is renamed into place (the previous one set aside first, then
+    deleted), so `target` is always either the old or the new folder. On object stores,
+    which have no folder rename, the files are copied to `<target>.partial` and then
+    moved; a reader there should look for a marker file written last.
+    """
+    if is_local(source) and is_local(target):
+        target_parent = parent(os.path.abspath(target))
+        os.makedirs(target_parent, exist_ok=True)
+        staging = tempfile.mkdtemp(dir=target_parent, prefix=".staging-")
+        moved = os.path.join(staging, "new")
+        shutil.copytree(source, moved) if not _same_device(source, staging) else \
+            os.replace(source, moved)
+        old = None
+        if os.path.exists(target):
+            old = os.path.join(staging, "old")
+            os.replace(target, old)
+        os.replace(moved, target)
+        shutil.rmtree(staging, ignore_errors=True)
+        return
+    partial = target.rstrip("/") + ".partial"
+    rmtree(partial)
+    copy_tree(source, partial)
+    rmtree(target)
+    copy_tree(partial, target)
+    rmtree(partial)
+
+
+def _same_device(a: str, b: str) -> bool:
+    return os.stat(a).st_dev == os.stat(b).st_dev
 
 
 def save_figure(fig, path: str, dpi: int = 110) -> None:
     """Save a matplotlib figure as PNG through :func:`atomic_write`, and close it."""
-    import io
-
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
