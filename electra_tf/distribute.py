@@ -71,12 +71,63 @@ def check_batch_size(strategy: tf.distribute.Strategy, batch_size: int,
     return batch_size // replicas
 
 
-def check_steps_per_execution(strategy: tf.distribute.Strategy, steps: int) -> None:
-    """Keras 3 cannot run several steps per call under the merge-call strategies
-    (keras-team/keras#19246: "You must feed a value for placeholder tensor"); say so
-    up front."""
-    merge_call = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
-    if steps > 1 and isinstance(strategy, merge_call):
-        raise ValueError(f"steps_per_execution={steps} does not work under "
-                         f"{type(strategy).__name__} in Keras 3 (keras-team/keras#19246); "
-                         f"use 1 (it works on TPUs and the default strategy)")
+def merges_calls(strategy: tf.distribute.Strategy) -> bool:
+    """True for the strategies whose replicas meet in merge calls (several GPUs, several
+    machines), where Keras' own multi-step loop does not run."""
+    return isinstance(strategy, (tf.distribute.MirroredStrategy,
+                                 tf.distribute.MultiWorkerMirroredStrategy))
+
+
+class DistributedTrainer:
+    """What a ``keras.Model`` subclass of this package adds to train under any strategy.
+
+    * **Under MirroredStrategy and MultiWorkerMirroredStrategy, the train function is
+      this package's own.** Keras 3 runs ``steps_per_execution`` steps in a
+      ``tf.while_loop`` around a ``tf.cond`` that holds the replicas' step; the merge call
+      inside that ``cond`` fails ("You must feed a value for placeholder tensor",
+      keras-team/keras#19246). And under MultiWorkerMirroredStrategy Keras averages each
+      scalar metric over axis 0, which a scalar has not. The package's training sets
+      repeat forever, so no ``cond`` is needed: ``steps_per_execution`` steps of
+      ``strategy.run`` in one ``tf.function`` (as in TensorFlow's custom-training-loop
+      guide), then the replicas' metric results averaged as Keras reports them. Other
+      strategies keep Keras' own function.
+    * **Several workers.** Before the first step Keras reduces a whole input batch
+      across replicas only to learn its shapes; ``MultiWorkerMirroredStrategy`` cannot
+      reduce a dict of tensors, and every worker would pay a collective for it. Here
+      the shapes come from this worker's first replica instead.
+    """
+
+    def make_train_function(self, force=False):
+        if self.train_function is not None and not force:
+            return self.train_function
+        super().make_train_function(force)
+        if merges_calls(self.distribute_strategy):
+            self.train_function = _repeated_steps(self, self.steps_per_execution)
+        return self.train_function
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if iterator is not None and data_batch is None and merges_calls(
+                self.distribute_strategy):
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda v: self.distribute_strategy.experimental_local_results(v)[0],
+                    next(batches))
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+
+def _repeated_steps(model, steps: int):
+    strategy = model.distribute_strategy
+
+    @tf.function
+    def several_steps(iterator):
+        if steps > 1:
+            for _ in tf.range(steps - 1):
+                strategy.run(model.train_step, args=(next(iterator),))
+        outputs = strategy.run(model.train_step, args=(next(iterator),))
+        # As Keras reports them: the replicas' metric results averaged.
+        return tf.nest.map_structure(
+            lambda v: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None), outputs)
+
+    return several_steps

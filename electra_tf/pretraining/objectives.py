@@ -13,6 +13,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from electra_tf.distribute import DistributedTrainer
 from electra_tf.modeling import ElectraPretrainer
 
 EPSILON = 1e-6  # the original's guard in every weighted average
@@ -51,7 +52,7 @@ def discriminator_loss(rtd_logits, is_replaced, input_mask):
     return _weighted_mean(losses, tf.cast(input_mask, tf.float32))
 
 
-class PretrainingTask(keras.Model):
+class PretrainingTask(DistributedTrainer, keras.Model):
     """Trains a BertPretrainer or ElectraPretrainer with ``compile``/``fit``.
 
     Batches are the input pipeline's dicts (masked ``input_ids``, ``input_mask``,

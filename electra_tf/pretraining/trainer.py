@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 import time
 
 import keras
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from electra_tf.distribute import check_batch_size, check_steps_per_execution
+from electra_tf import files
+from electra_tf.distribute import check_batch_size
 from electra_tf.files import atomic_write
 from electra_tf.modeling import build_pretrainer, encoder_of
 from electra_tf.optimization import DEFAULT_EXCLUDE, OPTIMIZERS, WarmupPolynomialDecay
@@ -31,6 +30,12 @@ from electra_tf.pretraining.config import RESUME_KEYS, PretrainingConfig
 from electra_tf.pretraining.inputs import MaskingConfig, make_dataset, max_predictions_per_seq
 from electra_tf.pretraining.objectives import PretrainingTask
 from electra_tf.tokenization import load_vocab, special_ids
+from electra_tf.training.checkpointing import (
+    checkpoint_manager,
+    complete_checkpoints,
+    is_chief,
+    worker_dir,
+)
 
 CHECKPOINT_NAME = "model.ckpt"
 
@@ -93,11 +98,11 @@ class EncoderSnapshots(_StepCallback):
         while self.pending and self.pending[0] <= step:
             target = self.pending.pop(0)
             directory = self.config.snapshot_dir(target)
-            marker = os.path.join(directory, "snapshot.json")
-            if tf.io.gfile.exists(marker):
+            marker = files.join(directory, "snapshot.json")
+            if files.exists(marker):
                 continue
             # With steps_per_execution > 1 the first boundary past the target is saved.
-            tf.io.gfile.makedirs(directory)
+            files.makedirs(directory)
             export_encoder(self.pretrainer, self.config.vocab_path, directory)
             atomic_write(marker, json.dumps({"step": step, "flops": step * self.flops_per_step},
                                             indent=2, sort_keys=True) + "\n")
@@ -173,30 +178,24 @@ def _optimizer(config: PretrainingConfig, schedule) -> keras.optimizers.Optimize
 
 def _check_resume(config: PretrainingConfig, path: str) -> None:
     """A model dir written with other essential settings is an error, not a silent mix."""
-    with tf.io.gfile.GFile(path) as f:
-        previous = json.load(f)
+    previous = files.read_json(path)
     current = config.to_dict()
     changed = [f"{k}: {previous.get(k)!r} -> {current[k]!r}" for k in RESUME_KEYS
                if previous.get(k) != current[k]]
     if changed:
-        raise ValueError(f"{os.path.dirname(path)} holds a run with other settings "
+        raise ValueError(f"{files.parent(path)} holds a run with other settings "
                          f"({'; '.join(changed)}); use another --model_name or delete it")
 
 
 def export_encoder(pretrainer: keras.Model, vocab_file: str, model_dir: str) -> str:
     """``encoder.keras`` + ``vocab.txt`` + ``electra_tf_config.json`` in `model_dir`."""
     encoder = encoder_of(pretrainer)
-    path = os.path.join(model_dir, "encoder.keras")
-    with tempfile.TemporaryDirectory() as local:
-        # Keras writes a local file; copying it works for gs:// model dirs too.
-        staged = os.path.join(local, "encoder.keras")
-        encoder.save(staged)
-        tf.io.gfile.copy(staged, f"{path}.tmp", overwrite=True)
-        tf.io.gfile.rename(f"{path}.tmp", path, overwrite=True)
-    with tf.io.gfile.GFile(vocab_file) as f:
-        atomic_write(os.path.join(model_dir, "vocab.txt"), f.read())
-    atomic_write(os.path.join(model_dir, "electra_tf_config.json"),
-               encoder.model_config.to_json())
+    path = files.join(model_dir, "encoder.keras")
+    with files.staged_output(path) as local:  # Keras writes local files only
+        encoder.save(local)
+    atomic_write(files.join(model_dir, "vocab.txt"), files.read_bytes(vocab_file))
+    atomic_write(files.join(model_dir, "electra_tf_config.json"),
+                 encoder.model_config.to_json())
     return path
 
 
@@ -217,23 +216,22 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
 
     The run trains ``num_train_steps`` steps, or as many as fit in ``flop_budget``
     (counted with :func:`electra_tf.flops.train_flops_per_step`), and stops there.
+    Under several workers every worker trains; only the chief writes the run folder.
     """
     strategy = strategy or tf.distribute.get_strategy()
     check_batch_size(strategy, config.train_batch_size)
-    check_steps_per_execution(strategy, config.steps_per_execution)
     vocab = load_vocab(config.vocab_path)
     model_config = config.model_config(len(vocab))
     total_steps = config.train_steps(model_config)
     flops_per_step = config.flops_per_step(model_config)
     model_dir = config.model_dir
-    tf.io.gfile.makedirs(model_dir)
-    config_path = os.path.join(model_dir, "pretraining_config.json")
-    if tf.io.gfile.exists(config_path):
+    chief = is_chief(strategy)
+    config_path = files.join(model_dir, "pretraining_config.json")
+    if files.exists(config_path):
         _check_resume(config, config_path)
-        with tf.io.gfile.GFile(config_path) as f:
-            if f.read() != config.to_json():
-                atomic_write(config_path, config.to_json())  # e.g. another log interval
-    else:
+        if chief and files.read_text(config_path) != config.to_json():
+            atomic_write(config_path, config.to_json())  # e.g. another log interval
+    elif chief:
         atomic_write(config_path, config.to_json())
     keras.utils.set_random_seed(config.seed)
 
@@ -250,28 +248,35 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
         task.optimizer.build(pretrainer.trainable_variables)
 
     checkpoint = tf.train.Checkpoint(model=pretrainer, optimizer=task.optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, model_dir, config.keep_checkpoint_max,
-                                         checkpoint_name=CHECKPOINT_NAME)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    if chief:
+        manager = checkpoint_manager(checkpoint, model_dir, CHECKPOINT_NAME,
+                                     config.keep_checkpoint_max)
+        latest = manager.latest_checkpoint
+    else:  # restores the chief's checkpoint, saves its own copy aside
+        latest = (complete_checkpoints(model_dir, CHECKPOINT_NAME) or [None])[-1]
+        manager = tf.train.CheckpointManager(checkpoint, worker_dir(strategy, model_dir),
+                                             max_to_keep=1, checkpoint_name=CHECKPOINT_NAME)
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
     initial_step = current_step(task.optimizer)
-    summary_path = os.path.join(model_dir, "train_summary.json")
-    if initial_step >= total_steps and tf.io.gfile.exists(summary_path):
-        with tf.io.gfile.GFile(summary_path) as f:
-            return json.load(f)  # finished before: nothing to do
-    checkpointer_start = initial_step if manager.latest_checkpoint else None
+    summary_path = files.join(model_dir, "train_summary.json")
+    if initial_step >= total_steps and files.exists(summary_path):
+        return files.read_json(summary_path)  # finished before: nothing to do
+    checkpointer_start = initial_step if latest else None
 
     masking = MaskingConfig(special_ids(vocab), len(vocab),
                             max_predictions_per_seq(config.mask_prob, config.max_seq_length),
                             config.mask_prob, "bert" if config.objective == "bert" else "electra")
-    writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
+    writer = (tf.summary.create_file_writer(files.join(model_dir, "train")) if chief
+              else tf.summary.create_noop_writer())
     checkpointer = Checkpointer(manager, config.save_checkpoints_steps)
     checkpointer.last_saved = checkpointer_start
     log = TrainingLog(writer, config.log_every_steps, total_steps, initial_step,
                       flops_per_step, config.train_batch_size, config.max_seq_length,
-                      schedule, progress)
+                      schedule, progress and chief)
     callbacks = [checkpointer, log]
-    snapshot_steps = [k for k in config.snapshot_steps(total_steps) if k > initial_step]
+    snapshot_steps = [k for k in config.snapshot_steps(total_steps)
+                      if k > initial_step and chief]
     if snapshot_steps:  # before the checkpointer: a checkpoint never skips past a snapshot
         callbacks.insert(0, EncoderSnapshots(pretrainer, config, snapshot_steps,
                                              flops_per_step))
@@ -303,7 +308,6 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
         log.close()
         writer.close()
 
-    export_encoder(pretrainer, config.vocab_path, model_dir)
     summary = {
         "model_name": config.model_name,
         "objective": config.objective,
@@ -316,5 +320,9 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
         "seconds_this_run": round(time.perf_counter() - started, 3),
         "last_logged": log.last_logs,
     }
-    atomic_write(summary_path, json.dumps(summary, indent=2, sort_keys=True))
+    if chief:
+        export_encoder(pretrainer, config.vocab_path, model_dir)
+        atomic_write(summary_path, json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        files.rmtree(worker_dir(strategy, model_dir))
     return summary

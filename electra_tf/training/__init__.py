@@ -1,0 +1,1 @@
+"""What every training stage shares: checkpoints and their resume rule."""

@@ -1,0 +1,83 @@
+"""Checkpoints that a run resumes from: the newest *complete* one, on every worker.
+
+TensorFlow writes a checkpoint's data shards first and its ``.index`` last, then names it
+in the ``checkpoint`` state file. A process killed between those two writes leaves a
+complete checkpoint that the state file does not name yet; ``tf.train.CheckpointManager``
+would resume from the older one it names (or from scratch). Here the folder itself is
+the record: the newest ``<name>-<N>.index`` whose index reads and whose data shards are
+all present wins, and the state file is brought up to date before the manager reads it.
+
+Under ``MultiWorkerMirroredStrategy`` every worker takes part in a save, but only the
+chief's copy is kept: the others write to ``.worker-<id>/`` inside the run folder and
+delete it when training ends (TensorFlow's multi-worker checkpointing pattern).
+"""
+
+from __future__ import annotations
+
+import re
+
+import tensorflow as tf
+
+from electra_tf import files
+
+
+def _shards_present(prefix: str) -> bool:
+    data = files.glob(f"{prefix}.data-*-of-*")
+    if not data:
+        return False
+    total = int(re.search(r"-of-(\d+)$", data[0]).group(1))
+    return len(data) == total
+
+
+def complete_checkpoints(directory: str, name: str) -> list[str]:
+    """Prefixes of the complete checkpoints ``<directory>/<name>-<N>``, oldest first."""
+    pattern = re.compile(re.escape(name) + r"-(\d+)\.index$")
+    found = []
+    for path in files.glob(files.join(directory, f"{name}-*.index")):
+        match = pattern.search(path)
+        if match:
+            found.append((int(match.group(1)), path[:-len(".index")]))
+    complete = []
+    for _, prefix in sorted(found):
+        if not _shards_present(prefix):
+            continue
+        try:
+            tf.train.load_checkpoint(prefix)  # a truncated index fails to read
+        except (tf.errors.OpError, ValueError):
+            continue
+        complete.append(prefix)
+    return complete
+
+
+def checkpoint_manager(checkpoint: tf.train.Checkpoint, directory: str, name: str,
+                       max_to_keep: int) -> tf.train.CheckpointManager:
+    """A manager for `directory` whose ``latest_checkpoint`` is the newest complete
+    checkpoint on disk (the state file rewritten when it lags behind the folder)."""
+    complete = complete_checkpoints(directory, name)
+    state = tf.train.get_checkpoint_state(directory)
+    named = state.model_checkpoint_path if state else None
+    if complete and (named is None or files.join(directory, _basename(named)) != complete[-1]):
+        tf.train.update_checkpoint_state(directory, complete[-1],
+                                         all_model_checkpoint_paths=complete)
+    elif named and not complete:  # names checkpoints that are gone: start afresh
+        files.remove(files.join(directory, "checkpoint"))
+    return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep,
+                                      checkpoint_name=name)
+
+
+def _basename(path: str) -> str:
+    return path.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True for the process that keeps checkpoints, summaries and exports (the only
+    process outside multi-worker training)."""
+    return bool(strategy.extended.should_checkpoint)
+
+
+def worker_dir(strategy: tf.distribute.Strategy, run_dir: str) -> str:
+    """Where this process writes its checkpoints: `run_dir` for the chief, a folder of
+    its own inside it for the other workers."""
+    if is_chief(strategy):
+        return run_dir
+    return files.join(run_dir, f".worker-{strategy.cluster_resolver.task_id}")
