@@ -5,9 +5,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from batches import make_batch  # noqa: E402, F401  (tests import it from here)
 
 from data_prep import build_pretraining_dataset as bpd  # noqa: E402
 from data_prep import samples  # noqa: E402
@@ -16,36 +16,6 @@ from data_prep import samples  # noqa: E402
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
-
-
-def make_batch(config, batch_size=2, seq_len=16, num_predictions=3, seed=0):
-    """A pretraining batch with [CLS] ... [SEP] and padding in the second row."""
-    rng = np.random.default_rng(seed)
-    input_ids = rng.integers(min(1000, config.vocab_size // 2), config.vocab_size,
-                             (batch_size, seq_len)).astype("int32")
-    input_ids[:, 0] = 101
-    input_mask = np.ones((batch_size, seq_len), "int32")
-    input_mask[1, seq_len - 4:] = 0
-    input_ids[input_mask == 0] = 0
-    positions = np.zeros((batch_size, num_predictions), "int32")
-    weights = np.zeros((batch_size, num_predictions), "int32")
-    for row in range(batch_size):
-        real = int(input_mask[row].sum())
-        chosen = rng.choice(np.arange(1, real), num_predictions - row % 2, replace=False)
-        positions[row, :len(chosen)] = np.sort(chosen)
-        weights[row, :len(chosen)] = 1
-    masked_lm_ids = np.take_along_axis(input_ids, positions, axis=1) * weights
-    masked_input_ids = input_ids.copy()
-    for row in range(batch_size):
-        masked_input_ids[row, positions[row][weights[row] > 0]] = 103  # [MASK]
-    return {
-        "input_ids": masked_input_ids,
-        "input_mask": input_mask,
-        "segment_ids": np.zeros((batch_size, seq_len), "int32"),
-        "masked_lm_positions": positions,
-        "masked_lm_ids": masked_lm_ids.astype("int32"),
-        "masked_lm_weights": weights,
-    }
 
 
 @pytest.fixture

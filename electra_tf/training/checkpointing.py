@@ -57,8 +57,11 @@ def checkpoint_manager(checkpoint: tf.train.Checkpoint, directory: str, name: st
     state = tf.train.get_checkpoint_state(directory)
     named = state.model_checkpoint_path if state else None
     if complete and (named is None or files.join(directory, _basename(named)) != complete[-1]):
-        tf.train.update_checkpoint_state(directory, complete[-1],
-                                         all_model_checkpoint_paths=complete)
+        # With their times, so the manager keeps counting them toward max_to_keep.
+        times = [float(files.size_and_mtime(f"{p}.index")[1]) for p in complete]
+        tf.compat.v1.train.update_checkpoint_state(
+            directory, complete[-1], all_model_checkpoint_paths=complete,
+            all_model_checkpoint_timestamps=times, last_preserved_timestamp=min(times) - 1)
     elif named and not complete:  # names checkpoints that are gone: start afresh
         files.remove(files.join(directory, "checkpoint"))
     return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep,
