@@ -23,17 +23,18 @@ Layouts:
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import json
 import os
+import posixpath
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 
 import keras
 import numpy as np
 
+from electra_tf import files
 from electra_tf.configs import ModelConfig, get_config
 from electra_tf.modeling import BertPretrainer, ElectraPretrainer, Encoder, build_pretrainer
 
@@ -241,29 +242,59 @@ def _progress(items, desc: str, quiet: bool):
 # --------------------------------------------------------------------------- TF1
 
 
-def _checkpoint_prefix(path: str) -> str:
-    import tensorflow as tf
+_STATE_LINE = re.compile(r'^model_checkpoint_path:\s*"((?:[^"\\]|\\.)*)"', re.M)
 
+
+def _state_file_prefix(directory: str) -> str | None:
+    """The prefix a directory's ``checkpoint`` state file names (relative names resolved
+    against `directory`), or None when there is no readable state file."""
+    state = files.join(directory, "checkpoint")
+    if not files.isfile(state):
+        return None
+    try:
+        match = _STATE_LINE.search(files.read_text(state))
+    except (OSError, ValueError):
+        return None
+    if not match:
+        return None
+    # A text-format proto string: C escapes, non-ASCII bytes as octal escapes.
+    name = codecs.escape_decode(match.group(1).encode("utf-8"))[0].decode("utf-8", "replace")
+    if os.path.isabs(name) or not files.is_local(name):
+        return name
+    return files.join(directory, name)
+
+
+def _checkpoint_prefix(path: str) -> str:
     if path.endswith(".index"):
         path = path[:-len(".index")]
-    if os.path.isdir(path):
-        latest = None
-        try:
-            latest = tf.train.latest_checkpoint(path)
-        except tf.errors.OpError:
-            pass
-        if latest is None or not os.path.exists(latest + ".index"):
+    if files.exists(path + ".index"):
+        return path
+    if files.isdir(path):
+        latest = _state_file_prefix(path)
+        if latest is None or not files.exists(latest + ".index"):
             # No usable 'checkpoint' file (or one pointing elsewhere): the newest index.
-            indexes = [f[:-len(".index")] for f in os.listdir(path) if f.endswith(".index")]
+            indexes = [f[:-len(".index")] for f in files.listdir(path) if f.endswith(".index")]
             if not indexes:
                 raise FileNotFoundError(f"{path}: no TF checkpoint in this directory (no "
                                         f"*.index file)")
             step = lambda name: int(m.group(1)) if (m := re.search(r"-(\d+)$", name)) else -1  # noqa: E731
-            latest = os.path.join(path, max(indexes, key=lambda n: (step(n), n)))
+            latest = files.join(path, max(indexes, key=lambda n: (step(n), n)))
         return latest
-    if not os.path.exists(path + ".index"):
-        raise FileNotFoundError(f"{path}: not a TF checkpoint prefix ({path}.index not found)")
-    return path
+    raise FileNotFoundError(f"{path}: not a TF checkpoint prefix ({path}.index not found)")
+
+
+def _checkpoint_reader(prefix: str):
+    """A name-keyed reader of checkpoint `prefix`; an unreadable one is a ValueError naming
+    it. (``tf.train.load_checkpoint`` would first ask whether `prefix` is a directory, which
+    object stores answer yes for any prefix of a file name.)"""
+    import tensorflow as tf
+
+    try:
+        return tf.compat.v1.train.NewCheckpointReader(prefix)
+    except tf.errors.OpError as e:
+        detail = (e.message or "").strip().splitlines()
+        raise ValueError(f"{prefix}: not a readable TF checkpoint"
+                         + (f" ({detail[0]})" if detail else " (corrupt .index file?)")) from None
 
 
 def load_tf1_checkpoint(model: keras.Model, path: str, allow_missing: bool = False,
@@ -279,7 +310,7 @@ def load_tf1_checkpoint(model: keras.Model, path: str, allow_missing: bool = Fal
     import tensorflow as tf
 
     prefix = _checkpoint_prefix(path)
-    reader = tf.train.load_checkpoint(prefix)
+    reader = _checkpoint_reader(prefix)
     shapes = reader.get_variable_to_shape_map()
     slots = model_slots(model)
     report = ConversionReport()
@@ -337,6 +368,10 @@ def load_tf1_checkpoint(model: keras.Model, path: str, allow_missing: bool = Fal
 CONFIG_FILE = "electra_tf_config.json"
 
 
+def _basename(path: str) -> str:
+    return os.path.basename(path) if files.is_local(path) else posixpath.basename(path)
+
+
 def save_tf1_checkpoint(model: keras.Model, prefix: str, quiet: bool = True) -> ConversionReport:
     """Write `model` as an original-layout, name-keyed TF1 checkpoint at `prefix`.
 
@@ -347,26 +382,31 @@ def save_tf1_checkpoint(model: keras.Model, prefix: str, quiet: bool = True) -> 
 
     slots = model_slots(model)
     report = ConversionReport()
-    directory = os.path.dirname(os.path.abspath(prefix))
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=directory) as tmp:
-        tmp_prefix = os.path.join(tmp, "ckpt")
+    directory = files.parent(prefix)
+    name = _basename(prefix)
+    tmp = files.join(directory, f".tmp-{name}-{os.getpid()}")
+    files.makedirs(tmp)
+    try:
         names, tensors = [], []
         for slot in _progress(slots, "keras -> tf1", quiet):
             names.append(slot.name)
             tensors.append(tf.constant(_original_layout(slot)))
             report.assigned.append(slot.name)
+        tmp_prefix = files.join(tmp, "ckpt")
         tf.raw_ops.SaveV2(prefix=tmp_prefix, tensor_names=names,
                           shape_and_slices=[""] * len(names), tensors=tensors)
-        for produced in os.listdir(tmp):
-            os.replace(os.path.join(tmp, produced),
-                       prefix + produced[len("ckpt"):])
-    with open(os.path.join(directory, "checkpoint"), "w") as f:
-        f.write(f'model_checkpoint_path: "{os.path.basename(prefix)}"\n')
+        # The data first, the .index (what readers look for) last.
+        produced = sorted(files.listdir(tmp), key=lambda f: (f.endswith(".index"), f))
+        for part in produced:
+            files.rename(files.join(tmp, part), prefix + part[len("ckpt"):])
+    finally:
+        files.rmtree(tmp)
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')  # a text-format proto string
+    files.atomic_write(files.join(directory, "checkpoint"),
+                       f'model_checkpoint_path: "{quoted}"\n')
     # The original layout has no config; this lets the import rebuild the exact model
     # (ALE sharing and head counts are not visible in the shapes).
-    with open(os.path.join(directory, CONFIG_FILE), "w") as f:
-        f.write(model.model_config.to_json())
+    files.atomic_write(files.join(directory, CONFIG_FILE), model.model_config.to_json())
     return report
 
 
@@ -375,14 +415,11 @@ def config_from_tf1(path: str, model_type: str | None = None) -> ModelConfig:
     package wrote it, else inferred from the shapes with heads = hidden // 64 (the
     original's sizes). Sharing (ALE) cannot be inferred: pass --model_size / overrides.
     """
-    import tensorflow as tf
-
     prefix = _checkpoint_prefix(path)
-    saved = os.path.join(os.path.dirname(prefix), CONFIG_FILE)
-    if os.path.exists(saved):
-        with open(saved) as f:
-            return ModelConfig.from_dict(json.load(f))
-    shapes = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+    saved = files.join(files.parent(prefix), CONFIG_FILE)
+    if files.isfile(saved):
+        return ModelConfig.from_dict(files.read_json(saved))
+    shapes = _checkpoint_reader(prefix).get_variable_to_shape_map()
     scope = "bert" if "bert/embeddings/word_embeddings" in shapes else "electra"
     if f"{scope}/embeddings/word_embeddings" not in shapes:
         raise CheckpointMismatchError(f"{path}: no bert/ or electra/ embeddings; not an "
@@ -498,17 +535,98 @@ def hf_config(model: keras.Model, role: str, architecture: str) -> dict:
     return hf
 
 
-def save_hf(model: keras.Model, directory: str, quiet: bool = True) -> ConversionReport:
+# The files transformers' AutoTokenizer reads, beside config.json.
+HF_TOKENIZER_FILES = ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+_EXPORT_FILES = frozenset({"config.json", "model.safetensors", *HF_TOKENIZER_FILES})
+_SPECIAL_TOKEN_KEYS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
+                       "cls_token": "[CLS]", "mask_token": "[MASK]"}
+
+
+@dataclasses.dataclass(frozen=True)
+class VocabForExport:
+    """The WordPiece vocab an export carries, and whether its tokenizer lower-cases."""
+
+    path: str
+    tokens: tuple[str, ...]
+    do_lower_case: bool
+    casing_source: str  # "flag", "tokenizer_config.json" or "vocab"
+
+
+def vocab_is_uncased(tokens: Iterable[str]) -> bool:
+    """True when no token but the bracketed specials ([CLS], [unused7]) has an upper-case
+    letter: what an uncased (lower-casing) WordPiece vocab looks like."""
+    return not any(any(c.isupper() for c in token) for token in tokens
+                   if not (token.startswith("[") and token.endswith("]")))
+
+
+def read_vocab_for_export(vocab_file: str, do_lower_case: bool | None = None
+                          ) -> VocabForExport:
+    """The vocab at `vocab_file`, checked as :func:`electra_tf.tokenization.load_vocab`
+    checks it, with its casing: `do_lower_case` when given, else a ``tokenizer_config.json``
+    beside the vocab (a Hugging Face folder's), else :func:`vocab_is_uncased`."""
+    from electra_tf.tokenization import load_vocab
+
+    if not files.isfile(vocab_file):
+        raise FileNotFoundError(f"{vocab_file}: no such vocab file")
+    tokens = load_vocab(vocab_file)  # through electra_tf.files: local or remote
+    source = "flag"
+    if do_lower_case is None:
+        beside = files.join(files.parent(vocab_file), "tokenizer_config.json")
+        saved = files.read_json(beside) if files.isfile(beside) else None
+        if isinstance(saved, dict) and isinstance(saved.get("do_lower_case"), bool):
+            do_lower_case, source = saved["do_lower_case"], "tokenizer_config.json"
+        else:
+            do_lower_case, source = vocab_is_uncased(tokens), "vocab"
+    return VocabForExport(vocab_file, tuple(tokens), do_lower_case, source)
+
+
+def hf_tokenizer_files(vocab: VocabForExport, config: ModelConfig) -> dict[str, str]:
+    """vocab.txt, tokenizer_config.json and special_tokens_map.json for one exported model,
+    so ``AutoTokenizer.from_pretrained`` gives the tokenizer of
+    :class:`electra_tf.tokenization.WordPieceTokenizer` (BERT's basic tokenization and
+    WordPiece; accents stripped when lower-casing, as in the original)."""
+    tokenizer_class = "BertTokenizer" if config.model_type == "bert" else "ElectraTokenizer"
+    tokenizer_config = dict(
+        _SPECIAL_TOKEN_KEYS, tokenizer_class=tokenizer_class,
+        do_lower_case=vocab.do_lower_case, strip_accents=None, tokenize_chinese_chars=True,
+        do_basic_tokenize=True, model_max_length=config.max_position_embeddings,
+        clean_up_tokenization_spaces=True)
+    return {
+        "vocab.txt": "".join(token + "\n" for token in vocab.tokens),
+        "tokenizer_config.json": _json_text(tokenizer_config),
+        "special_tokens_map.json": _json_text(_SPECIAL_TOKEN_KEYS),
+    }
+
+
+def _json_text(value) -> str:
+    return json.dumps(value, indent=2, sort_keys=True) + "\n"
+
+
+def save_hf(model: keras.Model, directory: str, quiet: bool = True,
+            vocab_file: str | None = None, do_lower_case: bool | None = None
+            ) -> ConversionReport:
     """Export `model` as Hugging Face model folder(s) (config.json + model.safetensors).
 
     Encoder -> ElectraModel / BertModel; BertPretrainer -> BertForMaskedLM;
     ElectraPretrainer -> ``discriminator/`` (ElectraForPreTraining) and ``generator/``
-    (ElectraForMaskedLM). Written to a temporary folder and renamed when complete.
+    (ElectraForMaskedLM). With `vocab_file`, every folder also gets the tokenizer
+    (:func:`hf_tokenizer_files`; `do_lower_case` as in :func:`read_vocab_for_export`).
+
+    `directory` may be local or remote (``gs://``). Locally the export is written in a
+    temporary folder that replaces `directory` whole when complete. On object stores,
+    which cannot rename folders, the earlier export is deleted and each file written whole,
+    each folder's ``config.json`` (what makes it a model folder) last.
     """
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save as safetensors_bytes
 
     kind = _model_kind(model)
     models = _hf_models(model)
+    config = model.model_config
+    vocab = read_vocab_for_export(vocab_file, do_lower_case) if vocab_file else None
+    if vocab is not None and len(vocab.tokens) > config.vocab_size:
+        raise ValueError(f"{vocab_file}: {len(vocab.tokens)} tokens, but the model has only "
+                         f"{config.vocab_size} embeddings (not this model's vocab?)")
+    _check_destination(directory)
     tensors: dict[str, dict[str, np.ndarray]] = {sub: {} for sub in models}
     report = ConversionReport()
     for slot in _progress(model_slots(model), "keras -> hf", quiet):
@@ -519,7 +637,6 @@ def save_hf(model: keras.Model, directory: str, quiet: bool = True) -> Conversio
                 tensors[sub][models[sub]["prefix"] * (not slot.is_head) + name] = \
                     np.ascontiguousarray(value.T if transposed else value)
         report.assigned.append(slot.name)
-    config = model.model_config
     if kind == "electra_pretrainer" and config.hidden_act != "gelu":
         report.notes.append(
             f"note: Hugging Face's ElectraForMaskedLM always uses exact GELU in its "
@@ -529,79 +646,108 @@ def save_hf(model: keras.Model, directory: str, quiet: bool = True) -> Conversio
         report.notes.append(f"note: Hugging Face has no cross-layer sharing; each of the "
                             f"{config.num_groups} shared layer group(s) is repeated in the "
                             f"layers that run it")
-    _check_destination(directory)
-    parent = os.path.dirname(os.path.abspath(directory))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=".hf-export-")
-    try:
-        for sub, spec in models.items():
-            out = os.path.join(tmp, sub)
-            os.makedirs(out, exist_ok=True)
-            save_file(tensors[sub], os.path.join(out, "model.safetensors"),
-                      metadata={"format": "pt"})
-            with open(os.path.join(out, "config.json"), "w") as f:
-                json.dump(hf_config(model, spec["role"], spec["architecture"]), f, indent=2,
-                          sort_keys=True)
-        old = None
-        if os.path.exists(directory):  # a previous export (checked above): swap it out
-            old = tempfile.mkdtemp(dir=parent, prefix=".hf-old-")
-            os.replace(directory, os.path.join(old, "export"))
-        os.replace(tmp, directory)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    outputs: dict[str, bytes | str] = {}  # path inside `directory` -> content
+    for sub, spec in models.items():
+        part = config.generator_config() if spec["role"] == "generator" else config
+        folder = f"{sub}/" if sub else ""
+        outputs[folder + "model.safetensors"] = safetensors_bytes(
+            tensors.pop(sub), metadata={"format": "pt"})
+        if vocab is not None:
+            for name, text in hf_tokenizer_files(vocab, part).items():
+                outputs[folder + name] = text
+        outputs[folder + "config.json"] = _json_text(
+            hf_config(model, spec["role"], spec["architecture"]))
+    if vocab is not None:
+        report.notes.append(
+            f"tokenizer: {vocab.path} ({len(vocab.tokens)} tokens), do_lower_case="
+            f"{vocab.do_lower_case} (from the {vocab.casing_source})")
+    _write_export(outputs, directory)
     return report
 
 
+def _write_export(outputs: Mapping[str, bytes | str], directory: str) -> None:
+    """Write `outputs` ({path inside the folder: content}) as folder `directory`, never
+    leaving a half-written model folder under that name."""
+    if files.is_local(directory):
+        with files.staged_output(directory) as staged:
+            files.makedirs(staged)
+            for inside, data in outputs.items():
+                files.atomic_write(os.path.join(staged, *inside.split("/")), data)
+        return
+    files.rmtree(directory)
+    last = lambda inside: posixpath.basename(inside) == "config.json"  # noqa: E731
+    for inside in sorted(outputs, key=last):
+        files.atomic_write(files.join(directory, inside), outputs[inside])
+
+
 def _is_export(directory: str) -> bool:
+    """Whether `directory` holds an export of this package (its config.json says so) or,
+    remote only, what an interrupted export left there: weights and tokenizer files of
+    ours, no config.json yet."""
     for sub in ("", "discriminator"):
-        path = os.path.join(directory, sub, "config.json")
-        if os.path.exists(path):
+        path = files.join(directory, sub, "config.json")
+        if files.isfile(path):
             try:
-                with open(path) as f:
-                    return "electra_tf" in json.load(f)
-            except (OSError, json.JSONDecodeError):
+                config = files.read_json(path)
+            except (OSError, ValueError):
                 return False
-    return False
+            return isinstance(config, dict) and "electra_tf" in config
+    if files.is_local(directory):
+        return False  # local exports are renamed into place whole: no leftovers
+    top = directory.rstrip("/")
+    inside = [path[len(top):].lstrip("/").split("/") for path in files.walk_files(directory)]
+    return any(p[-1] == "model.safetensors" for p in inside) and all(
+        p[-1] in _EXPORT_FILES and (len(p) == 1 or len(p) == 2 and p[0] in (
+            "discriminator", "generator")) for p in inside)
 
 
 def _check_destination(directory: str) -> None:
     """Only an empty folder or an earlier export of this package may be replaced."""
-    if not os.path.exists(directory):
+    if not files.exists(directory):
         return
-    if not os.path.isdir(directory):
+    if not files.isdir(directory):
         raise ValueError(f"{directory}: exists and is not a folder")
-    if os.listdir(directory) and not _is_export(directory):
+    if files.listdir(directory) and not _is_export(directory):
         raise ValueError(f"{directory}: exists and is not an electra-tf export; choose "
                          f"another output folder or empty it first")
 
 
 def read_hf_folder(directory: str) -> tuple[dict, dict[str, np.ndarray]]:
     """(config.json, state dict as numpy) of one Hugging Face model folder."""
-    config_path = os.path.join(directory, "config.json")
-    if not os.path.exists(config_path):
+    config_path = files.join(directory, "config.json")
+    if not files.isfile(config_path):
         raise FileNotFoundError(f"{directory}: no config.json (not a save_pretrained folder)")
-    with open(config_path) as f:
-        try:
-            config = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{config_path}: not valid JSON ({e})") from None
-    safetensors_path = os.path.join(directory, "model.safetensors")
-    bin_path = os.path.join(directory, "pytorch_model.bin")
-    if os.path.exists(safetensors_path):
+    config = files.read_json(config_path)
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_path}: not a JSON object")
+    safetensors_path = files.join(directory, "model.safetensors")
+    bin_path = files.join(directory, "pytorch_model.bin")
+    if files.isfile(safetensors_path):
+        from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
-        state = load_file(safetensors_path)
-    elif os.path.exists(bin_path):
+        with files.local_copy(safetensors_path) as local:
+            try:
+                state = load_file(local)
+            except (SafetensorError, ValueError, TypeError) as e:
+                raise ValueError(f"{safetensors_path}: not a readable safetensors file "
+                                 f"({e})") from None
+    elif files.isfile(bin_path):
         try:
             import torch
         except ImportError:
             raise ImportError(f"{bin_path}: reading PyTorch .bin weights needs torch "
                               f"(pip install -e '.[interop]')") from None
-        state = {k: v.float().numpy() for k, v in
-                 torch.load(bin_path, map_location="cpu", weights_only=True).items()}
+        with files.local_copy(bin_path) as local:  # torch reads local files only
+            try:
+                loaded = torch.load(local, map_location="cpu", weights_only=True)
+            except Exception as e:  # zip, pickle and torch errors alike
+                raise ValueError(f"{bin_path}: not a readable PyTorch state dict "
+                                 f"({type(e).__name__}: {e})") from None
+        if not isinstance(loaded, Mapping) or not all(
+                isinstance(v, torch.Tensor) for v in loaded.values()):
+            raise ValueError(f"{bin_path}: not a state dict (name -> tensor)")
+        state = {k: v.float().numpy() for k, v in loaded.items()}
     else:
         raise FileNotFoundError(f"{directory}: neither model.safetensors nor "
                                 f"pytorch_model.bin (sharded checkpoints: merge them first)")
@@ -667,8 +813,8 @@ def config_from_hf(hf: Mapping, path: str, generator: Mapping | None = None,
 
 def _hf_parts(path: str) -> dict[str, str]:
     """Sub-folders of an export: {"discriminator": ..., "generator": ...} or {"": path}."""
-    parts = {sub: os.path.join(path, sub) for sub in ("discriminator", "generator")
-             if os.path.exists(os.path.join(path, sub, "config.json"))}
+    parts = {sub: files.join(path, sub) for sub in ("discriminator", "generator")
+             if files.isfile(files.join(path, sub, "config.json"))}
     if parts:
         if len(parts) != 2:
             raise FileNotFoundError(f"{path}: has {', '.join(parts)}/ but an ELECTRA "
@@ -809,18 +955,27 @@ def model_from_hf(path: str, target: str = "pretrainer", allow_missing: bool = F
 
 
 def save_keras(model: keras.Model, path: str) -> None:
-    """``model.save`` to a temporary name, renamed when complete."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".keras")
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """``model.save`` at `path`, local or remote: Keras writes a local file, which is moved
+    to `path` when complete (nothing is left there on an error)."""
+    with files.staged_output(path) as staged:
+        # Keras insists on the .keras suffix; `path` may lack it (--output_format=keras).
+        local = staged if staged.endswith(".keras") else staged + ".keras"
+        model.save(local)
+        if local != staged:
+            os.replace(local, staged)  # both in the local staging folder
+
+
+def load_keras(path: str) -> keras.Model:
+    """``keras.models.load_model`` of a local or remote ``.keras`` file; a missing or
+    unreadable file is an error naming `path`."""
+    if not files.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    with files.local_copy(path) as local:  # Keras reads local files only
+        try:
+            return keras.models.load_model(local)
+        except (ValueError, OSError) as e:
+            message = str(e).replace(local, path)
+            raise ValueError(message if path in message else f"{path}: {message}") from None
 
 
 LOADERS: dict[str, Callable] = {"tf1": load_tf1_checkpoint, "hf": load_hf}

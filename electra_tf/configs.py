@@ -211,10 +211,9 @@ class RunConfig:
     def changes_from(self, path: str, allowed: Sequence[str] = ()) -> list[str]:
         """``"key: old -> new"`` for each setting that differs from the run saved at `path`
         (this class's JSON), leaving out the `allowed` keys."""
-        import tensorflow as tf  # gs:// model dirs
+        from electra_tf import files  # imports TensorFlow: not at this module's import
 
-        with tf.io.gfile.GFile(path) as f:
-            before = json.load(f)
+        before = files.read_json(path)
         now = json.loads(self.to_json())
         return [f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in sorted(now)
                 if k not in allowed and before.get(k) != now[k]]

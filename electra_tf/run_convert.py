@@ -12,18 +12,26 @@ Examples::
   electra-convert --input=pretrainer.keras --output=hf/electra_small
   # Hugging Face -> this package
   electra-convert --input=hf/electra_small --output=pretrainer.keras
+  # the encoder a pretraining run exported (encoder.keras + vocab.txt in its model dir)
+  # -> a Hugging Face folder with the tokenizer (AutoTokenizer/AutoModel load it)
+  electra-convert --input=data/models/electra_small --target=encoder \\
+      --output=hf/electra_small_encoder
+
+Every path may be local or remote (gs://...). A Hugging Face export carries the tokenizer
+(vocab.txt, tokenizer_config.json, special_tokens_map.json) when a vocab is known:
+--vocab_file, else a vocab.txt beside the input.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 from absl import app, flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "TF1 checkpoint prefix or directory, Hugging Face "
-                    "folder, or .keras file.", required=True)
+                    "folder, .keras file, or a folder holding encoder.keras (an "
+                    "electra-pretrain model dir or snapshot).", required=True)
 flags.DEFINE_string("output", None, "Where to write: a .keras file, a Hugging Face folder, "
                     "or a TF1 checkpoint prefix (with --output_format=tf1).", required=True)
 flags.DEFINE_enum("input_format", "auto", ["auto", "tf1", "hf", "keras"],
@@ -43,18 +51,55 @@ flags.DEFINE_string("model_hparam_overrides", None,
                     "For TF1 input: JSON dict of config overrides, as in the original.")
 flags.DEFINE_bool("allow_missing", False, "Let head variables missing from the input keep "
                   "their initialization.")
+flags.DEFINE_string("vocab_file", None, "For Hugging Face output: the WordPiece vocab the "
+                    "export's tokenizer uses (default: a vocab.txt beside the input, if "
+                    "there is one; without a vocab the export has no tokenizer).")
+flags.DEFINE_bool("do_lower_case", None, "For Hugging Face output: whether the exported "
+                  "tokenizer lower-cases (and strips accents). Default: the input's "
+                  "tokenizer_config.json, else uncased when the vocab has no upper-case "
+                  "token.")
+
+ENCODER_FILE = "encoder.keras"  # what electra-pretrain exports into its model dir
 
 
 def _input_format(path: str) -> str:
+    from electra_tf import files
+
     if FLAGS.input_format != "auto":
         return FLAGS.input_format
-    if path.endswith(".keras"):
+    if path.endswith(".keras") or _exported_encoder(path):
         return "keras"
-    if os.path.isdir(path) and (os.path.exists(os.path.join(path, "config.json"))
-                                or os.path.exists(os.path.join(path, "discriminator",
-                                                               "config.json"))):
+    if files.isdir(path) and (files.isfile(files.join(path, "config.json"))
+                              or files.isfile(files.join(path, "discriminator",
+                                                         "config.json"))):
         return "hf"
     return "tf1"
+
+
+def _exported_encoder(path: str) -> str | None:
+    """``<path>/encoder.keras`` when `path` is a folder holding one, else None."""
+    from electra_tf import files
+
+    if path.endswith(".keras") or not files.isdir(path):
+        return None
+    encoder = files.join(path, ENCODER_FILE)
+    return encoder if files.isfile(encoder) else None
+
+
+def _default_vocab(source: str, source_format: str) -> str | None:
+    """A vocab.txt beside the input: in an HF folder (or its discriminator/), in an
+    encoder's folder, in a TF1 checkpoint's directory."""
+    from electra_tf import files
+
+    if source_format == "hf":
+        candidates = [files.join(source, "vocab.txt"),
+                      files.join(source, "discriminator", "vocab.txt")]
+    elif source_format == "tf1" and not source.endswith(".index") and files.isdir(source) \
+            and not files.exists(source + ".index"):
+        candidates = [files.join(source, "vocab.txt")]
+    else:  # a .keras file or a TF1 prefix: the folder holding it
+        candidates = [files.join(files.parent(source), "vocab.txt")]
+    return next((c for c in candidates if files.isfile(c)), None)
 
 
 def _output_format(path: str) -> str:
@@ -65,8 +110,6 @@ def _output_format(path: str) -> str:
 
 def convert() -> str:
     """Run the conversion the flags describe; returns the summary printed."""
-    import keras
-
     from electra_tf import checkpoints
     from electra_tf.configs import get_config, parse_overrides
     from electra_tf.modeling import (
@@ -78,17 +121,23 @@ def convert() -> str:
     )
 
     source, source_format = FLAGS.input, _input_format(FLAGS.input)
+    if source_format == "keras":
+        source = _exported_encoder(source) or source
     model_flags = [f"--{n}" for n in ("model_type", "model_size", "model_hparam_overrides")
                    if getattr(FLAGS, n) is not None]
     if model_flags and source_format != "tf1":
         raise ValueError(f"{', '.join(model_flags)} only apply to TF1 input; {source_format} "
                          f"input carries its own config")
+    destination, destination_format = FLAGS.output, _output_format(FLAGS.output)
+    tokenizer_flags = [f"--{n}" for n in ("vocab_file", "do_lower_case")
+                       if getattr(FLAGS, n) is not None]
+    if tokenizer_flags and destination_format != "hf":
+        raise ValueError(f"{', '.join(tokenizer_flags)} only apply to Hugging Face output; "
+                         f"{destination_format} output carries no tokenizer")
     print(f"reading {source} ({source_format})", flush=True)
     notes = []
     if source_format == "keras":
-        if not os.path.isfile(source):
-            raise FileNotFoundError(f"{source}: no such file")
-        model = keras.models.load_model(source)
+        model = checkpoints.load_keras(source)
         if not isinstance(model, (Encoder, ElectraPretrainer, BertPretrainer)):
             raise ValueError(f"{source}: a {type(model).__name__}, not an electra-tf model")
         if FLAGS.target == "encoder" and not isinstance(model, Encoder):
@@ -119,13 +168,17 @@ def convert() -> str:
                                                  quiet=False)
     lines = notes + ([f"read: {report.summary()}"] if report.assigned else [])
 
-    destination, destination_format = FLAGS.output, _output_format(FLAGS.output)
     if destination_format == "keras":
         checkpoints.save_keras(model, destination)
         lines.append(f"wrote {destination} ({type(model).__name__}, "
                      f"{model.count_params():,} parameters)")
     elif destination_format == "hf":
-        written = checkpoints.save_hf(model, destination, quiet=False)
+        vocab_file = FLAGS.vocab_file or _default_vocab(source, source_format)
+        written = checkpoints.save_hf(model, destination, quiet=False, vocab_file=vocab_file,
+                                      do_lower_case=FLAGS.do_lower_case)
+        if vocab_file is None:
+            written.notes.append(f"note: no vocab.txt beside {source}: the export has no "
+                                 f"tokenizer (pass --vocab_file)")
         lines.append(f"wrote Hugging Face folder {destination}: {written.summary()}")
     else:
         written = checkpoints.save_tf1_checkpoint(model, destination, quiet=False)

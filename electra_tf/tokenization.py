@@ -9,9 +9,10 @@ that has the five special tokens somewhere works.
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
+
+from electra_tf import files
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 BERT_SPECIAL_IDS = {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]": 103}
@@ -32,11 +33,11 @@ class SpecialIds:
 
 def load_vocab(path: str) -> list[str]:
     """Tokens of a vocab.txt, checked: not empty, no duplicates, the special tokens present."""
-    if not os.path.exists(path):
+    if not files.isfile(path):
         raise VocabError(f"{path}: no such vocab file")
     tokens: list[str] = []
     seen: dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
+    with files.open_file(path, encoding="utf-8") as f:
         for line_no, line in enumerate(f, 1):
             token = line.rstrip("\n").rstrip("\r")
             if not token.strip():

@@ -491,3 +491,71 @@ def test_score_test_needs_test_labels_and_train_fraction_is_checked(data_dir):
                             score_test=True), progress=False)
     with pytest.raises(ValueError, match=r"train_fraction=0 must be in \(0, 1\]"):
         run_config(data_dir, task_names=["sst2"], train_fraction=0)
+
+
+def test_load_vocab_reads_a_remote_vocab(sample_paths):
+    import uuid
+
+    from electra_tf import files
+    from electra_tf.tokenization import VocabError, load_vocab
+
+    root = f"ram://vocab-{uuid.uuid4().hex}"
+    files.copy(sample_paths["vocab"], files.join(root, "vocab.txt"))
+    remote = load_vocab(files.join(root, "vocab.txt"))
+    assert remote == load_vocab(sample_paths["vocab"]) and len(remote) == 30522
+    assert WordPieceTokenizer(files.join(root, "vocab.txt")).tokenize("the film") == [1996, 2143]
+    files.atomic_write(files.join(root, "dup.txt"), "[PAD]\r\nhello\r\nhello\r\n")
+    with pytest.raises(VocabError, match=rf"{root}/dup.txt: line 3: duplicate token 'hello'"):
+        load_vocab(files.join(root, "dup.txt"))
+    with pytest.raises(VocabError, match=rf"{root}/none.txt: no such vocab file"):
+        load_vocab(files.join(root, "none.txt"))
+
+
+def test_a_run_with_data_and_model_dir_on_a_remote_file_system(data_dir, tmp_path):
+    """Task data, the exported encoder and every output on ram:// (as gs:// on a TPU): the
+    same scores as the same run on local folders, results and predictions written there,
+    nothing written to the local disk, and a re-run reads it all back."""
+    import uuid
+
+    from electra_tf import files
+
+    local = tmp_path / "local"
+    files.copy_tree(str(data_dir / "finetuning_data"), str(local / "finetuning_data"))
+    files.copy(str(data_dir / "sst2_test_labels.tsv"),
+               str(local / "finetuning_data" / "SST-2" / "test_labels.tsv"))
+    exported = local / "models" / "pretrained"
+    exported.mkdir(parents=True)
+    Encoder(get_config("electra", "debug")).save(str(exported / "encoder.keras"))
+    files.copy(str(data_dir / "vocab.txt"), str(exported / "vocab.txt"))
+    remote = f"ram://finetune-{uuid.uuid4().hex}"
+    files.copy_tree(str(local), remote)
+
+    def config(root):
+        return FinetuningConfig(data_dir=root, model_name="pretrained", task_names=["sst2"],
+                                num_train_epochs=2, train_batch_size=16, max_seq_length=24,
+                                learning_rate=1e-3, seed=5, write_test_outputs=True,
+                                score_test=True)
+
+    on_disk = finetune(config(str(local)), progress=False)
+    cwd_before = sorted(os.listdir("."))
+    in_ram = finetune(config(remote), progress=False)
+    assert sorted(os.listdir(".")) == cwd_before  # no local "ram:" folder
+    assert in_ram["encoder"] == {"kind": "keras",
+                                 "path": f"{remote}/models/pretrained/encoder.keras"}
+    for key in ("dev_best", "dev_last", "test_at_best_dev", "num_examples"):
+        assert in_ram[key] == on_disk[key], key
+    assert [h["loss"] for h in in_ram["trials"][0]["history"]] == \
+        [h["loss"] for h in on_disk["trials"][0]["history"]]
+
+    ram_config = config(remote)
+    assert ram_config.results_path.startswith(f"{remote}/models/pretrained/results/")
+    assert files.read_json(ram_config.results_path)["dev_best"] == in_ram["dev_best"]
+    assert files.listdir(ram_config.test_predictions_dir) == ["SST-2.tsv"]
+    assert files.read_text(files.join(ram_config.test_predictions_dir, "SST-2.tsv")) == \
+        (local / "models" / "pretrained" / "test_predictions" / "SST-2.tsv").read_text()
+    assert files.glob(files.join(ram_config.cache_dir, "sst2.train.*.tfrecord"))
+    assert files.exists(files.join(ram_config.run_dir, "trial_0", "checkpoint"))
+
+    again = finetune(ram_config, progress=False)  # finished: read back, features cached
+    assert again["dev_best"] == in_ram["dev_best"]
+    assert all(again["features_from_cache"].values())

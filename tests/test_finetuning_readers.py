@@ -621,3 +621,67 @@ def test_the_real_wsj_sample():
     assert len({tag for s in raw for tag in s.tags}) == 44
     joined = [(s.words, s.tags) for v in splits.values() for s in v]
     assert joined == [(s.words, s.tags) for s in raw]
+
+
+def test_readers_read_remote_folders_as_local_ones(tmp_path):
+    """GLUE (MNLI's diagnostic in the download's ../diagnostic/), RACE and POS folders on a
+    non-local file system (ram://, as gs:// on a TPU) read exactly as the same local
+    folders; a BOM and CRLF line endings are handled the same, errors name the ram:// file
+    and line."""
+    import uuid
+
+    from electra_tf import files
+
+    local = tmp_path / "data"
+    for task in ("sst2", "qqp", "stsb"):
+        folder, task_files, _ = GLUE_CASES[task]
+        write_task(local, folder, task_files)
+    write_task(local, "MNLI", {"train.tsv": [MNLI_TRAIN_HEADER]})
+    write_task(local, "diagnostic", {"diagnostic.tsv": [["index", "sentence1", "sentence2"],
+                                                        ["4", "A", "B"]]})
+    rte = local / "finetuning_data" / "RTE"
+    rte.mkdir()
+    (rte / "train.tsv").write_bytes("\ufeffindex\tsentence1\tsentence2\tlabel\r\n"
+                                    "0\tA dog.\tAn animal.\tentailment\r\n".encode())
+    (rte / "dev.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\tA\tB\tmaybe\n")
+    race = local / "finetuning_data" / "race"
+    write_race(race, "dev", "middle", "2.txt", {
+        "answers": ["C"], "options": [["red", "blue", "green", "black"]],
+        "questions": ["The car is _ ."], "article": "The green car.", "id": "m2"})
+    write_race(race, "dev", "high", "5.txt", {
+        "answers": ["B"], "options": [["a", "b", "c", "d"]], "questions": ["Which?"],
+        "article": "B it is.", "id": "h5"})
+    pos = local / "finetuning_data" / "pos"
+    pos.mkdir()
+    (pos / "train.pos").write_text(POS_TEXT)
+    (pos / "dev.txt").write_bytes(SLASH_TEXT.replace("\n", "\r\n").encode())
+
+    remote = f"ram://readers-{uuid.uuid4().hex}"
+    files.copy_tree(str(local), remote)
+    for root in (str(local), remote):
+        assert files.isfile(files.join(root, "finetuning_data", "pos", "train.pos"))
+    for task, split in [("sst2", "train"), ("sst2", "test"), ("qqp", "dev"), ("stsb", "dev"),
+                        ("mnli", "diagnostic"), ("rte", "train")]:
+        assert readers.read_glue(task, remote, split) == \
+            readers.read_glue(task, str(local), split), (task, split)
+    assert readers.read_glue("rte", remote, "train") == [
+        PairExample("train-0", "A dog.", "An animal.", "entailment")]
+    assert readers.glue_file("mnli", remote, "diagnostic") == \
+        f"{remote}/finetuning_data/diagnostic/diagnostic.tsv"
+    with pytest.raises(ValueError, match=rf"{remote}/finetuning_data/RTE/dev.tsv:2: label "
+                                         r"'maybe'"):
+        readers.read_glue("rte", remote, "dev")
+
+    race_dir = files.join(remote, "finetuning_data", "race")
+    assert readers.read_race(race_dir, "dev") == readers.read_race(str(race), "dev")
+    assert [e.guid for e in readers.read_race(race_dir, "dev")] == ["m2-0", "h5-0"]
+    with pytest.raises(FileNotFoundError, match=rf"no RACE folder {race_dir}/test/middle"):
+        readers.read_race(race_dir, "test")
+
+    pos_dir = files.join(remote, "finetuning_data", "pos")
+    for split in ("train", "dev"):
+        assert readers.read_pos(pos_dir, split) == readers.read_pos(str(pos), split)
+    assert len(readers.read_pos(pos_dir, "train")) == 5
+    assert readers.read_pos(pos_dir, "dev")[1].words == ["The", "1/2", "point", "rise", "."]
+    with pytest.raises(FileNotFoundError, match=r"no test file in ram://"):
+        readers.read_pos(pos_dir, "test")

@@ -150,3 +150,40 @@ def test_index_rerun_is_a_no_op_and_an_interrupted_build_is_cleaned(tmp_path):
                           progress=False)
     assert rebuilt["indexed"] > len(CORPUS)
     assert WhooshRetriever(directory).num_documents == rebuilt["indexed"]
+
+
+def test_a_remote_index_is_searched_from_a_local_copy(index_dir):
+    """An index in a bucket (ram:// here): Whoosh reads a local copy, deleted on close;
+    the answers are the local index's; a remote folder without ``tlm_index.json`` (the
+    marker written last) is no index; retrieved sets round-trip through ram://."""
+    import uuid
+
+    from electra_tf import files
+
+    remote = f"ram://tlm-{uuid.uuid4().hex}"
+    files.copy_tree(index_dir, files.join(remote, "index"))
+    queries = ["aardvarks", "lava volcanoes", "chess queen", "in the a"]
+    with WhooshRetriever(index_dir) as local:
+        expected = local.search(queries, 3)
+    assert retrieval.index_exists(index_dir)
+    assert retrieval.index_exists(files.join(remote, "index"))
+    with WhooshRetriever(files.join(remote, "index")) as retriever:
+        copy = retriever._local_dir
+        assert files.is_local(copy) and os.path.isdir(copy)
+        assert retriever.search(queries, 3) == expected
+        retrieved = retrieve(retriever, queries, k=2)
+    assert not os.path.exists(copy)
+    assert retrieval.read_index_settings(files.join(remote, "index")) == \
+        retrieval.read_index_settings(index_dir) != {}
+    assert [h[0][0] for h in Bm25sRetriever.from_index(files.join(remote, "index"))
+            .search(queries[:3], 1)] == [h[0][0] for h in expected[:3]]
+
+    path = files.join(remote, "retrieved", "tlm.jsonl")
+    write_retrieved(path, retrieved)
+    assert read_retrieved(path) == retrieved
+
+    files.copy_tree(index_dir, files.join(remote, "half"))
+    files.remove(files.join(remote, "half", retrieval.SETTINGS_FILE))
+    assert not retrieval.index_exists(files.join(remote, "half"))
+    with pytest.raises(ValueError, match=r"half: no Whoosh index there"):
+        WhooshRetriever(files.join(remote, "half"))

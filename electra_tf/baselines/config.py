@@ -4,7 +4,6 @@ fractions, which BiLSTMs, which pretrained encoder, and how each is trained."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 
 from electra_tf.configs import RunConfig
@@ -129,15 +128,23 @@ class BaselinesConfig(RunConfig):
                      for kind in self.lstm_embeddings]
         return rows
 
+    # files is imported where used: this module stays free of TensorFlow (quick CLI errors)
+
     @property
     def output_dir(self) -> str:
-        return os.path.join(self.data_dir, "models", self.model_name)
+        from electra_tf import files
+
+        return files.join(self.data_dir, "models", self.model_name)
 
     @property
     def results_path(self) -> str:
-        return os.path.join(self.output_dir, "results.json")
+        from electra_tf import files
+
+        return files.join(self.output_dir, "results.json")
 
     def cell_dir(self, model: str, fraction: float, trial: int) -> str:
         """``<output_dir>/cells/<model>/fraction_<f>/trial_<k>``."""
-        return os.path.join(self.output_dir, "cells", model, f"fraction_{fraction:g}",
-                            f"trial_{trial}")
+        from electra_tf import files
+
+        return files.join(self.output_dir, "cells", model, f"fraction_{fraction:g}",
+                          f"trial_{trial}")

@@ -18,17 +18,15 @@ no test labels) against the fraction, and the gap pretrained − BiLSTM.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from electra_tf import files
 from electra_tf.baselines.config import PRETRAINED, RERUN_KEYS, BaselinesConfig, parse_lstm_model
-from electra_tf.files import atomic_write, save_figure
 from electra_tf.finetuning.config import FinetuningConfig
 from electra_tf.finetuning.tasks import Features, PairTask, classification_task, nested_subset
 from electra_tf.modeling.lstm import BiLstmClassifier, embeddings_from_encoder
@@ -62,7 +60,7 @@ def vocab_file(config: BaselinesConfig) -> str:
         from electra_tf.finetuning.trainer import vocab_path
 
         return vocab_path(finetuning_config(config))
-    return config.vocab_file or os.path.join(config.data_dir, "vocab.txt")
+    return config.vocab_file or files.join(config.data_dir, "vocab.txt")
 
 
 def _scores(model: keras.Model, task: PairTask, features: Features, batch_size: int) -> dict:
@@ -116,10 +114,9 @@ def _cell(config: BaselinesConfig, model: str, fraction: float, trial: int, task
           progress: bool) -> dict:
     """Run (or resume) one cell and write its result.json."""
     run_dir = config.cell_dir(model, fraction, trial)
-    done = os.path.join(run_dir, "result.json")
-    if tf.io.gfile.exists(done):
-        with tf.io.gfile.GFile(done) as f:
-            return json.load(f)
+    done = files.join(run_dir, "result.json")
+    if files.exists(done):
+        return files.read_json(done)
     seed = config.seed + trial
     indices = nested_subset(len(features["train"]), fraction, seed)
     started = time.time()
@@ -148,7 +145,7 @@ def _cell(config: BaselinesConfig, model: str, fraction: float, trial: int, task
         result["parameters"] = {"total": lstm.count_params(),
                                 "without_embeddings": lstm.count_params() - table_size}
     result["seconds"] = round(time.time() - started, 1)
-    atomic_write(done, json.dumps(result, indent=2, sort_keys=True) + "\n")
+    files.write_json(done, result)
     return result
 
 
@@ -247,7 +244,7 @@ def plot_sweep(results: dict, path: str) -> None:
         right.grid(alpha=0.3)
         right.legend()
     fig.tight_layout()
-    save_figure(fig, path)
+    files.save_figure(fig, path)
 
 
 # ----------------------------------------------------------------------------- the sweep
@@ -269,11 +266,11 @@ def run_sweep(config: BaselinesConfig, progress: bool = True) -> dict:
     table = None
     if "pretrained" in config.lstm_embeddings:
         table = embeddings_from_encoder(config.init_checkpoint, vocab)
-    tf.io.gfile.makedirs(config.output_dir)
-    config_path = os.path.join(config.output_dir, "sweep_config.json")
-    if tf.io.gfile.exists(config_path):
+    files.makedirs(config.output_dir)
+    config_path = files.join(config.output_dir, "sweep_config.json")
+    if files.exists(config_path):
         _check_rerun(config, config_path)
-    atomic_write(config_path, config.to_json() + "\n")
+    files.atomic_write(config_path, config.to_json() + "\n")
 
     plan = [(model, fraction, trial) for fraction in config.fractions
             for trial in range(config.num_trials) for model in config.models]
@@ -284,8 +281,8 @@ def run_sweep(config: BaselinesConfig, progress: bool = True) -> dict:
                    if trained else "")
             print(f"[{index}/{len(plan)}{eta}] {model} on {fraction:.0%} of {task.name}, "
                   f"trial {trial}", flush=True)
-        was_done = tf.io.gfile.exists(
-            os.path.join(config.cell_dir(model, fraction, trial), "result.json"))
+        was_done = files.exists(
+            files.join(config.cell_dir(model, fraction, trial), "result.json"))
         cell_started = time.time()
         cells.append(_cell(config, model, fraction, trial, task, features, table,
                            len(tokenizer.vocab), progress))
@@ -301,7 +298,8 @@ def run_sweep(config: BaselinesConfig, progress: bool = True) -> dict:
                "vocab_file": vocab, "config": config.to_dict(), "cells": cells}
     results["summary"] = summarize(cells, metric)
     results["gap"] = gaps(results["summary"], split)
-    atomic_write(config.results_path, json.dumps(results, indent=2, sort_keys=True) + "\n")
-    atomic_write(os.path.join(config.output_dir, "results.md"), markdown_table(results) + "\n")
-    plot_sweep(results, os.path.join(config.output_dir, "results.png"))
+    files.write_json(config.results_path, results)
+    files.atomic_write(files.join(config.output_dir, "results.md"),
+                       markdown_table(results) + "\n")
+    plot_sweep(results, files.join(config.output_dir, "results.png"))
     return results

@@ -13,12 +13,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.files import atomic_write
+from electra_tf import files
 from electra_tf.finetuning.tasks import Features, Task
 
 # Part of every key: raise it when featurization changes, so old caches are not reused.
@@ -55,7 +54,7 @@ def _write(path: str, features: Features) -> None:
                     feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature))
                          .SerializeToString())
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    files.rename(tmp, path)
 
 
 def _read(path: str, meta: dict) -> Features:
@@ -82,13 +81,12 @@ def cached_features(task: Task, split: str, examples: list, tokenizer, max_seq_l
     """(features, whether they came from the cache) for `examples` of `task`/`split`."""
     key = cache_key(task, split, examples, tokenizer.vocab, tokenizer.do_lower_case,
                     max_seq_length)
-    path = os.path.join(cache_dir, f"{task.name}.{split}.{key}.tfrecord")
+    path = files.join(cache_dir, f"{task.name}.{split}.{key}.tfrecord")
     meta_path = f"{path}.json"
-    if tf.io.gfile.exists(meta_path) and tf.io.gfile.exists(path):
-        with tf.io.gfile.GFile(meta_path) as f:
-            return _read(path, json.load(f)), True
+    if files.exists(meta_path) and files.exists(path):
+        return _read(path, files.read_json(meta_path)), True
     features = task.featurize(examples, tokenizer, max_seq_length)
-    tf.io.gfile.makedirs(cache_dir)
+    files.makedirs(cache_dir)
     _write(path, features)
     arrays = dict(features.inputs)
     if features.labels is not None:
@@ -96,5 +94,5 @@ def cached_features(task: Task, split: str, examples: list, tokenizer, max_seq_l
     meta = {"arrays": {name: (list(a.shape[1:]), "float32" if a.dtype.kind == "f" else "int32")
                        for name, a in arrays.items()},
             "guids": features.guids, "extra": features.extra}
-    atomic_write(meta_path, json.dumps(meta))
+    files.write_json(meta_path, meta, indent=None)  # one line: it lists every example id
     return features, False

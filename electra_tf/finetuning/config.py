@@ -11,8 +11,8 @@ Defaults are the ELECTRA code's.
 from __future__ import annotations
 
 import dataclasses
-import os
 
+from electra_tf import files
 from electra_tf.configs import SIZES, RunConfig
 from electra_tf.optimization import OPTIMIZERS
 from electra_tf.pretraining.config import MIXED_PRECISION, _one_of
@@ -117,7 +117,7 @@ class FinetuningConfig(RunConfig):
     @property
     def pretrained_dir(self) -> str:
         """``<data_dir>/models/<model_name>``: where electra-pretrain exported the encoder."""
-        return os.path.join(self.data_dir, "models", self.model_name)
+        return files.join(self.data_dir, "models", self.model_name)
 
     @property
     def run_name(self) -> str:
@@ -127,20 +127,20 @@ class FinetuningConfig(RunConfig):
     @property
     def run_dir(self) -> str:
         """Checkpoints, events, tag sets: ``<model_dir>/finetuning/<run_name>``."""
-        return os.path.join(self.model_dir, "finetuning", self.run_name)
+        return files.join(self.model_dir, "finetuning", self.run_name)
 
     @property
     def cache_dir(self) -> str:
         """Featurized splits: ``<model_dir>/finetuning_tfrecords`` (the original's place)."""
-        return os.path.join(self.model_dir, "finetuning_tfrecords")
+        return files.join(self.model_dir, "finetuning_tfrecords")
 
     @property
     def results_path(self) -> str:
-        return os.path.join(self.model_dir, "results", f"{self.run_name}.json")
+        return files.join(self.model_dir, "results", f"{self.run_name}.json")
 
     @property
     def test_predictions_dir(self) -> str:
-        return os.path.join(self.model_dir, "test_predictions")
+        return files.join(self.model_dir, "test_predictions")
 
     @property
     def policy(self) -> str:

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import glob
 import json
 import os
+import posixpath
 import re
 from collections.abc import Mapping, Sequence
 
 from absl import logging
+
+from electra_tf import files
 
 # ----------------------------------------------------------------------------- examples
 
@@ -203,8 +205,7 @@ GLUE_TASKS: dict[str, GlueTask] = {
                "test_matched": ("test_matched.tsv",),
                "test_mismatched": ("test_mismatched.tsv",),
                # the original kept it in the mnli folder; the GLUE download in diagnostic/
-               "diagnostic": ("diagnostic.tsv", os.path.join("..", "diagnostic",
-                                                             "diagnostic.tsv"))},
+               "diagnostic": ("diagnostic.tsv", "../diagnostic/diagnostic.tsv")},
         split_aliases={"dev": "dev_matched", "test": "test_matched"},
         tfds_name="glue/mnli", tfds_text=("premise", "hypothesis"),
         tfds_labels=("entailment", "neutral", "contradiction"),
@@ -280,33 +281,18 @@ def get_task(task: str | GlueTask) -> GlueTask:
 # ----------------------------------------------------------------------------- GLUE TSV
 
 
-def _is_remote(path: str) -> bool:
-    return "://" in path
-
-
-def _isdir(path: str) -> bool:
-    if _is_remote(path):
-        import tensorflow as tf
-
-        return tf.io.gfile.isdir(path)
-    return os.path.isdir(path)
-
-
-def _exists(path: str) -> bool:
-    if _is_remote(path):
-        import tensorflow as tf
-
-        return tf.io.gfile.exists(path)
-    return os.path.exists(path)
-
-
 def _open_text(path: str):
-    if _is_remote(path):
-        import tensorflow as tf
+    # utf-8-sig: some hand-made copies of the GLUE files start with a byte-order mark;
+    # line endings are kept (newline=""), as the csv reader wants them.
+    return files.open_file(path, encoding="utf-8-sig")
 
-        return tf.io.gfile.GFile(path, "r")
-    # utf-8-sig: some hand-made copies of the GLUE files start with a byte-order mark
-    return open(path, encoding="utf-8-sig", newline="")
+
+def _normpath(path: str) -> str:
+    """`path` with ``..`` resolved, the ``scheme://`` of a remote path kept."""
+    if files.is_local(path):
+        return os.path.normpath(path)
+    scheme, _, rest = path.partition("://")
+    return f"{scheme}://{posixpath.normpath(rest)}"
 
 
 def _column(layout: Layout, field: str, header: list[str] | None, path: str) -> int | None:
@@ -398,10 +384,10 @@ def task_folder(task: str | GlueTask, data_dir: str) -> str:
     """``<data_dir>/finetuning_data/<folder>`` for the first of the task's folder names
     that exists (the original's lower-case names, then the GLUE download's)."""
     spec = get_task(task)
-    base = os.path.join(data_dir, "finetuning_data")
-    tried = [os.path.join(base, folder) for folder in spec.folders]
+    base = files.join(data_dir, "finetuning_data")
+    tried = [files.join(base, folder) for folder in spec.folders]
     for folder in tried:
-        if _isdir(folder):
+        if files.isdir(folder):
             return folder
     raise FileNotFoundError(f"no data folder for task {spec.name}; tried {', '.join(tried)}")
 
@@ -411,9 +397,9 @@ def glue_file(task: str | GlueTask, data_dir: str, split: str) -> str:
     spec = get_task(task)
     split = spec.resolve_split(split)
     folder = task_folder(spec, data_dir)
-    tried = [os.path.normpath(os.path.join(folder, name)) for name in spec.files[split]]
+    tried = [_normpath(files.join(folder, name)) for name in spec.files[split]]
     for path in tried:
-        if _exists(path):
+        if files.isfile(path):
             return path
     raise FileNotFoundError(f"no {split} file for task {spec.name}; tried {', '.join(tried)}")
 
@@ -533,15 +519,16 @@ def read_race(data_dir: str, split: str,
     for level in levels:
         if level not in RACE_LEVELS:
             raise ValueError(f"unknown RACE level {level!r}; allowed: {', '.join(RACE_LEVELS)}")
-        folder = os.path.join(data_dir, split, level)
-        if not os.path.isdir(folder):
+        folder = files.join(data_dir, split, level)
+        if not files.isdir(folder):
             raise FileNotFoundError(f"no RACE folder {folder}")
-        for path in sorted(glob.glob(os.path.join(folder, "*.txt"))):
-            with open(path, encoding="utf-8") as f:
-                try:
-                    record = json.load(f)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}: not valid json ({e})") from None
+        for path in files.glob(files.join(folder, "*.txt")):
+            if os.path.basename(path).startswith("."):
+                continue  # as glob.glob: no hidden (e.g. temporary) files
+            try:
+                record = json.loads(files.read_text(path))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}: not valid json ({e})") from None
             examples += _race_examples(record, path, level, os.path.basename(path))
     if not examples:
         raise ValueError(f"no RACE questions in {data_dir}/{split}/{{{','.join(levels)}}}")
@@ -720,8 +707,8 @@ POS_EXTENSIONS = ("txt", "tsv", "conll", "conllu", "pos", "tagged")
 
 def read_pos(data_dir: str, split: str, **kwargs) -> list[TaggedSentence]:
     """``<data_dir>/<split>.<ext>`` for the one extension of POS_EXTENSIONS that exists."""
-    found = [os.path.join(data_dir, f"{split}.{ext}") for ext in POS_EXTENSIONS
-             if _exists(os.path.join(data_dir, f"{split}.{ext}"))]
+    found = [files.join(data_dir, f"{split}.{ext}") for ext in POS_EXTENSIONS
+             if files.isfile(files.join(data_dir, f"{split}.{ext}"))]
     if not found:
         raise FileNotFoundError(f"no {split} file in {data_dir} (tried {split}."
                                 f"{{{','.join(POS_EXTENSIONS)}}})")

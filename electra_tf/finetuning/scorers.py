@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from electra_tf.files import atomic_write
+from electra_tf import files
 from electra_tf.finetuning import readers
 
 # ----------------------------------------------------------------------------- metrics
@@ -312,15 +311,15 @@ def write_glue_submission(task: str, ids: Sequence, predictions, out_dir: str) -
             raise ValueError(f"{task}: duplicate or malformed id {example_id!r}")
         seen.add(example_id)
     text = "".join(f"{a}\t{b}\n" for a, b in [_HEADER, *zip(ids, lines, strict=True)])
-    path = os.path.join(out_dir, submission_file(task))
-    atomic_write(path, text)
+    path = files.join(out_dir, submission_file(task))
+    files.atomic_write(path, text)
     return path
 
 
 def _read_two_columns(path: str, header: tuple[str, ...]) -> dict[str, str]:
     """A headed ``index<TAB>value`` file as {index: value}, in file order."""
     rows: dict[str, str] = {}
-    with open(path, encoding="utf-8", newline="") as f:
+    with files.open_file(path, encoding="utf-8") as f:
         reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         for row in reader:
             line = reader.line_num
@@ -349,7 +348,7 @@ def read_predictions(path: str) -> dict[str, str]:
 
 
 def _read_gold(task: str, path: str) -> dict[str, str | float]:
-    with open(path, encoding="utf-8-sig") as f:
+    with files.open_file(path, encoding="utf-8-sig") as f:
         first = f.readline().rstrip("\r\n").split("\t")
     if first == ["index", "label"]:
         return _read_two_columns(path, (("index", "label"),))

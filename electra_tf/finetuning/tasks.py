@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import json
-import os
 from collections.abc import Sequence
 
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
+from electra_tf import files
 from electra_tf.finetuning import readers, scorers
 
 KINDS = ("classification", "regression", "multiple_choice", "tagging")
@@ -217,9 +215,9 @@ class PairTask(Task):
             return None
         if all(e.label is not None for e in examples):
             return examples
-        path = os.path.join(os.path.dirname(readers.glue_file(self.spec, data_dir, "test")),
-                            "test_labels.tsv")
-        if not tf.io.gfile.exists(path):
+        path = files.join(files.parent(readers.glue_file(self.spec, data_dir, "test")),
+                          "test_labels.tsv")
+        if not files.isfile(path):
             return None
         gold = scorers._read_gold(self.name, path)
         try:
@@ -293,7 +291,7 @@ class RaceTask(Task):
         if self.source == "tfds":
             return [e for level in self.levels
                     for e in readers.read_tfds_race(split, level, self.tfds_data_dir)]
-        return readers.read_race(os.path.join(data_dir, "finetuning_data", "race"), split,
+        return readers.read_race(files.join(data_dir, "finetuning_data", "race"), split,
                                  self.levels)
 
     def featurize(self, examples, tokenizer, max_seq_length):
@@ -357,19 +355,17 @@ class TaggingTask(Task):
         return {"tags": self.tags}
 
     def read(self, data_dir, split):
-        return readers.read_pos(os.path.join(data_dir, "finetuning_data", self.folder), split)
+        return readers.read_pos(files.join(data_dir, "finetuning_data", self.folder), split)
 
     def set_tags(self, sentences: list[readers.TaggedSentence], path: str | None = None):
         """Fixes the tag set: from ``path`` when it exists, else from ``sentences`` (and
         written to ``path``)."""
-        if path and tf.io.gfile.exists(path):
-            with tf.io.gfile.GFile(path) as f:
-                self.tags = json.load(f)
+        if path and files.exists(path):
+            self.tags = files.read_json(path)
             return
         self.tags = sorted({t for s in sentences for t in (s.tags or [])})
         if path:
-            from electra_tf.files import atomic_write
-            atomic_write(path, json.dumps(self.tags, indent=1) + "\n")
+            files.write_json(path, self.tags, indent=1)
 
     def featurize(self, examples, tokenizer, max_seq_length):
         special = tokenizer.special

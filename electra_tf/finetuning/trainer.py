@@ -18,18 +18,15 @@ Layout under ``<data_dir>/models/<model_name>/``::
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from electra_tf import files
 from electra_tf.distribute import check_batch_size
-from electra_tf.files import atomic_write
 from electra_tf.finetuning import readers, scorers
 from electra_tf.finetuning.config import FinetuningConfig
 from electra_tf.finetuning.model import FinetuningModel
@@ -62,15 +59,15 @@ def encoder_source(config: FinetuningConfig) -> tuple[str, str]:
         path = config.init_checkpoint
         if path.endswith(".keras"):
             return "keras", path
-        if tf.io.gfile.exists(os.path.join(path, "encoder.keras")):  # an electra-pretrain dir
-            return "keras", os.path.join(path, "encoder.keras")
-        if os.path.isdir(path) and (os.path.exists(os.path.join(path, "config.json"))
-                                    or os.path.isdir(os.path.join(path, "discriminator"))):
+        if files.exists(files.join(path, "encoder.keras")):  # an electra-pretrain dir
+            return "keras", files.join(path, "encoder.keras")
+        if files.isdir(path) and (files.exists(files.join(path, "config.json"))
+                                  or files.isdir(files.join(path, "discriminator"))):
             return "hf", path
         return "tf1", path
-    exported = os.path.join(config.pretrained_dir, "encoder.keras")
+    exported = files.join(config.pretrained_dir, "encoder.keras")
     if not config.from_scratch:
-        if not tf.io.gfile.exists(exported):
+        if not files.exists(exported):
             raise FileNotFoundError(
                 f"{exported}: no pretrained encoder; pretrain one (electra-pretrain "
                 f"--model_name={config.model_name}), give --init_checkpoint (a TF1 checkpoint "
@@ -84,11 +81,11 @@ def vocab_path(config: FinetuningConfig) -> str:
     if config.vocab_file:
         return config.vocab_file
     kind, path = encoder_source(config)
-    beside = {"keras": os.path.dirname(path), "hf": path,
-              "tf1": path if os.path.isdir(path) else os.path.dirname(path)}.get(kind)
-    if beside and tf.io.gfile.exists(os.path.join(beside, "vocab.txt")):
-        return os.path.join(beside, "vocab.txt")
-    return os.path.join(config.data_dir, "vocab.txt")
+    beside = {"keras": files.parent(path), "hf": path,
+              "tf1": path if files.isdir(path) else files.parent(path)}.get(kind)
+    if beside and files.exists(files.join(beside, "vocab.txt")):
+        return files.join(beside, "vocab.txt")
+    return files.join(config.data_dir, "vocab.txt")
 
 
 def load_encoder(config: FinetuningConfig, vocab_size: int) -> keras.Model:
@@ -106,7 +103,7 @@ def load_encoder(config: FinetuningConfig, vocab_size: int) -> keras.Model:
         load_tf1_checkpoint(encoder, path)
         return encoder
     if kind == "keras":
-        with tempfile_copy(path) as local:
+        with files.local_copy(path) as local:  # Keras loads only local files
             saved = keras.saving.load_model(local, compile=False)
         encoder = Encoder(saved.model_config)
         encoder.set_weights(saved.get_weights())
@@ -114,19 +111,6 @@ def load_encoder(config: FinetuningConfig, vocab_size: int) -> keras.Model:
     overrides = dict(config.model_hparam_overrides)
     overrides.setdefault("vocab_size", vocab_size)
     return Encoder(get_config("electra", config.model_size, overrides))
-
-
-@contextlib.contextmanager
-def tempfile_copy(path: str):
-    """`path` as a local file (Keras loads only local files; the model dir may be gs://)."""
-    if os.path.exists(path):
-        yield path
-        return
-    import tempfile
-    with tempfile.TemporaryDirectory() as local:
-        target = os.path.join(local, os.path.basename(path))
-        tf.io.gfile.copy(path, target)
-        yield target
 
 
 # ----------------------------------------------------------------------------- data
@@ -196,19 +180,19 @@ def write_test_predictions(task: Task, split: str, features: Features, predictio
         ids = [readers.example_index(g) for g in features.guids]
         return scorers.write_glue_submission(key, ids, predictions, out_dir)
     if isinstance(task, RaceTask):
-        path = os.path.join(out_dir, f"{task.name}.tsv")
+        path = files.join(out_dir, f"{task.name}.tsv")
         rows = [f"{guid}\t{'ABCD'[int(p)]}\n" for guid, p in zip(features.guids, predictions,
                                                                     strict=True)]
-        atomic_write(path, "id\tanswer\n" + "".join(rows))
+        files.atomic_write(path, "id\tanswer\n" + "".join(rows))
         return path
-    path = os.path.join(out_dir, f"{task.name}.txt")
+    path = files.join(out_dir, f"{task.name}.txt")
     lines = []
     for sentence, tags in zip(examples, predictions, strict=True):
         words = sentence.words
         predicted = [task.tags[t] if t >= 0 else "-NONE-" for t in tags[:len(words)]]
         predicted += ["-NONE-"] * (len(words) - len(predicted))  # words past max_seq_length
         lines.append(" ".join(f"{w}/{t}" for w, t in zip(words, predicted, strict=True)))
-    atomic_write(path, "\n".join(lines) + "\n")
+    files.atomic_write(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -262,9 +246,8 @@ class EpochEnd(keras.callbacks.Callback):
             self.best[0].write(self.best[1])
         self.history.append(entry)
         # The history rides in the checkpoint's folder so a resumed run keeps it.
-        tf.io.gfile.makedirs(os.path.dirname(self.best[1]))
-        atomic_write(os.path.join(os.path.dirname(self.best[1]), "history.json"),
-                     json.dumps(self.history, indent=1))
+        files.write_json(files.join(files.parent(self.best[1]), "history.json"), self.history,
+                         indent=1)
         self.manager.save(checkpoint_number=step)
         with self.writer.as_default(step=step):
             for name, value in (logs or {}).items():
@@ -358,11 +341,11 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
     tokenizer = WordPieceTokenizer(vocab_path(config), do_lower_case=config.do_lower_case)
     tasks = _tasks(config)
     source = encoder_source(config)
-    tf.io.gfile.makedirs(config.run_dir)
-    config_path = os.path.join(config.run_dir, "finetuning_config.json")
-    if tf.io.gfile.exists(config_path):
+    files.makedirs(config.run_dir)
+    config_path = files.join(config.run_dir, "finetuning_config.json")
+    if files.exists(config_path):
         _check_rerun(config, config_path)
-    atomic_write(config_path, config.to_json())
+    files.atomic_write(config_path, config.to_json())
 
     examples: dict[tuple[str, str], list] = {}
     cache_hits: dict[str, bool] = {}
@@ -383,7 +366,7 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
         if isinstance(task, TaggingTask):  # the tag set comes first: it fixes the label ids
             examples[(task.name, "train")] = task.read(config.data_dir, "train")
             task.set_tags(examples[(task.name, "train")],
-                          os.path.join(config.run_dir, f"{task.name}_tags.json"))
+                          files.join(config.run_dir, f"{task.name}_tags.json"))
         if config.do_train:
             features = featurized(task, "train")
             if features.labels is None:
@@ -421,14 +404,13 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
     if config.write_test_outputs:
         best = max(range(len(trials)), key=lambda k: dev_score(trials[k].get("dev_best", {})))
         results["test_predictions_from_trial"] = best
-        src = os.path.join(config.run_dir, f"trial_{best}", "test_predictions")
-        tf.io.gfile.makedirs(config.test_predictions_dir)
-        for name in sorted(tf.io.gfile.listdir(src)):
-            tmp = os.path.join(config.test_predictions_dir, f".{name}.tmp")
-            tf.io.gfile.copy(os.path.join(src, name), tmp, overwrite=True)
-            tf.io.gfile.rename(tmp, os.path.join(config.test_predictions_dir, name),
-                               overwrite=True)
-    atomic_write(config.results_path, json.dumps(results, indent=2, sort_keys=True) + "\n")
+        src = files.join(config.run_dir, f"trial_{best}", "test_predictions")
+        files.makedirs(config.test_predictions_dir)
+        for name in files.listdir(src):
+            tmp = files.join(config.test_predictions_dir, f".{name}.tmp")
+            files.copy(files.join(src, name), tmp)
+            files.rename(tmp, files.join(config.test_predictions_dir, name))
+    files.write_json(config.results_path, results)
     return results
 
 
@@ -467,17 +449,16 @@ def fit_with_dev_eval(model: keras.Model, optimizer, make_dataset, run_dir: str,
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     manager = tf.train.CheckpointManager(checkpoint, run_dir, max_to_keep=1,
                                          checkpoint_name="model.ckpt")
-    best = (tf.train.Checkpoint(model=model), os.path.join(run_dir, "best", "model.ckpt"))
+    best = (tf.train.Checkpoint(model=model), files.join(run_dir, "best", "model.ckpt"))
     history: list[dict] = []
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        history_path = os.path.join(run_dir, "best", "history.json")
-        if tf.io.gfile.exists(history_path):
-            with tf.io.gfile.GFile(history_path) as f:
-                restored = int(optimizer.iterations.numpy())
-                # Epochs after the restored checkpoint (a crash between the two writes)
-                # run again.
-                history = [h for h in json.load(f) if h["step"] <= restored]
+        history_path = files.join(run_dir, "best", "history.json")
+        if files.exists(history_path):
+            restored = int(optimizer.iterations.numpy())
+            # Epochs after the restored checkpoint (a crash between the two writes) run
+            # again.
+            history = [h for h in files.read_json(history_path) if h["step"] <= restored]
         logging.info("resumed %s", manager.latest_checkpoint)
     elif not do_train:
         raise ValueError(f"--do_train=false but {run_dir} holds no trained checkpoint: "
@@ -531,11 +512,10 @@ def score_splits(model: FinetuningModel, splits: dict[tuple[str, str], Features]
 
 def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples, vocab_size,
                progress, test) -> dict:
-    trial_dir = os.path.join(config.run_dir, f"trial_{trial}")
-    done = os.path.join(trial_dir, "results.json")
-    if tf.io.gfile.exists(done):
-        with tf.io.gfile.GFile(done) as f:
-            previous = json.load(f)
+    trial_dir = files.join(config.run_dir, f"trial_{trial}")
+    done = files.join(trial_dir, "results.json")
+    if files.exists(done):
+        previous = files.read_json(done)
         if ((not config.do_eval or "dev_best" in previous)
                 and (not test or "test_at_best_dev" in previous)
                 and (not config.write_test_outputs or previous.get("test_predictions"))):
@@ -582,7 +562,7 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
     if test:  # the model holds the best-dev weights here
         result["test_at_best_dev"] = score_splits(model, test, config.eval_batch_size)
     if config.write_test_outputs:
-        out_dir = os.path.join(trial_dir, "test_predictions")
+        out_dir = files.join(trial_dir, "test_predictions")
         for task in tasks:
             for split in task.test_splits:
                 try:
@@ -596,5 +576,5 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
                 write_test_predictions(task, split, features, predictions,
                                        examples[(task.name, split)], out_dir)
         result["test_predictions"] = True
-    atomic_write(done, json.dumps(result, indent=2, sort_keys=True) + "\n")
+    files.write_json(done, result)
     return result

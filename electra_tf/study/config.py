@@ -12,8 +12,8 @@ own command run on it: ``vocab.txt``, ``pretrain_tfrecords/``, ``finetuning_data
 from __future__ import annotations
 
 import dataclasses
-import os
 
+from electra_tf import files
 from electra_tf.configs import MODEL_TYPES, SIZES, RunConfig
 from electra_tf.pretraining.config import MIXED_PRECISION, _one_of
 
@@ -147,15 +147,15 @@ class StudyConfig(RunConfig):
         return f"{objective}_{self.model_size}"
 
     def model_dir(self, objective: str) -> str:
-        return os.path.join(self.output_dir, "models", self.model_name(objective))
+        return files.join(self.output_dir, "models", self.model_name(objective))
 
     @property
     def tfrecords_dir(self) -> str:
-        return os.path.join(self.output_dir, "pretrain_tfrecords")
+        return files.join(self.output_dir, "pretrain_tfrecords")
 
     @property
     def results_path(self) -> str:
-        return os.path.join(self.output_dir, "study_results.json")
+        return files.join(self.output_dir, "study_results.json")
 
     @property
     def rows(self) -> list[str]:

@@ -13,13 +13,12 @@ skipping what an earlier (possibly interrupted) run finished:
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 from absl import logging
 
-from electra_tf.files import atomic_write
+from electra_tf import files
 from electra_tf.study.config import CORPORA, StudyConfig
 
 STAGES = ("data", "pretrain", "finetune", "tlm", "lstm", "report")
@@ -28,11 +27,6 @@ STAGES = ("data", "pretrain", "finetune", "tlm", "lstm", "report")
 def announce(message: str) -> None:
     """One line between the stages' own progress bars."""
     print(f"[study {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def _read_json(path: str):
-    with open(path) as f:
-        return json.load(f)
 
 
 # ----------------------------------------------------------------------------- data
@@ -46,13 +40,10 @@ def corpus_specs(config: StudyConfig) -> list[str]:
 
 
 def _copy_file(source: str, target: str) -> None:
-    with open(source, "rb") as f:
-        data = f.read()
-    if os.path.exists(target):
-        with open(target, "rb") as f:
-            if f.read() == data:
-                return
-    atomic_write(target, data)
+    data = files.read_bytes(source)
+    if files.exists(target) and files.read_bytes(target) == data:
+        return
+    files.atomic_write(target, data)
 
 
 def task_folder(task: str) -> str:
@@ -68,14 +59,14 @@ def prepare_data(config: StudyConfig, progress: bool = True) -> dict:
 
     for name in ("vocab", "movie_reviews", "wiki_leads", "wsj_pos", *config.corpora):
         samples.fetch(name, config.samples_dir)
-    vocab = os.path.join(config.output_dir, "vocab.txt")
+    vocab = files.join(config.output_dir, "vocab.txt")
     _copy_file(samples.path("vocab", config.samples_dir), vocab)
-    source_tasks = os.path.join(config.samples_dir, "finetuning_data")
+    source_tasks = files.join(config.samples_dir, "finetuning_data")
     for folder in sorted({task_folder(t) for t in config.tasks}):
-        source = os.path.join(source_tasks, folder)
-        for name in sorted(os.listdir(source)):
-            _copy_file(os.path.join(source, name),
-                       os.path.join(config.output_dir, "finetuning_data", folder, name))
+        source = files.join(source_tasks, folder)
+        for name in files.listdir(source):
+            _copy_file(files.join(source, name),
+                       files.join(config.output_dir, "finetuning_data", folder, name))
     return build_dataset(corpus_specs(config), vocab, config.tfrecords_dir,
                          config.max_seq_length, config.num_shards,
                          num_processes=config.num_processes, seed=config.data_seed,
@@ -109,7 +100,7 @@ def pretraining_config(config: StudyConfig, objective: str, num_tokens: int | No
 def vocab_size(config: StudyConfig) -> int:
     from electra_tf.tokenization import load_vocab
 
-    return len(load_vocab(os.path.join(config.output_dir, "vocab.txt")))
+    return len(load_vocab(files.join(config.output_dir, "vocab.txt")))
 
 
 def pretrain_all(config: StudyConfig, progress: bool = True) -> dict[str, dict]:
@@ -141,14 +132,14 @@ def finetuning_config(config: StudyConfig, row: str, task: str, num_trials: int,
     if row == "scratch":
         # the control: the discriminator's shape (ELECTRA's), freshly initialized
         values.update(from_scratch=True, model_size=config.model_size,
-                      vocab_file=os.path.join(config.output_dir, "vocab.txt"))
+                      vocab_file=files.join(config.output_dir, "vocab.txt"))
     return FinetuningConfig.from_dict(values)
 
 
 def _finished(path: str, num_trials: int) -> dict | None:
-    if not os.path.exists(path):
+    if not files.exists(path):
         return None
-    results = _read_json(path)
+    results = files.read_json(path)
     return results if len(results.get("trials", [])) >= num_trials else None
 
 
@@ -169,12 +160,12 @@ def finetune_cell(config: StudyConfig, row: str, task: str, num_trials: int,
 
 def snapshots(config: StudyConfig, objective: str) -> list[tuple[str, dict]]:
     """(dir, {"step", "flops"}) of `objective`'s encoder snapshots, by step."""
-    root = os.path.join(config.model_dir(objective), "snapshots")
+    root = files.join(config.model_dir(objective), "snapshots")
     found = []
-    for name in os.listdir(root) if os.path.isdir(root) else ():
-        marker = os.path.join(root, name, "snapshot.json")
-        if os.path.exists(marker):
-            found.append((os.path.join(root, name), _read_json(marker)))
+    for name in files.listdir(root) if files.isdir(root) else ():
+        marker = files.join(root, name, "snapshot.json")
+        if files.exists(marker):
+            found.append((files.join(root, name), files.read_json(marker)))
     return sorted(found, key=lambda item: item[1]["step"])
 
 
@@ -218,8 +209,8 @@ def run_tlm_row(config: StudyConfig, progress: bool = True) -> dict | None:
     from electra_tf.tlm.trainer import run_tlm
 
     tlm = tlm_config(config)
-    if os.path.exists(tlm.results_path):
-        done = _read_json(tlm.results_path)
+    if files.exists(tlm.results_path):
+        done = files.read_json(tlm.results_path)
         if "stage2" in done.get("runs", {}).get("tlm", {}):
             return done
     announce(f"TLM on {config.tlm_task} for {tlm.flop_budget:.3g} FLOPs")
@@ -255,13 +246,13 @@ def run_lstm_rows(config: StudyConfig, progress: bool = True) -> dict[str, dict]
 def _check_rerun(config: StudyConfig) -> None:
     from electra_tf.study.config import RERUN_KEYS
 
-    path = os.path.join(config.output_dir, "study_config.json")
-    if os.path.exists(path):
+    path = files.join(config.output_dir, "study_config.json")
+    if files.exists(path):
         changed = config.changes_from(path, RERUN_KEYS)
         if changed:
             raise ValueError(f"{config.output_dir} holds a study with other settings "
                              f"({'; '.join(changed)}); use another --output_dir or delete it")
-    atomic_write(path, config.to_json() + "\n")
+    files.atomic_write(path, config.to_json() + "\n")
 
 
 def run_study(config: StudyConfig, stages=STAGES, progress: bool = True) -> dict:
@@ -271,10 +262,10 @@ def run_study(config: StudyConfig, stages=STAGES, progress: bool = True) -> dict
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; allowed: {', '.join(STAGES)}")
-    os.makedirs(config.output_dir, exist_ok=True)
+    files.makedirs(config.output_dir)
     _check_rerun(config)
     announce(f"outputs in {config.output_dir}; watch with: tensorboard --logdir "
-             f"{os.path.join(config.output_dir, 'models')}")
+             f"{files.join(config.output_dir, 'models')}")
     started = time.time()
     if "data" in stages:
         announce("data: samples, vocab, task folders, pretraining TFRecords")

@@ -10,12 +10,9 @@ and TLM's stage 2 keep only that epoch, so the finetuned rows use it too.
 
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
 
-from electra_tf.files import atomic_write, save_figure
+from electra_tf import files
 from electra_tf.study.config import TASK_METRICS, StudyConfig
 from electra_tf.study.pipeline import (
     finetuning_config,
@@ -30,10 +27,7 @@ NAMES = {"bert": "BERT", "electra": "ELECTRA", "ale": "ALE"}
 
 
 def _read(path: str) -> dict | None:
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+    return files.read_json(path) if files.exists(path) else None
 
 
 def _stats(values: list[float]) -> dict:
@@ -73,7 +67,7 @@ def collect(config: StudyConfig) -> dict:
         entry = {"row": row, "label": row_label(config, row),
                  "parameters": encoder_parameters(config, row), "scores": {}}
         if row != "scratch":
-            summary = _read(os.path.join(config.model_dir(row), "train_summary.json"))
+            summary = _read(files.join(config.model_dir(row), "train_summary.json"))
             if summary:
                 entry.update(train_flops=summary["flops"], pretrain_steps=summary["step"])
         else:
@@ -205,13 +199,13 @@ def plot(results: dict, path: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    save_figure(fig, path)
+    files.save_figure(fig, path)
 
 
 def write(config: StudyConfig, results: dict) -> None:
     """``study_results.json``, ``study_results.md`` and ``study_results.png``."""
-    atomic_write(config.results_path, json.dumps(results, indent=2, sort_keys=True) + "\n")
+    files.write_json(config.results_path, results)
     base = config.results_path.removesuffix(".json")
-    atomic_write(f"{base}.md", markdown_table(results) + "\n")
+    files.atomic_write(f"{base}.md", markdown_table(results) + "\n")
     if any(results["curves"].values()):  # the demo has no curve tasks: no plot
         plot(results, f"{base}.png")

@@ -5,9 +5,8 @@ stage 2 (task loss only), with the reference implementation's names where it has
 from __future__ import annotations
 
 import dataclasses
-import os
 
-from electra_tf import flops
+from electra_tf import files, flops
 from electra_tf.configs import SIZES, ModelConfig, RunConfig, get_config
 from electra_tf.optimization import OPTIMIZERS
 from electra_tf.pretraining.config import MIXED_PRECISION, _one_of
@@ -130,26 +129,26 @@ class TlmConfig(RunConfig):
 
     @property
     def model_dir(self) -> str:
-        return os.path.join(self.data_dir, "models", self.model_name)
+        return files.join(self.data_dir, "models", self.model_name)
 
     @property
     def index_path(self) -> str:
-        return self.index_dir or os.path.join(self.data_dir, "tlm_index")
+        return self.index_dir or files.join(self.data_dir, "tlm_index")
 
     @property
     def vocab_path(self) -> str:
-        return self.vocab_file or os.path.join(self.data_dir, "vocab.txt")
+        return self.vocab_file or files.join(self.data_dir, "vocab.txt")
 
     def retrieved_path(self, run: str) -> str:
         """The run's external data S as JSONL (none for task_only)."""
-        return os.path.join(self.model_dir, "retrieved", f"{run}.jsonl")
+        return files.join(self.model_dir, "retrieved", f"{run}.jsonl")
 
     def stage_dir(self, run: str, stage: int) -> str:
-        return os.path.join(self.model_dir, run, f"stage{stage}")
+        return files.join(self.model_dir, run, f"stage{stage}")
 
     @property
     def results_path(self) -> str:
-        return os.path.join(self.model_dir, "results.json")
+        return files.join(self.model_dir, "results.json")
 
     @property
     def policy(self) -> str:

@@ -16,18 +16,18 @@ parser, so task text holding ``:``, ``(``, ``AND`` or ``*`` cannot change the qu
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import json
 import math
 import multiprocessing
-import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
 
 from absl import logging
 
-from electra_tf.files import atomic_write
+from electra_tf import files
 
 TEXT_FIELD = "text"
 ID_FIELD = "id"
@@ -188,24 +188,45 @@ def _search_chunk(args) -> list[list[Hit]]:
     return _search_terms(_WORKER["searcher"], term_lists, k)
 
 
+def index_exists(index_dir: str) -> bool:
+    """Whether `index_dir` holds a complete index: its ``tlm_index.json``, which
+    ``build_tlm_index`` writes last, is there; a local folder without it also counts
+    when Whoosh finds an index in it (one built by other tools)."""
+    if files.isfile(files.join(index_dir, SETTINGS_FILE)):
+        return True
+    if not files.is_local(index_dir) or not files.isdir(index_dir):
+        return False  # remote: no marker, no index (it may be half copied)
+    from whoosh import index
+
+    return index.exists_in(index_dir)
+
+
 class WhooshRetriever(Retriever):
     """BM25F over a Whoosh index (``build_tlm_index``); `procs` > 1 searches query
-    chunks in that many processes, each with its own searcher."""
+    chunks in that many processes, each with its own searcher. Whoosh reads only local
+    folders: a remote (``gs://``) index is copied to a temporary folder for the
+    retriever's life (until :meth:`close`)."""
 
     def __init__(self, index_dir: str, k1: float = 1.2, b: float = 0.75, procs: int = 1,
                  chunk_size: int = 256):
         from whoosh import index, scoring
 
         super().__init__()
-        if not index.exists_in(index_dir):
+        if not index_exists(index_dir):
             raise ValueError(f"{index_dir}: no Whoosh index there; build one with "
                              f"data_prep/build_tlm_index.py")
         self.index_dir, self.k1, self.b, self.procs = index_dir, k1, b, procs
         self.chunk_size = chunk_size
-        self._index = index.open_dir(index_dir)
+        self._pool = None
+        self._local = contextlib.ExitStack()
+        try:
+            self._local_dir = self._local.enter_context(files.local_copy(index_dir))
+            self._index = index.open_dir(self._local_dir)
+        except BaseException:
+            self._local.close()
+            raise
         self.analyzer = self._index.schema[TEXT_FIELD].analyzer
         self._searcher = self._index.searcher(weighting=scoring.BM25F(B=b, K1=k1))
-        self._pool = None
 
     @property
     def num_documents(self) -> int:
@@ -230,7 +251,7 @@ class WhooshRetriever(Retriever):
             if self._pool is None:
                 self._pool = _pool_context().Pool(
                     self.procs, initializer=_open_worker,
-                    initargs=(self.index_dir, self.k1, self.b))
+                    initargs=(self._local_dir, self.k1, self.b))
             found = [hits for part in self._pool.imap(_search_chunk, chunks) for hits in part]
         else:
             found = _search_terms(self._searcher, wanted, k)
@@ -261,6 +282,8 @@ class WhooshRetriever(Retriever):
             self._pool.join()
             self._pool = None
         self._searcher.close()
+        self._index.close()
+        self._local.close()  # deletes the local copy of a remote index
 
     def __enter__(self):
         return self
@@ -336,10 +359,10 @@ class Bm25sRetriever(Retriever):
 
 
 def read_index_settings(index_dir: str) -> dict:
-    path = os.path.join(index_dir, SETTINGS_FILE)
+    """The index's ``tlm_index.json`` ({} when it has none)."""
+    path = files.join(index_dir, SETTINGS_FILE)
     try:
-        with open(path) as f:
-            return json.load(f)
+        return files.read_json(path)
     except FileNotFoundError:
         return {}
 
@@ -428,13 +451,13 @@ def write_retrieved(path: str, retrieved: RetrievedSet) -> None:
     Both written atomically, the stats first: the JSONL marks the set complete."""
     lines = [json.dumps({"id": d, "best_rank": r, "text": t}, ensure_ascii=False)
              for d, r, t in retrieved.entries]
-    atomic_write(path + ".stats.json", json.dumps(retrieved.stats, indent=2, sort_keys=True))
-    atomic_write(path, "".join(line + "\n" for line in lines))
+    files.write_json(path + ".stats.json", retrieved.stats)
+    files.atomic_write(path, "".join(line + "\n" for line in lines))
 
 
 def read_retrieved(path: str) -> RetrievedSet:
     entries = []
-    with open(path, encoding="utf-8") as f:
+    with files.open_file(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             try:
                 row = json.loads(line)
@@ -442,7 +465,6 @@ def read_retrieved(path: str) -> RetrievedSet:
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
                 raise ValueError(f"{path}:{number}: not a retrieved-set line ({e})") from None
     stats = {}
-    if os.path.exists(path + ".stats.json"):
-        with open(path + ".stats.json") as f:
-            stats = json.load(f)
+    if files.exists(path + ".stats.json"):
+        stats = files.read_json(path + ".stats.json")
     return RetrievedSet(entries, stats)

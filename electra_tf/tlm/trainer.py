@@ -14,8 +14,6 @@ Layout under ``<data_dir>/models/<model_name>/``::
 
 from __future__ import annotations
 
-import json
-import os
 import time
 
 import keras
@@ -23,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from electra_tf.files import atomic_write
+from electra_tf import files
 from electra_tf.finetuning import readers, scorers
 from electra_tf.finetuning.tasks import Features, PairTask, classification_task
 from electra_tf.finetuning.trainer import fit_with_dev_eval
@@ -52,11 +50,8 @@ def query_text(example: readers.PairExample) -> str:
 
 def ensure_index(config: TlmConfig, progress: bool = True) -> None:
     """Build the Whoosh index from ``corpus`` unless it exists (with the same inputs)."""
-    from whoosh import index
-
-    exists = os.path.isdir(config.index_path) and index.exists_in(config.index_path)
     if not config.corpus:
-        if not exists:
+        if not retrieval.index_exists(config.index_path):
             raise ValueError(f"{config.index_path}: no index there and no --corpus to build "
                              f"one from (FORMAT:PATH, e.g. text:corpus.txt)")
         return
@@ -77,7 +72,7 @@ def retrieve_external(config: TlmConfig, run: str, queries: list[str],
                       progress: bool = True) -> retrieval.RetrievedSet:
     """The run's external data S, retrieved (or drawn, for "random") once and kept."""
     path = config.retrieved_path(run)
-    if os.path.exists(path):
+    if files.exists(path):
         return retrieval.read_retrieved(path)
     if run == "random":
         # As many documents as TLM retrieved: the paper's control for what retrieval adds.
@@ -130,19 +125,14 @@ def _dummy_batch(max_seq_length: int, predictions: int) -> dict:
             "is_task": np.zeros((1,), np.int32)}
 
 
-def _read_json(path: str):
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
-
-
 def run_stage1(config: TlmConfig, run: str, train: Features, external: dict | None,
                num_labels: int, strategy: tf.distribute.Strategy, progress: bool = True
                ) -> dict:
     """Joint training from scratch on T and S (S None: T alone); returns the summary."""
     stage_dir = config.stage_dir(run, 1)
-    summary_path = os.path.join(stage_dir, "summary.json")
-    if tf.io.gfile.exists(summary_path):
-        return _read_json(summary_path)
+    summary_path = files.join(stage_dir, "summary.json")
+    if files.exists(summary_path):
+        return files.read_json(summary_path)
     vocab = load_vocab(config.vocab_path)
     model_config = config.model_config(len(vocab))
     total_steps = config.stage1_steps(model_config)
@@ -171,7 +161,7 @@ def run_stage1(config: TlmConfig, run: str, train: Features, external: dict | No
                              ratio, masking, mask_task=config.mlm_weight > 0,
                              seed=config.seed, start_step=initial_step, input_context=context)
 
-    writer = tf.summary.create_file_writer(os.path.join(stage_dir, "train"))
+    writer = tf.summary.create_file_writer(files.join(stage_dir, "train"))
     checkpointer = Checkpointer(manager, config.save_checkpoints_steps)
     checkpointer.last_saved = initial_step if manager.latest_checkpoint else None
     log = TrainingLog(writer, config.log_every_steps, total_steps, initial_step,
@@ -200,7 +190,7 @@ def run_stage1(config: TlmConfig, run: str, train: Features, external: dict | No
                "resumed_from_step": initial_step,
                "seconds_this_run": round(time.perf_counter() - started, 3),
                "last_logged": log.last_logs}
-    atomic_write(summary_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    files.write_json(summary_path, summary)
     return summary
 
 
@@ -220,9 +210,7 @@ def stage2_model(config: TlmConfig, model_config, num_labels: int, stage1_encode
     """Stage 2's compiled model: the encoder of stage 1 (its ``encoder.keras``), a newly
     initialized classification head, no MLM head in use; returns (model, optimizer,
     schedule)."""
-    from electra_tf.finetuning.trainer import tempfile_copy
-
-    with tempfile_copy(stage1_encoder) as local:
+    with files.local_copy(stage1_encoder) as local:  # Keras loads only local files
         saved = keras.saving.load_model(local, compile=False)
     keras.utils.set_random_seed(config.seed + 1)
     with dtype_policy(config.policy), strategy.scope():
@@ -245,11 +233,11 @@ def run_stage2(config: TlmConfig, run: str, task: PairTask, features: dict[str, 
     """The task alone from stage 1's encoder, the classification head new; dev scores
     every ``eval_every_steps``; dev and test at the best-dev step."""
     stage_dir = config.stage_dir(run, 2)
-    done = os.path.join(stage_dir, "results.json")
-    if tf.io.gfile.exists(done):
-        return _read_json(done)
-    stage1_encoder = os.path.join(config.stage_dir(run, 1), "encoder.keras")
-    if not tf.io.gfile.exists(os.path.join(config.stage_dir(run, 1), "summary.json")):
+    done = files.join(stage_dir, "results.json")
+    if files.exists(done):
+        return files.read_json(done)
+    stage1_encoder = files.join(config.stage_dir(run, 1), "encoder.keras")
+    if not files.exists(files.join(config.stage_dir(run, 1), "summary.json")):
         raise ValueError(f"{stage1_encoder}: no stage-1 encoder; run stage1 first "
                          f"(--stages=stage1,stage2)")
     vocab = load_vocab(config.vocab_path)
@@ -282,21 +270,21 @@ def run_stage2(config: TlmConfig, run: str, task: PairTask, features: dict[str, 
         result["test"] = task_scores(
             task, predict_labels(model, features["test"], config.eval_batch_size),
             features["test"])
-    atomic_write(done, json.dumps(result, indent=2, sort_keys=True) + "\n")
+    files.write_json(done, result)
     return result
 
 
 # ----------------------------------------------------------------------------- the run
 
 def _check_rerun(config: TlmConfig) -> None:
-    path = os.path.join(config.model_dir, "tlm_config.json")
-    if tf.io.gfile.exists(path):
+    path = files.join(config.model_dir, "tlm_config.json")
+    if files.exists(path):
         changed = config.changes_from(path, RERUN_KEYS)
         if changed:
             raise ValueError(f"{config.model_dir} holds a TLM run with other settings "
                              f"({'; '.join(changed)}); use another --model_name or delete it")
-    tf.io.gfile.makedirs(config.model_dir)
-    atomic_write(path, config.to_json())
+    files.makedirs(config.model_dir)
+    files.atomic_write(path, config.to_json())
 
 
 def markdown_table(results: dict) -> str:
@@ -350,7 +338,7 @@ def run_tlm(config: TlmConfig, strategy: tf.distribute.Strategy | None = None,
     if "index" in stages and needs_corpus:
         ensure_index(config, progress)
 
-    previous = _read_json(config.results_path) if tf.io.gfile.exists(config.results_path) \
+    previous = files.read_json(config.results_path) if files.exists(config.results_path) \
         else {}
     results = {"task": task.name, "config": config.to_dict(),
                "num_examples": {s: len(f) for s, f in features.items()},
@@ -360,7 +348,7 @@ def run_tlm(config: TlmConfig, strategy: tf.distribute.Strategy | None = None,
         entry = dict(results["runs"].get(run, {}))
         external = None
         if run != "task_only" and ({"retrieve", "stage1"} & stages):
-            if "retrieve" not in stages and not os.path.exists(config.retrieved_path(run)):
+            if "retrieve" not in stages and not files.exists(config.retrieved_path(run)):
                 raise ValueError(f"{config.retrieved_path(run)}: not retrieved yet; add "
                                  f"retrieve to --stages")
             found = retrieve_external(config, run, queries, progress)
@@ -381,5 +369,5 @@ def run_tlm(config: TlmConfig, strategy: tf.distribute.Strategy | None = None,
             entry["total_flops"] = entry["stage1"]["flops"] + entry["stage2"]["flops"]
         results["runs"][run] = entry
         logging.info("%s: %s", run, entry.get("stage2", {}).get("dev"))
-    atomic_write(config.results_path, json.dumps(results, indent=2, sort_keys=True) + "\n")
+    files.write_json(config.results_path, results)
     return results
