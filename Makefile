@@ -3,19 +3,27 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+TEST_STAMP := $(VENV)/.installed-test-stamp
 
-.PHONY: install test lint flops demo study study-quick bench clean
+.PHONY: install install-test test lint flops demo study study-quick bench clean
 
+# What the package needs to run (and `make demo`); `make test` adds the test extras.
 install: $(STAMP)
 
 # Re-installs when setup.py changes; pins live in setup.py only.
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,interop]"
+	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
 
-lint: install
+install-test: $(TEST_STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,test]"
+	touch $(TEST_STAMP)
+
+lint: install-test
 	$(BIN)/ruff check .
 
 test: lint
@@ -37,7 +45,7 @@ study-quick: install
 	$(BIN)/electra-study --flagfile=flags/study/samples.flags --quick
 
 # Each benchmark prints its ratio against a peer measured in the same run.
-bench: install
+bench: install-test
 	$(BIN)/python -m data_prep.samples --only=vocab,wiki_leads,shakespeare
 	$(BIN)/python benchmarks/data_prep.py
 	$(BIN)/python benchmarks/pretrain_throughput.py

@@ -23,11 +23,19 @@ INSTALL_REQUIRES = [
     "bm25s==0.3.16",  # needs only numpy
 ]
 
+# Reading pytorch_model.bin, and the parity tests against Hugging Face transformers.
+# torch pinned to the version whose CPU build the test machines carry (an unpinned torch
+# pulls a multi-GB CUDA build); nothing in `make demo` needs it.
+INTEROP = ["torch==2.13.0", "transformers==5.23.0"]
+
 EXTRAS_REQUIRE = {
-    "dev": ["pytest>=8,<10", "ruff==0.17.6"],
-    # Reading pytorch_model.bin and the parity tests against Hugging Face transformers.
-    # torch pinned to the CPU build (an unpinned torch pulls a multi-GB CUDA build).
-    "interop": ["torch==2.13.0", "transformers==5.23.0"],
+    "dev": ["ruff==0.17.6"],
+    "interop": INTEROP,
+    # What `make test` adds: pytest and the notebook runner, with the interop packages.
+    "test": ["pytest>=8,<10", "nbclient==0.11.0", "nbformat==5.11.1",
+             "ipykernel==7.4.0", *INTEROP],
+    # One or more NVIDIA GPUs: TensorFlow with its CUDA and cuDNN libraries from PyPI.
+    "gpu": ["tensorflow[and-cuda]~=2.21.0"],
 }
 
 CONSOLE_SCRIPTS = [
@@ -52,7 +60,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    python_requires=">=3.10",
+    # The Pythons TensorFlow 2.21 and tensorflow-text 2.21 have wheels for (Linux x86_64 /
+    # aarch64, macOS arm64; tensorflow-text has no Windows wheels).
+    python_requires=">=3.10,<3.14",
     packages=find_packages(include=["electra_tf", "electra_tf.*", "data_prep", "data_prep.*"]),
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

@@ -22,6 +22,10 @@ re-run skips finished shards. Shard K's randomness comes from (seed, K) alone, s
 same seed and inputs give byte-identical shards whatever --num_processes is.
 ``summary.json`` beside the shards counts documents, sentences, examples, tokens and
 padding.
+
+Every path (corpora, vocab, output dir) goes through :mod:`electra_tf.files`, so inputs
+and outputs may live in a bucket (``gs://...``); the work files of stage 1 sit in
+``<output_dir>/.work`` and are deleted when the build is complete.
 """
 
 from __future__ import annotations
@@ -30,42 +34,52 @@ import json
 import multiprocessing
 import os
 import random
-import shutil
 import sys
 from collections.abc import Iterable
 
+import tensorflow as tf
 from absl import app, flags
 
 from data_prep import readers
-from electra_tf.files import atomic_write
+from electra_tf import files
 
 WORK_DIR = ".work"
 
 
 def _write_json(path: str, value) -> None:
     """Never a truncated state file: written aside and renamed."""
-    atomic_write(path, json.dumps(value, indent=2, sort_keys=True))
+    files.atomic_write(path, json.dumps(value, indent=2, sort_keys=True))
 
 
 def _read_json(path: str):
     try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: unreadable build state ({e}); delete it to start "
+        return json.loads(files.read_text(path))
+    except (OSError, ValueError, tf.errors.OpError) as e:
+        reason = e.message if isinstance(e, tf.errors.OpError) else e
+        raise ValueError(f"{path}: unreadable build state ({reason}); delete it to start "
                          f"over") from None
+
+
+def _absolute(path: str) -> str:
+    """A local path made absolute; a remote one (``gs://...``) as it is."""
+    return os.path.abspath(path) if "://" not in path else path
+
+
+def _relative(path: str, folder: str) -> str:
+    if "://" not in folder:
+        return os.path.relpath(path, folder)
+    return path[len(folder.rstrip("/")) + 1:]
 
 
 def _fingerprint(spec: str) -> dict:
     """What identifies a corpus: absolute path, and size and mtime of every file."""
     fmt, _, path = spec.partition(":")
-    if fmt == "tfds" or not os.path.exists(path):
+    if fmt == "tfds" or not files.exists(path):
         return {"spec": spec}
-    files = [path] if os.path.isfile(path) else sorted(
-        os.path.join(root, name) for root, _, names in os.walk(path) for name in names)
-    return {"format": fmt, "path": os.path.abspath(path),
-            "files": [[os.path.relpath(f, path) if f != path else "", os.path.getsize(f),
-                       int(os.path.getmtime(f))] for f in files]}
+    found = [path] if files.isfile(path) else readers.all_files(path)
+    return {"format": fmt, "path": _absolute(path),
+            "files": [[_relative(f, path) if f != path else "", *files.size_and_mtime(f)]
+                      for f in found]}
 SPLIT_DONE = "split_done.json"
 SENTENCE_BATCH = 8192
 
@@ -160,25 +174,26 @@ def split_corpus(corpora: Iterable[str], work_dir: str, num_shards: int,
     """Stream the corpora once into per-shard sentence-per-line files (resumable).
 
     With a `pool`, cleaning and sentence splitting run in its workers."""
-    done = os.path.join(work_dir, SPLIT_DONE)
-    if os.path.exists(done):
-        with open(done) as f:
-            return json.load(f)
-    os.makedirs(work_dir, exist_ok=True)
+    done = files.join(work_dir, SPLIT_DONE)
+    if files.exists(done):
+        return _read_json(done)
+    files.makedirs(work_dir)
     _allow_open_files(num_shards + 64)
     stats = readers.ReadStats()
-    tmp_paths = [os.path.join(work_dir, f".tmp-text-{k}") for k in range(num_shards)]
-    outputs = [open(p, "w", encoding="utf-8") for p in tmp_paths]
+    tmp_paths = [files.join(work_dir, f".tmp-text-{k}") for k in range(num_shards)]
+    outputs = []
     ok = False
     try:
+        for tmp in tmp_paths:
+            outputs.append(files.open_file(tmp, "wb"))
+            outputs[-1].write(b"")  # the file exists even if no document goes there
         documents = readers.read_corpora(corpora, stats, pool)
         if progress:
             from tqdm import tqdm
             documents = tqdm(documents, unit="doc", desc="reading corpora")
         for index, document in enumerate(documents):
-            out = outputs[index % num_shards]
-            out.write("\n".join(s.replace("\n", " ") for s in document.sentences))
-            out.write("\n\n")
+            text = "\n".join(s.replace("\n", " ") for s in document.sentences) + "\n\n"
+            outputs[index % num_shards].write(text.encode("utf-8"))
         if stats.documents == 0:
             raise readers.CorpusError(f"no documents in {', '.join(corpora)} "
                                       f"({stats.dropped_empty} empty documents dropped)")
@@ -188,9 +203,9 @@ def split_corpus(corpora: Iterable[str], work_dir: str, num_shards: int,
             out.close()
         if not ok:
             for path in tmp_paths:
-                os.remove(path)
+                files.remove(path)
     for k, path in enumerate(tmp_paths):
-        os.replace(path, os.path.join(work_dir, f"text-{k}"))
+        files.rename(path, files.join(work_dir, f"text-{k}"))
     summary = {"documents": stats.documents, "sentences": stats.sentences,
                "dropped_empty_documents": stats.dropped_empty,
                "skipped_redirects": stats.skipped_redirects,
@@ -219,7 +234,7 @@ def _allow_open_files(needed: int) -> None:
 def _read_documents(path: str):
     """Documents (lists of sentences) of a stage-1 text file."""
     sentences: list[str] = []
-    with open(path, encoding="utf-8") as f:
+    with files.open_file(path, encoding="utf-8") as f:
         for line in f:
             line = line.rstrip("\n")
             if line:
@@ -238,7 +253,7 @@ def _tokenizer(vocab_file: str, do_lower_case: bool, strip_accents: bool):
     """One tokenizer per process (building and tracing it costs about a second)."""
     from electra_tf.tokenization import WordPieceTokenizer
 
-    key = (os.path.abspath(vocab_file), do_lower_case, strip_accents)
+    key = (_absolute(vocab_file), do_lower_case, strip_accents)
     if key not in _TOKENIZERS:
         _TOKENIZERS[key] = WordPieceTokenizer(vocab_file, do_lower_case, strip_accents)
     return _TOKENIZERS[key]
@@ -253,25 +268,22 @@ def build_shard(index: int, num_shards: int, work_dir: str, output_dir: str,
     rng = random.Random(f"electra-tf-{seed}-shard-{index}")
     builder = ExampleBuilder(max_seq_length, rng)
     counts = {"examples": 0, "tokens": 0, "wordpieces": 0, "padding": 0}
-    final = os.path.join(output_dir, shard_name(index, num_shards))
-    tmp = os.path.join(output_dir, f".tmp-{shard_name(index, num_shards)}")
+    final = files.join(output_dir, shard_name(index, num_shards))
+    tmp = files.join(output_dir, f".tmp-{shard_name(index, num_shards)}")
 
     try:
         _write_shard(tmp, index, work_dir, tokenizer, builder, counts, max_seq_length,
                      cls_id, sep_id)
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        files.remove(tmp)
         raise
-    os.replace(tmp, final)
-    _write_json(os.path.join(work_dir, f"shard-{index}.json"), counts)
+    files.rename(tmp, final)
+    _write_json(files.join(work_dir, f"shard-{index}.json"), counts)
     return counts
 
 
 def _write_shard(tmp, index, work_dir, tokenizer, builder, counts, max_seq_length, cls_id,
                  sep_id):
-    import tensorflow as tf
-
     with tf.io.TFRecordWriter(tmp) as writer:
         def emit(segments):
             if segments is None:
@@ -298,7 +310,7 @@ def _write_shard(tmp, index, work_dir, tokenizer, builder, counts, max_seq_lengt
                     position += 1
                 emit(builder.end_document())
 
-        for document in _read_documents(os.path.join(work_dir, f"text-{index}")):
+        for document in _read_documents(files.join(work_dir, f"text-{index}")):
             batch.append(document)
             batch_sentences += len(document)
             if batch_sentences >= SENTENCE_BATCH:
@@ -333,27 +345,27 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
     load_vocab(vocab_file)  # fail early, before reading the corpus
     settings = {"max_seq_length": max_seq_length, "num_shards": num_shards, "seed": seed,
                 "do_lower_case": do_lower_case, "strip_accents": strip_accents,
-                "vocab_file": os.path.abspath(vocab_file), "vocab_sha256": sha256(vocab_file),
+                "vocab_file": _absolute(vocab_file), "vocab_sha256": sha256(vocab_file),
                 "corpora": [_fingerprint(c) for c in corpora]}
-    os.makedirs(output_dir, exist_ok=True)
-    work_dir = os.path.join(output_dir, WORK_DIR)
-    summary_path = os.path.join(output_dir, "summary.json")
-    settings_path = os.path.join(work_dir, "settings.json")
+    files.makedirs(output_dir)
+    work_dir = files.join(output_dir, WORK_DIR)
+    summary_path = files.join(output_dir, "summary.json")
+    settings_path = files.join(work_dir, "settings.json")
     done_counts: dict[int, dict] = {}
     for path, what in ((summary_path, "a dataset"), (settings_path, "an unfinished build")):
-        if os.path.exists(path):
+        if files.exists(path):
             recorded = _read_json(path)
             if recorded.get("settings", recorded) != settings:
                 raise ValueError(f"{output_dir} holds {what} built with other settings or "
                                  f"inputs ({path}); use another --output_dir or delete it")
             if path == summary_path:
                 done_counts = {int(k): v for k, v in recorded["shard_counts"].items()}
-    missing = [k for k in range(num_shards)
-               if not os.path.exists(os.path.join(output_dir, shard_name(k, num_shards)))]
-    if not missing and os.path.exists(summary_path):
+    present = set(files.listdir(output_dir))
+    missing = [k for k in range(num_shards) if shard_name(k, num_shards) not in present]
+    if not missing and files.exists(summary_path):
         return _read_json(summary_path)
 
-    split_done = os.path.exists(os.path.join(work_dir, SPLIT_DONE))
+    split_done = files.exists(files.join(work_dir, SPLIT_DONE))
     pool = reader_pool = None
     if num_processes > 1:
         # TensorFlow does not survive a fork once initialized: fork (fast) only while
@@ -371,8 +383,8 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
         try:
             read_summary = split_corpus(corpora, work_dir, num_shards, progress, reader_pool)
         except BaseException:
-            if os.path.isdir(work_dir) and not os.listdir(work_dir):
-                os.rmdir(work_dir)  # a failed first read leaves nothing behind
+            if files.isdir(work_dir) and not files.listdir(work_dir):
+                files.rmtree(work_dir)  # a failed first read leaves nothing behind
             raise
         _write_json(settings_path, settings)
         if reader_pool is not None:
@@ -381,7 +393,7 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
         # shard and its counts).
         known = set(done_counts) | {
             k for k in range(num_shards)
-            if os.path.exists(os.path.join(work_dir, f"shard-{k}.json"))}
+            if files.exists(files.join(work_dir, f"shard-{k}.json"))}
         pending = sorted(set(missing) | (set(range(num_shards)) - known))
         _write_shards(pending, work_dir, output_dir, num_shards, vocab_file, max_seq_length,
                       seed, do_lower_case, strip_accents, pool, progress)
@@ -391,12 +403,16 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
                 workers.terminate()
                 workers.join()
     for k in range(num_shards):
-        counts_path = os.path.join(work_dir, f"shard-{k}.json")
-        if os.path.exists(counts_path):
+        counts_path = files.join(work_dir, f"shard-{k}.json")
+        if files.exists(counts_path):
             done_counts[k] = _read_json(counts_path)
     summary = _summarize(read_summary, done_counts, num_shards, max_seq_length, settings)
     _write_json(summary_path, summary)
-    shutil.rmtree(work_dir, ignore_errors=True)
+    try:
+        files.rmtree(work_dir)
+    except (OSError, tf.errors.OpError) as e:  # the dataset is complete: only warn
+        print(f"build_pretraining_dataset: could not delete {work_dir} ({e})",
+              file=sys.stderr)
     return summary
 
 
@@ -468,8 +484,9 @@ def _main(argv):
             FLAGS.corpus, FLAGS.vocab_file, FLAGS.output_dir, FLAGS.max_seq_length,
             FLAGS.num_shards, FLAGS.num_processes, FLAGS.seed, FLAGS.do_lower_case,
             FLAGS.strip_accents, FLAGS.max_position_embeddings)
-    except (readers.CorpusError, VocabError, ValueError, OSError) as e:
-        print(f"build_pretraining_dataset: error: {e}", file=sys.stderr)
+    except (readers.CorpusError, VocabError, ValueError, OSError, tf.errors.OpError) as e:
+        reason = e.message if isinstance(e, tf.errors.OpError) else e
+        print(f"build_pretraining_dataset: error: {reason}", file=sys.stderr)
         sys.exit(1)
     print(f"{FLAGS.output_dir}: {summary['shards']} shards, {summary['examples']:,} examples, "
           f"{summary['tokens']:,} tokens from {summary['documents']:,} documents / "

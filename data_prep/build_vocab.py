@@ -8,6 +8,7 @@ Example::
 The vocab starts with BERT uncased's reserved block: [PAD]=0, [unused0..98]=1..99,
 [UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103, then the learned tokens (tensorflow-text's
 WordPiece learner through keras-hub). ``--max_sentences`` caps how much text is read.
+Corpora and output go through :mod:`electra_tf.files` (local paths or ``gs://...``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 from absl import app, flags
 
 from data_prep import readers
-from electra_tf.files import atomic_write
+from electra_tf import files
 from electra_tf.tokenization import BERT_SPECIAL_IDS
 
 NUM_UNUSED = 99  # [unused0] .. [unused98] before [UNK], as in BERT uncased
@@ -55,7 +56,34 @@ def build_vocab(sentences, vocab_size: int, do_lower_case: bool = True,
 
 def write_vocab(vocab: list[str], path: str) -> None:
     """Write atomically: a temporary file renamed when complete."""
-    atomic_write(path, "\n".join(vocab) + "\n")
+    files.atomic_write(path, "\n".join(vocab) + "\n")
+
+
+def build_vocab_file(corpora: list[str], output: str, vocab_size: int,
+                     do_lower_case: bool = True, strip_accents: bool | None = None,
+                     max_sentences: int = 2_000_000, progress: bool = True
+                     ) -> tuple[list[str], readers.ReadStats]:
+    """Learn a vocab from the first `max_sentences` sentences of `corpora` (FORMAT:PATH
+    specs) and write it to `output`; returns the vocab and what was read."""
+    from tqdm import tqdm
+
+    stats = readers.ReadStats()
+
+    def sentences():
+        with tqdm(total=max_sentences, unit="sent", desc="reading",
+                  disable=not progress) as bar:
+            count = 0
+            for document in readers.read_corpora(corpora, stats):
+                for sentence in document.sentences:
+                    yield sentence
+                    count += 1
+                    bar.update()
+                    if count >= max_sentences:
+                        return
+
+    vocab = build_vocab(sentences(), vocab_size, do_lower_case, strip_accents)
+    write_vocab(vocab, output)
+    return vocab, stats
 
 
 FLAGS = flags.FLAGS
@@ -77,28 +105,16 @@ def define_flags():
 def _main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from tqdm import tqdm
-
-    stats = readers.ReadStats()
-
-    def sentences():
-        with tqdm(total=FLAGS.max_sentences, unit="sent", desc="reading") as bar:
-            count = 0
-            for document in readers.read_corpora(FLAGS.corpus, stats):
-                for sentence in document.sentences:
-                    yield sentence
-                    count += 1
-                    bar.update()
-                    if count >= FLAGS.max_sentences:
-                        return
+    import tensorflow as tf
 
     try:
-        vocab = build_vocab(sentences(), FLAGS.vocab_size, FLAGS.do_lower_case,
-                            FLAGS.strip_accents)
-    except (readers.CorpusError, ValueError) as e:
-        print(f"build_vocab: error: {e}", file=sys.stderr)
+        vocab, stats = build_vocab_file(FLAGS.corpus, FLAGS.output, FLAGS.vocab_size,
+                                        FLAGS.do_lower_case, FLAGS.strip_accents,
+                                        FLAGS.max_sentences)
+    except (readers.CorpusError, ValueError, OSError, tf.errors.OpError) as e:
+        reason = e.message if isinstance(e, tf.errors.OpError) else e
+        print(f"build_vocab: error: {reason}", file=sys.stderr)
         sys.exit(1)
-    write_vocab(vocab, FLAGS.output)
     print(f"wrote {FLAGS.output}: {len(vocab)} tokens from {stats.documents} documents, "
           f"{stats.sentences} sentences ({stats.dropped_empty} empty documents dropped)")
 

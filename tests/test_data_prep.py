@@ -99,6 +99,11 @@ def test_reader_errors_name_the_file(tmp_path):
         list(readers.read_wikipedia_dump(str(bad_xml)))
     with pytest.raises(readers.CorpusError, match="no such file"):
         list(readers.read_plain_text(str(tmp_path / "missing.txt")))
+    # A bad byte past the text decoder's first chunks: its own line and offset named.
+    (tmp_path / "latin1.txt").write_bytes(b"A plain line of text.\r\n" * 60000 + b"caf\xe9\n")
+    with pytest.raises(readers.CorpusError, match=r"latin1.txt: line 60001: not UTF-8 text "
+                                                  r"\(invalid continuation byte at byte 1380003\)"):
+        list(readers.read_plain_text(str(tmp_path / "latin1.txt")))
     (tmp_path / "bad_wiki").write_text('<doc id="1" title="T">\ntext\n')
     with pytest.raises(readers.CorpusError, match="bad_wiki: ends inside a <doc> block"):
         list(readers.read_wikiextractor(str(tmp_path / "bad_wiki")))
