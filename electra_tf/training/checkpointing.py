@@ -41,8 +41,8 @@ def complete_checkpoints(directory: str, name: str) -> list[str]:
     for _, prefix in sorted(found):
         if not _shards_present(prefix):
             continue
-        try:
-            tf.train.load_checkpoint(prefix)  # a truncated index fails to read
+        try:  # a truncated index fails to read (load_checkpoint misreads ram:// prefixes)
+            tf.compat.v1.train.NewCheckpointReader(prefix)
         except (tf.errors.OpError, ValueError):
             continue
         complete.append(prefix)
