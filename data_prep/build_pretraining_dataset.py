@@ -62,11 +62,11 @@ def _read_json(path: str):
 
 def _absolute(path: str) -> str:
     """A local path made absolute; a remote one (``gs://...``) as it is."""
-    return os.path.abspath(path) if "://" not in path else path
+    return os.path.abspath(path) if files.is_local(path) else path
 
 
 def _relative(path: str, folder: str) -> str:
-    if "://" not in folder:
+    if files.is_local(folder):
         return os.path.relpath(path, folder)
     return path[len(folder.rstrip("/")) + 1:]
 

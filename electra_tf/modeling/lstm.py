@@ -14,7 +14,6 @@ variant.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 import keras
@@ -22,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from electra_tf import files
 from electra_tf.modeling.layers import Dropout
 from electra_tf.modeling.models import Encoder
 
@@ -215,8 +215,7 @@ def lstm_parameter_count(num_layers: int, units: int, embedding_size: int, num_l
 
 
 def _read_lines(path: str) -> list[str]:
-    with tf.io.gfile.GFile(path) as f:
-        return [line.rstrip("\n").rstrip("\r") for line in f]
+    return files.read_text(path).splitlines()
 
 
 def embeddings_from_encoder(path_or_dir: str, vocab_file: str) -> np.ndarray:
@@ -230,16 +229,16 @@ def embeddings_from_encoder(path_or_dir: str, vocab_file: str) -> np.ndarray:
     is taken: the encoder's position and segment tables and LayerNorm are not used.
     """
     path = path_or_dir
-    if tf.io.gfile.isdir(path):
-        path = os.path.join(path, "encoder.keras")
-    if not tf.io.gfile.exists(path):
+    if files.isdir(path):
+        path = files.join(path, "encoder.keras")
+    if not files.exists(path):
         raise ValueError(f"{path}: no such encoder file (expected an encoder.keras or a "
                          f"model dir holding one)")
-    export_vocab = os.path.join(os.path.dirname(path), "vocab.txt")
-    if not tf.io.gfile.exists(export_vocab):
+    export_vocab = files.join(files.parent(path), "vocab.txt")
+    if not files.exists(export_vocab):
         raise ValueError(f"{export_vocab}: no vocab beside {path}; cannot check that its "
                          f"embeddings match {vocab_file}")
-    if not tf.io.gfile.exists(vocab_file):
+    if not files.exists(vocab_file):
         raise ValueError(f"{vocab_file}: no such vocab file")
     theirs, ours = _read_lines(export_vocab), _read_lines(vocab_file)
     for line_no, (a, b) in enumerate(zip(theirs, ours, strict=False), 1):
@@ -249,7 +248,8 @@ def embeddings_from_encoder(path_or_dir: str, vocab_file: str) -> np.ndarray:
     if len(theirs) != len(ours):
         raise ValueError(f"the encoder's vocab {export_vocab} has {len(theirs)} lines, the "
                          f"task's vocab {vocab_file} {len(ours)}")
-    encoder = keras.saving.load_model(path, compile=False)
+    with files.local_copy(path) as local:  # Keras reads local files only
+        encoder = keras.saving.load_model(local, compile=False)
     if not isinstance(encoder, Encoder):
         raise ValueError(f"{path} holds a {type(encoder).__name__}, not an electra_tf "
                          f"Encoder")

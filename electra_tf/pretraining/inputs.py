@@ -26,6 +26,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from electra_tf.files import is_local
 from electra_tf.tokenization import SpecialIds
 
 FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids")
@@ -137,7 +138,7 @@ def make_dataset(file_pattern: str | list[str], batch_size: int, max_seq_length:
         raise ValueError(f"no TFRecord files match {', '.join(patterns)}")
     # Each shard's first record: a stray file matched by the pattern fails here, by name.
     # Remote shards (gs://) cost a request each, so only the first few are read.
-    remote = "://" in files[0]
+    remote = not is_local(files[0])
     for path in files[:8] if remote else files:
         _check_first_record(path, max_seq_length)
     per_replica_batch = batch_size
