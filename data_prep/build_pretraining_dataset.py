@@ -41,7 +41,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from data_prep import readers
-from electra_tf import files
+from electra_tf import cli, files
 
 WORK_DIR = ".work"
 
@@ -474,28 +474,19 @@ def define_flags():
                       "like the original).")
 
 
-def _main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from electra_tf.tokenization import VocabError
-
-    try:
-        summary = build_dataset(
-            FLAGS.corpus, FLAGS.vocab_file, FLAGS.output_dir, FLAGS.max_seq_length,
-            FLAGS.num_shards, FLAGS.num_processes, FLAGS.seed, FLAGS.do_lower_case,
-            FLAGS.strip_accents, FLAGS.max_position_embeddings)
-    except (readers.CorpusError, VocabError, ValueError, OSError, tf.errors.OpError) as e:
-        reason = e.message if isinstance(e, tf.errors.OpError) else e
-        print(f"build_pretraining_dataset: error: {reason}", file=sys.stderr)
-        sys.exit(1)
-    print(f"{FLAGS.output_dir}: {summary['shards']} shards, {summary['examples']:,} examples, "
-          f"{summary['tokens']:,} tokens from {summary['documents']:,} documents / "
-          f"{summary['sentences']:,} sentences; padding {summary['padding_fraction']:.1%}")
+def _run() -> str:
+    summary = build_dataset(
+        FLAGS.corpus, FLAGS.vocab_file, FLAGS.output_dir, FLAGS.max_seq_length,
+        FLAGS.num_shards, FLAGS.num_processes, FLAGS.seed, FLAGS.do_lower_case,
+        FLAGS.strip_accents, FLAGS.max_position_embeddings)
+    return (f"{FLAGS.output_dir}: {summary['shards']} shards, {summary['examples']:,} "
+            f"examples, {summary['tokens']:,} tokens from {summary['documents']:,} documents "
+            f"/ {summary['sentences']:,} sentences; padding {summary['padding_fraction']:.1%}")
 
 
 def main():
     define_flags()
-    app.run(_main)
+    app.run(cli.run_main("build_pretraining_dataset", _run))
 
 
 if __name__ == "__main__":

@@ -24,16 +24,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 from collections.abc import Iterable, Iterator
 
-import tensorflow as tf
 from absl import app, flags, logging
 
 from data_prep import readers
 from data_prep.build_pretraining_dataset import _fingerprint, _read_json, _write_json
-from electra_tf import files
+from electra_tf import cli, files
 from electra_tf.tlm.retrieval import ID_FIELD, SETTINGS_FILE, TEXT_FIELD, make_analyzer
 
 PARTIAL_SUFFIX = ".partial"
@@ -185,25 +183,18 @@ def define_flags():
     flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 
-def _main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        summary = build_index(FLAGS.corpus, FLAGS.index_dir, FLAGS.passage_words, FLAGS.stem,
-                              FLAGS.procs, FLAGS.limitmb, FLAGS.k1, FLAGS.b, FLAGS.overwrite,
-                              FLAGS.progress)
-    except (readers.CorpusError, ValueError, OSError, tf.errors.OpError) as e:
-        reason = e.message if isinstance(e, tf.errors.OpError) else e
-        print(f"build_tlm_index: error: {reason}", file=sys.stderr)
-        sys.exit(1)
-    print(f"{FLAGS.index_dir}: {summary['indexed']:,} "
-          f"{'passages' if summary['inputs']['passage_words'] else 'documents'} from "
-          f"{summary['documents']:,} documents (built in {summary['build_seconds']:.1f} s)")
+def _run() -> str:
+    summary = build_index(FLAGS.corpus, FLAGS.index_dir, FLAGS.passage_words, FLAGS.stem,
+                          FLAGS.procs, FLAGS.limitmb, FLAGS.k1, FLAGS.b, FLAGS.overwrite,
+                          FLAGS.progress)
+    return (f"{FLAGS.index_dir}: {summary['indexed']:,} "
+            f"{'passages' if summary['inputs']['passage_words'] else 'documents'} from "
+            f"{summary['documents']:,} documents (built in {summary['build_seconds']:.1f} s)")
 
 
 def main():
     define_flags()
-    app.run(_main)
+    app.run(cli.run_main("build_tlm_index", _run))
 
 
 if __name__ == "__main__":

@@ -13,12 +13,10 @@ Corpora and output go through :mod:`electra_tf.files` (local paths or ``gs://...
 
 from __future__ import annotations
 
-import sys
-
 from absl import app, flags
 
 from data_prep import readers
-from electra_tf import files
+from electra_tf import cli, files
 from electra_tf.tokenization import BERT_SPECIAL_IDS
 
 NUM_UNUSED = 99  # [unused0] .. [unused98] before [UNK], as in BERT uncased
@@ -102,26 +100,17 @@ def define_flags():
                          lower_bound=1)
 
 
-def _main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    import tensorflow as tf
-
-    try:
-        vocab, stats = build_vocab_file(FLAGS.corpus, FLAGS.output, FLAGS.vocab_size,
-                                        FLAGS.do_lower_case, FLAGS.strip_accents,
-                                        FLAGS.max_sentences)
-    except (readers.CorpusError, ValueError, OSError, tf.errors.OpError) as e:
-        reason = e.message if isinstance(e, tf.errors.OpError) else e
-        print(f"build_vocab: error: {reason}", file=sys.stderr)
-        sys.exit(1)
-    print(f"wrote {FLAGS.output}: {len(vocab)} tokens from {stats.documents} documents, "
-          f"{stats.sentences} sentences ({stats.dropped_empty} empty documents dropped)")
+def _run() -> str:
+    vocab, stats = build_vocab_file(FLAGS.corpus, FLAGS.output, FLAGS.vocab_size,
+                                    FLAGS.do_lower_case, FLAGS.strip_accents,
+                                    FLAGS.max_sentences)
+    return (f"wrote {FLAGS.output}: {len(vocab)} tokens from {stats.documents} documents, "
+            f"{stats.sentences} sentences ({stats.dropped_empty} empty documents dropped)")
 
 
 def main():
     define_flags()
-    app.run(_main)
+    app.run(cli.run_main("build_vocab", _run))
 
 
 if __name__ == "__main__":

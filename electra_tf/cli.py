@@ -4,7 +4,10 @@ and one-line errors instead of tracebacks."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
+import sysconfig
+import traceback
 from collections.abc import Callable, Sequence
 
 from absl import app, flags, logging
@@ -47,9 +50,43 @@ def config_from_flags(config_class, flag_values: flags.FlagValues,
     return config_class.from_dict(values)
 
 
-def run_main(prog: str, run: Callable[[], str]) -> Callable:
-    """An absl main that prints `run()`'s closing line, and any bad-input error as one
-    ``<prog>: error: ...`` line (exit 1); TensorFlow op errors print their cause line."""
+# TensorFlow errors about the user's files, credentials or data: one line, like OSError.
+_INPUT_OP_ERRORS = ("NotFoundError", "PermissionDeniedError", "DataLossError",
+                    "UnauthenticatedError", "AlreadyExistsError")
+
+
+def _raised_here(error: BaseException) -> bool:
+    """True when the package's own code raised `error` (its innermost frame is not in
+    the standard library or an installed package)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return True
+    library = (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
+               sysconfig.get_paths()["platlib"])
+    filename = os.path.abspath(frames[-1].filename)
+    return not (filename.startswith(library) or "site-packages" in filename)
+
+
+def error_line(error: BaseException, expected: tuple = ()) -> str | None:
+    """The one line that reports `error` as bad input, or None when it is an internal
+    failure (a bug) whose traceback must be shown. Bad input: an OSError/ValueError (or
+    one of `expected`) raised by the package's own checks, or a TensorFlow error about a
+    file, its data or access to it. ``ELECTRA_TF_TRACEBACK=1`` shows every traceback."""
+    if os.environ.get("ELECTRA_TF_TRACEBACK"):
+        return None
+    if type(error).__name__ in _INPUT_OP_ERRORS and hasattr(error, "message"):
+        lines = [line.strip() for line in error.message.splitlines() if line.strip()
+                 and not line.strip().startswith(("[[", "File ", "Detected at"))]
+        return lines[-1] if lines else type(error).__name__
+    if isinstance(error, (OSError, ValueError, *expected)) and _raised_here(error):
+        return str(error)
+    return None
+
+
+def run_main(prog: str, run: Callable[[], str], expected: tuple = ()) -> Callable:
+    """An absl main that prints `run()`'s closing line, and bad input as one
+    ``<prog>: error: ...`` line (exit 1). Anything else is a bug: its traceback is shown,
+    after a line saying so."""
 
     def _main(argv):
         if len(argv) > 1:
@@ -57,18 +94,13 @@ def run_main(prog: str, run: Callable[[], str]) -> Callable:
         logging.set_verbosity(logging.WARNING)  # TF's per-checkpoint INFO lines
         try:
             print(run(), flush=True)
-        except (OSError, ValueError) as e:
-            print(f"{prog}: error: {e}", file=sys.stderr)
-            sys.exit(1)
         except Exception as e:
-            import tensorflow as tf
-
-            if isinstance(e, tf.errors.OpError):
-                lines = [line.strip() for line in e.message.splitlines() if line.strip()
-                         and not line.strip().startswith(("[[", "File ", "Detected at"))]
-                print(f"{prog}: error: {lines[-1] if lines else type(e).__name__}",
-                      file=sys.stderr)
-                sys.exit(1)
-            raise
+            line = error_line(e, expected)
+            if line is None:
+                print(f"{prog}: internal error ({type(e).__name__}); this is a bug, not "
+                      f"your input; the traceback follows", file=sys.stderr)
+                raise
+            print(f"{prog}: error: {line}", file=sys.stderr)
+            sys.exit(1)
 
     return _main

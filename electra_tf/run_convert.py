@@ -24,9 +24,9 @@ Every path may be local or remote (gs://...). A Hugging Face export carries the 
 
 from __future__ import annotations
 
-import sys
-
 from absl import app, flags
+
+from electra_tf import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "TF1 checkpoint prefix or directory, Hugging Face "
@@ -187,19 +187,10 @@ def convert() -> str:
 
 
 def _main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    import tensorflow as tf
     from safetensors import SafetensorError
 
-    try:
-        print(convert())
-    except (OSError, ValueError, ImportError, TypeError, SafetensorError) as e:
-        print(f"electra-convert: error: {e}", file=sys.stderr)
-        sys.exit(1)
-    except tf.errors.OpError as e:
-        print(f"electra-convert: error: {e.message.splitlines()[0]}", file=sys.stderr)
-        sys.exit(1)
+    return cli.run_main("electra-convert", convert,
+                        expected=(ImportError, TypeError, SafetensorError))(argv)
 
 
 def main():
