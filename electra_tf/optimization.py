@@ -79,6 +79,10 @@ class _DecoupledDecayOptimizer(keras.optimizers.Optimizer):
         return grads_and_vars  # already summed in _clip_gradients
 
     def _moments(self, gradient, variable):
+        if isinstance(gradient, tf.IndexedSlices):
+            # An embedding lookup's gradient: updated densely, as the original's TF1
+            # optimizers do (the moments decay in every row, looked up or not).
+            gradient = tf.convert_to_tensor(gradient)
         index = self._get_variable_index(variable)
         m, v = self._m[index], self._v[index]
         self.assign(m, self.beta_1 * m + (1.0 - self.beta_1) * gradient)

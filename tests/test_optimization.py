@@ -164,3 +164,23 @@ def test_lamb_trains_a_model_under_a_strategy_and_serializes(mirrored_strategy):
     restored = Lamb.from_config(config)
     assert restored.exclude_from_layer_adaptation == ["bias"]
     assert restored.weight_decay_rate == 0.01
+
+
+@pytest.mark.parametrize("optimizer", [Lamb, AdamWeightDecay])
+def test_embedding_gradients_update_densely_without_clipping(optimizer, mirrored_strategy):
+    # An embedding lookup's gradient arrives as IndexedSlices when nothing clips it.
+    ids = np.array([[1, 2], [3, 1]], "int32")
+    targets = np.ones((2, 2, 4), "float32")
+    results = []
+    for strategy in (tf.distribute.get_strategy(), mirrored_strategy):
+        keras.utils.set_random_seed(0)
+        with strategy.scope():
+            model = keras.Sequential([keras.Input((2,), dtype="int32"),
+                                      keras.layers.Embedding(6, 4)])
+            model.compile(optimizer=optimizer(0.1), loss="mse")
+        initial = model.weights[0].numpy()
+        model.fit(ids, targets, batch_size=2, epochs=2, verbose=0)
+        results.append(model.weights[0].numpy())
+        assert not np.allclose(results[-1][1], initial[1])  # a looked-up row moved
+        np.testing.assert_array_equal(results[-1][5], initial[5])  # never looked up
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-6)
