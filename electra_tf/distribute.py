@@ -89,8 +89,9 @@ class DistributedTrainer:
       scalar metric over axis 0, which a scalar has not. The package's training sets
       repeat forever, so no ``cond`` is needed: ``steps_per_execution`` steps of
       ``strategy.run`` in one ``tf.function`` (as in TensorFlow's custom-training-loop
-      guide), then the replicas' metric results averaged as Keras reports them. Other
-      strategies keep Keras' own function.
+      guide), then the metrics read across replicas (``self.metrics``: the model's
+      ``train_step`` returns their results, as Keras' own models do). Other strategies
+      keep Keras' own function.
     * **Several workers.** Before the first step Keras reduces a whole input batch
       across replicas only to learn its shapes; ``MultiWorkerMirroredStrategy`` cannot
       reduce a dict of tensors, and every worker would pay a collective for it. Here
@@ -122,12 +123,14 @@ def _repeated_steps(model, steps: int):
 
     @tf.function
     def several_steps(iterator):
-        if steps > 1:
-            for _ in tf.range(steps - 1):
-                strategy.run(model.train_step, args=(next(iterator),))
-        outputs = strategy.run(model.train_step, args=(next(iterator),))
-        # As Keras reports them: the replicas' metric results averaged.
-        return tf.nest.map_structure(
-            lambda v: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None), outputs)
+        for _ in tf.range(steps):
+            strategy.run(model.train_step, args=(next(iterator),))
+        # Read outside the replicas, Keras' metric variables (synchronized on read, summed)
+        # give each metric over the whole global batch.
+        results = {}
+        for metric in model.metrics:
+            value = metric.result()
+            results.update(value if isinstance(value, dict) else {metric.name: value})
+        return results
 
     return several_steps

@@ -82,6 +82,10 @@ FLAG_TABLE = [
     ("bool", "write_test_outputs", None, "Write test-set predictions (GLUE submission files) "
      "to <model dir>/test_predictions (default off)."),
     ("string", "mixed_precision", None, "'' (float32, default), bf16 or fp16."),
+    ("integer", "steps_per_execution", None, "Train steps per compiled call, like the "
+     "original's iterations_per_loop (default 1; raise it on TPUs and GPUs). The dev sets "
+     "are scored at the first call boundary at or past each epoch's end."),
+    ("bool", "jit_compile", None, "Compile the train step with XLA (default off)."),
 ]
 
 

@@ -70,6 +70,9 @@ FLAG_TABLE = [
     ("float", "warmup_proportion", None, "Linear warmup over this fraction of each stage "
      "(default 0.06)."),
     ("string", "mixed_precision", None, "'' (float32, default), bf16 or fp16."),
+    ("integer", "steps_per_execution", None, "Train steps per compiled call in both stages, "
+     "like the original's iterations_per_loop (default 1; raise it on TPUs and GPUs)."),
+    ("bool", "jit_compile", None, "Compile the train steps with XLA (default off)."),
     ("integer", "external_ratio", None, "rho1: external batches per task batch in stage 1 "
      "(default 3; 0 = task batches only)."),
     ("float", "mlm_weight", None, "rho2: a task batch's loss is (rho2 * MLM + task) / "

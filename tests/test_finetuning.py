@@ -315,6 +315,105 @@ def test_two_replicas_run_and_an_indivisible_batch_is_an_error(data_dir, mirrore
                  mirrored_strategy, progress=False)
 
 
+# ----------------------------------------------------------------------------- steps per call
+
+def test_epochs_end_at_the_first_call_boundary_and_the_last_call_is_cut(data_dir):
+    # 96 examples, batch 16: 6 steps an epoch, 18 in all; 4 steps per call end epochs at
+    # steps 8 and 12, and a last call of 2 steps ends the run at 18.
+    config = run_config(data_dir, task_names=["sst2"], num_train_epochs=3,
+                        model_name="per_call", steps_per_execution=4)
+    results = finetune(config, progress=False)
+    trial = results["trials"][0]
+    assert trial["steps"] == 18
+    assert [(h["epoch"], h["step"]) for h in trial["history"]] == [(1, 8), (2, 12), (3, 18)]
+    assert all(np.isfinite(h["loss"]) for h in trial["history"])
+    logged = scalars(os.path.join(config.run_dir, "trial_0"))
+    assert [s for s, _ in logged["sst2/dev/accuracy"]] == [8, 12, 18]
+    assert [s for s, _ in logged["train/loss"]] == [8, 12, 18]
+    # Steps per call are a speed setting: a re-run may change them (the run is done).
+    again = finetune(run_config(data_dir, task_names=["sst2"], num_train_epochs=3,
+                                model_name="per_call", steps_per_execution=1,
+                                jit_compile=True), progress=False)
+    assert again["trials"][0]["history"] == trial["history"]
+
+
+def test_several_steps_per_call_on_two_replicas_train_like_one_step_per_call(
+        mirrored_strategy):
+    import keras
+
+    from electra_tf.finetuning.model import FinetuningModel
+    from electra_tf.finetuning.trainer import fit_steps
+    from electra_tf.optimization import AdamWeightDecay
+
+    task = get_task("sst2")
+    rng = np.random.default_rng(0)
+    inputs = {"input_ids": rng.integers(1000, 2000, (12, 16)).astype(np.int32),
+              "input_mask": np.ones((12, 16), np.int32),
+              "segment_ids": np.zeros((12, 16), np.int32), "task_id": np.zeros(12, np.int32)}
+    labels = {"sst2": rng.integers(0, 2, 12).astype(np.int32)}
+    batches = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(4).repeat()
+
+    class Ends(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.seen.append(batch)
+
+    def train(per_call):
+        keras.utils.set_random_seed(0)
+        with mirrored_strategy.scope():
+            model = FinetuningModel(Encoder(get_config("electra", "debug")), [task],
+                                    dropout_rate=0.0, name="finetuning")
+            model.compile(optimizer=AdamWeightDecay(1e-3), steps_per_execution=per_call)
+            model({k: v[:1] for k, v in inputs.items()})
+            model.optimizer.build(model.trainable_variables)
+        ends = Ends()
+        # batches from `step` on: the same sequence however the steps are cut into calls
+        step = fit_steps(model, lambda step: batches.skip(step), 3, per_call, [ends])
+        return model, step, ends.seen
+
+    single, single_steps, _ = train(1)
+    several, several_steps, seen = train(2)
+    assert single_steps == several_steps == 3
+    assert int(several.optimizer.iterations.numpy()) == 3
+    assert seen == [1, 0]  # one call of 2 steps, then one (recompiled) of the 1 left
+    assert several.steps_per_execution == 1
+    for a, b in zip(single.weights, several.weights, strict=True):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6,
+                                   err_msg=a.path)
+
+
+def test_an_epoch_spread_over_several_fit_calls_logs_its_mean_loss(tmp_path):
+    from types import SimpleNamespace
+
+    from electra_tf.finetuning.trainer import EpochEnd
+
+    saved = []
+    model = SimpleNamespace(optimizer=SimpleNamespace(iterations=tf.Variable(0, tf.int64)),
+                            reset_metrics=lambda: None)
+    epoch_end = EpochEnd(SimpleNamespace(save=lambda checkpoint_number: saved.append(
+        checkpoint_number)), None, tf.summary.create_noop_writer(), None, total_steps=8,
+        steps_per_epoch=6, schedule=lambda step: 0.0, history=[],
+        history_path=str(tmp_path / "history.json"), initial_step=0, progress=False)
+    epoch_end.set_model(model)
+    # A first call of 4 steps (loss mean 2), then one of 4 more (loss mean 4): the run's
+    # one epoch end is at step 8, where the epoch's mean loss is 3.
+    epoch_end.on_train_begin()
+    model.optimizer.iterations.assign(4)
+    epoch_end.on_train_batch_end(3, {"loss": tf.constant(2.0)})
+    epoch_end.on_train_end()
+    assert epoch_end.history == []
+    epoch_end.on_train_begin()
+    model.optimizer.iterations.assign(8)
+    epoch_end.on_train_batch_end(3, {"loss": tf.constant(4.0)})
+    epoch_end.on_train_end()
+    assert epoch_end.history == [{"epoch": 2, "step": 8, "dev": {}, "loss": 3.0}]
+    assert saved == [8]
+    assert json.loads((tmp_path / "history.json").read_text()) == epoch_end.history
+
+
 def test_encoder_sources_keras_export_and_hugging_face_folder(data_dir, tmp_path):
     from electra_tf.checkpoints import save_hf
 
@@ -420,7 +519,8 @@ def test_layerwise_rates_cover_a_small_encoder_top_layer_one_decay_below_the_hea
     from electra_tf.optimization import AdamWeightDecay, layerwise_lr_multipliers
 
     encoder = Encoder(get_config("electra", "small"))
-    model = FinetuningModel(encoder, [get_task("sst2")])
+    # named: Keras numbers a second unnamed model of a class in the process
+    model = FinetuningModel(encoder, [get_task("sst2")], name="finetuning_model")
     model({k: np.zeros((1, 8), np.int32) for k in ("input_ids", "input_mask", "segment_ids")})
     optimizer = AdamWeightDecay(1.0, lr_multipliers=layerwise_lr_multipliers(
         12, 0.8, HEAD_PATTERN))
@@ -458,19 +558,19 @@ def test_defaults_epochs_per_task_empty_split_and_lamb(data_dir, tmp_path):
 def test_an_interrupted_run_resumes_from_its_last_epoch(data_dir, monkeypatch):
     from electra_tf.finetuning import trainer
 
-    original = trainer.EpochEnd.on_epoch_end
+    original = trainer.EpochEnd.end_epoch
 
-    def crash_after_first(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 0:
+    def crash_after_first(self, epoch, step, logs):
+        original(self, epoch, step, logs)
+        if epoch == 1:
             raise KeyboardInterrupt("killed")
 
     config = run_config(data_dir, task_names=["sst2"], num_train_epochs=3,
                         model_name="interrupted")
-    monkeypatch.setattr(trainer.EpochEnd, "on_epoch_end", crash_after_first)
+    monkeypatch.setattr(trainer.EpochEnd, "end_epoch", crash_after_first)
     with pytest.raises(KeyboardInterrupt):
         finetune(config, progress=False)
-    monkeypatch.setattr(trainer.EpochEnd, "on_epoch_end", original)
+    monkeypatch.setattr(trainer.EpochEnd, "end_epoch", original)
     results = finetune(config, progress=False)
     trial = results["trials"][0]
     assert trial["steps"] == 18

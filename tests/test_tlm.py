@@ -273,3 +273,25 @@ def test_flagfile_parses_into_the_sample_recipe():
     assert (config.retriever, config.top_k, config.model_size) == ("bm25s", 3, "tiny")
     assert (config.external_ratio, config.mlm_weight, config.flop_budget) == (3, 20.0, 5e13)
     assert config.stage1_steps(config.model_config(30522)) == 1932
+
+
+def test_both_stages_with_several_steps_per_call_on_two_replicas(data_dir, mirrored_strategy):
+    # The task alone (no retrieval), 2 steps per call: stage 1 trains 4 steps; stage 2's 4
+    # (half an epoch of 64 examples, batch 8) score the dev set every 2.
+    config = tlm_config(data_dir, model_name="tlm_per_call", runs=["task_only"],
+                        stages=["stage1", "stage2"], num_train_steps=4,
+                        stage2_num_train_epochs=0.5, eval_every_steps=2,
+                        steps_per_execution=2, save_checkpoints_steps=3, log_every_steps=2)
+    results = run_tlm(config, mirrored_strategy, progress=False)
+    stage1 = results["runs"]["task_only"]["stage1"]
+    assert stage1["steps"] == 4 and stage1["task_batches"] == 4
+    assert np.isfinite(stage1["last_logged"]["loss"])
+    # a checkpoint at the first call boundary past step 3, none in between
+    stage1_dir = config.stage_dir("task_only", 1)
+    assert sorted(f for f in os.listdir(stage1_dir) if f.endswith(".index")) == [
+        "model.ckpt-4.index"]
+    assert results["runs"]["task_only"]["stage2"]["steps"] == 4
+    history = json.load(open(os.path.join(config.stage_dir("task_only", 2), "best",
+                                          "history.json")))
+    assert [h["step"] for h in history] == [2, 4]
+    assert all(np.isfinite(h["loss"]) for h in history)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import uuid
 
 import numpy as np
 import tensorflow as tf
@@ -42,7 +43,7 @@ def _write(path: str, features: Features) -> None:
     arrays = dict(features.inputs)
     if features.labels is not None:
         arrays["label"] = features.labels
-    tmp = f"{path}.tmp"
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"  # writers sharing the folder do not collide
     with tf.io.TFRecordWriter(tmp) as writer:
         for i in range(len(features)):
             feature = {}
@@ -77,8 +78,9 @@ def _read(path: str, meta: dict) -> Features:
 
 
 def cached_features(task: Task, split: str, examples: list, tokenizer, max_seq_length: int,
-                    cache_dir: str) -> tuple[Features, bool]:
-    """(features, whether they came from the cache) for `examples` of `task`/`split`."""
+                    cache_dir: str, write: bool = True) -> tuple[Features, bool]:
+    """(features, whether they came from the cache) for `examples` of `task`/`split`;
+    with `write` off (a worker other than the chief) a miss is not written."""
     key = cache_key(task, split, examples, tokenizer.vocab, tokenizer.do_lower_case,
                     max_seq_length)
     path = files.join(cache_dir, f"{task.name}.{split}.{key}.tfrecord")
@@ -86,6 +88,8 @@ def cached_features(task: Task, split: str, examples: list, tokenizer, max_seq_l
     if files.exists(meta_path) and files.exists(path):
         return _read(path, files.read_json(meta_path)), True
     features = task.featurize(examples, tokenizer, max_seq_length)
+    if not write:
+        return features, False
     files.makedirs(cache_dir)
     _write(path, features)
     arrays = dict(features.inputs)

@@ -20,7 +20,7 @@ from electra_tf.pretraining.config import MIXED_PRECISION, _one_of
 # What a re-run of a run (a resume, more trials, test outputs) may change; every other
 # setting must match the run that wrote the folder.
 RERUN_KEYS = ("do_eval", "do_train", "write_test_outputs", "score_test", "eval_batch_size",
-              "num_trials", "output_dir")
+              "num_trials", "output_dir", "steps_per_execution", "jit_compile")
 
 
 @dataclasses.dataclass
@@ -74,7 +74,13 @@ class FinetuningConfig(RunConfig):
     do_train: bool = True
     do_eval: bool = True
     write_test_outputs: bool = False
-    mixed_precision: str = ""
+
+    # speed: the hardware flagfiles set these (flags/hardware/)
+    mixed_precision: str = ""  # "" | bf16 | fp16
+    # train steps per compiled call, as pretraining's; an execution never runs past an
+    # epoch's end by more than its own length, and the last one is cut to end the run
+    steps_per_execution: int = 1
+    jit_compile: bool = False
 
     def __post_init__(self):
         if isinstance(self.task_names, str):
@@ -86,7 +92,8 @@ class FinetuningConfig(RunConfig):
         _one_of("model_size", self.model_size, SIZES)
         _one_of("optimizer", self.optimizer, OPTIMIZERS)
         _one_of("mixed_precision", self.mixed_precision, MIXED_PRECISION)
-        for name in ("train_batch_size", "eval_batch_size", "max_seq_length", "num_trials"):
+        for name in ("train_batch_size", "eval_batch_size", "max_seq_length", "num_trials",
+                     "steps_per_execution"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be positive")
         if self.num_train_epochs is not None and self.num_train_epochs <= 0:

@@ -9,7 +9,8 @@ first WordPiece of each word, or with ``use_crf`` a linear-chain CRF over the wo
 Batches hold one task each (``task_id``); every head runs on the shared encoder output
 and only the batch's task contributes to the loss, so several tasks train together as the
 original's multi-task finetuning does. Losses are divided by global-batch weight sums, so
-N replicas train like one.
+N replicas train like one; ``fit`` runs under every strategy, with several steps per call
+(:class:`~electra_tf.distribute.DistributedTrainer`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from electra_tf.distribute import DistributedTrainer
 from electra_tf.finetuning.tasks import NUM_CHOICES, Task
 from electra_tf.modeling.crf import CRF
 from electra_tf.modeling.layers import Dropout, truncated_normal
@@ -30,7 +32,7 @@ def _weighted_mean(losses, weights):
                                               + EPSILON)
 
 
-class FinetuningModel(keras.Model):
+class FinetuningModel(DistributedTrainer, keras.Model):
     """Encoder + task heads; ``fit`` trains on single-task batches, ``predict`` gives each
     task's outputs (logits, regression values, option scores, or word tag ids).
 

@@ -357,14 +357,15 @@ class TaggingTask(Task):
     def read(self, data_dir, split):
         return readers.read_pos(files.join(data_dir, "finetuning_data", self.folder), split)
 
-    def set_tags(self, sentences: list[readers.TaggedSentence], path: str | None = None):
+    def set_tags(self, sentences: list[readers.TaggedSentence], path: str | None = None,
+                 write: bool = True):
         """Fixes the tag set: from ``path`` when it exists, else from ``sentences`` (and
-        written to ``path``)."""
+        written to ``path`` unless `write` is off)."""
         if path and files.exists(path):
             self.tags = files.read_json(path)
             return
         self.tags = sorted({t for s in sentences for t in (s.tags or [])})
-        if path:
+        if path and write:
             files.write_json(path, self.tags, indent=1)
 
     def featurize(self, examples, tokenizer, max_seq_length):

@@ -24,6 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
+from tqdm.auto import tqdm
 
 from electra_tf import files
 from electra_tf.distribute import check_batch_size
@@ -45,10 +46,17 @@ from electra_tf.optimization import (
     WarmupPolynomialDecay,
     layerwise_lr_multipliers,
 )
-from electra_tf.pretraining.trainer import dtype_policy
+from electra_tf.pretraining.trainer import _StepCallback, current_step, dtype_policy
 from electra_tf.tokenization import WordPieceTokenizer
+from electra_tf.training.checkpointing import (
+    checkpoint_manager,
+    complete_checkpoints,
+    is_chief,
+    worker_dir,
+)
 
 HEAD_PATTERN = r"_head/|_head_crf/"
+CHECKPOINT_NAME = "model.ckpt"
 
 
 # ----------------------------------------------------------------------------- the encoder
@@ -207,51 +215,101 @@ def dev_score(scores: dict) -> float:
     return float(np.mean(values)) if values else 0.0
 
 
-class EpochEnd(keras.callbacks.Callback):
-    """After each epoch: a checkpoint (for resuming), the dev scores, TensorBoard scalars,
-    and the weights of the best-dev epoch kept aside; stops at the last step when the
-    epochs are fractional."""
+class EpochEnd(_StepCallback):
+    """At the end of each epoch and at the last step: a checkpoint (for resuming), the dev
+    scores, TensorBoard scalars, the weights of the best-dev epoch kept aside, and a
+    progress bar with ETA over the run.
+
+    With ``steps_per_execution`` > 1 an epoch ends at the first execution boundary at or
+    past its last step (as pretraining's checkpoints do); the executions are never longer
+    than an epoch, so each epoch still ends once. The train metrics logged for an epoch are
+    its means, also when ``fit`` was called several times within it (Keras resets them at
+    each call)."""
 
     def __init__(self, manager, best, writer, evaluate, total_steps: int,
-                 steps_per_epoch: int, schedule, history: list[dict]):
+                 steps_per_epoch: int, schedule, history: list[dict], history_path: str,
+                 initial_step: int, progress: bool = True, chief: bool = True,
+                 desc: str = "finetuning"):
         super().__init__()
         self.manager = manager
-        self.best = best  # (tf.train.Checkpoint, prefix) of the best-dev weights
+        self.best = best  # (tf.train.Checkpoint, prefix) this process writes the best to
+        self.best_written = False
         self.writer = writer
         self.evaluate = evaluate
         self.total_steps = total_steps
         self.steps_per_epoch = steps_per_epoch
         self.schedule = schedule
         self.history = history
-        self.epoch = 0
+        self.history_path = history_path
+        self.chief = chief
+        self.last_end = initial_step  # the step of the last epoch end (or of the start)
+        self._carry: dict[str, tuple[float, int]] = {}  # earlier fits' (sum, steps) per metric
+        self._since = initial_step  # the step the current fit's metric means start at
+        self._step = initial_step
+        self._logs: dict = {}
+        self.bar = tqdm(total=total_steps, initial=initial_step, unit="step", desc=desc,
+                        disable=not (progress and chief), dynamic_ncols=True)
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._since = self._step = self._fit_start
+        self._logs = {}
 
     def on_train_batch_end(self, batch, logs=None):
-        # Keras' batch index, not the optimizer's counter: no device read per step.
-        if self.epoch * self.steps_per_epoch + batch + 1 >= self.total_steps:
-            self.model.stop_training = True
+        # Keras' batch index, not the optimizer's counter: no device read per execution.
+        step = self.step_after(batch)
+        self.bar.update(step - self._step)
+        self._step, self._logs = step, logs or {}
+        crossed = step // self.steps_per_epoch > self.last_end // self.steps_per_epoch
+        if not crossed and step < self.total_steps:
+            return
+        # The true count: under fp16 a step whose gradients overflowed applies no update.
+        applied = int(self.model.optimizer.iterations.numpy())
+        final = applied >= self.total_steps
+        if not (crossed or final):
+            return  # the run goes on for the skipped steps
+        epoch = (-(-self.total_steps // self.steps_per_epoch) if final
+                 else step // self.steps_per_epoch)
+        self.end_epoch(epoch, applied, self._epoch_logs(step))
+        self.last_end = self._since = step
+        self._carry = {}
+        self.model.reset_metrics()
 
-    def on_epoch_end(self, epoch, logs=None):
-        step = int(self.model.optimizer.iterations.numpy())
+    def on_train_end(self, logs=None):
+        # The next fit starts its metrics afresh: keep this one's share of the epoch.
+        steps = self._step - self._since
+        if steps > 0:
+            for name, value in self._logs.items():
+                total, count = self._carry.get(name, (0.0, 0))
+                self._carry[name] = (total + float(value) * steps, count + steps)
+        self._since = self._step
+
+    def _epoch_logs(self, step: int) -> dict[str, float]:
+        steps = step - self._since
+        means = {}
+        for name, value in self._logs.items():
+            total, count = self._carry.get(name, (0.0, 0))
+            means[name] = (total + float(value) * steps) / max(count + steps, 1)
+        return means
+
+    def end_epoch(self, epoch: int, step: int, logs: dict[str, float]) -> None:
         scores = self.evaluate() if self.evaluate else {}
-        entry = {"epoch": epoch + 1, "step": step, "dev": scores,
-                 "loss": float((logs or {}).get("loss", float("nan")))}
+        entry = {"epoch": epoch, "step": step, "dev": scores,
+                 "loss": float(logs.get("loss", float("nan")))}
         if scores and (not any(h.get("best") for h in self.history)
                        or dev_score(scores) > max(dev_score(h["dev"]) for h in self.history)):
             for h in self.history:
                 h["best"] = False
             entry["best"] = True
             self.best[0].write(self.best[1])
+            self.best_written = True
         self.history.append(entry)
-        # The history rides in the checkpoint's folder so a resumed run keeps it.
-        files.write_json(files.join(files.parent(self.best[1]), "history.json"), self.history,
-                         indent=1)
+        if self.chief:  # the history rides beside the best weights so a resumed run keeps it
+            files.write_json(self.history_path, self.history, indent=1)
         self.manager.save(checkpoint_number=step)
         with self.writer.as_default(step=step):
-            for name, value in (logs or {}).items():
-                tf.summary.scalar(f"train/{name}", float(value))
+            for name, value in logs.items():
+                tf.summary.scalar(f"train/{name}", value)
             tf.summary.scalar("train/learning_rate", float(self.schedule(step - 1)))
             for task, splits in scores.items():
                 for split, metrics in splits.items():
@@ -260,8 +318,135 @@ class EpochEnd(keras.callbacks.Callback):
         self.writer.flush()
         shown = "; ".join(f"{t} {s} " + ", ".join(f"{m} {v:.4f}" for m, v in ms.items())
                           for t, ss in scores.items() for s, ms in ss.items())
-        if shown:
-            print(f"epoch {epoch + 1} (step {step}): {shown}", flush=True)
+        if shown and self.chief:
+            self.bar.write(f"epoch {epoch} (step {step}): {shown}")
+        if "loss" in logs:
+            self.bar.set_postfix(loss=f"{logs['loss']:.4g}", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+# ----------------------------------------------------------------------------- fitting
+
+def chief_decides(strategy: tf.distribute.Strategy, value: bool) -> bool:
+    """The chief's `value` on every worker: a decision made from files the chief writes
+    (is this stage done?) cannot then split the workers, one training while another skips
+    ahead and waits on it. Under several workers it is a collective, so also a barrier:
+    a worker passes it only when the chief has (and has written what it wrote before)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return value
+    mine = 1.0 if value and is_chief(strategy) else 0.0
+    total = strategy.reduce(tf.distribute.ReduceOp.SUM,
+                            strategy.run(lambda: tf.constant(mine)), axis=None)
+    return bool(float(total) > 0)
+
+
+def run_checkpoints(checkpoint: tf.train.Checkpoint, directory: str,
+                    strategy: tf.distribute.Strategy, max_to_keep: int,
+                    name: str = CHECKPOINT_NAME) -> tuple[tf.train.CheckpointManager, str | None]:
+    """(manager, checkpoint to resume from) as pretraining has them: the chief keeps
+    `directory`'s checkpoints and resumes from the newest complete one; another worker
+    resumes from the same one and saves its own copies under ``.worker-<id>/`` (delete
+    that folder when training ends)."""
+    if is_chief(strategy):
+        manager = checkpoint_manager(checkpoint, directory, name, max_to_keep)
+        return manager, manager.latest_checkpoint
+    latest = (complete_checkpoints(directory, name) or [None])[-1]
+    manager = tf.train.CheckpointManager(checkpoint, worker_dir(strategy, directory),
+                                         max_to_keep=1, checkpoint_name=name)
+    return manager, latest
+
+
+def fit_steps(model: keras.Model, make_dataset, total_steps: int, steps_per_execution: int,
+              callbacks: list, verbose: int = 0) -> int:
+    """Train `model` with Keras ``fit`` from its optimizer's step to exactly `total_steps`:
+    calls of `steps_per_execution` steps, then (recompiled) one shorter call for the steps
+    left, as pretraining does. ``make_dataset(step)`` gives repeating batches from `step`
+    on. A step whose float16 gradients overflowed applies no update and is trained again.
+    Returns the step reached."""
+    step = current_step(model.optimizer)
+    stalled = 0
+    while step < total_steps:
+        remaining = total_steps - step
+        per_execution = min(steps_per_execution, remaining)
+        if model.steps_per_execution != per_execution:
+            with model.distribute_strategy.scope():
+                model.compile(optimizer=model.optimizer, jit_compile=model.jit_compile,
+                              steps_per_execution=per_execution)
+        model.fit(make_dataset(step), epochs=1,
+                  steps_per_epoch=remaining - remaining % per_execution, verbose=verbose,
+                  shuffle=False, callbacks=callbacks)  # the dataset shuffles
+        reached = current_step(model.optimizer)
+        stalled = 0 if reached > step else stalled + 1
+        if stalled >= 20:
+            raise ValueError(f"training applies no update at step {step}: the gradients "
+                             f"are not finite (lower the learning rate, or use float32 or "
+                             f"bf16 instead of fp16)")
+        step = reached
+    return step
+
+
+def fit_with_dev_eval(model: keras.Model, optimizer, make_dataset, run_dir: str,
+                      total_steps: int, steps_per_epoch: int, evaluate, schedule,
+                      do_train: bool = True, progress: bool = True, desc: str = "finetuning"
+                      ) -> tuple[list[dict], dict | None, int]:
+    """Train `model` (compiled with `optimizer`, and with the ``steps_per_execution`` to
+    use) to `total_steps`, in epochs of `steps_per_epoch` steps, on
+    ``make_dataset(start_step)``; after each epoch a checkpoint in `run_dir` (a re-run
+    resumes from it), the dev scores of ``evaluate()`` and TensorBoard scalars, with the
+    best-dev weights kept in ``run_dir/best/``. With ``steps_per_execution`` > 1 the
+    executions are at most an epoch long and each epoch ends at the first execution
+    boundary at or past it (see :class:`EpochEnd`). Returns the history (one entry per
+    epoch), its best entry, whose weights the model then holds, and the number of steps
+    trained (restoring the best weights also restores the optimizer's step counter).
+
+    Under several workers every worker trains and scores (both are collective); only the
+    chief writes `run_dir`; the others keep their checkpoints in ``.worker-<id>/`` until
+    the end."""
+    strategy = model.distribute_strategy
+    chief = is_chief(strategy)
+    per_execution = max(1, min(model.steps_per_execution, steps_per_epoch))
+    # The optimizer fit steps: under fp16, the LossScaleOptimizer around `optimizer`.
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer or optimizer)
+    manager, latest = run_checkpoints(checkpoint, run_dir, strategy, max_to_keep=1)
+    own_dir = worker_dir(strategy, run_dir)
+    best_path = files.join(run_dir, "best", "model.ckpt")  # the chief's: read on resume
+    best = (tf.train.Checkpoint(model=model), files.join(own_dir, "best", "model.ckpt"))
+    history_path = files.join(run_dir, "best", "history.json")
+    history: list[dict] = []
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        if files.exists(history_path):
+            restored = current_step(optimizer)
+            # Epochs after the restored checkpoint (a crash between the two writes) run
+            # again.
+            history = [h for h in files.read_json(history_path) if h["step"] <= restored]
+        logging.info("resumed %s", latest)
+    elif not do_train:
+        raise ValueError(f"--do_train=false but {run_dir} holds no trained checkpoint: "
+                         f"train first (the same command with --do_train)")
+    writer = (tf.summary.create_file_writer(run_dir) if chief
+              else tf.summary.create_noop_writer())
+    step = current_step(optimizer)
+    epoch_end = EpochEnd(manager, best, writer, evaluate, total_steps, steps_per_epoch,
+                         schedule, history, history_path, step, progress and do_train, chief,
+                         desc)
+    try:
+        if do_train and step < total_steps:
+            fit_steps(model, make_dataset, total_steps, per_execution, [epoch_end])
+    finally:
+        epoch_end.close()
+        writer.close()
+    steps = current_step(optimizer)
+    best_entry = next((h for h in history if h.get("best")), None)
+    if best_entry:
+        # This process's own copy if it wrote one (the chief's may still be in writing).
+        best[0].read(best[1] if epoch_end.best_written else best_path
+                     ).assert_existing_objects_matched()
+    if not chief:
+        files.rmtree(own_dir)
+    return history, best_entry, steps
 
 
 # ----------------------------------------------------------------------------- a run
@@ -321,6 +506,13 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def check_batch_sizes(config, strategy: tf.distribute.Strategy) -> None:
+    """The global train and eval batches of `config` (finetuning's or TLM's) must split
+    evenly over `strategy`'s replicas (8 on a TPU)."""
+    check_batch_size(strategy, config.train_batch_size)
+    check_batch_size(strategy, config.eval_batch_size, "eval_batch_size")
+
+
 def _check_rerun(config: FinetuningConfig, path: str) -> None:
     from electra_tf.finetuning.config import RERUN_KEYS
 
@@ -333,19 +525,25 @@ def _check_rerun(config: FinetuningConfig, path: str) -> None:
 def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None = None,
              progress: bool = True) -> dict:
     """Run (or resume) the finetuning `config` describes; returns the results dict that
-    is also written to ``results/<run>.json``."""
+    is also written to ``results/<run>.json``.
+
+    Under several workers (``MultiWorkerMirroredStrategy``) every worker featurizes,
+    trains and scores, and only the chief writes: settings, feature caches, tag sets,
+    checkpoints, events, results and predictions (the others keep their checkpoint copies
+    in ``.worker-<id>/`` folders until a trial ends)."""
     from electra_tf.finetuning.cache import cached_features
 
     strategy = strategy or tf.distribute.get_strategy()
-    check_batch_size(strategy, config.train_batch_size)
+    check_batch_sizes(config, strategy)
+    chief = is_chief(strategy)
     tokenizer = WordPieceTokenizer(vocab_path(config), do_lower_case=config.do_lower_case)
     tasks = _tasks(config)
     source = encoder_source(config)
-    files.makedirs(config.run_dir)
     config_path = files.join(config.run_dir, "finetuning_config.json")
     if files.exists(config_path):
         _check_rerun(config, config_path)
-    files.atomic_write(config_path, config.to_json())
+    if chief:
+        files.atomic_write(config_path, config.to_json())
 
     examples: dict[tuple[str, str], list] = {}
     cache_hits: dict[str, bool] = {}
@@ -357,7 +555,7 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
             if not examples[key]:
                 raise ValueError(f"{task.name}: the {split} split has no examples")
         features, hit = cached_features(task, split, examples[key], tokenizer,
-                                        config.max_seq_length, config.cache_dir)
+                                        config.max_seq_length, config.cache_dir, write=chief)
         cache_hits[f"{task.name}/{split}"] = hit
         return features
 
@@ -366,7 +564,7 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
         if isinstance(task, TaggingTask):  # the tag set comes first: it fixes the label ids
             examples[(task.name, "train")] = task.read(config.data_dir, "train")
             task.set_tags(examples[(task.name, "train")],
-                          files.join(config.run_dir, f"{task.name}_tags.json"))
+                          files.join(config.run_dir, f"{task.name}_tags.json"), write=chief)
         if config.do_train:
             features = featurized(task, "train")
             if features.labels is None:
@@ -377,7 +575,7 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
             train.append(features)
     dev = {(t.name, s): featurized(t, s) for t in tasks for s in t.eval_splits} \
         if config.do_eval else {}
-    test = labelled_test_features(config, tasks, tokenizer) if config.score_test else {}
+    test = labelled_test_features(config, tasks, tokenizer, chief) if config.score_test else {}
 
     trials = [_run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
                          len(tokenizer.vocab), progress, test)
@@ -404,6 +602,9 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
     if config.write_test_outputs:
         best = max(range(len(trials)), key=lambda k: dev_score(trials[k].get("dev_best", {})))
         results["test_predictions_from_trial"] = best
+    if not chief:
+        return results
+    if config.write_test_outputs:
         src = files.join(config.run_dir, f"trial_{best}", "test_predictions")
         files.makedirs(config.test_predictions_dir)
         for name in files.listdir(src):
@@ -435,53 +636,9 @@ def _check_fits(config: FinetuningConfig, encoder, vocab_size: int) -> None:
                          f"max_position_embeddings={model_config.max_position_embeddings}")
 
 
-def fit_with_dev_eval(model: keras.Model, optimizer, make_dataset, run_dir: str,
-                      total_steps: int, steps_per_epoch: int, evaluate, schedule,
-                      do_train: bool = True, progress: bool = True
-                      ) -> tuple[list[dict], dict | None, int]:
-    """Train `model` (compiled with `optimizer`) to `total_steps` in ``fit`` epochs of
-    `steps_per_epoch` steps on ``make_dataset(start_step)``; after each epoch a checkpoint
-    in `run_dir` (a re-run resumes from it), the dev scores of ``evaluate()`` and
-    TensorBoard scalars, with the best-dev weights kept in ``run_dir/best/``. Returns the
-    history (one entry per epoch), its best entry, whose weights the model then holds, and
-    the number of steps trained (restoring the best weights also restores the optimizer's
-    step counter)."""
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, run_dir, max_to_keep=1,
-                                         checkpoint_name="model.ckpt")
-    best = (tf.train.Checkpoint(model=model), files.join(run_dir, "best", "model.ckpt"))
-    history: list[dict] = []
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        history_path = files.join(run_dir, "best", "history.json")
-        if files.exists(history_path):
-            restored = int(optimizer.iterations.numpy())
-            # Epochs after the restored checkpoint (a crash between the two writes) run
-            # again.
-            history = [h for h in files.read_json(history_path) if h["step"] <= restored]
-        logging.info("resumed %s", manager.latest_checkpoint)
-    elif not do_train:
-        raise ValueError(f"--do_train=false but {run_dir} holds no trained checkpoint: "
-                         f"train first (the same command with --do_train)")
-    writer = tf.summary.create_file_writer(run_dir)
-    epoch_end = EpochEnd(manager, best, writer, evaluate, total_steps, steps_per_epoch,
-                         schedule, history)
-    step = int(optimizer.iterations.numpy())
-    if do_train and step < total_steps:
-        model.fit(make_dataset(step), epochs=math.ceil(total_steps / steps_per_epoch),
-                  initial_epoch=step // steps_per_epoch, steps_per_epoch=steps_per_epoch,
-                  callbacks=[epoch_end], verbose=1 if progress else 0,
-                  shuffle=False)  # the dataset shuffles
-    writer.close()
-    steps = int(optimizer.iterations.numpy())
-    best_entry = next((h for h in history if h.get("best")), None)
-    if best_entry:
-        best[0].read(best[1]).assert_existing_objects_matched()
-    return history, best_entry, steps
-
-
 def labelled_test_features(config: FinetuningConfig, tasks: list[Task],
-                           tokenizer: WordPieceTokenizer) -> dict[tuple[str, str], Features]:
+                           tokenizer: WordPieceTokenizer, write_cache: bool = True
+                           ) -> dict[tuple[str, str], Features]:
     """Every task's labelled test split, featurized (for --score_test); an error names
     the task whose test labels are not known."""
     from electra_tf.finetuning.cache import cached_features
@@ -495,7 +652,8 @@ def labelled_test_features(config: FinetuningConfig, tasks: list[Task],
                              f"{config.data_dir} (a test.tsv with labels, or one with a "
                              f"test_labels.tsv beside it)")
         test[(task.name, "test")] = cached_features(task, "test", examples, tokenizer,
-                                                    config.max_seq_length, config.cache_dir)[0]
+                                                    config.max_seq_length, config.cache_dir,
+                                                    write=write_cache)[0]
     return test
 
 
@@ -514,12 +672,15 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
                progress, test) -> dict:
     trial_dir = files.join(config.run_dir, f"trial_{trial}")
     done = files.join(trial_dir, "results.json")
-    if files.exists(done):
-        previous = files.read_json(done)
-        if ((not config.do_eval or "dev_best" in previous)
-                and (not test or "test_at_best_dev" in previous)
-                and (not config.write_test_outputs or previous.get("test_predictions"))):
-            return previous  # finished before, with every output asked for now
+    previous = files.read_json(done) if files.exists(done) else None
+    finished = previous is not None and (
+        (not config.do_eval or "dev_best" in previous)
+        and (not test or "test_at_best_dev" in previous)
+        and (not config.write_test_outputs or previous.get("test_predictions")))
+    if chief_decides(strategy, finished):
+        # finished before, with every output asked for now
+        return previous if previous is not None else files.read_json(done)
+    chief = is_chief(strategy)
     seed = config.seed + trial
     keras.utils.set_random_seed(seed)
     train_size = sum(len(f) for f in train)
@@ -542,9 +703,10 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
             schedule, weight_decay_rate=config.weight_decay_rate,
             exclude_from_weight_decay=DEFAULT_EXCLUDE, lr_multipliers=multipliers,
             global_clipnorm=config.clip_norm)
-        model.compile(optimizer=optimizer)
+        model.compile(optimizer=optimizer, jit_compile=config.jit_compile,
+                      steps_per_execution=config.steps_per_execution)
         model(_dummy_inputs(tasks, config.max_seq_length))  # build the heads
-        optimizer.build(model.trainable_variables)
+        model.optimizer.build(model.trainable_variables)  # with fp16, its loss scale too
 
     def evaluate() -> dict:
         return score_splits(model, dev, config.eval_batch_size)
@@ -573,8 +735,10 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
                     logging.warning("no AX.tsv: %s", e)  # optional in a submission
                     continue
                 predictions = predict(model, task, features, config.eval_batch_size)
-                write_test_predictions(task, split, features, predictions,
-                                       examples[(task.name, split)], out_dir)
+                if chief:
+                    write_test_predictions(task, split, features, predictions,
+                                           examples[(task.name, split)], out_dir)
         result["test_predictions"] = True
-    files.write_json(done, result)
+    if chief:
+        files.write_json(done, result)
     return result

@@ -19,7 +19,7 @@ QUERIES = ("text", "rake")
 # What a re-run may change: which runs and stages to do, and how to search (the retrieved
 # set on disk is reused). Everything else must match the run that wrote the folder.
 RERUN_KEYS = ("runs", "stages", "corpus", "index_procs", "search_procs", "eval_batch_size",
-              "log_every_steps", "save_checkpoints_steps")
+              "log_every_steps", "save_checkpoints_steps", "steps_per_execution", "jit_compile")
 
 
 @dataclasses.dataclass
@@ -63,7 +63,11 @@ class TlmConfig(RunConfig):
     weight_decay_rate: float = 0.01
     clip_norm: float = 1.0
     warmup_proportion: float = 0.06
-    mixed_precision: str = ""
+
+    # speed: the hardware flagfiles set these (flags/hardware/)
+    mixed_precision: str = ""  # "" | bf16 | fp16
+    steps_per_execution: int = 1  # train steps per compiled call, both stages
+    jit_compile: bool = False
 
     # stage 1: joint training; its length is num_train_steps or flop_budget
     external_ratio: int = 3
@@ -108,7 +112,7 @@ class TlmConfig(RunConfig):
             raise ValueError(f"num_train_steps={self.num_train_steps} must be positive")
         for name in ("top_k", "rake_top_n", "search_procs", "index_procs", "train_batch_size",
                      "eval_batch_size", "eval_every_steps", "save_checkpoints_steps",
-                     "log_every_steps"):
+                     "log_every_steps", "steps_per_execution"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be positive")
         if self.external_ratio < 0:

@@ -9,7 +9,8 @@ dense (labels), on the [CLS] vector, no pooler. Per batch the loss is
   loss alone, which is stage 2).
 
 Both losses are this replica's share of the global-batch mean (as in pretraining), so N
-replicas train like one.
+replicas train like one; ``fit`` runs under every strategy, with several steps per call
+(:class:`~electra_tf.distribute.DistributedTrainer`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from electra_tf.distribute import DistributedTrainer
 from electra_tf.modeling import BertPretrainer
 from electra_tf.modeling.layers import get_activation
 from electra_tf.pretraining.objectives import cross_replica_sum, mlm_loss
@@ -75,7 +77,7 @@ class ClassificationHead(keras.layers.Layer):
         return config
 
 
-class TlmModel(keras.Model):
+class TlmModel(DistributedTrainer, keras.Model):
     """Encoder + tied MLM head + classification head, with TLM's joint ``train_step``.
 
     Args:

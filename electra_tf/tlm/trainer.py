@@ -24,7 +24,13 @@ from absl import logging
 from electra_tf import files
 from electra_tf.finetuning import readers, scorers
 from electra_tf.finetuning.tasks import Features, PairTask, classification_task
-from electra_tf.finetuning.trainer import fit_with_dev_eval
+from electra_tf.finetuning.trainer import (
+    check_batch_sizes,
+    chief_decides,
+    fit_steps,
+    fit_with_dev_eval,
+    run_checkpoints,
+)
 from electra_tf.optimization import DEFAULT_EXCLUDE, OPTIMIZERS, WarmupPolynomialDecay
 from electra_tf.pretraining.inputs import MaskingConfig, max_predictions_per_seq
 from electra_tf.pretraining.trainer import (
@@ -39,6 +45,7 @@ from electra_tf.tlm.config import RERUN_KEYS, TlmConfig
 from electra_tf.tlm.data import encode_texts, is_task_step, joint_dataset, task_dataset
 from electra_tf.tlm.model import TlmModel
 from electra_tf.tokenization import WordPieceTokenizer, load_vocab, special_ids
+from electra_tf.training.checkpointing import is_chief, worker_dir
 
 # ----------------------------------------------------------------------------- task data
 
@@ -128,11 +135,13 @@ def _dummy_batch(max_seq_length: int, predictions: int) -> dict:
 def run_stage1(config: TlmConfig, run: str, train: Features, external: dict | None,
                num_labels: int, strategy: tf.distribute.Strategy, progress: bool = True
                ) -> dict:
-    """Joint training from scratch on T and S (S None: T alone); returns the summary."""
+    """Joint training from scratch on T and S (S None: T alone); returns the summary.
+    Under several workers only the chief writes the stage's folder."""
     stage_dir = config.stage_dir(run, 1)
     summary_path = files.join(stage_dir, "summary.json")
-    if files.exists(summary_path):
+    if chief_decides(strategy, files.exists(summary_path)):
         return files.read_json(summary_path)
+    chief = is_chief(strategy)
     vocab = load_vocab(config.vocab_path)
     model_config = config.model_config(len(vocab))
     total_steps = config.stage1_steps(model_config)
@@ -146,40 +155,40 @@ def run_stage1(config: TlmConfig, run: str, train: Features, external: dict | No
                          name="tlm")
         model(_dummy_batch(config.max_seq_length, masking.max_predictions))
         optimizer, schedule = _optimizer(config, config.learning_rate, total_steps)
-        model.compile(optimizer=optimizer)
-        optimizer.build(model.trainable_variables)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, stage_dir, max_to_keep=2,
-                                         checkpoint_name="model.ckpt")
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        model.compile(optimizer=optimizer, jit_compile=config.jit_compile,
+                      steps_per_execution=config.steps_per_execution)
+        model.optimizer.build(model.trainable_variables)  # with fp16, its loss scale too
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    manager, latest = run_checkpoints(checkpoint, stage_dir, strategy, max_to_keep=2)
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
     initial_step = current_step(optimizer)
     ratio = config.external_ratio if external is not None else 0
 
-    def dataset_fn(context):
-        return joint_dataset(train.inputs, train.labels, external, config.train_batch_size,
-                             ratio, masking, mask_task=config.mlm_weight > 0,
-                             seed=config.seed, start_step=initial_step, input_context=context)
+    def make_dataset(start_step: int):
+        # The rho1 schedule goes on from `start_step` (a resume, a last shorter call).
+        return strategy.distribute_datasets_from_function(
+            lambda context: joint_dataset(
+                train.inputs, train.labels, external, config.train_batch_size, ratio, masking,
+                mask_task=config.mlm_weight > 0, seed=config.seed, start_step=start_step,
+                input_context=context))
 
-    writer = tf.summary.create_file_writer(files.join(stage_dir, "train"))
+    writer = (tf.summary.create_file_writer(files.join(stage_dir, "train")) if chief
+              else tf.summary.create_noop_writer())
     checkpointer = Checkpointer(manager, config.save_checkpoints_steps)
-    checkpointer.last_saved = initial_step if manager.latest_checkpoint else None
+    checkpointer.last_saved = initial_step if latest else None
     log = TrainingLog(writer, config.log_every_steps, total_steps, initial_step,
                       flops_per_step, config.train_batch_size, config.max_seq_length,
-                      schedule, progress, desc=f"{run} stage 1",
+                      schedule, progress and chief, desc=f"{run} stage 1",
                       shown=("loss", "masked_lm_accuracy", "task_accuracy"))
     started = time.perf_counter()
     try:
-        if initial_step < total_steps:
-            model.fit(strategy.distribute_datasets_from_function(dataset_fn), epochs=1,
-                      steps_per_epoch=total_steps - initial_step, verbose=0, shuffle=False,
-                      callbacks=[checkpointer, log])
+        fit_steps(model, make_dataset, total_steps, config.steps_per_execution,
+                  [checkpointer, log])
         checkpointer.save(current_step(optimizer))
     finally:
         log.close()
         writer.close()
-    # Stage 2 (and electra-finetune --init_checkpoint) start from this export.
-    export_encoder(model.pretrainer, config.vocab_path, stage_dir)
     step = current_step(optimizer)
     task_batches = sum(1 for s in range(step) if is_task_step(s, ratio))
     summary = {"run": run, "steps": step, "task_batches": task_batches,
@@ -190,7 +199,12 @@ def run_stage1(config: TlmConfig, run: str, train: Features, external: dict | No
                "resumed_from_step": initial_step,
                "seconds_this_run": round(time.perf_counter() - started, 3),
                "last_logged": log.last_logs}
-    files.write_json(summary_path, summary)
+    if chief:
+        # Stage 2 (and electra-finetune --init_checkpoint) start from this export.
+        export_encoder(model.pretrainer, config.vocab_path, stage_dir)
+        files.write_json(summary_path, summary)
+    else:
+        files.rmtree(worker_dir(strategy, stage_dir))
     return summary
 
 
@@ -223,8 +237,9 @@ def stage2_model(config: TlmConfig, model_config, num_labels: int, stage1_encode
         head.output_bias.trainable = False
         model.encoder.set_weights(saved.get_weights())
         optimizer, schedule = _optimizer(config, config.stage2_learning_rate, total_steps)
-        model.compile(optimizer=optimizer)
-        optimizer.build(model.trainable_variables)
+        model.compile(optimizer=optimizer, jit_compile=config.jit_compile,
+                      steps_per_execution=config.steps_per_execution)
+        model.optimizer.build(model.trainable_variables)  # with fp16, its loss scale too
     return model, optimizer, schedule
 
 
@@ -234,10 +249,12 @@ def run_stage2(config: TlmConfig, run: str, task: PairTask, features: dict[str, 
     every ``eval_every_steps``; dev and test at the best-dev step."""
     stage_dir = config.stage_dir(run, 2)
     done = files.join(stage_dir, "results.json")
-    if files.exists(done):
+    if chief_decides(strategy, files.exists(done)):
         return files.read_json(done)
     stage1_encoder = files.join(config.stage_dir(run, 1), "encoder.keras")
-    if not files.exists(files.join(config.stage_dir(run, 1), "summary.json")):
+    # Also waits, under several workers, for the chief to finish writing stage 1.
+    if not chief_decides(strategy, files.exists(files.join(config.stage_dir(run, 1),
+                                                           "summary.json"))):
         raise ValueError(f"{stage1_encoder}: no stage-1 encoder; run stage1 first "
                          f"(--stages=stage1,stage2)")
     vocab = load_vocab(config.vocab_path)
@@ -259,7 +276,8 @@ def run_stage2(config: TlmConfig, run: str, task: PairTask, features: dict[str, 
         lambda step: strategy.distribute_datasets_from_function(
             lambda context: task_dataset(train.inputs, train.labels, config.train_batch_size,
                                          config.seed + step, context)),
-        stage_dir, total_steps, every, evaluate, schedule, progress=progress)
+        stage_dir, total_steps, every, evaluate, schedule, progress=progress,
+        desc=f"{run} stage 2")
     best = best_entry or history[-1]
     result = {"run": run, "steps": steps,
               "flops_per_step": config.stage2_flops_per_step(model_config),
@@ -270,21 +288,38 @@ def run_stage2(config: TlmConfig, run: str, task: PairTask, features: dict[str, 
         result["test"] = task_scores(
             task, predict_labels(model, features["test"], config.eval_batch_size),
             features["test"])
-    files.write_json(done, result)
+    if is_chief(strategy):
+        files.write_json(done, result)
     return result
 
 
 # ----------------------------------------------------------------------------- the run
 
-def _check_rerun(config: TlmConfig) -> None:
+def _check_rerun(config: TlmConfig, write: bool = True) -> None:
     path = files.join(config.model_dir, "tlm_config.json")
     if files.exists(path):
         changed = config.changes_from(path, RERUN_KEYS)
         if changed:
             raise ValueError(f"{config.model_dir} holds a TLM run with other settings "
                              f"({'; '.join(changed)}); use another --model_name or delete it")
-    files.makedirs(config.model_dir)
-    files.atomic_write(path, config.to_json())
+    if write:
+        files.atomic_write(path, config.to_json())
+
+
+def _check_retrieved_for_workers(config: TlmConfig, strategy: tf.distribute.Strategy) -> None:
+    """Under several workers the index and retrieval are not redone (each worker would
+    build the same index into the same folder): the retrieved sets must be on disk."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    stages = set(config.stages)
+    needed = [config.retrieved_path(run) for run in config.runs
+              if run != "task_only" and {"retrieve", "stage1"} & stages]
+    missing = [path for path in needed if not files.exists(path)]
+    if not chief_decides(strategy, not missing):
+        raise ValueError(f"{', '.join(missing) or 'the retrieved sets'}: not retrieved yet; "
+                         f"under several workers run the index and retrieve stages first, "
+                         f"in one process (--stages=index,retrieve), then the training "
+                         f"stages on every worker")
 
 
 def markdown_table(results: dict) -> str:
@@ -319,23 +354,27 @@ def majority_scores(task: PairTask, features: dict[str, Features]) -> dict:
 
 def run_tlm(config: TlmConfig, strategy: tf.distribute.Strategy | None = None,
             progress: bool = True) -> dict:
-    """Do `config`'s stages for each of its runs; returns (and writes) the results."""
-    strategy = strategy or tf.distribute.get_strategy()
-    from electra_tf.distribute import check_batch_size
+    """Do `config`'s stages for each of its runs; returns (and writes) the results.
 
-    check_batch_size(strategy, config.train_batch_size)
+    Under several workers (``MultiWorkerMirroredStrategy``) every worker trains and
+    scores, only the chief writes; the index and the retrieved sets must exist already."""
+    strategy = strategy or tf.distribute.get_strategy()
+    check_batch_sizes(config, strategy)
+    chief = is_chief(strategy)
     task = classification_task(config.task_name, "TLM")
     tokenizer = WordPieceTokenizer(config.vocab_path, do_lower_case=config.do_lower_case)
     # A model that cannot be built or a budget below one step fails before anything is
     # written (or indexed, or retrieved).
     config.stage1_steps(config.model_config(len(tokenizer.vocab)))
-    _check_rerun(config)
+    _check_rerun(config, write=chief)
+    _check_retrieved_for_workers(config, strategy)
     examples, features = task.labelled_splits(config.data_dir, tokenizer,
                                               config.max_seq_length)
     queries = [query_text(e) for e in examples["train"]]  # training examples only
     stages = set(config.stages)
     needs_corpus = [r for r in config.runs if r != "task_only"]
-    if "index" in stages and needs_corpus:
+    if ("index" in stages and needs_corpus
+            and not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)):
         ensure_index(config, progress)
 
     previous = files.read_json(config.results_path) if files.exists(config.results_path) \
@@ -369,5 +408,6 @@ def run_tlm(config: TlmConfig, strategy: tf.distribute.Strategy | None = None,
             entry["total_flops"] = entry["stage1"]["flops"] + entry["stage2"]["flops"]
         results["runs"][run] = entry
         logging.info("%s: %s", run, entry.get("stage2", {}).get("dev"))
-    files.write_json(config.results_path, results)
+    if chief:
+        files.write_json(config.results_path, results)
     return results

@@ -1,0 +1,124 @@
+"""What TPUs and GPUs need, checked on the CPU.
+
+TPUs run only XLA-compiled programs with static shapes; the TPU recipe also trains in
+bfloat16 with several steps per call. Every pretraining objective's and every finetuning
+head's train step is lowered to XLA HLO here under those settings (an op XLA cannot
+compile fails the lowering); ELECTRA pretraining and CRF tagging, the two with the most
+kinds of ops, then train a few steps with ``jit_compile=True``. GPUs
+without bfloat16 (V100, T4) train in float16 with dynamic loss scaling: a run of that
+kind trains here too.
+"""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from electra_tf.configs import get_config
+from electra_tf.finetuning.model import FinetuningModel
+from electra_tf.finetuning.tasks import get_task
+from electra_tf.modeling import Encoder, build_pretrainer
+from electra_tf.optimization import AdamWeightDecay
+from electra_tf.pretraining.config import PretrainingConfig
+from electra_tf.pretraining.inputs import MaskingConfig, make_dataset
+from electra_tf.pretraining.objectives import PretrainingTask
+from electra_tf.pretraining.trainer import dtype_policy, pretrain
+from electra_tf.tokenization import load_vocab, special_ids
+
+SEQ, BATCH = 64, 8
+
+
+def _hlo(model, batch) -> str:
+    """The train step lowered to XLA HLO (raises if some op cannot be compiled)."""
+    step = tf.function(model.train_step, jit_compile=True)
+    return step.experimental_get_compiler_ir(batch)(stage="hlo")
+
+
+@pytest.mark.parametrize("objective", ["bert", "electra", "ale"])
+def test_pretraining_step_compiles_with_xla_in_bf16_with_static_shapes(
+        objective, built, sample_paths):
+    _, shards, _ = built
+    vocab = load_vocab(sample_paths["vocab"])
+    masking = MaskingConfig(special_ids(vocab), len(vocab), 9, 0.15,
+                            "bert" if objective == "bert" else "electra")
+    dataset = make_dataset(os.path.join(shards, "pretrain_data.tfrecord*"), BATCH, SEQ,
+                           masking, is_training=True, seed=0)
+    assert all(spec.shape.is_fully_defined() for spec in dataset.element_spec.values())
+
+    config = get_config(objective, "debug")
+    with dtype_policy("mixed_bfloat16"):
+        task = PretrainingTask(build_pretrainer(config, **(
+            {} if objective == "bert" else {"seed": 0})))
+        task.compile(optimizer=AdamWeightDecay(1e-3, global_clipnorm=1.0),
+                     jit_compile=True, steps_per_execution=2)
+        task.optimizer.build(task.pretrainer.trainable_variables)
+        hlo = _hlo(task, next(iter(dataset)))
+        assert "bf16" in hlo and "f32" in hlo  # bfloat16 compute, float32 weights and loss
+        if objective != "electra":
+            return  # ELECTRA's run below covers the compiled training loop
+        history = task.fit(dataset, epochs=1, steps_per_epoch=4, verbose=0)
+    assert int(task.optimizer.iterations.numpy()) == 4
+    assert np.isfinite(history.history["loss"][-1])
+    assert task.pretrainer.weights[0].dtype == "float32"
+
+
+def _finetuning_batch(kind, num_outputs, rng):
+    shape = (BATCH, 4, SEQ) if kind == "multiple_choice" else (BATCH, SEQ)
+    inputs = {"input_ids": rng.integers(1000, 2000, shape).astype("int32"),
+              "input_mask": np.ones(shape, "int32"), "segment_ids": np.zeros(shape, "int32"),
+              "task_id": np.zeros((BATCH,), "int32")}
+    if kind == "tagging":
+        inputs["word_positions"] = np.tile(np.arange(SEQ, dtype="int32"), (BATCH, 1))
+        inputs["word_mask"] = np.ones((BATCH, SEQ), "int32")
+        labels = rng.integers(0, num_outputs, (BATCH, SEQ)).astype("int32")
+    elif kind == "regression":
+        labels = rng.random(BATCH).astype("float32")
+    else:
+        labels = rng.integers(0, num_outputs, (BATCH,)).astype("int32")
+    return inputs, labels
+
+
+@pytest.mark.parametrize("name, use_crf", [("sst2", False), ("stsb", False), ("race", False),
+                                           ("pos", True)])
+def test_finetuning_step_compiles_with_xla_in_bf16(name, use_crf):
+    task = get_task(name)
+    if task.kind == "tagging":
+        task.tags = ["DT", "NN", "VBD", "."]
+    rng = np.random.default_rng(0)
+    inputs, labels = _finetuning_batch(task.kind, task.num_outputs, rng)
+    dataset = tf.data.Dataset.from_tensors((inputs, {task.name: labels})).repeat()
+    with dtype_policy("mixed_bfloat16"):
+        model = FinetuningModel(Encoder(get_config("electra", "debug")), [task],
+                                use_crf=use_crf)
+        model.compile(optimizer=AdamWeightDecay(1e-3, global_clipnorm=1.0),
+                      jit_compile=True, steps_per_execution=2)
+        model(inputs)
+        model.optimizer.build(model.trainable_variables)
+        assert "bf16" in _hlo(model, (inputs, {task.name: labels}))
+        if name != "pos":
+            return  # the CRF head's run below covers the compiled training loop
+        history = model.fit(dataset, epochs=1, steps_per_epoch=4, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 4
+    assert np.isfinite(history.history["loss"][-1])
+
+
+def test_fp16_with_loss_scaling_pretrains_and_learns(built, sample_paths, tmp_path):
+    _, shards, _ = built
+    config = PretrainingConfig(
+        data_dir=str(tmp_path), model_name="fp16", objective="electra", model_size="debug",
+        train_batch_size=16, max_seq_length=SEQ, num_train_steps=60, num_warmup_steps=5,
+        learning_rate=3e-2, log_every_steps=20, save_checkpoints_steps=60, seed=1,
+        mixed_precision="fp16", vocab_file=sample_paths["vocab"],
+        pretrain_tfrecords=os.path.join(shards, "pretrain_data.tfrecord*"))
+    summary = pretrain(config, progress=False)
+    assert summary["step"] == 60 and np.isfinite(summary["last_logged"]["loss"])
+    reader = tf.train.load_checkpoint(os.path.join(config.model_dir, "model.ckpt-60"))
+    names = reader.get_variable_to_shape_map()
+    # Keras' LossScaleOptimizer: a dynamic scale, kept in the checkpoint for a resume.
+    assert any("loss_scale" in name or "dynamic_scale" in name for name in names), names
+    encoder = keras.models.load_model(os.path.join(config.model_dir, "encoder.keras"))
+    assert encoder.weights[0].dtype == "float32"  # float16 compute, float32 weights
+    first_mlm = summary["last_logged"]["masked_lm_loss"]
+    assert first_mlm < np.log(30522) - 1.0  # below a uniform guess: it learned
