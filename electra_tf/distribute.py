@@ -61,6 +61,25 @@ def make_strategy(name: str = "default", tpu: str | None = None,
     return tf.distribute.TPUStrategy(resolver)
 
 
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True for the process that keeps checkpoints, summaries and exports (the only
+    process outside multi-worker training)."""
+    return bool(strategy.extended.should_checkpoint)
+
+
+def chief_decides(strategy: tf.distribute.Strategy, value: bool) -> bool:
+    """The chief's `value` on every worker: a decision made from files the chief writes
+    (is this stage done?) cannot then split the workers, one training while another skips
+    ahead and waits on it. Under several workers it is a collective, so also a barrier:
+    a worker passes it only when the chief has (and has written what it wrote before)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return value
+    mine = 1.0 if value and is_chief(strategy) else 0.0
+    total = strategy.reduce(tf.distribute.ReduceOp.SUM,
+                            strategy.run(lambda: tf.constant(mine)), axis=None)
+    return bool(float(total) > 0)
+
+
 def check_batch_size(strategy: tf.distribute.Strategy, batch_size: int,
                      what: str = "train_batch_size") -> int:
     """The per-replica batch; a global batch the replicas cannot split evenly is an error."""

@@ -27,7 +27,7 @@ from absl import logging
 from tqdm.auto import tqdm
 
 from electra_tf import files
-from electra_tf.distribute import check_batch_size
+from electra_tf.distribute import check_batch_size, chief_decides, is_chief
 from electra_tf.finetuning import readers, scorers
 from electra_tf.finetuning.config import FinetuningConfig
 from electra_tf.finetuning.model import FinetuningModel
@@ -46,14 +46,10 @@ from electra_tf.optimization import (
     WarmupPolynomialDecay,
     layerwise_lr_multipliers,
 )
-from electra_tf.pretraining.trainer import _StepCallback, current_step, dtype_policy
+from electra_tf.pretraining.trainer import dtype_policy
 from electra_tf.tokenization import WordPieceTokenizer
-from electra_tf.training.checkpointing import (
-    checkpoint_manager,
-    complete_checkpoints,
-    is_chief,
-    worker_dir,
-)
+from electra_tf.training.checkpointing import run_checkpoints, worker_dir
+from electra_tf.training.fitting import StepCallback, current_step, fit_steps
 
 HEAD_PATTERN = r"_head/|_head_crf/"
 CHECKPOINT_NAME = "model.ckpt"
@@ -215,7 +211,7 @@ def dev_score(scores: dict) -> float:
     return float(np.mean(values)) if values else 0.0
 
 
-class EpochEnd(_StepCallback):
+class EpochEnd(StepCallback):
     """At the end of each epoch and at the last step: a checkpoint (for resuming), the dev
     scores, TensorBoard scalars, the weights of the best-dev epoch kept aside, and a
     progress bar with ETA over the run.
@@ -328,64 +324,6 @@ class EpochEnd(_StepCallback):
 
 
 # ----------------------------------------------------------------------------- fitting
-
-def chief_decides(strategy: tf.distribute.Strategy, value: bool) -> bool:
-    """The chief's `value` on every worker: a decision made from files the chief writes
-    (is this stage done?) cannot then split the workers, one training while another skips
-    ahead and waits on it. Under several workers it is a collective, so also a barrier:
-    a worker passes it only when the chief has (and has written what it wrote before)."""
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return value
-    mine = 1.0 if value and is_chief(strategy) else 0.0
-    total = strategy.reduce(tf.distribute.ReduceOp.SUM,
-                            strategy.run(lambda: tf.constant(mine)), axis=None)
-    return bool(float(total) > 0)
-
-
-def run_checkpoints(checkpoint: tf.train.Checkpoint, directory: str,
-                    strategy: tf.distribute.Strategy, max_to_keep: int,
-                    name: str = CHECKPOINT_NAME) -> tuple[tf.train.CheckpointManager, str | None]:
-    """(manager, checkpoint to resume from) as pretraining has them: the chief keeps
-    `directory`'s checkpoints and resumes from the newest complete one; another worker
-    resumes from the same one and saves its own copies under ``.worker-<id>/`` (delete
-    that folder when training ends)."""
-    if is_chief(strategy):
-        manager = checkpoint_manager(checkpoint, directory, name, max_to_keep)
-        return manager, manager.latest_checkpoint
-    latest = (complete_checkpoints(directory, name) or [None])[-1]
-    manager = tf.train.CheckpointManager(checkpoint, worker_dir(strategy, directory),
-                                         max_to_keep=1, checkpoint_name=name)
-    return manager, latest
-
-
-def fit_steps(model: keras.Model, make_dataset, total_steps: int, steps_per_execution: int,
-              callbacks: list, verbose: int = 0) -> int:
-    """Train `model` with Keras ``fit`` from its optimizer's step to exactly `total_steps`:
-    calls of `steps_per_execution` steps, then (recompiled) one shorter call for the steps
-    left, as pretraining does. ``make_dataset(step)`` gives repeating batches from `step`
-    on. A step whose float16 gradients overflowed applies no update and is trained again.
-    Returns the step reached."""
-    step = current_step(model.optimizer)
-    stalled = 0
-    while step < total_steps:
-        remaining = total_steps - step
-        per_execution = min(steps_per_execution, remaining)
-        if model.steps_per_execution != per_execution:
-            with model.distribute_strategy.scope():
-                model.compile(optimizer=model.optimizer, jit_compile=model.jit_compile,
-                              steps_per_execution=per_execution)
-        model.fit(make_dataset(step), epochs=1,
-                  steps_per_epoch=remaining - remaining % per_execution, verbose=verbose,
-                  shuffle=False, callbacks=callbacks)  # the dataset shuffles
-        reached = current_step(model.optimizer)
-        stalled = 0 if reached > step else stalled + 1
-        if stalled >= 20:
-            raise ValueError(f"training applies no update at step {step}: the gradients "
-                             f"are not finite (lower the learning rate, or use float32 or "
-                             f"bf16 instead of fp16)")
-        step = reached
-    return step
-
 
 def fit_with_dev_eval(model: keras.Model, optimizer, make_dataset, run_dir: str,
                       total_steps: int, steps_per_epoch: int, evaluate, schedule,

@@ -22,7 +22,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from electra_tf import files
-from electra_tf.distribute import check_batch_size
+from electra_tf.distribute import check_batch_size, is_chief
 from electra_tf.files import atomic_write
 from electra_tf.modeling import build_pretrainer, encoder_of
 from electra_tf.optimization import DEFAULT_EXCLUDE, OPTIMIZERS, WarmupPolynomialDecay
@@ -30,34 +30,13 @@ from electra_tf.pretraining.config import RESUME_KEYS, PretrainingConfig
 from electra_tf.pretraining.inputs import MaskingConfig, make_dataset, max_predictions_per_seq
 from electra_tf.pretraining.objectives import PretrainingTask
 from electra_tf.tokenization import load_vocab, special_ids
-from electra_tf.training.checkpointing import (
-    checkpoint_manager,
-    complete_checkpoints,
-    is_chief,
-    worker_dir,
-)
+from electra_tf.training.checkpointing import run_checkpoints, worker_dir
+from electra_tf.training.fitting import StepCallback, current_step, fit_steps
 
 CHECKPOINT_NAME = "model.ckpt"
 
 
-def current_step(optimizer) -> int:
-    """The optimizer's iteration count (a MirroredVariable under a strategy)."""
-    return int(optimizer.iterations.numpy())
-
-
-class _StepCallback(keras.callbacks.Callback):
-    """Knows the global step after each execution without reading the optimizer's
-    counter every step (a read waits for the device): the counter once per ``fit``, then
-    Keras' batch index, which is the execution's last step in the epoch."""
-
-    def on_train_begin(self, logs=None):
-        self._fit_start = current_step(self.model.optimizer)
-
-    def step_after(self, batch: int) -> int:
-        return self._fit_start + batch + 1
-
-
-class Checkpointer(_StepCallback):
+class Checkpointer(StepCallback):
     """Saves model + optimizer every `every` steps (at the first execution boundary past
     each multiple, with ``steps_per_execution`` > 1) and at the end."""
 
@@ -79,7 +58,7 @@ class Checkpointer(_StepCallback):
             self.save(step)
 
 
-class EncoderSnapshots(_StepCallback):
+class EncoderSnapshots(StepCallback):
     """Exports the encoder (as :func:`export_encoder` does at the end) when training
     passes each of `steps`, to ``<model_dir>/snapshots/step-<N>/`` with the step and
     FLOPs spent in ``snapshot.json``: the points of a score-against-FLOPs curve. A
@@ -108,7 +87,7 @@ class EncoderSnapshots(_StepCallback):
                                             indent=2, sort_keys=True) + "\n")
 
 
-class TrainingLog(_StepCallback):
+class TrainingLog(StepCallback):
     """TensorBoard scalars every `every` steps — the metrics averaged over the interval
     (they are reset after each write), learning rate, FLOPs consumed, tokens/s and
     examples/s — and a progress bar with ETA over the whole run."""
@@ -248,14 +227,8 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
         task.optimizer.build(pretrainer.trainable_variables)
 
     checkpoint = tf.train.Checkpoint(model=pretrainer, optimizer=task.optimizer)
-    if chief:
-        manager = checkpoint_manager(checkpoint, model_dir, CHECKPOINT_NAME,
-                                     config.keep_checkpoint_max)
-        latest = manager.latest_checkpoint
-    else:  # restores the chief's checkpoint, saves its own copy aside
-        latest = (complete_checkpoints(model_dir, CHECKPOINT_NAME) or [None])[-1]
-        manager = tf.train.CheckpointManager(checkpoint, worker_dir(strategy, model_dir),
-                                             max_to_keep=1, checkpoint_name=CHECKPOINT_NAME)
+    manager, latest = run_checkpoints(checkpoint, model_dir, strategy,
+                                      config.keep_checkpoint_max, CHECKPOINT_NAME)
     if latest:
         checkpoint.restore(latest).assert_existing_objects_matched()
     initial_step = current_step(task.optimizer)
@@ -281,28 +254,16 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
         callbacks.insert(0, EncoderSnapshots(pretrainer, config, snapshot_steps,
                                              flops_per_step))
     started = time.perf_counter()
+    def dataset_fn(step):
+        def per_worker(context):  # a resumed run reads fresh batches, not the first ones
+            return make_dataset(config.tfrecords_pattern, config.train_batch_size,
+                                config.max_seq_length, masking, True, context,
+                                config.seed + step)
+        return strategy.distribute_datasets_from_function(per_worker)
+
     try:
-        step = initial_step
-        while step < total_steps:
-            remaining = total_steps - step
-            per_execution = config.steps_per_execution
-            if remaining < per_execution:
-                # A last, shorter execution: fit would otherwise overshoot the end.
-                per_execution = remaining
-                with strategy.scope():
-                    task.compile(optimizer=task.optimizer, jit_compile=config.jit_compile,
-                                 steps_per_execution=per_execution)
-            steps = remaining - remaining % per_execution
-
-            def dataset_fn(context, seed=config.seed + step):
-                # A resumed run reads fresh batches rather than repeating the first ones.
-                return make_dataset(config.tfrecords_pattern, config.train_batch_size,
-                                    config.max_seq_length, masking, True, context, seed)
-
-            dataset = strategy.distribute_datasets_from_function(dataset_fn)
-            task.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False,
-                     callbacks=callbacks)
-            step = current_step(task.optimizer)
+        step = fit_steps(task, dataset_fn, total_steps, config.steps_per_execution,
+                         callbacks)
         checkpointer.save(step)
     finally:
         log.close()

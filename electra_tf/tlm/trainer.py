@@ -22,21 +22,15 @@ import tensorflow as tf
 from absl import logging
 
 from electra_tf import files
+from electra_tf.distribute import chief_decides
 from electra_tf.finetuning import readers, scorers
 from electra_tf.finetuning.tasks import Features, PairTask, classification_task
-from electra_tf.finetuning.trainer import (
-    check_batch_sizes,
-    chief_decides,
-    fit_steps,
-    fit_with_dev_eval,
-    run_checkpoints,
-)
+from electra_tf.finetuning.trainer import check_batch_sizes, fit_with_dev_eval
 from electra_tf.optimization import DEFAULT_EXCLUDE, OPTIMIZERS, WarmupPolynomialDecay
 from electra_tf.pretraining.inputs import MaskingConfig, max_predictions_per_seq
 from electra_tf.pretraining.trainer import (
     Checkpointer,
     TrainingLog,
-    current_step,
     dtype_policy,
     export_encoder,
 )
@@ -45,7 +39,8 @@ from electra_tf.tlm.config import RERUN_KEYS, TlmConfig
 from electra_tf.tlm.data import encode_texts, is_task_step, joint_dataset, task_dataset
 from electra_tf.tlm.model import TlmModel
 from electra_tf.tokenization import WordPieceTokenizer, load_vocab, special_ids
-from electra_tf.training.checkpointing import is_chief, worker_dir
+from electra_tf.training.checkpointing import is_chief, run_checkpoints, worker_dir
+from electra_tf.training.fitting import current_step, fit_steps
 
 # ----------------------------------------------------------------------------- task data
 

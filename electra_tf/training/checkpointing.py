@@ -19,6 +19,7 @@ import re
 import tensorflow as tf
 
 from electra_tf import files
+from electra_tf.distribute import is_chief
 
 
 def _shards_present(prefix: str) -> bool:
@@ -72,15 +73,25 @@ def _basename(path: str) -> str:
     return path.replace("\\", "/").rsplit("/", 1)[-1]
 
 
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """True for the process that keeps checkpoints, summaries and exports (the only
-    process outside multi-worker training)."""
-    return bool(strategy.extended.should_checkpoint)
-
-
 def worker_dir(strategy: tf.distribute.Strategy, run_dir: str) -> str:
     """Where this process writes its checkpoints: `run_dir` for the chief, a folder of
     its own inside it for the other workers."""
     if is_chief(strategy):
         return run_dir
     return files.join(run_dir, f".worker-{strategy.cluster_resolver.task_id}")
+
+
+def run_checkpoints(checkpoint: tf.train.Checkpoint, directory: str,
+                    strategy: tf.distribute.Strategy, max_to_keep: int,
+                    name: str = "model.ckpt") -> tuple[tf.train.CheckpointManager, str | None]:
+    """(manager, checkpoint to resume from) as pretraining has them: the chief keeps
+    `directory`'s checkpoints and resumes from the newest complete one; another worker
+    resumes from the same one and saves its own copies under ``.worker-<id>/`` (delete
+    that folder when training ends)."""
+    if is_chief(strategy):
+        manager = checkpoint_manager(checkpoint, directory, name, max_to_keep)
+        return manager, manager.latest_checkpoint
+    latest = (complete_checkpoints(directory, name) or [None])[-1]
+    manager = tf.train.CheckpointManager(checkpoint, worker_dir(strategy, directory),
+                                         max_to_keep=1, checkpoint_name=name)
+    return manager, latest
