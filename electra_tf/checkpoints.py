@@ -553,10 +553,11 @@ class VocabForExport:
 
 
 def vocab_is_uncased(tokens: Iterable[str]) -> bool:
-    """True when no token but the bracketed specials ([CLS], [unused7]) has an upper-case
-    letter: what an uncased (lower-casing) WordPiece vocab looks like."""
-    return not any(any(c.isupper() for c in token) for token in tokens
-                   if not (token.startswith("[") and token.endswith("]")))
+    """True when lower-casing changes no token but the bracketed specials ([CLS],
+    [unused7]): what an uncased (lower-casing) WordPiece vocab looks like. (Letters such
+    as "ℝ" count as upper case but have no lower case; BERT's uncased vocab holds them.)"""
+    return all(token == token.lower() for token in tokens
+               if not (token.startswith("[") and token.endswith("]")))
 
 
 def read_vocab_for_export(vocab_file: str, do_lower_case: bool | None = None

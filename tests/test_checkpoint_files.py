@@ -240,3 +240,13 @@ def test_cli_exports_a_pretraining_model_dir_with_its_tokenizer(ram, tmp_path):
     summary = convert_here(f"--input={model_dir}", "--target=encoder", f"--output={ram}/bare")
     assert "no vocab.txt beside" in summary and "--vocab_file" in summary
     assert "vocab.txt" not in files.listdir(f"{ram}/bare")
+
+
+def test_the_published_uncased_vocab_is_detected_as_uncased(sample_paths):
+    from electra_tf.checkpoints import vocab_is_uncased
+    from electra_tf.tokenization import load_vocab
+
+    tokens = list(load_vocab(sample_paths["vocab"]))
+    assert "ℝ" in tokens  # upper case by str.isupper, with no lower-case form
+    assert vocab_is_uncased(tokens)
+    assert not vocab_is_uncased(tokens + ["Paris"])

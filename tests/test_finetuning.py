@@ -342,8 +342,8 @@ def test_several_steps_per_call_on_two_replicas_train_like_one_step_per_call(
     import keras
 
     from electra_tf.finetuning.model import FinetuningModel
-    from electra_tf.training.fitting import fit_steps
     from electra_tf.optimization import AdamWeightDecay
+    from electra_tf.training.fitting import fit_steps
 
     task = get_task("sst2")
     rng = np.random.default_rng(0)

@@ -6,7 +6,6 @@ import glob
 import json
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -283,57 +282,3 @@ def test_strategy_choice_and_its_errors(monkeypatch):
     with pytest.raises(ValueError, match="--tpu=local conflicts with --strategy=mirrored"):
         distribute.make_strategy("mirrored", tpu="local")
     assert distribute.check_batch_size(tf.distribute.get_strategy(), 6) == 6
-
-
-NOTEBOOK = os.path.join(ROOT, "notebooks", "colab_tpu.ipynb")
-SETUP_LINES = ("from google.colab import auth", "auth.authenticate_user()",
-               "%load_ext tensorboard", "%tensorboard ", "!git clone ", "!pip install ",
-               "!gsutil ")
-
-
-def _cli_flags(module_path):
-    """Flag names a CLI module defines (DEFINE_* calls or run_pretraining's table)."""
-    with open(os.path.join(ROOT, module_path)) as f:
-        source = f.read()
-    return set(re.findall(r'DEFINE_\w+\(\s*"(\w+)"', source)) | set(
-        re.findall(r'\("(?:string|bool|integer|float)", "(\w+)"', source))
-
-
-def test_colab_notebook_is_valid_and_uses_only_the_public_cli():
-    with open(NOTEBOOK) as f:
-        notebook = json.load(f)
-    assert notebook["nbformat"] == 4 and notebook["metadata"]["accelerator"] == "TPU"
-    scripts = {}
-    with open(os.path.join(ROOT, "setup.py")) as f:
-        for name, target in re.findall(r'"(electra-[\w-]+) = ([\w.]+):main"', f.read()):
-            scripts[name] = target.replace(".", "/") + ".py"
-    settings, commands = {}, []
-    for cell in notebook["cells"]:
-        assert {"cell_type", "source", "metadata"} <= set(cell)
-        if cell["cell_type"] != "code":
-            continue
-        assert cell["outputs"] == [] and cell["execution_count"] is None
-        for line in "".join(cell["source"]).splitlines():
-            line = line.split("  #")[0].strip()
-            if not line or line.startswith(SETUP_LINES):
-                continue
-            if re.match(r"^[A-Z_]+ = ", line):  # a settings assignment
-                name, value = line.split(" = ", 1)
-                settings[name] = eval(value, {}, dict(settings))  # noqa: S307
-                continue
-            command = re.sub(r"^!(cd electra-tf && )?", "", line)
-            assert line.startswith("!") and command.split()[0] in scripts, line
-            commands.append(command.format(**settings))
-    assert {c.split()[0] for c in commands} == {"electra-samples", "electra-pretrain",
-                                                "electra-build-pretraining-dataset",
-                                                "electra-convert"}
-    for command in commands:
-        program, *args = shlex.split(command)
-        names = {arg[2:].split("=")[0] for arg in args}
-        assert names <= _cli_flags(scripts[program]) | {"flagfile"}, command
-        if program == "electra-pretrain":
-            args = [a.replace("--flagfile=electra-tf/", f"--flagfile={ROOT}/") for a in args]
-            config = parse_command(["run_pretraining", *args])
-            assert (config.objective, config.model_size) == ("electra", "small")
-            assert config.mixed_precision == "bf16" and config.data_dir.startswith("gs://")
-            assert config.train_batch_size % 8 == 0  # the 8 cores of a Colab TPU
