@@ -26,8 +26,12 @@ $(TEST_STAMP): $(STAMP)
 lint: install-test
 	$(BIN)/ruff check .
 
+# Two test workers: the suite is mostly tracing and start-up, which one process cannot
+# spread over two cores; each test module stays in one worker (its fixtures are shared).
+TEST_WORKERS ?= 2
+
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist=loadfile
 
 flops: install
 	$(BIN)/electra-flops
@@ -52,6 +56,7 @@ bench: install-test
 	$(BIN)/python -m data_prep.samples --only=movie_reviews
 	$(BIN)/python benchmarks/retrieval.py
 	$(BIN)/python benchmarks/inference_latency.py
+	$(BIN)/python benchmarks/steps_per_execution.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

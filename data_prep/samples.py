@@ -27,7 +27,9 @@ Samples (see shared/DATA.md):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import io
 import json
@@ -427,9 +429,33 @@ def fetch(name: str, samples_dir: str = DEFAULT_DIR, record: bool = False) -> di
     """
     if name not in SAMPLES:
         raise SampleError(f"unknown sample {name!r}; known: {', '.join(SAMPLES)}")
-    source, extract = SAMPLES[name]
     if not record and is_complete(name, samples_dir):
         return _load_manifest(samples_dir)[name]
+    with _one_fetch_at_a_time(samples_dir):
+        if not record and is_complete(name, samples_dir):  # fetched while we waited
+            return _load_manifest(samples_dir)[name]
+        return _fetch(name, samples_dir, record)
+
+
+@contextlib.contextmanager
+def _one_fetch_at_a_time(samples_dir: str):
+    """An exclusive lock on a local samples dir while a sample is fetched and the
+    manifest rewritten, so parallel processes (test workers, two shells) neither fetch
+    the same sample twice nor lose each other's manifest entries."""
+    if not files.is_local(samples_dir):
+        yield
+        return
+    os.makedirs(samples_dir, exist_ok=True)
+    with open(os.path.join(samples_dir, ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _fetch(name: str, samples_dir: str, record: bool) -> dict:
+    source, extract = SAMPLES[name]
     with tempfile.TemporaryDirectory() as workdir:
         extracted = extract(_download(source, workdir))
     hashes = {rel: hashlib.sha256(data).hexdigest() for rel, data in extracted.items()}
