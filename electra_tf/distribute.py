@@ -16,6 +16,7 @@ import json
 import os
 
 import tensorflow as tf
+from absl import logging
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -109,8 +110,9 @@ class DistributedTrainer:
       repeat forever, so no ``cond`` is needed: ``steps_per_execution`` steps of
       ``strategy.run`` in one ``tf.function`` (as in TensorFlow's custom-training-loop
       guide), then the metrics read across replicas (``self.metrics``: the model's
-      ``train_step`` returns their results, as Keras' own models do). Other strategies
-      keep Keras' own function.
+      ``train_step`` returns their results, as Keras' own models do). The steps run
+      without XLA there (``jit_compile`` is for the default strategy and TPUs). Other
+      strategies keep Keras' own function.
     * **Several workers.** Before the first step Keras reduces a whole input batch
       across replicas only to learn its shapes; ``MultiWorkerMirroredStrategy`` cannot
       reduce a dict of tensors, and every worker would pay a collective for it. Here
@@ -122,6 +124,9 @@ class DistributedTrainer:
             return self.train_function
         super().make_train_function(force)
         if merges_calls(self.distribute_strategy):
+            if self.jit_compile:
+                logging.warning("jit_compile is not applied under %s: its steps run "
+                                "without XLA", type(self.distribute_strategy).__name__)
             self.train_function = _repeated_steps(self, self.steps_per_execution)
         return self.train_function
 
