@@ -51,19 +51,25 @@ def config_from_flags(config_class, flag_values: flags.FlagValues,
 
 
 # TensorFlow errors about the user's files, credentials or data: one line, like OSError.
-_INPUT_OP_ERRORS = ("NotFoundError", "PermissionDeniedError", "DataLossError",
-                    "UnauthenticatedError", "AlreadyExistsError")
+# NotFound and AlreadyExists also name kernels, resources and collective keys: they count
+# as input only when they name a path.
+_INPUT_OP_ERRORS = ("PermissionDeniedError", "DataLossError", "UnauthenticatedError")
+_PATH_OP_ERRORS = ("NotFoundError", "AlreadyExistsError")
+_OWN_DIRS = tuple(os.path.dirname(os.path.abspath(__import__(name).__file__)) + os.sep
+                  for name in ("electra_tf", "data_prep"))
 
 
 def _raised_here(error: BaseException) -> bool:
-    """True when the package's own code raised `error` (its innermost frame is not in
-    the standard library or an installed package)."""
+    """True when the package's own code raised `error`: its innermost frame is in the
+    package (wherever it is installed) or outside any library (a script of the user's)."""
     frames = traceback.extract_tb(error.__traceback__)
     if not frames:
         return True
-    library = (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
-               sysconfig.get_paths()["platlib"])
     filename = os.path.abspath(frames[-1].filename)
+    if filename.startswith(_OWN_DIRS):
+        return True
+    paths = sysconfig.get_paths()
+    library = (paths["stdlib"], paths["purelib"], paths["platlib"])
     return not (filename.startswith(library) or "site-packages" in filename)
 
 
@@ -74,10 +80,13 @@ def error_line(error: BaseException, expected: tuple = ()) -> str | None:
     file, its data or access to it. ``ELECTRA_TF_TRACEBACK=1`` shows every traceback."""
     if os.environ.get("ELECTRA_TF_TRACEBACK"):
         return None
-    if type(error).__name__ in _INPUT_OP_ERRORS and hasattr(error, "message"):
+    kind = type(error).__name__
+    if kind in _INPUT_OP_ERRORS + _PATH_OP_ERRORS and hasattr(error, "message"):
         lines = [line.strip() for line in error.message.splitlines() if line.strip()
                  and not line.strip().startswith(("[[", "File ", "Detected at"))]
-        return lines[-1] if lines else type(error).__name__
+        line = lines[-1] if lines else kind
+        if kind in _INPUT_OP_ERRORS or "/" in line:
+            return line
     if isinstance(error, (OSError, ValueError, *expected)) and _raised_here(error):
         return str(error)
     return None

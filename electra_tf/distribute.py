@@ -81,6 +81,22 @@ def chief_decides(strategy: tf.distribute.Strategy, value: bool) -> bool:
     return bool(float(total) > 0)
 
 
+def check_same_on_workers(strategy: tf.distribute.Strategy, value: int, what: str) -> None:
+    """Under several workers, every worker must hold the same `value` (the step each
+    restored, say): otherwise they would run different numbers of steps and wait on each
+    other's collectives for ever. All of them raise when one differs."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    mine = tf.constant([value, value * value], tf.float64)
+    total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: mine),
+                            axis=None).numpy()
+    replicas = strategy.num_replicas_in_sync
+    if total[0] != replicas * value or total[1] != replicas * value * value:
+        raise ValueError(f"the workers disagree on the {what} (this worker: {value}, the "
+                         f"mean over the workers' replicas: {total[0] / replicas:g}); every "
+                         f"worker must read the chief's run folder (a shared disk or gs://)")
+
+
 def check_batch_size(strategy: tf.distribute.Strategy, batch_size: int,
                      what: str = "train_batch_size") -> int:
     """The per-replica batch; a global batch the replicas cannot split evenly is an error."""

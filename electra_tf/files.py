@@ -21,6 +21,7 @@ import os
 import posixpath
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 
 import tensorflow as tf
@@ -33,8 +34,9 @@ _NOT_FOUND = tf.errors.NotFoundError
 
 
 def is_local(path: str) -> bool:
-    """True for a path on this machine's file system (no ``scheme://``, or ``file://``)."""
-    return "://" not in path or path.startswith("file://")
+    """True for a plain path on this machine's file system (no ``scheme://``; a
+    ``file://`` URL goes through ``tf.io.gfile`` like any other scheme)."""
+    return "://" not in path
 
 
 def join(path: str, *parts: str) -> str:
@@ -201,7 +203,7 @@ def atomic_write(path: str, data: bytes | str) -> None:
     folder is created when missing. A reader never sees half of the file."""
     folder = parent(path)
     gfile.makedirs(folder)
-    tmp = join(folder, f".tmp-{posixpath.basename(path)}-{os.getpid()}")
+    tmp = _temporary_name(path)
     try:
         with gfile.GFile(tmp, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
@@ -209,6 +211,11 @@ def atomic_write(path: str, data: bytes | str) -> None:
     except BaseException:
         remove(tmp)
         raise
+
+
+def _temporary_name(path: str) -> str:
+    """A name beside `path` no other writer uses (threads, processes, hosts)."""
+    return join(parent(path), f".tmp-{posixpath.basename(path)}-{uuid.uuid4().hex}")
 
 
 def write_json(path: str, value, indent: int = 2) -> None:
@@ -234,50 +241,58 @@ def local_copy(path: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def staged_output(path: str) -> Iterator[str]:
-    """A local path to write file or folder `path` at; on a clean exit it is moved to
-    `path` whole (a folder is copied under a temporary name and renamed), on an error
-    nothing is left at `path`."""
+    """A local path to write file or folder `path` at; on a clean exit it is put at
+    `path` (a file whole, a folder as :func:`replace_tree` does), on an error nothing is
+    written there."""
     with tempfile.TemporaryDirectory(prefix="electra-tf-") as local:
         staged = os.path.join(local, posixpath.basename(path.rstrip("/")) or "out")
         yield staged
         if os.path.isdir(staged):
             replace_tree(staged, path)
         else:
-            folder = parent(path)
-            gfile.makedirs(folder)
-            tmp = join(folder, f".tmp-{posixpath.basename(path)}-{os.getpid()}")
-            gfile.copy(staged, tmp, overwrite=True)
-            gfile.rename(tmp, path, overwrite=True)
+            gfile.makedirs(parent(path))
+            tmp = _temporary_name(path)
+            try:
+                gfile.copy(staged, tmp, overwrite=True)
+                gfile.rename(tmp, path, overwrite=True)
+            except BaseException:
+                remove(tmp)
+                raise
 
 
 def replace_tree(source: str, target: str) -> None:
     """Put folder `source`'s files at folder `target`, replacing what was there.
 
-    Locally the folder is renamed into place (the previous one set aside first, then
-    deleted), so `target` is always either the old or the new folder. On object stores,
-    which have no folder rename, the files are copied to `<target>.partial` and then
-    moved; a reader there should look for a marker file written last.
+    Locally the new folder is staged beside `target` and renamed into place (the previous
+    one set aside first, and put back if the swap fails), so `target` holds either the
+    old or the new folder whole, but for the instant between two renames. Object stores
+    have no folder rename: there the old files are deleted and the new ones copied, and
+    a reader must look for a marker file the writer puts there last.
     """
-    if is_local(source) and is_local(target):
-        target_parent = parent(os.path.abspath(target))
-        os.makedirs(target_parent, exist_ok=True)
-        staging = tempfile.mkdtemp(dir=target_parent, prefix=".staging-")
-        moved = os.path.join(staging, "new")
-        shutil.copytree(source, moved) if not _same_device(source, staging) else \
-            os.replace(source, moved)
-        old = None
-        if os.path.exists(target):
-            old = os.path.join(staging, "old")
-            os.replace(target, old)
-        os.replace(moved, target)
-        shutil.rmtree(staging, ignore_errors=True)
+    if not (is_local(source) and is_local(target)):
+        rmtree(target)
+        copy_tree(source, target)
         return
-    partial = target.rstrip("/") + ".partial"
-    rmtree(partial)
-    copy_tree(source, partial)
-    rmtree(target)
-    copy_tree(partial, target)
-    rmtree(partial)
+    target_parent = parent(os.path.abspath(target))
+    os.makedirs(target_parent, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=target_parent, prefix=".staging-")
+    try:
+        moved = os.path.join(staging, "new")
+        if _same_device(source, staging):
+            os.replace(source, moved)
+        else:
+            shutil.copytree(source, moved)
+        old = os.path.join(staging, "old")
+        if os.path.exists(target):
+            os.replace(target, old)
+        try:
+            os.replace(moved, target)
+        except BaseException:
+            if os.path.exists(old) and not os.path.exists(target):
+                os.replace(old, target)
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _same_device(a: str, b: str) -> bool:

@@ -51,3 +51,18 @@ def test_run_main_prints_one_line_or_labels_the_traceback(capsys, monkeypatch):
         cli.run_main("prog", lambda: json.loads("{"))(["prog"])
     assert capsys.readouterr().err.startswith(
         "prog: internal error (JSONDecodeError); this is a bug, not your input")
+
+
+def test_the_packages_own_errors_are_input_wherever_it_is_installed(monkeypatch):
+    monkeypatch.delenv("ELECTRA_TF_TRACEBACK", raising=False)
+    from electra_tf import files
+
+    # files.read_json raises from inside the package, which may sit in site-packages.
+    monkeypatch.setattr(cli.sysconfig, "get_paths", lambda: {
+        "stdlib": "/nonexistent", "purelib": files.__file__.rsplit("electra_tf", 1)[0],
+        "platlib": "/nonexistent"})
+    error = _raise(lambda: files.read_json("/nonexistent/settings.json"))
+    assert cli.error_line(error) == "/nonexistent/settings.json: no such file"
+    # A NotFoundError that names no path (a kernel, a resource) is internal.
+    kernel = tf.errors.NotFoundError(None, None, "No registered 'Foo' OpKernel for 'GPU'")
+    assert cli.error_line(kernel) is None

@@ -78,4 +78,4 @@ def test_replace_tree_swaps_a_folder_whole(root, tmp_path):
         (source / f"{version}.txt").write_text(version)
         files.replace_tree(str(source), target)
     assert [os.path.basename(p) for p in files.walk_files(target)] == ["new.txt"]
-    assert not files.exists(target + ".partial")
+    assert not [p for p in files.listdir(root) if p.startswith(".staging-")]

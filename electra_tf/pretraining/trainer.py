@@ -22,7 +22,12 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from electra_tf import files
-from electra_tf.distribute import check_batch_size, is_chief
+from electra_tf.distribute import (
+    check_batch_size,
+    check_same_on_workers,
+    chief_decides,
+    is_chief,
+)
 from electra_tf.files import atomic_write
 from electra_tf.modeling import build_pretrainer, encoder_of
 from electra_tf.optimization import DEFAULT_EXCLUDE, OPTIMIZERS, WarmupPolynomialDecay
@@ -52,10 +57,13 @@ class Checkpointer(StepCallback):
             self.last_saved = step
 
     def on_train_batch_end(self, batch, logs=None):
-        step = self.step_after(batch)
         previous = self.last_saved if self.last_saved is not None else 0
-        if step // self.every > previous // self.every:
-            self.save(step)
+        if self.step_after(batch) // self.every > previous // self.every:
+            # Numbered by the optimizer's own count: under fp16 a step whose gradients
+            # overflowed applies no update, and the batch index runs ahead of it.
+            step = current_step(self.model.optimizer)
+            if step // self.every > previous // self.every:
+                self.save(step)
 
 
 class EncoderSnapshots(StepCallback):
@@ -73,7 +81,9 @@ class EncoderSnapshots(StepCallback):
         self.flops_per_step = flops_per_step
 
     def on_train_batch_end(self, batch, logs=None):
-        step = self.step_after(batch)
+        if not self.pending or self.step_after(batch) < self.pending[0]:
+            return
+        step = current_step(self.model.optimizer)  # the applied steps (see Checkpointer)
         while self.pending and self.pending[0] <= step:
             target = self.pending.pop(0)
             directory = self.config.snapshot_dir(target)
@@ -232,8 +242,9 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
     if latest:
         checkpoint.restore(latest).assert_existing_objects_matched()
     initial_step = current_step(task.optimizer)
+    check_same_on_workers(strategy, initial_step, "step to resume from")
     summary_path = files.join(model_dir, "train_summary.json")
-    if initial_step >= total_steps and files.exists(summary_path):
+    if chief_decides(strategy, initial_step >= total_steps and files.exists(summary_path)):
         return files.read_json(summary_path)  # finished before: nothing to do
     checkpointer_start = initial_step if latest else None
 
