@@ -1,1 +1,1 @@
-"""Corpus readers, vocabulary and pretraining-TFRecord builders (see issue #4)."""
+"""Corpus readers, vocabulary and pretraining-TFRecord builders."""
