@@ -1,7 +1,8 @@
 """run_study: the equal-FLOP comparison of Table IV of Shao's "Pretraining Deep Learning
-Models for NLU" at a size this machine carries — BERT, ELECTRA and ALE pretrained on the same corpus for the same FLOPs, a
-from-scratch control, TLM and a BiLSTM as extra rows — finetuned on every real sample task
-with several seeds. ``make demo`` is this command with a one-model flagfile.
+Models for NLU" at a size this machine carries — BERT, ELECTRA and ALE pretrained on the
+same corpus for the same FLOPs, a from-scratch control, TLM and a BiLSTM as extra rows —
+finetuned on every real sample task with several seeds. ``make demo`` is this command
+with a one-model flagfile.
 
 Examples::
 

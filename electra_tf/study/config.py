@@ -2,7 +2,8 @@
 
 The study pretrains each objective (BERT, ELECTRA, ALE) of one size on the same corpus for
 the same FLOP budget, finetunes every pretrained encoder (and a from-scratch control) on
-every task with several seeds, and writes the Table IV layout of Shao's "Pretraining Deep Learning Models for NLU". Its
+every task with several seeds, and writes the Table IV layout of Shao's "Pretraining Deep
+Learning Models for NLU". Its
 ``output_dir`` is a data dir in the original's layout, so every stage is the package's
 own command run on it: ``vocab.txt``, ``pretrain_tfrecords/``, ``finetuning_data/``,
 ``models/<objective>_<size>/`` (pretraining and finetuning), ``models/scratch_<size>/``,

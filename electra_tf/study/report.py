@@ -1,5 +1,6 @@
 """The study's results: gathered from the runs' own result files into
-``study_results.json``, the Table IV layout of Shao's "Pretraining Deep Learning Models for NLU" (train FLOPs, parameters,
+``study_results.json``, the Table IV layout of Shao's "Pretraining Deep Learning Models for
+NLU" (train FLOPs, parameters,
 per-task dev scores, average) as markdown, and a plot of dev score against pretraining
 FLOPs from the encoder snapshots.
 

@@ -177,7 +177,8 @@ class TlmConfig(RunConfig):
                                       self.max_seq_length)
 
     def stage1_flops_per_step(self, model_config: ModelConfig) -> float:
-        """Encoder and MLM head at the masked fraction (the original's FLOP accounting, electra_tf.flops); the task head
+        """Encoder and MLM head at the masked fraction (the original's FLOP accounting,
+        electra_tf.flops); the task head
         (two small dense layers on [CLS]) is left out, as the original leaves out its
         classifier."""
         return flops.train_flops_per_step(model_config, self.train_batch_size,
