@@ -40,7 +40,7 @@ EXTRAS_REQUIRE = {
 }
 
 CONSOLE_SCRIPTS = [
-    "electra-flops = electra_tf.flops:main",
+    "electra-flops = electra_tf.run_flops:main",
     "electra-convert = electra_tf.run_convert:main",
     "electra-pretrain = electra_tf.run_pretraining:main",
     "electra-finetune = electra_tf.run_finetuning:main",

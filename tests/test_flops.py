@@ -88,7 +88,7 @@ def test_steps_for_budget():
 
 
 def _run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "electra_tf.flops", *args],
+    return subprocess.run([sys.executable, "-m", "electra_tf.run_flops", *args],
                           capture_output=True, text=True, timeout=120)
 
 
@@ -110,7 +110,8 @@ def test_cli_bad_flag_is_one_clear_line():
 
 
 def test_recipes_print_what_each_scale_out_run_spends():
-    from electra_tf.flops import original_table, recipe_flops
+    from electra_tf.flops import original_table
+    from electra_tf.run_flops import recipe_flops
 
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     original = recipe_flops(os.path.join(repo, "flags/pretrain/electra_small_1m.flags"))
