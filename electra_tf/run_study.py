@@ -100,8 +100,8 @@ def build_config(flag_values: flags.FlagValues = FLAGS):
 
 def run() -> str:
     config = build_config()  # flag errors before TensorFlow starts
-    from electra_tf.study.pipeline import run_study
     from electra_tf.study.report import markdown_table
+    from electra_tf.study.runner import run_study
 
     results = run_study(config, FLAGS.stages, progress=FLAGS.progress)
     base = config.results_path.removesuffix(".json")

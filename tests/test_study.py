@@ -14,8 +14,8 @@ from absl import flags
 from electra_tf import flops, run_study
 from electra_tf.study.config import StudyConfig
 from electra_tf.study.pipeline import pretraining_config
-from electra_tf.study.pipeline import run_study as run_whole_study
 from electra_tf.study.report import markdown_table
+from electra_tf.study.runner import run_study as run_whole_study
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 import os
 import time
 
-from absl import logging
-
 from electra_tf import files
 from electra_tf.study.config import CORPORA, StudyConfig
 
@@ -238,50 +236,4 @@ def run_lstm_rows(config: StudyConfig, progress: bool = True) -> dict[str, dict]
         baselines = lstm_config(config, task)
         announce(f"{config.lstm_model} from scratch on {task}, {baselines.num_trials} seed(s)")
         results[task] = run_sweep(baselines, progress=progress)
-    return results
-
-
-# ----------------------------------------------------------------------------- the study
-
-def _check_rerun(config: StudyConfig) -> None:
-    from electra_tf.study.config import RERUN_KEYS
-
-    path = files.join(config.output_dir, "study_config.json")
-    if files.exists(path):
-        changed = config.changes_from(path, RERUN_KEYS)
-        if changed:
-            raise ValueError(f"{config.output_dir} holds a study with other settings "
-                             f"({'; '.join(changed)}); use another --output_dir or delete it")
-    files.atomic_write(path, config.to_json() + "\n")
-
-
-def run_study(config: StudyConfig, stages=STAGES, progress: bool = True) -> dict:
-    """Run (or resume) the study's `stages`; returns the results (also written)."""
-    from electra_tf.study import report
-
-    unknown = [s for s in stages if s not in STAGES]
-    if unknown:
-        raise ValueError(f"unknown stage(s) {unknown}; allowed: {', '.join(STAGES)}")
-    files.makedirs(config.output_dir)
-    _check_rerun(config)
-    announce(f"outputs in {config.output_dir}; watch with: tensorboard --logdir "
-             f"{files.join(config.output_dir, 'models')}")
-    started = time.time()
-    if "data" in stages:
-        announce("data: samples, vocab, task folders, pretraining TFRecords")
-        summary = prepare_data(config, progress)
-        announce(f"pretraining data: {summary['examples']:,} examples of "
-                 f"{config.max_seq_length} tokens from {summary['documents']:,} documents")
-    if "pretrain" in stages:
-        pretrain_all(config, progress)
-    if "finetune" in stages:
-        finetune_all(config, progress)
-    if "tlm" in stages:
-        run_tlm_row(config, progress)
-    if "lstm" in stages:
-        run_lstm_rows(config, progress)
-    results = report.collect(config)
-    if "report" in stages:
-        report.write(config, results)
-    logging.info("study stages %s took %.0f s", stages, time.time() - started)
     return results
