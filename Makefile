@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 TEST_STAMP := $(VENV)/.installed-test-stamp
 
-.PHONY: install install-test test lint flops demo study study-quick bench clean
+.PHONY: install install-test test lint flops docs demo study study-quick bench clean
 
 # What the package needs to run (and `make demo`); `make test` adds the test extras.
 install: $(STAMP)
@@ -35,6 +35,11 @@ test: lint
 
 flops: install
 	$(BIN)/electra-flops
+
+# The flag tables in docs/*.md, rewritten from the commands' flag definitions (the run
+# configs' fields and help); tests/test_flag_docs.py fails when one is stale.
+docs: install
+	$(BIN)/python -m electra_tf.flag_docs docs
 
 # The main job end to end on real sample data, in minutes: fetch, build, pretrain a tiny
 # ELECTRA, finetune it and a from-scratch control, print the table. Re-running resumes.

@@ -2,7 +2,7 @@
 
 from setuptools import find_packages, setup
 
-# Pinned to the stack the project is tested on (see DESIGN.md): TF 2.21 with Keras 3 and
+# Pinned to the stack the project is tested on (see docs/layout.md): TF 2.21 with Keras 3 and
 # keras-hub, tensorflow-text matched to TF.
 INSTALL_REQUIRES = [
     "tensorflow~=2.21.0",

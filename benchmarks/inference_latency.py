@@ -27,7 +27,7 @@ encoders' position table) are supported (--seq_lengths=128,512), but slow here: 
 count a batch at 512 costs about 4.3x one at 128 for Base (4x the tokens, attention
 growing with the length), so the default table at 512 would take about an hour.
 
-  .venv/bin/python benchmarks/inference_latency.py [--models=ELECTRA-Small,LSTM-2-256]
+  python benchmarks/inference_latency.py [--models=ELECTRA-Small,LSTM-2-256]
       [--batch_sizes=128,256,384] [--seq_lengths=128] [--num_runs=3] [--warmup=1] [--xla]
       [--output_json=latency.json]
 """

@@ -4,7 +4,7 @@ Timed is one full pretraining step at the official small shapes (seq 128, vocab 
 batch --batch_size): for ELECTRA-Small and ALE-Small the generator forward, Gumbel sampling
 at the masked positions, the discriminator forward on the corrupted input, the losses
 (mlm + 50 * disc), the backward pass and a LAMB update with global-norm clipping at 1.0;
-for BERT-Small the MLM model alone. Ours is ``PretrainingTask(build_pretrainer(config))``
+for BERT-Small the MLM model alone. Ours is ``PretrainingModel(build_pretrainer(config))``
 ``.fit`` on a repeated synthetic batch (random tokens, two segments, all 128 positions real,
 19 = max_predictions_per_seq(0.15, 128) masked), in variants fp32 (TF graph), xla
 (jit_compile), bf16 ("mixed_bfloat16") and bf16_xla; BERT and ALE run only the variant
@@ -26,13 +26,13 @@ imported there), and its steps alternate with ours, so drifts hit both alike.
 MFU = train_flops_per_step (electra_tf.flops, the original's accounting) per token x
 tokens/s / peak, the peak being the best fp32 2048x2048 matmul rate measured in this run
 (TensorFlow, NumPy or PyTorch); bf16 rows are divided by the fp32 peak too (the bf16 matmul
-rate is printed for reference). Goals (the issue): >= 3.5x HF tokens/s and >= 65% MFU.
+rate is printed for reference). The targets: >= 3.5x HF tokens/s and >= 65% MFU.
 
 "busy" is the CPU that other processes used during a row's timed window, in cores: on a
 2-core machine anything above ~0.1 distorts the numbers, PyTorch's spinning OpenMP threads
 far more than ours, so run on an otherwise idle machine.
 
-  .venv/bin/python benchmarks/pretrain_throughput.py [--batch_size=32] [--steps=5]
+  python benchmarks/pretrain_throughput.py [--batch_size=32] [--steps=5]
       [--warmup_steps=2] [--models=electra,bert,ale] [--variants=fp32,xla,bf16,bf16_xla]
 """
 
@@ -74,7 +74,7 @@ def synthetic_batch(batch_size, vocab_size, seed):
     """Full-length two-segment sequences (pretraining packs to the maximum length) with
     the ELECTRA masking: max_predictions_per_seq(0.15, 128) = 19 positions per row, 85%
     of them [MASK], the rest kept."""
-    from electra_tf.pretraining.inputs import max_predictions_per_seq
+    from electra_tf.masking import max_predictions_per_seq
 
     rng = np.random.default_rng(seed)
     num_predictions = max_predictions_per_seq(0.15, SEQ_LEN)
@@ -142,7 +142,7 @@ def prepare_ours(config, batch, variant):
 
     from electra_tf.modeling.models import build_pretrainer
     from electra_tf.optimization import DEFAULT_EXCLUDE, Lamb, WarmupPolynomialDecay
-    from electra_tf.pretraining.objectives import PretrainingTask
+    from electra_tf.pretraining.objectives import PretrainingModel
 
     class StepClock(keras.callbacks.Callback):
         """First step's start to last step's end: fit's own set-up is not counted."""
@@ -163,7 +163,7 @@ def prepare_ours(config, batch, variant):
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if "bf16" in variant
                                             else "float32")
     try:
-        task = PretrainingTask(build_pretrainer(config, seed=FLAGS.seed))
+        task = PretrainingModel(build_pretrainer(config, seed=FLAGS.seed))
         # The original's small-model schedule and LAMB settings; the learning rate does
         # not change the cost of a step.
         optimizer = Lamb(WarmupPolynomialDecay(5e-4, 1_000_000, warmup_steps=10_000),

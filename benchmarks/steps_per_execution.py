@@ -11,7 +11,7 @@ Timed is the pretraining step of ELECTRA at --model_size on a repeated synthetic
 (seq 128, all positions real, 19 masked), --steps steps per timed window after a warm-up
 window; the ratio is steps/s with --steps_per_execution over steps/s with 1.
 
-  .venv/bin/python benchmarks/steps_per_execution.py [--model_size=debug,small]
+  python benchmarks/steps_per_execution.py [--model_size=debug,small]
       [--steps_per_execution=20] [--batch_size=16] [--rounds=3]
 """
 
@@ -59,7 +59,7 @@ def main(argv):
     from electra_tf.configs import get_config
     from electra_tf.modeling import build_pretrainer
     from electra_tf.optimization import Lamb
-    from electra_tf.pretraining.objectives import PretrainingTask
+    from electra_tf.pretraining.objectives import PretrainingModel
 
     strategy = tf.distribute.MirroredStrategy(
         [d.name for d in tf.config.list_logical_devices("CPU")][:FLAGS.replicas])
@@ -77,7 +77,7 @@ def main(argv):
         tasks = {}
         for per_call in (1, FLAGS.steps_per_execution):
             with strategy.scope():
-                task = PretrainingTask(build_pretrainer(config, seed=0))
+                task = PretrainingModel(build_pretrainer(config, seed=0))
                 task.compile(optimizer=Lamb(1e-4), steps_per_execution=per_call)
             tasks[per_call] = task
         window = FLAGS.steps_per_execution * 2

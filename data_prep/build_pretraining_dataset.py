@@ -41,7 +41,9 @@ import tensorflow as tf
 from absl import app, flags
 
 from data_prep import readers
+from data_prep.samples import sha256
 from electra_tf import cli, files
+from electra_tf.tokenization import WordPieceTokenizer, load_vocab
 
 WORK_DIR = ".work"
 
@@ -51,7 +53,8 @@ def _write_json(path: str, value) -> None:
     files.atomic_write(path, json.dumps(value, indent=2, sort_keys=True))
 
 
-def _read_json(path: str):
+def read_state(path: str):
+    """A build's state or settings JSON; an unreadable one is an error naming it."""
     try:
         return json.loads(files.read_text(path))
     except (OSError, ValueError, tf.errors.OpError) as e:
@@ -71,7 +74,7 @@ def _relative(path: str, folder: str) -> str:
     return path[len(folder.rstrip("/")) + 1:]
 
 
-def _fingerprint(spec: str) -> dict:
+def corpus_fingerprint(spec: str) -> dict:
     """What identifies a corpus: absolute path, and size and mtime of every file."""
     fmt, _, path = spec.partition(":")
     if fmt == "tfds" or not files.exists(path):
@@ -176,7 +179,7 @@ def split_corpus(corpora: Iterable[str], work_dir: str, num_shards: int,
     With a `pool`, cleaning and sentence splitting run in its workers."""
     done = files.join(work_dir, SPLIT_DONE)
     if files.exists(done):
-        return _read_json(done)
+        return read_state(done)
     files.makedirs(work_dir)
     _allow_open_files(num_shards + 64)
     stats = readers.ReadStats()
@@ -251,8 +254,6 @@ _TOKENIZERS: dict = {}
 
 def _tokenizer(vocab_file: str, do_lower_case: bool, strip_accents: bool):
     """One tokenizer per process (building and tracing it costs about a second)."""
-    from electra_tf.tokenization import WordPieceTokenizer
-
     key = (_absolute(vocab_file), do_lower_case, strip_accents)
     if key not in _TOKENIZERS:
         _TOKENIZERS[key] = WordPieceTokenizer(vocab_file, do_lower_case, strip_accents)
@@ -333,9 +334,6 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
     A re-run with the same settings (corpus files, vocab contents, sizes, seed) writes
     only the shards that are missing; other settings in a used `output_dir` are an error.
     """
-    from data_prep.samples import sha256
-    from electra_tf.tokenization import load_vocab
-
     strip_accents = do_lower_case if strip_accents is None else strip_accents
     if max_seq_length > max_position_embeddings:
         raise ValueError(f"max_seq_length={max_seq_length} exceeds "
@@ -346,7 +344,7 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
     settings = {"max_seq_length": max_seq_length, "num_shards": num_shards, "seed": seed,
                 "do_lower_case": do_lower_case, "strip_accents": strip_accents,
                 "vocab_file": _absolute(vocab_file), "vocab_sha256": sha256(vocab_file),
-                "corpora": [_fingerprint(c) for c in corpora]}
+                "corpora": [corpus_fingerprint(c) for c in corpora]}
     files.makedirs(output_dir)
     work_dir = files.join(output_dir, WORK_DIR)
     summary_path = files.join(output_dir, "summary.json")
@@ -354,7 +352,7 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
     done_counts: dict[int, dict] = {}
     for path, what in ((summary_path, "a dataset"), (settings_path, "an unfinished build")):
         if files.exists(path):
-            recorded = _read_json(path)
+            recorded = read_state(path)
             if recorded.get("settings", recorded) != settings:
                 raise ValueError(f"{output_dir} holds {what} built with other settings or "
                                  f"inputs ({path}); use another --output_dir or delete it")
@@ -363,7 +361,7 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
     present = set(files.listdir(output_dir))
     missing = [k for k in range(num_shards) if shard_name(k, num_shards) not in present]
     if not missing and files.exists(summary_path):
-        return _read_json(summary_path)
+        return read_state(summary_path)
 
     split_done = files.exists(files.join(work_dir, SPLIT_DONE))
     pool = reader_pool = None
@@ -405,7 +403,7 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
     for k in range(num_shards):
         counts_path = files.join(work_dir, f"shard-{k}.json")
         if files.exists(counts_path):
-            done_counts[k] = _read_json(counts_path)
+            done_counts[k] = read_state(counts_path)
     summary = _summarize(read_summary, done_counts, num_shards, max_seq_length, settings)
     _write_json(summary_path, summary)
     try:
@@ -455,23 +453,26 @@ def _summarize(read_summary, shard_counts, num_shards, max_seq_length, settings)
 FLAGS = flags.FLAGS
 
 
-def define_flags():
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> flags.FlagValues:
+    """Define the command's flags on `flag_values`."""
+    fv = {"flag_values": flag_values}
     flags.DEFINE_multi_string("corpus", None, "FORMAT:PATH of a corpus (FORMAT one of "
-                              f"{', '.join(readers.FORMATS)}); repeatable.", required=True)
-    flags.DEFINE_string("vocab_file", None, "WordPiece vocab.txt.", required=True)
+                              f"{', '.join(readers.FORMATS)}); repeatable.", required=True, **fv)
+    flags.DEFINE_string("vocab_file", None, "WordPiece vocab.txt.", required=True, **fv)
     flags.DEFINE_string("output_dir", None, "Where the shards go (the original's "
-                        "<data_dir>/pretrain_tfrecords).", required=True)
-    flags.DEFINE_integer("max_seq_length", 128, "Tokens per example.", lower_bound=8)
+                        "<data_dir>/pretrain_tfrecords).", required=True, **fv)
+    flags.DEFINE_integer("max_seq_length", 128, "Tokens per example.", lower_bound=8, **fv)
     flags.DEFINE_integer("max_position_embeddings", 512,
                          "The models' position table size; max_seq_length may not exceed it.",
-                         lower_bound=8)
-    flags.DEFINE_integer("num_shards", 16, "Number of output files.", lower_bound=1)
+                         lower_bound=8, **fv)
+    flags.DEFINE_integer("num_shards", 16, "Number of output files.", lower_bound=1, **fv)
     flags.DEFINE_integer("num_processes", 1, "Worker processes for tokenizing/writing.",
-                         lower_bound=1)
-    flags.DEFINE_integer("seed", 1, "Random seed; same seed and inputs => same bytes.")
-    flags.DEFINE_bool("do_lower_case", True, "Lower-case the text.")
+                         lower_bound=1, **fv)
+    flags.DEFINE_integer("seed", 1, "Random seed; same seed and inputs => same bytes.", **fv)
+    flags.DEFINE_bool("do_lower_case", True, "Lower-case the text.", **fv)
     flags.DEFINE_bool("strip_accents", None, "Strip accents (default: as --do_lower_case, "
-                      "like the original).")
+                      "like the original).", **fv)
+    return flag_values
 
 
 def _run() -> str:

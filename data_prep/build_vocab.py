@@ -87,17 +87,20 @@ def build_vocab_file(corpora: list[str], output: str, vocab_size: int,
 FLAGS = flags.FLAGS
 
 
-def define_flags():
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> flags.FlagValues:
+    """Define the command's flags on `flag_values`."""
+    fv = {"flag_values": flag_values}
     flags.DEFINE_multi_string("corpus", None, "FORMAT:PATH of a corpus (FORMAT one of "
-                              f"{', '.join(readers.FORMATS)}); repeatable.", required=True)
-    flags.DEFINE_string("output", None, "Where to write vocab.txt.", required=True)
+                              f"{', '.join(readers.FORMATS)}); repeatable.", required=True, **fv)
+    flags.DEFINE_string("output", None, "Where to write vocab.txt.", required=True, **fv)
     flags.DEFINE_integer("vocab_size", 30522, "Target vocab size (reserved tokens included).",
-                         lower_bound=200)
-    flags.DEFINE_bool("do_lower_case", True, "Lower-case the text.")
+                         lower_bound=200, **fv)
+    flags.DEFINE_bool("do_lower_case", True, "Lower-case the text.", **fv)
     flags.DEFINE_bool("strip_accents", None, "Strip accents (NFD, drop combining marks; "
-                      "default: as --do_lower_case).")
+                      "default: as --do_lower_case).", **fv)
     flags.DEFINE_integer("max_sentences", 2_000_000, "Read at most this many sentences.",
-                         lower_bound=1)
+                         lower_bound=1, **fv)
+    return flag_values
 
 
 def _run() -> str:

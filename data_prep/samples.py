@@ -490,13 +490,22 @@ def path(name: str, samples_dir: str = DEFAULT_DIR) -> str:
     }[name]
 
 
+def define_flags(flag_values=None):
+    """Define the command's flags on `flag_values` (absl's global FLAGS by default)."""
+    from absl import flags
+
+    fv = {"flag_values": flags.FLAGS if flag_values is None else flag_values}
+    flags.DEFINE_string("samples_dir", DEFAULT_DIR, "Cache folder for the samples.", **fv)
+    flags.DEFINE_list("only", list(SAMPLES), f"Samples to fetch ({', '.join(SAMPLES)}).", **fv)
+    flags.DEFINE_bool("record", False, "Print the extracted files' sha256 instead of "
+                      "checking them (after a deliberate version bump).", **fv)
+    return fv["flag_values"]
+
+
 def main(argv=None):
     from absl import app, flags
 
-    flags.DEFINE_string("samples_dir", DEFAULT_DIR, "Cache folder for the samples.")
-    flags.DEFINE_list("only", list(SAMPLES), f"Samples to fetch ({', '.join(SAMPLES)}).")
-    flags.DEFINE_bool("record", False, "Print the extracted files' sha256 instead of "
-                      "checking them (after a deliberate version bump).")
+    define_flags()
 
     def _run(_):
         FLAGS = flags.FLAGS

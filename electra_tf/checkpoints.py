@@ -37,6 +37,7 @@ import numpy as np
 from electra_tf import files
 from electra_tf.configs import ModelConfig, get_config
 from electra_tf.modeling import BertPretrainer, ElectraPretrainer, Encoder, build_pretrainer
+from electra_tf.tokenization import load_vocab
 
 # keras-hub TransformerEncoder weight (path suffix) -> original name inside layer_<i>.
 _LAYER_NAMES = {
@@ -155,7 +156,7 @@ def _encoder_slots(encoder: Encoder, scope: str, embeddings_scope: str | None = 
     if include_embeddings:
         slots += _match(encoder.embeddings, _EMBEDDING_NAMES,
                         f"{embeddings_scope or scope}/embeddings")
-    stack = encoder.encoder
+    stack = encoder.transformer
     if stack.embeddings_project is not None:
         slots += _match(stack.embeddings_project, {"kernel": "kernel", "bias": "bias"},
                         f"{scope}/embeddings_project")
@@ -565,8 +566,6 @@ def read_vocab_for_export(vocab_file: str, do_lower_case: bool | None = None
     """The vocab at `vocab_file`, checked as :func:`electra_tf.tokenization.load_vocab`
     checks it, with its casing: `do_lower_case` when given, else a ``tokenizer_config.json``
     beside the vocab (a Hugging Face folder's), else :func:`vocab_is_uncased`."""
-    from electra_tf.tokenization import load_vocab
-
     if not files.isfile(vocab_file):
         raise FileNotFoundError(f"{vocab_file}: no such vocab file")
     tokens = load_vocab(vocab_file)  # through electra_tf.files: local or remote

@@ -1,16 +1,21 @@
-"""What the absl commands share: flags from a table, a config from flags + ``--hparams``,
-and one-line errors instead of tracebacks."""
+"""What the absl commands share: flags from a table or from a run config's fields, a
+config from flags + ``--hparams``, and one-line errors instead of tracebacks."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 import sysconfig
 import traceback
+import types
+import typing
 from collections.abc import Callable, Sequence
 
 from absl import app, flags, logging
+
+from electra_tf.configs import parse_json_object
 
 
 def define_flags(table: Sequence[tuple], flag_values: flags.FlagValues,
@@ -24,23 +29,85 @@ def define_flags(table: Sequence[tuple], flag_values: flags.FlagValues,
     return flag_values
 
 
-def config_from_flags(config_class, flag_values: flags.FlagValues,
-                      json_flags: Sequence[str] = (), list_flags: Sequence[str] = ()):
-    """`config_class` (a :class:`~electra_tf.configs.RunConfig` dataclass) from the parsed
-    flags that match its fields and the ``--hparams`` JSON object; a field given both ways
-    must agree."""
-    from electra_tf.configs import parse_json_object, parse_overrides
+# The absl kind of a field's flag, by the field's type; a dict is given as a JSON object.
+_FLAG_KINDS = {str: "string", int: "integer", float: "float", bool: "bool", list: "list",
+               dict: "string"}
 
+
+def _field_type(annotation) -> type:
+    """`annotation` with ``| None`` dropped and ``list[...]`` as ``list``."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        (annotation,) = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return typing.get_origin(annotation) or annotation
+
+
+def config_flags(config_class) -> list[tuple[dataclasses.Field, type]]:
+    """(field, type) for each field of `config_class` that has a flag."""
+    hints = typing.get_type_hints(config_class)
+    return [(field, _field_type(hints[field.name])) for field in dataclasses.fields(config_class)
+            if field.metadata.get("flag", True) is not False]
+
+
+def format_default(value) -> str:
+    """A default as help texts and docs show it: in flag syntax (a list comma-separated,
+    a dict as JSON), ``none`` for None or an empty list."""
+    if value is None or value == []:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        if value and not 1e-3 <= abs(value) < 1e6:  # 5e-4 rather than 0.0005
+            mantissa, exponent = f"{value:e}".split("e")
+            return f"{float(mantissa):g}e{int(exponent)}"
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(format_default, value))
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value) if value != "" else "''"
+
+
+def define_config_flags(config_class, flag_values: flags.FlagValues, extra: Sequence[tuple] = (),
+                        required: Sequence[str] = ()) -> flags.FlagValues:
+    """Define one flag per field of `config_class` (a :class:`~electra_tf.configs.RunConfig`
+    dataclass), then `extra`'s (type, name, default, help) flags, on `flag_values`.
+
+    A field's flag has the type of its annotation (``X | None`` as X, a dict as a JSON
+    string) and the field's help with the config's default appended (a required flag's
+    default is never used: none is shown). Its default is None: a flag not given leaves
+    the config's default or the ``--hparams`` value.
+    """
+    table = []
+    for field, kind in config_flags(config_class):
+        if "help" not in field.metadata:
+            raise TypeError(f"{config_class.__name__}.{field.name} has no help: declare it "
+                            f"with electra_tf.configs.setting")
+        help_text = field.metadata["help"]
+        if field.name not in required:
+            default = (field.default if field.default is not dataclasses.MISSING
+                       else field.default_factory())
+            shown = field.metadata["shown_default"] or format_default(default)
+            help_text += f" (default: {shown})"
+        flag = field.metadata["flag"]
+        table.append((flag if isinstance(flag, str) else _FLAG_KINDS[kind], field.name, None,
+                      help_text))
+    return define_flags([*table, *extra], flag_values, required)
+
+
+def config_from_flags(config_class, flag_values: flags.FlagValues):
+    """`config_class` (a :class:`~electra_tf.configs.RunConfig` dataclass) from its flags
+    (:func:`define_config_flags`) and the ``--hparams`` JSON object; a field given both
+    ways must agree."""
     values = {}
-    for field in dataclasses.fields(config_class):
-        name = field.name
-        if name in flag_values and flag_values[name].value is not None:
-            value = flag_values[name].value
-            if name in json_flags:
-                value = parse_overrides(value)
-            elif name in list_flags:
-                value = list(value)
-            values[name] = value
+    for field, kind in config_flags(config_class):
+        value = flag_values[field.name].value
+        if value is None:
+            continue
+        if kind is dict:
+            value = parse_json_object(value, f"--{field.name}")
+        elif kind is list:
+            value = list(value)
+        values[field.name] = value
     hparams = parse_json_object(flag_values.hparams, "--hparams")
     clashes = [f"{k} (--{k}={values[k]!r}, --hparams {hparams[k]!r})"
                for k in hparams if k in values and values[k] != hparams[k]]

@@ -17,7 +17,7 @@ import dataclasses
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 MODEL_TYPES = ("bert", "electra", "ale")
 HIDDEN_ACTS = ("gelu", "gelu_approximate", "relu")
@@ -198,9 +198,53 @@ def parse_overrides(text: str) -> dict[str, Any]:
     return parse_json_object(text, "model overrides")
 
 
+# -- what the run configs share; TensorFlow-free, so the commands' flags (defined from
+# the configs) are ready before TensorFlow loads
+
+MIXED_PRECISION = {"": "float32", "fp32": "float32", "bf16": "mixed_bfloat16",
+                   "fp16": "mixed_float16"}
+# electra_tf.optimization.OPTIMIZERS' names (a test keeps the two equal): the configs
+# check a name without importing TensorFlow.
+OPTIMIZER_NAMES = ("lamb", "adamw")
+
+
+def join(path: str, *parts: str) -> str:
+    """:func:`electra_tf.files.join` for the configs' paths; imports TensorFlow (through
+    files) only when called."""
+    from electra_tf import files
+
+    return files.join(path, *parts)
+
+
+def one_of(name: str, value, allowed) -> None:
+    """Refuse `value` unless it is in `allowed`, naming `name` and the allowed values."""
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; allowed: "
+                         f"{', '.join(repr(a) if a == '' else str(a) for a in allowed)}")
+
+
+def setting(default=dataclasses.MISSING, *, help: str, default_factory=dataclasses.MISSING,
+            flag: bool | str = True, shown_default: str | None = None):
+    """A run config field with its help, the one source of its command-line flag and docs.
+
+    `help` must not restate the default: the flag's help gets " (default: ...)" appended,
+    `shown_default` when the value alone does not say it (e.g. None meaning
+    ``<data_dir>/vocab.txt``). `flag`: False for no flag; an absl kind ("multi_string")
+    to override the one the annotation gives.
+    """
+    return dataclasses.field(default=default, default_factory=default_factory,
+                             metadata={"help": help, "flag": flag,
+                                       "shown_default": shown_default})
+
+
 class RunConfig:
     """JSON round trip for the run configs (dataclasses): ``from_dict`` refuses unknown
-    keys, listing the allowed ones, as the original's ``--hparams`` should have."""
+    keys, listing the allowed ones, as the original's ``--hparams`` should have.
+
+    ``MAY_CHANGE``: the fields a re-run of the same run folder may change (see
+    :class:`electra_tf.training.run_dir.RunDir`); every other one must match."""
+
+    MAY_CHANGE: ClassVar[tuple[str, ...]] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -62,6 +62,28 @@ def make_strategy(name: str = "default", tpu: str | None = None,
     return tf.distribute.TPUStrategy(resolver)
 
 
+EPSILON = 1e-6  # the original's guard in every weighted average
+
+
+def cross_replica_sum(value):
+    """Sum of `value` over the replicas of the current ``tf.distribute`` replica context
+    (the value itself outside one, or with a single replica)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+def global_batch_mean(losses, weights):
+    """This replica's share of the weighted mean of `losses` over the *global* batch.
+
+    Divided by the weights of the whole batch, the replicas' parts sum (as gradients are
+    summed across replicas) to the mean over the whole batch, so N replicas train exactly
+    like one replica on the same global batch."""
+    return tf.reduce_sum(losses * weights) / (cross_replica_sum(tf.reduce_sum(weights))
+                                              + EPSILON)
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """True for the process that keeps checkpoints, summaries and exports (the only
     process outside multi-worker training)."""
@@ -105,6 +127,13 @@ def check_batch_size(strategy: tf.distribute.Strategy, batch_size: int,
         raise ValueError(f"{what}={batch_size} must be a positive multiple of the "
                          f"{replicas} replicas of the {type(strategy).__name__}")
     return batch_size // replicas
+
+
+def check_batch_sizes(config, strategy: tf.distribute.Strategy) -> None:
+    """The global ``train_batch_size`` and ``eval_batch_size`` of `config` must split
+    evenly over `strategy`'s replicas (8 on a TPU)."""
+    check_batch_size(strategy, config.train_batch_size)
+    check_batch_size(strategy, config.eval_batch_size, "eval_batch_size")
 
 
 def merges_calls(strategy: tf.distribute.Strategy) -> bool:

@@ -235,3 +235,22 @@ OPTIMIZERS: dict[str, Callable[..., keras.optimizers.Optimizer]] = {
     "lamb": Lamb,
     "adamw": AdamWeightDecay,
 }
+
+
+def make_optimizer(name: str, learning_rate, *, weight_decay_rate: float, clip_norm: float,
+                   epsilon: float = 1e-6, lr_multipliers: Mapping[str, float] | None = None
+                   ) -> keras.optimizers.Optimizer:
+    """The optimizer called `name` (a key of ``OPTIMIZERS``) as the original builds it:
+    decoupled weight decay except on LayerNorm and biases, global-norm clipping at
+    `clip_norm` (0: none), and `lr_multipliers` for layer-wise decay.
+
+    Example::
+
+        schedule = WarmupPolynomialDecay(5e-4, decay_steps=10000, warmup_steps=1000)
+        optimizer = make_optimizer("lamb", schedule, weight_decay_rate=0.01, clip_norm=1.0)
+    """
+    return OPTIMIZERS[name](learning_rate, epsilon=epsilon,
+                            weight_decay_rate=weight_decay_rate,
+                            exclude_from_weight_decay=list(DEFAULT_EXCLUDE),
+                            lr_multipliers=lr_multipliers,
+                            global_clipnorm=clip_norm if clip_norm else None)

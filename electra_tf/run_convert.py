@@ -29,35 +29,49 @@ from absl import app, flags
 from electra_tf import cli
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("input", None, "TF1 checkpoint prefix or directory, Hugging Face "
-                    "folder, .keras file, or a folder holding encoder.keras (an "
-                    "electra-pretrain model dir or snapshot).", required=True)
-flags.DEFINE_string("output", None, "Where to write: a .keras file, a Hugging Face folder, "
-                    "or a TF1 checkpoint prefix (with --output_format=tf1).", required=True)
-flags.DEFINE_enum("input_format", "auto", ["auto", "tf1", "hf", "keras"],
-                  "Format of --input; auto: .keras file, folder with config.json (or "
-                  "discriminator/config.json) = hf, anything else tf1.")
-flags.DEFINE_enum("output_format", "auto", ["auto", "keras", "hf", "tf1"],
-                  "Format of --output; auto: .keras if it ends so, else hf.")
-flags.DEFINE_enum("target", "pretrainer", ["pretrainer", "encoder"],
-                  "Convert the whole pretrainer, or only the (discriminator) encoder that "
-                  "finetuning starts from.")
-flags.DEFINE_enum("model_type", None, ["bert", "electra", "ale"],
-                  "For TF1 input: the model type (default: from the checkpoint's scopes).")
-flags.DEFINE_enum("model_size", None, ["debug", "tiny", "small", "base", "large"],
-                  "For TF1 input: the size table entry (default: inferred from the "
-                  "checkpoint's shapes, heads = hidden // 64).")
-flags.DEFINE_string("model_hparam_overrides", None,
-                    "For TF1 input: JSON dict of config overrides, as in the original.")
-flags.DEFINE_bool("allow_missing", False, "Let head variables missing from the input keep "
-                  "their initialization.")
-flags.DEFINE_string("vocab_file", None, "For Hugging Face output: the WordPiece vocab the "
-                    "export's tokenizer uses (default: a vocab.txt beside the input, if "
-                    "there is one; without a vocab the export has no tokenizer).")
-flags.DEFINE_bool("do_lower_case", None, "For Hugging Face output: whether the exported "
-                  "tokenizer lower-cases (and strips accents). Default: the input's "
-                  "tokenizer_config.json, else uncased when the vocab has no upper-case "
-                  "token.")
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> flags.FlagValues:
+    """Define the command's flags on `flag_values`."""
+    fv = {"flag_values": flag_values}
+    flags.DEFINE_string("input", None, "TF1 checkpoint prefix or directory, Hugging Face "
+                        "folder, .keras file, or a folder holding encoder.keras (an "
+                        "electra-pretrain model dir or snapshot).", required=True, **fv)
+    flags.DEFINE_string("output", None, "Where to write: a .keras file, a Hugging Face "
+                        "folder, or a TF1 checkpoint prefix (with --output_format=tf1).",
+                        required=True, **fv)
+    flags.DEFINE_enum("input_format", "auto", ["auto", "tf1", "hf", "keras"],
+                      "Format of --input; auto: .keras file, folder with config.json (or "
+                      "discriminator/config.json) = hf, anything else tf1.", **fv)
+    flags.DEFINE_enum("output_format", "auto", ["auto", "keras", "hf", "tf1"],
+                      "Format of --output; auto: .keras if it ends so, else hf.", **fv)
+    flags.DEFINE_enum("target", "pretrainer", ["pretrainer", "encoder"],
+                      "Convert the whole pretrainer, or only the (discriminator) encoder that "
+                      "finetuning starts from.", **fv)
+    flags.DEFINE_enum("model_type", None, ["bert", "electra", "ale"],
+                      "For TF1 input: the model type (default: from the checkpoint's "
+                      "scopes).", **fv)
+    flags.DEFINE_enum("model_size", None, ["debug", "tiny", "small", "base", "large"],
+                      "For TF1 input: the size table entry (default: inferred from the "
+                      "checkpoint's shapes, heads = hidden // 64).", **fv)
+    flags.DEFINE_string("model_hparam_overrides", None,
+                        "For TF1 input: JSON dict of config overrides, as in the original.",
+                        **fv)
+    flags.DEFINE_bool("allow_missing", False, "Let head variables missing from the input keep "
+                      "their initialization.", **fv)
+    flags.DEFINE_string("vocab_file", None, "For Hugging Face output: the WordPiece vocab the "
+                        "export's tokenizer uses (default: a vocab.txt beside the input, if "
+                        "there is one; without a vocab the export has no tokenizer).", **fv)
+    flags.DEFINE_bool("do_lower_case", None, "For Hugging Face output: whether the exported "
+                      "tokenizer lower-cases (and strips accents). Default: the input's "
+                      "tokenizer_config.json, else uncased when the vocab has no upper-case "
+                      "token.", **fv)
+    return flag_values
+
+
+# On import, as always: convert() reads the global FLAGS, which callers (and the tests)
+# parse after importing this module.
+define_flags()
 
 ENCODER_FILE = "encoder.keras"  # what electra-pretrain exports into its model dir
 

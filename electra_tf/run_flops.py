@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+from absl import app, flags
+
 from electra_tf.configs import MODEL_TYPES, SIZES, get_config
 from electra_tf.flops import format_tables, train_flops_per_step
 
@@ -13,8 +15,6 @@ def recipe_flops(flagfile: str) -> dict:
     """What an ``electra-pretrain`` flagfile will spend: objective, size, batch, steps,
     FLOPs per step and in total (by this module's accounting, the vocab at its default
     30,522 unless the recipe overrides it)."""
-    from absl import flags
-
     from electra_tf import run_pretraining
 
     values = run_pretraining.define_flags(flags.FlagValues())
@@ -42,20 +42,26 @@ def format_recipes(paths) -> str:
     return "\n".join(lines)
 
 
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
+    """Define the command's flags on `flag_values`."""
+    fv = {"flag_values": flag_values}
+    flags.DEFINE_integer("batch_size", 128, "Batch size for the per-step training FLOPs.",
+                         lower_bound=1, **fv)
+    flags.DEFINE_integer("seq_len", 128, "Sequence length for this package's configs.",
+                         lower_bound=1, **fv)
+    flags.DEFINE_float("flop_budget", None,
+                       "If set, also print how many steps each config gets for it.", **fv)
+    flags.register_validator("flop_budget", lambda v: v is None or v > 0,
+                             message="--flop_budget must be a positive number of FLOPs", **fv)
+    flags.DEFINE_multi_string("recipe", [], "An electra-pretrain flagfile (repeatable): "
+                              "print the steps and FLOPs it will spend instead of the tables.",
+                              **fv)
+    return flag_values
+
+
 def main(argv=None):
     """absl entry point (``electra-flops``)."""
-    from absl import app, flags
-
-    flags.DEFINE_integer("batch_size", 128, "Batch size for the per-step training FLOPs.",
-                         lower_bound=1)
-    flags.DEFINE_integer("seq_len", 128, "Sequence length for this package's configs.",
-                         lower_bound=1)
-    flags.DEFINE_float("flop_budget", None,
-                       "If set, also print how many steps each config gets for it.")
-    flags.register_validator("flop_budget", lambda v: v is None or v > 0,
-                             message="--flop_budget must be a positive number of FLOPs")
-    flags.DEFINE_multi_string("recipe", [], "An electra-pretrain flagfile (repeatable): "
-                              "print the steps and FLOPs it will spend instead of the tables.")
+    define_flags()
 
     def _run(_):
         FLAGS = flags.FLAGS

@@ -21,15 +21,13 @@ import dataclasses
 from absl import app, flags
 
 from electra_tf import cli
+from electra_tf.study.config import StudyConfig
 
 FLAGS = flags.FLAGS
 
-# StudyConfig fields default to None: the config's default, or the --hparams value.
-FLAG_TABLE = [
-    ("string", "output_dir", None, "The study's data dir (original layout): vocab.txt, "
-     "pretrain_tfrecords/, finetuning_data/, models/, study_results.* (default data/study)."),
-    ("string", "samples_dir", None, "Where electra-samples keeps the fetched samples "
-     "(default data/samples)."),
+# (type, name, default, help) of the flags beside StudyConfig's fields, whose flags come
+# from the config (cli.define_config_flags).
+COMMAND_FLAGS = [
     ("list", "stages", ["data", "pretrain", "finetune", "tlm", "lstm", "report"],
      "Stages to run, in this order."),
     ("bool", "quick", False, "The whole study in minutes: sets a 1.5e13 budget, one seed, "
@@ -38,37 +36,6 @@ FLAG_TABLE = [
     ("bool", "progress", True, "Show progress bars."),
     ("string", "hparams", "{}", "JSON object of StudyConfig fields; a field also given as a "
      "flag must agree."),
-    ("list", "corpora", None, "Sample corpora to pretrain on (default wiki_leads,enwiki_dump,"
-     "shakespeare,news: all the sample prose)."),
-    ("list", "objectives", None, "Pretrained rows: bert, electra, ale (default all three)."),
-    ("string", "model_size", None, "debug, tiny, small, base or large (default tiny)."),
-    ("float", "flop_budget", None, "Pretraining FLOPs of every objective (default 8.7e13)."),
-    ("integer", "train_batch_size", None, "Pretraining batch size (default 32)."),
-    ("float", "learning_rate", None, "Pretraining peak learning rate, LAMB (default 5e-3)."),
-    ("float", "warmup_fraction", None, "Warmup as a fraction of each run's steps "
-     "(default 0.1)."),
-    ("string", "mixed_precision", None, "'' (float32), bf16 (default) or fp16."),
-    ("string", "pretrain_hparams", None, "JSON of other PretrainingConfig fields."),
-    ("list", "checkpoint_fractions", None, "Where the FLOPs plot's points are: encoder "
-     "snapshots at these fractions of each run (default 0.25,0.5,0.75,1)."),
-    ("list", "tasks", None, "Finetuning tasks (default sst2_mr,stsb_mr,wiki_topics,pos_wsj,"
-     "pos_wsj-crf; also sst5_mr)."),
-    ("list", "curve_tasks", None, "Tasks the snapshots are finetuned on (default sst2_mr)."),
-    ("integer", "num_trials", None, "Finetuning seeds per cell (default 3)."),
-    ("integer", "curve_trials", None, "Seeds per plotted point (default 1)."),
-    ("bool", "scratch", None, "Add the no-pretraining control (default true)."),
-    ("string", "finetune_hparams", None, "JSON of FinetuningConfig fields for every "
-     "finetuning run (default the paper's small recipe, 2 epochs)."),
-    ("string", "tlm_task", None, "Task of the TLM row; '' for none (default sst2_mr)."),
-    ("float", "tlm_budget_fraction", None, "TLM's stage-1 FLOPs as a fraction of "
-     "--flop_budget (default 0.5)."),
-    ("string", "tlm_hparams", None, "JSON of TlmConfig fields for the TLM row."),
-    ("string", "lstm_model", None, "BiLSTM row (LSTM-<layers>-<units>); '' for none "
-     "(default LSTM-2-256)."),
-    ("string", "lstm_hparams", None, "JSON of BaselinesConfig fields for the BiLSTM row."),
-    ("integer", "num_processes", None, "Worker processes building the TFRecords (default "
-     "2)."),
-    ("integer", "seed", None, "Base seed (default 0)."),
 ]
 
 # --quick: the same pipeline in minutes (about 10 on 2 cores).
@@ -81,17 +48,12 @@ QUICK = {"flop_budget": 1.5e13, "num_trials": 1, "checkpoint_fractions": [0.5, 1
 
 def define_flags(flag_values: flags.FlagValues = FLAGS) -> flags.FlagValues:
     """Define the command's flags on `flag_values`."""
-    return cli.define_flags(FLAG_TABLE, flag_values)
+    return cli.define_config_flags(StudyConfig, flag_values, COMMAND_FLAGS)
 
 
 def build_config(flag_values: flags.FlagValues = FLAGS):
     """StudyConfig from parsed flags and --hparams; --quick then sets QUICK's fields."""
-    from electra_tf.study.config import StudyConfig
-
-    config = cli.config_from_flags(
-        StudyConfig, flag_values,
-        json_flags=("pretrain_hparams", "finetune_hparams", "tlm_hparams", "lstm_hparams"),
-        list_flags=("corpora", "objectives", "checkpoint_fractions", "tasks", "curve_tasks"))
+    config = cli.config_from_flags(StudyConfig, flag_values)
     if flag_values.quick:  # over the flagfile's values: the same study, minutes-sized
         config = dataclasses.replace(
             config, output_dir=f"{config.output_dir.rstrip('/')}_quick", **QUICK)

@@ -6,7 +6,7 @@ import numpy as np
 from electra_tf.configs import get_config
 from electra_tf.modeling import build_pretrainer
 from electra_tf.optimization import AdamWeightDecay
-from electra_tf.pretraining.objectives import PretrainingTask
+from electra_tf.pretraining.objectives import PretrainingModel
 
 
 def make_batch(config, batch_size=2, seq_len=16, num_predictions=3, seed=0):
@@ -40,7 +40,7 @@ def make_batch(config, batch_size=2, seq_len=16, num_predictions=3, seed=0):
 
 
 def one_step_setup(objective="electra"):
-    """A global batch of 4 and a function building a compiled PretrainingTask (call it
+    """A global batch of 4 and a function building a compiled PretrainingModel (call it
     inside the strategy's scope) whose one step is deterministic: dropout off and a
     near-zero temperature (Gumbel-max becomes argmax), so two runs can differ only in
     how the batch is split over replicas."""
@@ -51,7 +51,7 @@ def one_step_setup(objective="electra"):
 
     def build_task():
         keras.utils.set_random_seed(5)
-        task = PretrainingTask(build_pretrainer(config, **extra))
+        task = PretrainingModel(build_pretrainer(config, **extra))
         task.compile(optimizer=AdamWeightDecay(1e-3, weight_decay_rate=0.01,
                                               global_clipnorm=1.0))
         return task

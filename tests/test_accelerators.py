@@ -18,14 +18,16 @@ import tensorflow as tf
 
 from electra_tf.configs import get_config
 from electra_tf.finetuning.model import FinetuningModel
-from electra_tf.finetuning.tasks import get_task
+from electra_tf.masking import MaskingConfig
 from electra_tf.modeling import Encoder, build_pretrainer
 from electra_tf.optimization import AdamWeightDecay
 from electra_tf.pretraining.config import PretrainingConfig
-from electra_tf.pretraining.inputs import MaskingConfig, make_dataset
-from electra_tf.pretraining.objectives import PretrainingTask
-from electra_tf.pretraining.trainer import dtype_policy, pretrain
+from electra_tf.pretraining.inputs import make_dataset
+from electra_tf.pretraining.objectives import PretrainingModel
+from electra_tf.pretraining.trainer import pretrain
+from electra_tf.tasks.specs import get_task
 from electra_tf.tokenization import load_vocab, special_ids
+from electra_tf.training.precision import dtype_policy
 
 SEQ, BATCH = 64, 8
 
@@ -49,7 +51,7 @@ def test_pretraining_step_compiles_with_xla_in_bf16_with_static_shapes(
 
     config = get_config(objective, "debug")
     with dtype_policy("mixed_bfloat16"):
-        task = PretrainingTask(build_pretrainer(config, **(
+        task = PretrainingModel(build_pretrainer(config, **(
             {} if objective == "bert" else {"seed": 0})))
         task.compile(optimizer=AdamWeightDecay(1e-3, global_clipnorm=1.0),
                      jit_compile=True, steps_per_execution=2)

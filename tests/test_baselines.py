@@ -15,8 +15,8 @@ from electra_tf import run_baselines
 from electra_tf.baselines.config import BaselinesConfig, check_fractions, parse_lstm_model
 from electra_tf.baselines.sweep import gaps, markdown_table, run_sweep
 from electra_tf.configs import get_config
-from electra_tf.finetuning.tasks import Features, nested_subset
 from electra_tf.modeling import Encoder
+from electra_tf.tasks.specs import Features, nested_subset
 
 WORDS = GOOD + BAD + ["the", "film", "was", "and", "long", "short"]
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
@@ -184,7 +184,7 @@ def test_gaps_need_the_pretrained_row():
 
 
 def test_the_sweep_and_tlm_need_a_classification_task():
-    from electra_tf.finetuning.tasks import classification_task
+    from electra_tf.tasks.specs import classification_task
 
     assert classification_task("sst5_mr", "the sweep").num_outputs == 5
     with pytest.raises(ValueError, match="regression task; the sweep needs a sentence or "

@@ -103,7 +103,7 @@ def test_encoder_hf_export_on_ram_round_trips_exactly(ram):
     # Values in HF layout: embeddings as they are, kernels transposed, exactly.
     np.testing.assert_array_equal(state["embeddings.word_embeddings.weight"],
                                   encoder.embeddings.word_embeddings.embeddings.numpy())
-    dense = encoder.encoder.transformer_layers[1]._feedforward_intermediate_dense
+    dense = encoder.transformer.transformer_layers[1]._feedforward_intermediate_dense
     np.testing.assert_array_equal(state["encoder.layer.1.intermediate.dense.weight"],
                                   dense.kernel.numpy().T)
     back, read = checkpoints.model_from_hf(f"{ram}/hf", target="encoder")

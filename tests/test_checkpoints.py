@@ -60,7 +60,7 @@ def test_original_checkpoint_assigns_every_variable_once(electra_ckpt):
     assert "global_step" in report.skipped and all(
         n.endswith(("adam_m", "adam_v", "global_step")) for n in report.skipped)
     # Values land where the original name says, in this package's layout.
-    query = model.discriminator.encoder.transformer_layers[1]._self_attention_layer
+    query = model.discriminator.transformer.transformer_layers[1]._self_attention_layer
     np.testing.assert_array_equal(
         query._query_dense.kernel.numpy().reshape(32, 32),
         variables["electra/encoder/layer_1/attention/self/query/kernel"])
@@ -70,7 +70,7 @@ def test_original_checkpoint_assigns_every_variable_once(electra_ckpt):
     np.testing.assert_array_equal(model.generator_head.output_bias.numpy(),
                                   variables["generator_predictions/output_bias"])
     np.testing.assert_array_equal(
-        model.generator.encoder.embeddings_project.kernel.numpy(),
+        model.generator.transformer.embeddings_project.kernel.numpy(),
         variables["generator/embeddings_project/kernel"])
 
 

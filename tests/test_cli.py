@@ -1,11 +1,22 @@
-"""Bad input is one line; an internal failure shows its traceback, labelled as a bug."""
+"""Bad input is one line; an internal failure shows its traceback, labelled as a bug.
+Flags come from the run configs' fields, before TensorFlow loads."""
 
+from __future__ import annotations
+
+import dataclasses
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
+from absl import flags
 
 from electra_tf import cli
+from electra_tf.configs import RunConfig, setting
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _raise(make):
@@ -66,3 +77,119 @@ def test_the_packages_own_errors_are_input_wherever_it_is_installed(monkeypatch)
     # A NotFoundError that names no path (a kernel, a resource) is internal.
     kernel = tf.errors.NotFoundError(None, None, "No registered 'Foo' OpKernel for 'GPU'")
     assert cli.error_line(kernel) is None
+
+
+# ------------------------------------------------------------------ flags from configs
+
+@dataclasses.dataclass
+class _Config(RunConfig):
+    name: str = setting("x", help="A name.")
+    steps: int | None = setting(None, help="Steps.")
+    rate: float = setting(5e-4, help="A rate.")
+    fast: bool = setting(True, help="Go fast.")
+    fractions: list[float] = setting(default_factory=lambda: [0.5, 1.0], help="Fractions.")
+    overrides: dict = setting(default_factory=dict, help="Overrides, JSON.")
+    corpus: list[str] = setting(default_factory=list, flag="multi_string", help="Corpora.")
+    path: str | None = setting(None, help="A path.", shown_default="<name>/x")
+    cache: str = setting("", flag=False, help="Not a flag.")
+
+
+def _config_flags(*args):
+    values = cli.define_config_flags(_Config, flags.FlagValues(),
+                                     [("string", "hparams", "{}", "JSON.")], required=("name",))
+    values(["prog", *args])
+    return values
+
+
+def test_a_config_field_becomes_a_flag_of_its_annotations_type():
+    values = _config_flags("--name=n")
+    kinds = {name: values[name].flag_type() for name in values}
+    assert kinds == {"name": "string", "steps": "int", "rate": "float", "fast": "bool",
+                     "fractions": "comma separated list of strings", "overrides": "string",
+                     "corpus": "multi string", "path": "string", "hparams": "string"}
+    # not given is None: the config's default or the --hparams value
+    assert all(values[name].default is None for name in kinds if name != "hparams")
+    helps = {name: values[name].help for name in ("name", "steps", "rate", "fast",
+                                                  "fractions", "overrides", "path")}
+    assert helps == {"name": "A name.", "steps": "Steps. (default: none)",
+                     "rate": "A rate. (default: 5e-4)", "fast": "Go fast. (default: true)",
+                     "fractions": "Fractions. (default: 0.5,1)",
+                     "overrides": "Overrides, JSON. (default: {})",
+                     "path": "A path. (default: <name>/x)"}
+    assert cli.config_from_flags(_Config, values) == _Config(name="n")
+
+
+def test_a_config_from_flags_parses_lists_and_json_by_annotation():
+    values = _config_flags("--name=n", "--fractions=0.25,1", '--overrides={"a": 1}',
+                           "--corpus=text:a", "--corpus=books:b", "--nofast", "--steps=3",
+                           '--hparams={"rate": 0.1}')
+    assert cli.config_from_flags(_Config, values) == _Config(
+        name="n", steps=3, rate=0.1, fast=False, fractions=["0.25", "1"],
+        overrides={"a": 1}, corpus=["text:a", "books:b"])
+    with pytest.raises(ValueError, match=r"^--overrides must be a JSON object, got '\[1\]'$"):
+        cli.config_from_flags(_Config, _config_flags("--name=n", "--overrides=[1]"))
+    with pytest.raises(ValueError, match="given twice with different values: steps"):
+        cli.config_from_flags(_Config, _config_flags("--name=n", "--steps=2",
+                                                     '--hparams={"steps": 3}'))
+
+
+def test_a_field_without_help_is_refused():
+    @dataclasses.dataclass
+    class Bare(RunConfig):
+        size: int = 1
+
+    with pytest.raises(TypeError, match="Bare.size has no help"):
+        cli.define_config_flags(Bare, flags.FlagValues())
+
+
+def test_every_run_config_field_has_help_that_leaves_the_default_to_the_flag():
+    from electra_tf.baselines.config import BaselinesConfig
+    from electra_tf.finetuning.config import FinetuningConfig
+    from electra_tf.pretraining.config import PretrainingConfig
+    from electra_tf.study.config import StudyConfig
+    from electra_tf.tlm.config import TlmConfig
+
+    for config in (PretrainingConfig, FinetuningConfig, TlmConfig, BaselinesConfig,
+                   StudyConfig):
+        for field in dataclasses.fields(config):
+            help_text = field.metadata.get("help", "")
+            assert help_text.strip(), f"{config.__name__}.{field.name} has no help"
+            assert "(default" not in help_text, (
+                f"{config.__name__}.{field.name}: the flag appends the default; the help "
+                f"must not state it: {help_text!r}")
+
+
+# The commands whose flags come from a run config, and arguments that make their config.
+CONFIG_COMMANDS = {
+    "run_pretraining": ["--data_dir=d", "--model_name=m", "--num_train_steps=1"],
+    "run_finetuning": ["--data_dir=d", "--model_name=m"],
+    "run_tlm": ["--data_dir=d", "--num_train_steps=1"],
+    "run_baselines": ["--data_dir=d"],
+    "run_study": [],
+}
+
+
+def test_commands_define_flags_and_build_configs_without_tensorflow():
+    """Flags and configs come before TensorFlow loads: ``--help`` and a wrong value answer
+    at once."""
+    script = f"""
+import sys
+from absl import flags
+
+def loaded():
+    return [name for name in ("tensorflow", "keras") if name in sys.modules]
+
+for name, args in {CONFIG_COMMANDS!r}.items():
+    module = __import__("electra_tf." + name, fromlist=["_"])
+    values = module.define_flags(flags.FlagValues())
+    values(["prog", *args])
+    module.build_config(values)
+    assert not loaded(), (name, loaded())
+from electra_tf import run_convert, run_finetuning, run_flops
+run_flops.define_flags(flags.FlagValues())
+run_finetuning.define_score_flags(flags.FlagValues())
+assert not loaded(), ("run_convert, run_flops or electra-score-predictions", loaded())
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -2,7 +2,7 @@
 
 import pytest
 
-from electra_tf.configs import SIZES, ModelConfig, get_config
+from electra_tf.configs import OPTIMIZER_NAMES, SIZES, ModelConfig, get_config
 
 
 def test_original_size_table():
@@ -87,3 +87,11 @@ def test_generator_sharing_groups_divide_its_depth():
     assert config.generator_config().num_layer_groups == 6
     config = get_config("ale", "small", {"num_layer_groups": 4, "generator_layers": 0.5})
     assert config.generator_config().num_layer_groups == 2
+
+
+def test_the_configs_know_the_optimizers_by_name():
+    # The configs check a name without importing TensorFlow; the optimizers are built in
+    # electra_tf.optimization.
+    from electra_tf.optimization import OPTIMIZERS
+
+    assert OPTIMIZER_NAMES == tuple(OPTIMIZERS)

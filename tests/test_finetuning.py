@@ -11,11 +11,11 @@ import pytest
 import tensorflow as tf
 
 from electra_tf.configs import get_config
-from electra_tf.finetuning import readers, scorers
 from electra_tf.finetuning.config import FinetuningConfig
-from electra_tf.finetuning.tasks import RaceTask, TaggingTask, get_task, pack, truncate_pair
 from electra_tf.finetuning.trainer import finetune, load_encoder, markdown_table
 from electra_tf.modeling import Encoder
+from electra_tf.tasks import readers, scorers
+from electra_tf.tasks.specs import RaceTask, TaggingTask, get_task, pack, truncate_pair
 from electra_tf.tokenization import WordPieceTokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -388,7 +388,7 @@ def test_several_steps_per_call_on_two_replicas_train_like_one_step_per_call(
 def test_an_epoch_spread_over_several_fit_calls_logs_its_mean_loss(tmp_path):
     from types import SimpleNamespace
 
-    from electra_tf.finetuning.trainer import EpochEnd
+    from electra_tf.training.dev_eval import EpochEnd
 
     saved = []
     model = SimpleNamespace(optimizer=SimpleNamespace(iterations=tf.Variable(0, tf.int64)),
@@ -475,7 +475,7 @@ def test_finetuning_flagfiles_parse_into_configs():
 
 def test_feature_cache_round_trips_and_invalidates_on_vocab_length_or_data(tmp_path,
                                                                           sample_paths):
-    from electra_tf.finetuning.cache import cached_features
+    from electra_tf.tasks.cache import cached_features
 
     task = get_task("rte")
     examples = [readers.PairExample(f"dev-{i}", f"a cat number {i}", "a dog", label)
@@ -506,7 +506,7 @@ def test_layerwise_rates_of_an_ale_encoder_count_its_shared_layer_once():
     from electra_tf.optimization import layerwise_lr_multipliers
 
     encoder = Encoder(get_config("ale", "small"))
-    groups = len(encoder.encoder.transformer_layers)
+    groups = len(encoder.transformer.transformer_layers)
     assert groups == 1
     rates = layerwise_lr_multipliers(groups, 0.8, HEAD_PATTERN)
     assert rates[r"/encoder/layer_0/"] == pytest.approx(0.8)
@@ -556,7 +556,7 @@ def test_defaults_epochs_per_task_empty_split_and_lamb(data_dir, tmp_path):
 
 
 def test_an_interrupted_run_resumes_from_its_last_epoch(data_dir, monkeypatch):
-    from electra_tf.finetuning import trainer
+    from electra_tf.training import dev_eval as trainer
 
     original = trainer.EpochEnd.end_epoch
 

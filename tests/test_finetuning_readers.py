@@ -9,8 +9,9 @@ import pytest
 import tensorflow as tf
 
 from data_prep import samples
-from electra_tf.finetuning import readers, tasks
-from electra_tf.finetuning.readers import MultipleChoiceExample, PairExample, TaggedSentence
+from electra_tf.tasks import readers
+from electra_tf.tasks import specs as tasks
+from electra_tf.tasks.readers import MultipleChoiceExample, PairExample, TaggedSentence
 
 
 def write_task(root, folder, files):

@@ -133,7 +133,7 @@ def test_every_hardware_with_every_recipe_parses_and_fits_the_hardware(case,
         per_replica = distribute.check_batch_size(strategy, config.train_batch_size)
         assert per_replica * strategy.num_replicas_in_sync == config.train_batch_size
     else:
-        from electra_tf.finetuning.trainer import check_batch_sizes
+        from electra_tf.distribute import check_batch_sizes
 
         check_batch_sizes(config, strategy)
         assert config.eval_batch_size % strategy.num_replicas_in_sync == 0
@@ -146,7 +146,7 @@ def test_every_hardware_with_every_recipe_parses_and_fits_the_hardware(case,
 
 
 def test_a_batch_the_tpu_cores_cannot_split_is_refused(mirrored_strategy):
-    from electra_tf.finetuning.trainer import check_batch_sizes
+    from electra_tf.distribute import check_batch_sizes
 
     tpu = os.path.join(ROOT, "flags", "hardware", "colab_tpu.flags")
     values, config = parse("finetune", f"--flagfile={tpu}", "--eval_batch_size=12")

@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 
 from data_prep.build_pretraining_dataset import make_features, serialize
-from electra_tf.pretraining.inputs import MaskingConfig, make_dataset, max_predictions_per_seq
+from electra_tf.masking import MaskingConfig, max_predictions_per_seq
+from electra_tf.pretraining.inputs import make_dataset
 from electra_tf.tokenization import SpecialIds
 
 SPECIAL = SpecialIds(pad=0, unk=100, cls=101, sep=102, mask=103)

@@ -32,7 +32,7 @@ def test_electra_small_discriminator_encoder_has_exactly_13483008_parameters():
     counts = count_parameters(model.model_config)
     assert model.count_params() == counts["total"]
     assert model.discriminator_head.count_params() == counts["discriminator_head"]
-    assert model.generator.encoder.count_params() == counts["generator"]
+    assert model.generator.transformer.count_params() == counts["generator"]
     # ~14M in the ELECTRA paper (Table 1).
     assert round(model.count_params() / 1e6) == 14
 
@@ -46,13 +46,13 @@ def test_base_and_large_encoder_parameter_counts(size, published):
 
 def test_generator_is_sized_from_the_fraction_and_shares_the_embeddings():
     model = ElectraPretrainer(get_config("electra", "small"))
-    gen = model.generator.encoder
+    gen = model.generator.transformer
     assert gen.hidden_size == 64 and gen.num_hidden_layers == 12
     assert gen.num_attention_heads == 1 and gen.intermediate_size == 256
     # Same embedding module; each encoder has its own projection 128 -> hidden.
     assert model.generator.embeddings is model.discriminator.embeddings
     assert gen.embeddings_project.kernel.shape == (128, 64)
-    assert model.discriminator.encoder.embeddings_project.kernel.shape == (128, 256)
+    assert model.discriminator.transformer.embeddings_project.kernel.shape == (128, 256)
     paths = [w.path for w in model.weights]
     assert len(paths) == len(set(paths)), "a shared weight is listed twice"
 
@@ -61,20 +61,20 @@ def test_untied_generator_has_its_own_embeddings():
     model = ElectraPretrainer(get_config("electra", "debug",
                                          {"untied_generator_embeddings": True}))
     assert model.generator.embeddings is not model.discriminator.embeddings
-    assert model.generator.embeddings.embedding_size == model.generator.encoder.hidden_size
+    assert model.generator.embeddings.embedding_size == model.generator.transformer.hidden_size
     assert model.count_params() == count_parameters(model.model_config)["total"]
 
 
 def test_ale_one_group_has_one_set_of_layer_weights(batch_for):
     electra = ElectraPretrainer(get_config("electra", "small", {"embedding_size": 128}))
     ale = ElectraPretrainer(get_config("ale", "small"))
-    stack = ale.discriminator.encoder
+    stack = ale.discriminator.transformer
     assert len(stack.transformer_layers) == 1
     assert all(stack.layer_for(i) is stack.transformer_layers[0] for i in range(12))
-    per_layer = electra.discriminator.encoder.transformer_layers[0].count_params()
+    per_layer = electra.discriminator.transformer.transformer_layers[0].count_params()
     assert (electra.discriminator.count_params() - ale.discriminator.count_params()
             == 11 * per_layer)
-    assert len(ale.generator.encoder.transformer_layers) == 1
+    assert len(ale.generator.transformer.transformer_layers) == 1
     # The encoder output is the one shared layer applied 12 times (not once).
     batch = batch_for(ale.model_config)
     mask = batch["input_mask"].astype(bool)
@@ -91,7 +91,7 @@ def test_ale_one_group_has_one_set_of_layer_weights(batch_for):
 
 def test_layer_groups_follow_albert_assignment():
     stack = Encoder(get_config("ale", "debug", {"num_hidden_layers": 6,
-                                                "num_layer_groups": 3})).encoder
+                                                "num_layer_groups": 3})).transformer
     groups = [stack.transformer_layers.index(stack.layer_for(i)) for i in range(6)]
     assert groups == [0, 0, 1, 1, 2, 2]
 
@@ -284,7 +284,7 @@ def test_mixed_bfloat16_policy_keeps_float32_logits(batch_for):
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert {w.dtype for w in model.weights} == {"float32"}
-    assert model.discriminator.encoder.compute_dtype == "bfloat16"
+    assert model.discriminator.transformer.compute_dtype == "bfloat16"
     assert model.sampler.compute_dtype == "float32", "Gumbel noise must not be bfloat16"
     assert out["mlm_logits"].dtype == tf.float32 and out["rtd_logits"].dtype == tf.float32
     assert np.isfinite(out["mlm_logits"].numpy()).all()
@@ -338,7 +338,7 @@ def test_encoder_layers_use_the_package_dropout():
     from electra_tf.modeling.layers import Dropout
 
     encoder = Encoder(get_config("electra", "debug"))
-    layer = encoder.encoder.transformer_layers[0]
+    layer = encoder.transformer.transformer_layers[0]
     assert isinstance(layer._self_attention_dropout, Dropout)
     assert isinstance(layer._feedforward_dropout, Dropout)
     assert isinstance(layer._self_attention_layer._dropout_layer, Dropout)

@@ -96,13 +96,10 @@ def _commands(notebook, settings) -> list[str]:
 
 
 def _cli_flags(program: str) -> set[str]:
-    """Flag names a console script's module defines (DEFINE_* calls or a flag table)."""
-    with open(os.path.join(ROOT, "setup.py")) as f:
-        targets = dict(re.findall(r'"(electra-[\w-]+) = ([\w.]+):\w+"', f.read()))
-    with open(os.path.join(ROOT, targets[program].replace(".", "/") + ".py")) as f:
-        source = f.read()
-    return set(re.findall(r'DEFINE_\w+\(\s*"(\w+)"', source)) | set(
-        re.findall(r'\("(?:string|bool|integer|float|list)", "(\w+)"', source))
+    """Flag names a console script defines."""
+    from electra_tf import flag_docs
+
+    return set(flag_docs.script_flags(flag_docs.console_scripts()[program]))
 
 
 def _parse(define_flags, build_config, args):

@@ -7,12 +7,9 @@ from conftest import make_batch
 
 from electra_tf.configs import get_config
 from electra_tf.modeling import build_pretrainer
+from electra_tf.modeling.losses import discriminator_loss, mlm_loss
 from electra_tf.optimization import Lamb
-from electra_tf.pretraining.objectives import (
-    PretrainingTask,
-    discriminator_loss,
-    mlm_loss,
-)
+from electra_tf.pretraining.objectives import PretrainingModel
 
 
 def test_losses_match_numpy():
@@ -41,7 +38,7 @@ def test_pretraining_learns_a_fixed_batch(model_type):
     batch = make_batch(config, batch_size=8, seq_len=24, num_predictions=4, seed=1)
     batch["masked_lm_weights"] = batch["masked_lm_weights"].astype("float32")
     keras_seed = {"seed": 3} if model_type != "bert" else {}
-    task = PretrainingTask(build_pretrainer(config, **keras_seed))
+    task = PretrainingModel(build_pretrainer(config, **keras_seed))
     task.compile(optimizer=Lamb(3e-2, weight_decay_rate=0.01,
                                 exclude_from_weight_decay=["LayerNorm", "bias"],
                                 global_clipnorm=1.0))
@@ -53,7 +50,7 @@ def test_pretraining_learns_a_fixed_batch(model_type):
         expected |= {"sampled_masked_lm_accuracy", "disc_loss", "disc_accuracy",
                      "disc_precision", "disc_recall", "disc_auc"}
     assert expected <= set(history.history)
-    fresh = PretrainingTask(build_pretrainer(config, **keras_seed))
+    fresh = PretrainingModel(build_pretrainer(config, **keras_seed))
     fresh.compile(optimizer=Lamb(5e-3))
     before = fresh.evaluate(tf.data.Dataset.from_tensors(batch), verbose=0,
                             return_dict=True)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from data_prep import samples
-from electra_tf.finetuning import readers, scorers
+from electra_tf.tasks import readers, scorers
 
 # A confusion matrix by hand: TP=3, TN=2, FP=1, FN=2.
 LABELS = [1, 1, 1, 1, 1, 0, 0, 0]

@@ -12,7 +12,7 @@ import tensorflow as tf
 from review_task import BAD, GOOD, write_review_task
 
 from electra_tf.configs import get_config
-from electra_tf.pretraining.inputs import MaskingConfig
+from electra_tf.masking import MaskingConfig
 from electra_tf.tlm import trainer as tlm_trainer
 from electra_tf.tlm.config import TlmConfig
 from electra_tf.tlm.data import is_task_step, joint_dataset

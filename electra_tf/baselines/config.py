@@ -6,15 +6,13 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from electra_tf.configs import RunConfig
+from electra_tf.configs import RunConfig, join, setting
 
 DEFAULT_FRACTIONS = (0.01, 0.1, 0.3, 0.5, 0.7, 0.9)  # the paper's 1, 10, 30, 50, 70, 90 %
 EMBEDDINGS = ("scratch", "pretrained")
 PRETRAINED = "pretrained"  # the finetuned encoder's row in results and tables
 
 # What a re-run may change: more fractions, models or trials (new cells), the eval batch.
-RERUN_KEYS = ("fractions", "lstm_models", "lstm_embeddings", "num_trials", "eval_batch_size",
-              "finetune")
 
 
 def parse_lstm_model(name: str) -> tuple[int, int]:
@@ -51,38 +49,52 @@ class BaselinesConfig(RunConfig):
     nested subset of the training set: trial k draws it with seed ``seed + k`` for every
     model, so the pretrained encoder and the BiLSTMs see exactly the same examples."""
 
-    model_name: str = "baselines"
-    data_dir: str = "data"
-    task_name: str = "sst2_mr"
-    fractions: list[float] = dataclasses.field(default_factory=lambda: list(DEFAULT_FRACTIONS))
-    num_trials: int = 1
-    seed: int = 0
+    MAY_CHANGE = ("fractions", "lstm_models", "lstm_embeddings", "num_trials",
+                  "eval_batch_size", "finetune")
 
-    # the pretrained encoder (finetuned, and the source of the frozen embeddings): an
-    # electra-pretrain model dir or encoder.keras (also a TF1 checkpoint or a Hugging Face
-    # folder when only finetuned); "" runs the BiLSTMs alone
-    init_checkpoint: str = ""
-    vocab_file: str | None = None  # default: the encoder's vocab.txt, else <data_dir>/vocab.txt
-    do_lower_case: bool = True
-    max_seq_length: int = 128
-    train_batch_size: int = 32
-    eval_batch_size: int = 128
-    # every cell trains at least this many steps: a 1 % subset would otherwise stop after
-    # a handful of updates
-    min_train_steps: int = 100
+    model_name: str = setting("baselines", help="Outputs go to <data_dir>/models/<model_name>.")
+    data_dir: str = setting("data", help="Holds finetuning_data/<task>/ (and vocab.txt).")
+    task_name: str = setting("sst2_mr", help="A sentence or sentence-pair classification task "
+                             "(sst5_mr is 5-class rating).")
+    fractions: list[float] = setting(default_factory=lambda: list(DEFAULT_FRACTIONS),
+                                     help="Fractions of the training set, each in (0, 1].")
+    num_trials: int = setting(1, help="Seeds per cell: trial k uses seed+k for its subset, "
+                              "initialization and shuffling.")
+    seed: int = setting(0, help="Base seed.")
+
+    # the pretrained encoder: finetuned, and the source of the frozen embeddings
+    init_checkpoint: str = setting(
+        "", shown_default="none: BiLSTMs only", help="The pretrained encoder to finetune and "
+        "take embeddings from: an electra-pretrain model dir or encoder.keras (also a TF1 "
+        "checkpoint or a Hugging Face folder when only finetuned).")
+    vocab_file: str | None = setting(
+        None, help="WordPiece vocab.",
+        shown_default="the encoder's vocab.txt, else <data_dir>/vocab.txt")
+    do_lower_case: bool = setting(True, help="Lower-case the text (for an uncased vocab).")
+    max_seq_length: int = setting(128, help="Tokens per example.")
+    train_batch_size: int = setting(32, help="Batch size of every model.")
+    eval_batch_size: int = setting(128, help="Prediction batch size.")
+    min_train_steps: int = setting(100, help="Every cell trains at least this many steps (a "
+                                   "1 % subset would otherwise stop after a handful of "
+                                   "updates).")
 
     # the BiLSTMs
-    lstm_models: list[str] = dataclasses.field(default_factory=lambda: ["LSTM-2-256"])
-    lstm_embeddings: list[str] = dataclasses.field(default_factory=lambda: ["scratch"])
-    embedding_size: int = 128
-    lstm_learning_rate: float = 1e-3
-    lstm_num_train_epochs: float = 3.0
-    lstm_dropout_rate: float = 0.1
+    lstm_models: list[str] = setting(default_factory=lambda: ["LSTM-2-256"],
+                                     help="BiLSTMs LSTM-<layers>-<units>.")
+    lstm_embeddings: list[str] = setting(
+        default_factory=lambda: ["scratch"], help="scratch (a trained table) and/or "
+        "pretrained (the encoder's token table, frozen, projected to --embedding_size).")
+    embedding_size: int = setting(128, help="BiLSTM input width (the default is the "
+                                  "paper's).")
+    lstm_learning_rate: float = setting(1e-3, help="Adam peak learning rate, linear decay.")
+    lstm_num_train_epochs: float = setting(3.0, help="BiLSTM epochs.")
+    lstm_dropout_rate: float = setting(0.1, help="Dropout before the output layer.")
 
-    # finetuning the pretrained encoder: FinetuningConfig fields (learning_rate,
-    # layerwise_lr_decay, num_train_epochs, ...) on top of the sweep's own
-    finetune: dict = dataclasses.field(default_factory=lambda: {
-        "learning_rate": 3e-4, "num_train_epochs": 3.0, "weight_decay_rate": 0.0})
+    finetune: dict = setting(
+        default_factory=lambda: {"learning_rate": 3e-4, "num_train_epochs": 3.0,
+                                 "weight_decay_rate": 0.0},
+        help="JSON of FinetuningConfig fields (learning_rate, layerwise_lr_decay, "
+        "num_train_epochs, ...) for the pretrained encoder's cells, on top of the sweep's own.")
 
     def __post_init__(self):
         self.fractions = check_fractions(
@@ -128,23 +140,15 @@ class BaselinesConfig(RunConfig):
                      for kind in self.lstm_embeddings]
         return rows
 
-    # files is imported where used: this module stays free of TensorFlow (quick CLI errors)
-
     @property
     def output_dir(self) -> str:
-        from electra_tf import files
-
-        return files.join(self.data_dir, "models", self.model_name)
+        return join(self.data_dir, "models", self.model_name)
 
     @property
     def results_path(self) -> str:
-        from electra_tf import files
-
-        return files.join(self.output_dir, "results.json")
+        return join(self.output_dir, "results.json")
 
     def cell_dir(self, model: str, fraction: float, trial: int) -> str:
         """``<output_dir>/cells/<model>/fraction_<f>/trial_<k>``."""
-        from electra_tf import files
-
-        return files.join(self.output_dir, "cells", model, f"fraction_{fraction:g}",
-                          f"trial_{trial}")
+        return join(self.output_dir, "cells", model, f"fraction_{fraction:g}",
+                    f"trial_{trial}")

@@ -26,12 +26,15 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf import files
-from electra_tf.baselines.config import PRETRAINED, RERUN_KEYS, BaselinesConfig, parse_lstm_model
+from electra_tf.baselines.config import PRETRAINED, BaselinesConfig, parse_lstm_model
+from electra_tf.finetuning import trainer as finetuning
 from electra_tf.finetuning.config import FinetuningConfig
-from electra_tf.finetuning.tasks import Features, PairTask, classification_task, nested_subset
 from electra_tf.modeling.lstm import BiLstmClassifier, embeddings_from_encoder
 from electra_tf.optimization import WarmupPolynomialDecay
+from electra_tf.tasks.specs import Features, PairTask, classification_task, nested_subset
 from electra_tf.tokenization import WordPieceTokenizer
+from electra_tf.training.dev_eval import fit_with_dev_eval
+from electra_tf.training.run_dir import RunDir, format_table
 
 
 def finetuning_config(config: BaselinesConfig, fraction: float = 1.0, trial: int = 0,
@@ -53,13 +56,11 @@ def finetuning_config(config: BaselinesConfig, fraction: float = 1.0, trial: int
         train_fraction=fraction, output_dir=output_dir, score_test=score_test))
 
 
-def vocab_file(config: BaselinesConfig) -> str:
+def vocab_path(config: BaselinesConfig) -> str:
     """--vocab_file, else the encoder's vocab.txt, else ``<data_dir>/vocab.txt``: the
     BiLSTMs read the same WordPiece ids as the pretrained encoder."""
     if config.init_checkpoint:
-        from electra_tf.finetuning.trainer import vocab_path
-
-        return vocab_path(finetuning_config(config))
+        return finetuning.vocab_path(finetuning_config(config))
     return config.vocab_file or files.join(config.data_dir, "vocab.txt")
 
 
@@ -76,8 +77,6 @@ def train_lstm(config: BaselinesConfig, name: str, train: Features, dev: Feature
     """Train one BiLSTM (``LSTM-n-k``, ``+emb`` = frozen `table`) on `train` with Adam,
     linear decay and dev scoring each epoch; returns the model at its best-dev epoch and
     {"steps", "best_epoch", "dev", "history"}."""
-    from electra_tf.finetuning.trainer import fit_with_dev_eval
-
     layers, units = parse_lstm_model(name.removesuffix("+emb"))
     keras.utils.set_random_seed(seed)
     model = BiLstmClassifier(vocab_size, task.num_outputs, layers, units,
@@ -114,18 +113,16 @@ def _cell(config: BaselinesConfig, model: str, fraction: float, trial: int, task
           progress: bool) -> dict:
     """Run (or resume) one cell and write its result.json."""
     run_dir = config.cell_dir(model, fraction, trial)
-    done = files.join(run_dir, "result.json")
-    if files.exists(done):
-        return files.read_json(done)
+    done = RunDir(run_dir, "").result("result.json")
+    if done is not None:
+        return done
     seed = config.seed + trial
     indices = nested_subset(len(features["train"]), fraction, seed)
     started = time.time()
     result = {"model": model, "fraction": fraction, "trial": trial, "seed": seed,
               "train_examples": int(len(indices))}
     if model == PRETRAINED:
-        from electra_tf.finetuning.trainer import finetune
-
-        finetuned = finetune(finetuning_config(config, fraction, trial, run_dir,
+        finetuned = finetuning.finetune(finetuning_config(config, fraction, trial, run_dir,
                                                "test" in features, len(indices)),
                              progress=progress)
         (only,) = finetuned["trials"]
@@ -145,7 +142,7 @@ def _cell(config: BaselinesConfig, model: str, fraction: float, trial: int, task
         result["parameters"] = {"total": lstm.count_params(),
                                 "without_embeddings": lstm.count_params() - table_size}
     result["seconds"] = round(time.time() - started, 1)
-    files.write_json(done, result)
+    RunDir(run_dir, "").write_json("result.json", result)
     return result
 
 
@@ -191,7 +188,7 @@ def markdown_table(results: dict) -> str:
     header = ["fraction", "train examples"] + [f"{m} {metric}" for m in models] + \
         [f"gap vs {m}" for m in gap]
     examples = {f"{c['fraction']:g}": c["train_examples"] for c in results["cells"]}
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    rows = []
     for fraction in [f"{f:g}" for f in results["fractions"]]:
         row = [f"{float(fraction):.0%}", f"{examples.get(fraction, '')}"]
         for model in models:
@@ -203,8 +200,8 @@ def markdown_table(results: dict) -> str:
             else:
                 row.append(f"{entry['mean']:.4f}")
         row += [f"{gap[m][fraction]:+.4f}" if fraction in gap[m] else "" for m in gap]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+        rows.append(row)
+    return format_table(header, rows, right_from=1)
 
 
 def plot_sweep(results: dict, path: str) -> None:
@@ -249,28 +246,26 @@ def plot_sweep(results: dict, path: str) -> None:
 
 # ----------------------------------------------------------------------------- the sweep
 
-def _check_rerun(config: BaselinesConfig, path: str) -> None:
-    changed = config.changes_from(path, RERUN_KEYS)
-    if changed:
-        raise ValueError(f"{config.output_dir} holds a sweep with other settings "
-                         f"({'; '.join(changed)}); use another --model_name, or delete that "
-                         f"folder to start over")
-
-
 def run_sweep(config: BaselinesConfig, progress: bool = True) -> dict:
-    """Run (or resume) every cell of the sweep; writes and returns results.json's dict."""
-    vocab = vocab_file(config)
+    """Run (or resume) every cell of the sweep; writes and returns results.json's dict.
+
+    Example::
+
+        config = BaselinesConfig(data_dir="data", model_name="sweep_mr",
+                                 task_name="sst2_mr", fractions=[0.1, 1.0],
+                                 lstm_models=["LSTM-1-128"])
+        results = run_sweep(config)  # data/models/sweep_mr/results.{json,md,png}
+        print(markdown_table(results))
+    """
+    vocab = vocab_path(config)
     tokenizer = WordPieceTokenizer(vocab, do_lower_case=config.do_lower_case)
     task = classification_task(config.task_name, "the sweep")
     features = task.labelled_splits(config.data_dir, tokenizer, config.max_seq_length)[1]
     table = None
     if "pretrained" in config.lstm_embeddings:
         table = embeddings_from_encoder(config.init_checkpoint, vocab)
-    files.makedirs(config.output_dir)
-    config_path = files.join(config.output_dir, "sweep_config.json")
-    if files.exists(config_path):
-        _check_rerun(config, config_path)
-    files.atomic_write(config_path, config.to_json() + "\n")
+    run = RunDir(config.output_dir, "sweep_config.json", "a sweep")
+    run.start(config)
 
     plan = [(model, fraction, trial) for fraction in config.fractions
             for trial in range(config.num_trials) for model in config.models]
@@ -299,7 +294,6 @@ def run_sweep(config: BaselinesConfig, progress: bool = True) -> dict:
     results["summary"] = summarize(cells, metric)
     results["gap"] = gaps(results["summary"], split)
     files.write_json(config.results_path, results)
-    files.atomic_write(files.join(config.output_dir, "results.md"),
-                       markdown_table(results) + "\n")
-    plot_sweep(results, files.join(config.output_dir, "results.png"))
+    run.write_text("results.md", markdown_table(results) + "\n")
+    plot_sweep(results, run.join("results.png"))
     return results

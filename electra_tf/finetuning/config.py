@@ -12,75 +12,108 @@ from __future__ import annotations
 
 import dataclasses
 
-from electra_tf import files
-from electra_tf.configs import SIZES, RunConfig
-from electra_tf.optimization import OPTIMIZERS
-from electra_tf.pretraining.config import MIXED_PRECISION, _one_of
+from electra_tf.configs import (
+    MIXED_PRECISION,
+    OPTIMIZER_NAMES,
+    SIZES,
+    RunConfig,
+    join,
+    one_of,
+    setting,
+)
 
 # What a re-run of a run (a resume, more trials, test outputs) may change; every other
 # setting must match the run that wrote the folder.
-RERUN_KEYS = ("do_eval", "do_train", "write_test_outputs", "score_test", "eval_batch_size",
-              "num_trials", "output_dir", "steps_per_execution", "jit_compile")
 
 
 @dataclasses.dataclass
 class FinetuningConfig(RunConfig):
     """Everything a finetuning run reads."""
 
-    model_name: str = "electra_small"
-    data_dir: str = "data"
-    task_names: list[str] = dataclasses.field(default_factory=lambda: ["sst2"])
+    MAY_CHANGE = ("do_eval", "do_train", "write_test_outputs", "score_test",
+                  "eval_batch_size", "num_trials", "output_dir", "steps_per_execution",
+                  "jit_compile")
 
-    # where the encoder comes from: init_checkpoint (a TF1 checkpoint or a Hugging Face
-    # folder), else <data_dir>/models/<model_name>/encoder.keras, else (from_scratch) a
-    # fresh model_size encoder
-    init_checkpoint: str = ""
-    from_scratch: bool = False
-    model_size: str = "small"
-    model_hparam_overrides: dict = dataclasses.field(default_factory=dict)
-    vocab_file: str | None = None  # default: the model dir's vocab.txt, else the data dir's
-    do_lower_case: bool = True
+    model_name: str = setting("electra_small", help="The pretrained model's name: the encoder is "
+                              "read from, and results go to, <data_dir>/models/<model_name>.")
+    data_dir: str = setting("data", help="Holds finetuning_data/<task>/ and models/ (the "
+                            "original's layout).")
+    task_names: list[str] = setting(
+        default_factory=lambda: ["sst2"], help="Comma-separated tasks: cola, sst2, mrpc, "
+        "stsb, qqp, mnli, qnli, rte, wnli, sst2_mr, sst5_mr, stsb_mr, race, race_middle, "
+        "race_high, pos* (a tagging folder). Several train together, one head each.")
+
+    # where the encoder comes from: init_checkpoint, else
+    # <data_dir>/models/<model_name>/encoder.keras, else (from_scratch) a fresh one
+    init_checkpoint: str = setting(
+        "", shown_default="none", help="Start from this encoder instead of the model dir's "
+        "encoder.keras: a TF1 checkpoint, a Hugging Face folder, an electra-pretrain model "
+        "dir or a .keras file.")
+    from_scratch: bool = setting(False, help="No pretrained encoder: a freshly initialized "
+                                 "--model_size one (a baseline).")
+    model_size: str = setting("small", help="Size of a --from_scratch encoder.")
+    model_hparam_overrides: dict = setting(default_factory=dict, help="JSON model config "
+                                           "overrides for --from_scratch.")
+    vocab_file: str | None = setting(
+        None, help="WordPiece vocab.",
+        shown_default="the encoder's vocab.txt, else <data_dir>/vocab.txt")
+    do_lower_case: bool = setting(True, help="Lower-case the text (for an uncased vocab).")
 
     # optimization: the ELECTRA code's defaults (its paper used lr 3e-4 and weight decay 0
     # for small models: flags/finetune/glue_small_paper.flags)
-    optimizer: str = "adamw"  # adamw (the original's) | lamb
-    learning_rate: float = 1e-4
-    layerwise_lr_decay: float = 0.8
-    weight_decay_rate: float = 0.01
-    num_train_epochs: float | None = None  # None: 10 with RTE or STS-B among the tasks, else 3
-    warmup_proportion: float = 0.1
-    train_batch_size: int = 32
-    eval_batch_size: int = 32
-    max_seq_length: int = 128
-    dropout_rate: float = 0.1
-    clip_norm: float = 1.0
+    optimizer: str = setting("adamw", help="adamw (the original's AdamWeightDecay) or lamb.")
+    learning_rate: float = setting(1e-4, help="Peak learning rate (the ELECTRA code's; its "
+                                   "paper used 3e-4 for small models).")
+    layerwise_lr_decay: float = setting(0.8, help="Layer-wise learning-rate decay (1 = off).")
+    weight_decay_rate: float = setting(0.01, help="Decoupled weight decay (the code's; its "
+                                       "paper used 0).")
+    num_train_epochs: float | None = setting(
+        None, help="Epochs.",
+        shown_default="as the original: 10 when RTE or STS-B is among the tasks, else 3")
+    warmup_proportion: float = setting(0.1, help="Fraction of steps with linear warmup.")
+    train_batch_size: int = setting(32, help="Global batch size.")
+    eval_batch_size: int = setting(32, help="Prediction batch size.")
+    max_seq_length: int = setting(128, help="Tokens per sequence (race.flags uses 512).")
+    dropout_rate: float = setting(0.1, help="Dropout before each task head.")
+    clip_norm: float = setting(1.0, help="Global gradient-norm clipping (0: none).")
 
     # tasks
-    double_unordered: bool = True
-    use_crf: bool = False
-    use_tfds: bool = False
-    tfds_data_dir: str | None = None
+    double_unordered: bool = setting(True, help="Train MRPC/STS-B pairs in both orders.")
+    use_crf: bool = setting(False, help="Tagging heads end in a linear-chain CRF.")
+    use_tfds: bool = setting(False, help="Read GLUE/RACE through tfds (prepared data) "
+                             "instead of files.")
+    tfds_data_dir: str | None = setting(None, help="tfds data_dir for --use_tfds.")
 
-    # training on part of the training set: round(train_fraction * n) examples, a prefix
-    # of one permutation seeded by `seed` (nested: a smaller fraction's examples lie in
-    # every larger one's; the same for every trial)
-    train_fraction: float = 1.0
+    # round(train_fraction * n) examples: a prefix of one permutation seeded by `seed`,
+    # so a smaller fraction's examples lie in every larger one's, for every trial
+    train_fraction: float = setting(1.0, help="Train on this fraction of each training set, "
+                                    "in (0, 1]: a seeded subset, nested across fractions for "
+                                    "the same --seed.")
 
     # runs and outputs
-    output_dir: str = ""  # default <data_dir>/models/<model_name>
-    score_test: bool = False  # also score labelled test splits at the best-dev epoch
-    num_trials: int = 1
-    seed: int = 0
-    do_train: bool = True
-    do_eval: bool = True
-    write_test_outputs: bool = False
+    output_dir: str = setting(
+        "", help="Where the run's folders go.",
+        shown_default="<data_dir>/models/<model_name>, beside the pretrained encoder")
+    score_test: bool = setting(False, help="Also score each task's labelled test split (its "
+                               "own labels or a test_labels.tsv beside it) at the best-dev "
+                               "epoch.")
+    num_trials: int = setting(1, help="Runs with seeds seed, seed+1, ...; results report each "
+                              "and the median.")
+    seed: int = setting(0, help="Seed of initialization, dropout and shuffling.")
+    do_train: bool = setting(True, help="Train.")
+    do_eval: bool = setting(True, help="Score the dev sets after each epoch.")
+    write_test_outputs: bool = setting(False, help="Write test-set predictions (GLUE "
+                                       "submission files) to <model dir>/test_predictions.")
 
     # speed: the hardware flagfiles set these (flags/hardware/)
-    mixed_precision: str = ""  # "" | bf16 | fp16
-    # train steps per compiled call, as pretraining's; an execution never runs past an
-    # epoch's end by more than its own length, and the last one is cut to end the run
-    steps_per_execution: int = 1
-    jit_compile: bool = False
+    mixed_precision: str = setting("", help="'' (float32), bf16 or fp16.")
+    # an execution never runs past an epoch's end by more than its own length, and the
+    # last one is cut to end the run
+    steps_per_execution: int = setting(
+        1, help="Train steps per compiled call, like the original's iterations_per_loop "
+        "(raise it on TPUs and GPUs). The dev sets are scored at the first call boundary at "
+        "or past each epoch's end.")
+    jit_compile: bool = setting(False, help="Compile the train step with XLA.")
 
     def __post_init__(self):
         if isinstance(self.task_names, str):
@@ -89,9 +122,9 @@ class FinetuningConfig(RunConfig):
             raise ValueError("task_names is empty: name at least one task")
         if len(set(self.task_names)) != len(self.task_names):
             raise ValueError(f"task_names lists a task twice: {self.task_names}")
-        _one_of("model_size", self.model_size, SIZES)
-        _one_of("optimizer", self.optimizer, OPTIMIZERS)
-        _one_of("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        one_of("model_size", self.model_size, SIZES)
+        one_of("optimizer", self.optimizer, OPTIMIZER_NAMES)
+        one_of("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         for name in ("train_batch_size", "eval_batch_size", "max_seq_length", "num_trials",
                      "steps_per_execution"):
             if getattr(self, name) < 1:
@@ -124,7 +157,7 @@ class FinetuningConfig(RunConfig):
     @property
     def pretrained_dir(self) -> str:
         """``<data_dir>/models/<model_name>``: where electra-pretrain exported the encoder."""
-        return files.join(self.data_dir, "models", self.model_name)
+        return join(self.data_dir, "models", self.model_name)
 
     @property
     def run_name(self) -> str:
@@ -134,20 +167,20 @@ class FinetuningConfig(RunConfig):
     @property
     def run_dir(self) -> str:
         """Checkpoints, events, tag sets: ``<model_dir>/finetuning/<run_name>``."""
-        return files.join(self.model_dir, "finetuning", self.run_name)
+        return join(self.model_dir, "finetuning", self.run_name)
 
     @property
     def cache_dir(self) -> str:
         """Featurized splits: ``<model_dir>/finetuning_tfrecords`` (the original's place)."""
-        return files.join(self.model_dir, "finetuning_tfrecords")
+        return join(self.model_dir, "finetuning_tfrecords")
 
     @property
     def results_path(self) -> str:
-        return files.join(self.model_dir, "results", f"{self.run_name}.json")
+        return join(self.model_dir, "results", f"{self.run_name}.json")
 
     @property
     def test_predictions_dir(self) -> str:
-        return files.join(self.model_dir, "test_predictions")
+        return join(self.model_dir, "test_predictions")
 
     @property
     def policy(self) -> str:

@@ -18,18 +18,12 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from electra_tf.distribute import DistributedTrainer
-from electra_tf.finetuning.tasks import NUM_CHOICES, Task
+from electra_tf.distribute import DistributedTrainer, cross_replica_sum, global_batch_mean
 from electra_tf.modeling.crf import CRF
 from electra_tf.modeling.layers import Dropout, truncated_normal
-from electra_tf.pretraining.objectives import EPSILON, cross_replica_sum
+from electra_tf.tasks.specs import NUM_CHOICES, Task
 
 ENCODER_KEYS = ("input_ids", "input_mask", "segment_ids")
-
-
-def _weighted_mean(losses, weights):
-    return tf.reduce_sum(losses * weights) / (cross_replica_sum(tf.reduce_sum(weights))
-                                              + EPSILON)
 
 
 class FinetuningModel(DistributedTrainer, keras.Model):
@@ -117,12 +111,12 @@ class FinetuningModel(DistributedTrainer, keras.Model):
                 else:
                     token = tf.nn.sparse_softmax_cross_entropy_with_logits(word_tags, out)
                     weights = weights[:, None] * word_mask
-                    losses[task.name] = _weighted_mean(token, weights)
+                    losses[task.name] = global_batch_mean(token, weights)
                     continue
             else:
                 per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
                     tf.cast(y, tf.int32), out)
-            losses[task.name] = _weighted_mean(per_example, weights)
+            losses[task.name] = global_batch_mean(per_example, weights)
         return losses
 
     def train_step(self, data):

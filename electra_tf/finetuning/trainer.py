@@ -24,32 +24,35 @@ import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
-from tqdm.auto import tqdm
 
 from electra_tf import files
-from electra_tf.distribute import check_batch_size, chief_decides, is_chief
-from electra_tf.finetuning import readers, scorers
+from electra_tf.checkpoints import config_from_tf1, load_tf1_checkpoint, model_from_hf
+from electra_tf.configs import get_config
+from electra_tf.distribute import check_batch_sizes, chief_decides, is_chief
 from electra_tf.finetuning.config import FinetuningConfig
 from electra_tf.finetuning.model import FinetuningModel
-from electra_tf.finetuning.tasks import (
+from electra_tf.modeling import Encoder
+from electra_tf.optimization import (
+    WarmupPolynomialDecay,
+    layerwise_lr_multipliers,
+    make_optimizer,
+)
+from electra_tf.tasks import readers, scorers
+from electra_tf.tasks.cache import cached_features
+from electra_tf.tasks.specs import (
     Features,
     PairTask,
     RaceTask,
     TaggingTask,
     Task,
     get_task,
+    majority_predictions,
     nested_subset,
 )
-from electra_tf.optimization import (
-    DEFAULT_EXCLUDE,
-    OPTIMIZERS,
-    WarmupPolynomialDecay,
-    layerwise_lr_multipliers,
-)
-from electra_tf.pretraining.trainer import dtype_policy
 from electra_tf.tokenization import WordPieceTokenizer
-from electra_tf.training.checkpointing import run_checkpoints, worker_dir
-from electra_tf.training.fitting import StepCallback, current_step, fit_steps
+from electra_tf.training.dev_eval import fit_with_dev_eval
+from electra_tf.training.precision import dtype_policy
+from electra_tf.training.run_dir import RunDir, format_table
 
 HEAD_PATTERN = r"_head/|_head_crf/"
 CHECKPOINT_NAME = "model.ckpt"
@@ -95,10 +98,6 @@ def vocab_path(config: FinetuningConfig) -> str:
 def load_encoder(config: FinetuningConfig, vocab_size: int) -> keras.Model:
     """A fresh Encoder under the current dtype policy, with the weights of the run's
     source (a saved encoder's own policy is not kept: bf16 pretraining, fp32 finetuning)."""
-    from electra_tf.checkpoints import config_from_tf1, load_tf1_checkpoint, model_from_hf
-    from electra_tf.configs import get_config
-    from electra_tf.modeling import Encoder
-
     kind, path = encoder_source(config)
     if kind == "hf":
         return model_from_hf(path, target="encoder")[0]
@@ -200,193 +199,6 @@ def write_test_predictions(task: Task, split: str, features: Features, predictio
     return path
 
 
-def dev_score(scores: dict) -> float:
-    """One number to pick the best epoch and trial by: the mean task score (GLUE's
-    two-metric tasks count their mean, MNLI the mean of matched and mismatched)."""
-    values = []
-    for task, splits in scores.items():
-        for metrics in splits.values():
-            values.append(scorers.task_score(task, metrics) if task in scorers.GLUE_SCORE_TASKS
-                          else float(np.mean(list(metrics.values()))))
-    return float(np.mean(values)) if values else 0.0
-
-
-class EpochEnd(StepCallback):
-    """At the end of each epoch and at the last step: a checkpoint (for resuming), the dev
-    scores, TensorBoard scalars, the weights of the best-dev epoch kept aside, and a
-    progress bar with ETA over the run.
-
-    With ``steps_per_execution`` > 1 an epoch ends at the first execution boundary at or
-    past its last step (as pretraining's checkpoints do); the executions are never longer
-    than an epoch, so each epoch still ends once. The train metrics logged for an epoch are
-    its means, also when ``fit`` was called several times within it (Keras resets them at
-    each call)."""
-
-    def __init__(self, manager, best, writer, evaluate, total_steps: int,
-                 steps_per_epoch: int, schedule, history: list[dict], history_path: str,
-                 initial_step: int, progress: bool = True, chief: bool = True,
-                 desc: str = "finetuning"):
-        super().__init__()
-        self.manager = manager
-        self.best = best  # (tf.train.Checkpoint, prefix) this process writes the best to
-        self.best_written = False
-        self.writer = writer
-        self.evaluate = evaluate
-        self.total_steps = total_steps
-        self.steps_per_epoch = steps_per_epoch
-        self.schedule = schedule
-        self.history = history
-        self.history_path = history_path
-        self.chief = chief
-        self.last_end = initial_step  # the step of the last epoch end (or of the start)
-        self._carry: dict[str, tuple[float, int]] = {}  # earlier fits' (sum, steps) per metric
-        self._since = initial_step  # the step the current fit's metric means start at
-        self._step = initial_step
-        self._logs: dict = {}
-        self.bar = tqdm(total=total_steps, initial=initial_step, unit="step", desc=desc,
-                        disable=not (progress and chief), dynamic_ncols=True)
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        self._since = self._step = self._fit_start
-        self._logs = {}
-
-    def on_train_batch_end(self, batch, logs=None):
-        # Keras' batch index, not the optimizer's counter: no device read per execution.
-        step = self.step_after(batch)
-        self.bar.update(step - self._step)
-        self._step, self._logs = step, logs or {}
-        crossed = step // self.steps_per_epoch > self.last_end // self.steps_per_epoch
-        if not crossed and step < self.total_steps:
-            return
-        # The true count: under fp16 a step whose gradients overflowed applies no update.
-        applied = int(self.model.optimizer.iterations.numpy())
-        final = applied >= self.total_steps
-        if not (crossed or final):
-            return  # the run goes on for the skipped steps
-        epoch = (-(-self.total_steps // self.steps_per_epoch) if final
-                 else step // self.steps_per_epoch)
-        self.end_epoch(epoch, applied, self._epoch_logs(step))
-        self.last_end = self._since = step
-        self._carry = {}
-        self.model.reset_metrics()
-
-    def on_train_end(self, logs=None):
-        # The next fit starts its metrics afresh: keep this one's share of the epoch.
-        steps = self._step - self._since
-        if steps > 0:
-            for name, value in self._logs.items():
-                total, count = self._carry.get(name, (0.0, 0))
-                self._carry[name] = (total + float(value) * steps, count + steps)
-        self._since = self._step
-
-    def _epoch_logs(self, step: int) -> dict[str, float]:
-        steps = step - self._since
-        means = {}
-        for name, value in self._logs.items():
-            total, count = self._carry.get(name, (0.0, 0))
-            means[name] = (total + float(value) * steps) / max(count + steps, 1)
-        return means
-
-    def end_epoch(self, epoch: int, step: int, logs: dict[str, float]) -> None:
-        scores = self.evaluate() if self.evaluate else {}
-        entry = {"epoch": epoch, "step": step, "dev": scores,
-                 "loss": float(logs.get("loss", float("nan")))}
-        if scores and (not any(h.get("best") for h in self.history)
-                       or dev_score(scores) > max(dev_score(h["dev"]) for h in self.history)):
-            for h in self.history:
-                h["best"] = False
-            entry["best"] = True
-            self.best[0].write(self.best[1])
-            self.best_written = True
-        self.history.append(entry)
-        if self.chief:  # the history rides beside the best weights so a resumed run keeps it
-            files.write_json(self.history_path, self.history, indent=1)
-        self.manager.save(checkpoint_number=step)
-        with self.writer.as_default(step=step):
-            for name, value in logs.items():
-                tf.summary.scalar(f"train/{name}", value)
-            tf.summary.scalar("train/learning_rate", float(self.schedule(step - 1)))
-            for task, splits in scores.items():
-                for split, metrics in splits.items():
-                    for metric, value in metrics.items():
-                        tf.summary.scalar(f"{task}/{split}/{metric}", value)
-        self.writer.flush()
-        shown = "; ".join(f"{t} {s} " + ", ".join(f"{m} {v:.4f}" for m, v in ms.items())
-                          for t, ss in scores.items() for s, ms in ss.items())
-        if shown and self.chief:
-            self.bar.write(f"epoch {epoch} (step {step}): {shown}")
-        if "loss" in logs:
-            self.bar.set_postfix(loss=f"{logs['loss']:.4g}", refresh=False)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-# ----------------------------------------------------------------------------- fitting
-
-def fit_with_dev_eval(model: keras.Model, optimizer, make_dataset, run_dir: str,
-                      total_steps: int, steps_per_epoch: int, evaluate, schedule,
-                      do_train: bool = True, progress: bool = True, desc: str = "finetuning"
-                      ) -> tuple[list[dict], dict | None, int]:
-    """Train `model` (compiled with `optimizer`, and with the ``steps_per_execution`` to
-    use) to `total_steps`, in epochs of `steps_per_epoch` steps, on
-    ``make_dataset(start_step)``; after each epoch a checkpoint in `run_dir` (a re-run
-    resumes from it), the dev scores of ``evaluate()`` and TensorBoard scalars, with the
-    best-dev weights kept in ``run_dir/best/``. With ``steps_per_execution`` > 1 the
-    executions are at most an epoch long and each epoch ends at the first execution
-    boundary at or past it (see :class:`EpochEnd`). Returns the history (one entry per
-    epoch), its best entry, whose weights the model then holds, and the number of steps
-    trained (restoring the best weights also restores the optimizer's step counter).
-
-    Under several workers every worker trains and scores (both are collective); only the
-    chief writes `run_dir`; the others keep their checkpoints in ``.worker-<id>/`` until
-    the end."""
-    strategy = model.distribute_strategy
-    chief = is_chief(strategy)
-    per_execution = max(1, min(model.steps_per_execution, steps_per_epoch))
-    # The optimizer fit steps: under fp16, the LossScaleOptimizer around `optimizer`.
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer or optimizer)
-    manager, latest = run_checkpoints(checkpoint, run_dir, strategy, max_to_keep=1)
-    own_dir = worker_dir(strategy, run_dir)
-    best_path = files.join(run_dir, "best", "model.ckpt")  # the chief's: read on resume
-    best = (tf.train.Checkpoint(model=model), files.join(own_dir, "best", "model.ckpt"))
-    history_path = files.join(run_dir, "best", "history.json")
-    history: list[dict] = []
-    if latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
-        if files.exists(history_path):
-            restored = current_step(optimizer)
-            # Epochs after the restored checkpoint (a crash between the two writes) run
-            # again.
-            history = [h for h in files.read_json(history_path) if h["step"] <= restored]
-        logging.info("resumed %s", latest)
-    elif not do_train:
-        raise ValueError(f"--do_train=false but {run_dir} holds no trained checkpoint: "
-                         f"train first (the same command with --do_train)")
-    writer = (tf.summary.create_file_writer(run_dir) if chief
-              else tf.summary.create_noop_writer())
-    step = current_step(optimizer)
-    epoch_end = EpochEnd(manager, best, writer, evaluate, total_steps, steps_per_epoch,
-                         schedule, history, history_path, step, progress and do_train, chief,
-                         desc)
-    try:
-        if do_train and step < total_steps:
-            fit_steps(model, make_dataset, total_steps, per_execution, [epoch_end])
-    finally:
-        epoch_end.close()
-        writer.close()
-    steps = current_step(optimizer)
-    best_entry = next((h for h in history if h.get("best")), None)
-    if best_entry:
-        # This process's own copy if it wrote one (the chief's may still be in writing).
-        best[0].read(best[1] if epoch_end.best_written else best_path
-                     ).assert_existing_objects_matched()
-    if not chief:
-        files.rmtree(own_dir)
-    return history, best_entry, steps
-
-
 # ----------------------------------------------------------------------------- a run
 
 def _tasks(config: FinetuningConfig) -> list[Task]:
@@ -404,20 +216,6 @@ def _median(trials: list[dict], key: str) -> dict:
                 median.setdefault(task, {}).setdefault(split, {})[metric] = float(
                     np.median(values))
     return median
-
-
-def majority_baseline(task: Task, train: Features, dev: Features) -> dict[str, float]:
-    """Dev scores of always predicting the training split's most frequent label (tag,
-    answer), or its mean for regression: what a model has to beat."""
-    if task.kind == "regression":
-        value = task.predictions(np.array([[train.labels.mean()]]))[0]
-        return task.score(np.full(len(dev), value), dev)
-    labels = train.labels[train.labels >= 0]
-    majority = int(np.bincount(labels.reshape(-1)).argmax())
-    if task.kind == "tagging":
-        predictions = np.where(dev.inputs["word_mask"] > 0, majority, -1)
-        return task.score(predictions, dev)
-    return task.score(np.full(len(dev), majority), dev)
 
 
 def markdown_table(results: dict) -> str:
@@ -439,25 +237,7 @@ def markdown_table(results: dict) -> str:
                 if len(trials) > 1:
                     row += [f"{t['dev_best'][task][split][metric]:.4f}" for t in trials]
                 rows.append(row)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def check_batch_sizes(config, strategy: tf.distribute.Strategy) -> None:
-    """The global train and eval batches of `config` (finetuning's or TLM's) must split
-    evenly over `strategy`'s replicas (8 on a TPU)."""
-    check_batch_size(strategy, config.train_batch_size)
-    check_batch_size(strategy, config.eval_batch_size, "eval_batch_size")
-
-
-def _check_rerun(config: FinetuningConfig, path: str) -> None:
-    from electra_tf.finetuning.config import RERUN_KEYS
-
-    changed = config.changes_from(path, RERUN_KEYS)
-    if changed:
-        raise ValueError(f"{config.run_dir} holds a run with other settings ({'; '.join(changed)})"
-                         f"; use another --model_name, or delete that folder to start over")
+    return format_table(header, rows)
 
 
 def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None = None,
@@ -468,20 +248,22 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
     Under several workers (``MultiWorkerMirroredStrategy``) every worker featurizes,
     trains and scores, and only the chief writes: settings, feature caches, tag sets,
     checkpoints, events, results and predictions (the others keep their checkpoint copies
-    in ``.worker-<id>/`` folders until a trial ends)."""
-    from electra_tf.finetuning.cache import cached_features
+    in ``.worker-<id>/`` folders until a trial ends).
 
+    Example::
+
+        config = FinetuningConfig(data_dir="data", model_name="electra_debug",
+                                  task_names=["sst2"], num_train_epochs=1)
+        results = finetune(config)  # data/models/electra_debug/results/sst2.json
+        print(markdown_table(results))
+    """
     strategy = strategy or tf.distribute.get_strategy()
     check_batch_sizes(config, strategy)
     chief = is_chief(strategy)
     tokenizer = WordPieceTokenizer(vocab_path(config), do_lower_case=config.do_lower_case)
     tasks = _tasks(config)
     source = encoder_source(config)
-    config_path = files.join(config.run_dir, "finetuning_config.json")
-    if files.exists(config_path):
-        _check_rerun(config, config_path)
-    if chief:
-        files.atomic_write(config_path, config.to_json())
+    RunDir(config.run_dir, "finetuning_config.json", chief=chief).start(config)
 
     examples: dict[tuple[str, str], list] = {}
     cache_hits: dict[str, bool] = {}
@@ -534,11 +316,13 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
             for task, features in zip(tasks, train, strict=True):
                 for split in task.eval_splits:
                     results["majority_baseline"].setdefault(task.name, {})[split] = \
-                        majority_baseline(task, features, dev[(task.name, split)])
+                        task.score(majority_predictions(task, features, dev[(task.name, split)]),
+                                   dev[(task.name, split)])
     if test:
         results["test_at_best_dev"] = _median(trials, "test_at_best_dev")
     if config.write_test_outputs:
-        best = max(range(len(trials)), key=lambda k: dev_score(trials[k].get("dev_best", {})))
+        best = max(range(len(trials)),
+                   key=lambda k: scorers.dev_score(trials[k].get("dev_best", {})))
         results["test_predictions_from_trial"] = best
     if not chief:
         return results
@@ -579,8 +363,6 @@ def labelled_test_features(config: FinetuningConfig, tasks: list[Task],
                            ) -> dict[tuple[str, str], Features]:
     """Every task's labelled test split, featurized (for --score_test); an error names
     the task whose test labels are not known."""
-    from electra_tf.finetuning.cache import cached_features
-
     test = {}
     for task in tasks:
         examples = (task.read_labelled_test(config.data_dir) if isinstance(task, PairTask)
@@ -635,12 +417,11 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
         multipliers = None
         if config.layerwise_lr_decay < 1.0:
             # Depth counts distinct layers: an ALE encoder's shared groups, not its depth.
-            multipliers = layerwise_lr_multipliers(len(encoder.encoder.transformer_layers),
+            multipliers = layerwise_lr_multipliers(len(encoder.transformer.transformer_layers),
                                                    config.layerwise_lr_decay, HEAD_PATTERN)
-        optimizer = OPTIMIZERS[config.optimizer](
-            schedule, weight_decay_rate=config.weight_decay_rate,
-            exclude_from_weight_decay=DEFAULT_EXCLUDE, lr_multipliers=multipliers,
-            global_clipnorm=config.clip_norm)
+        optimizer = make_optimizer(config.optimizer, schedule,
+                                   weight_decay_rate=config.weight_decay_rate,
+                                   clip_norm=config.clip_norm, lr_multipliers=multipliers)
         model.compile(optimizer=optimizer, jit_compile=config.jit_compile,
                       steps_per_execution=config.steps_per_execution)
         model(_dummy_inputs(tasks, config.max_seq_length))  # build the heads

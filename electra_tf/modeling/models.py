@@ -77,6 +77,16 @@ class Encoder(_ConfigModel):
       embeddings: an existing :class:`Embeddings` to share (the pretrainers pass one so
         the generator and discriminator read the same tables); built from the config
         when omitted.
+
+    Attributes: ``embeddings`` and ``transformer`` (the :class:`TransformerStack`).
+
+    Example::
+
+        encoder = Encoder(get_config("electra", "small"))
+        ids = np.array([[101, 7592, 2088, 102]])
+        outputs = encoder({"input_ids": ids, "input_mask": np.ones_like(ids),
+                           "segment_ids": np.zeros_like(ids)})
+        outputs["sequence_output"].shape  # (1, 4, 256)
     """
 
     def __init__(self, config, embeddings=None, **kwargs):
@@ -103,7 +113,7 @@ class Encoder(_ConfigModel):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.model_config = config
         self.embeddings = embeddings
-        self.encoder = stack
+        self.transformer = stack  # its layer keeps the original's name, "encoder"
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -212,7 +222,14 @@ class ElectraPretrainer(_ConfigModel):
 
 
 def build_pretrainer(config: ModelConfig | Mapping[str, Any], **kwargs) -> keras.Model:
-    """BertPretrainer for model_type "bert", ElectraPretrainer for "electra" and "ale"."""
+    """BertPretrainer for model_type "bert", ElectraPretrainer for "electra" and "ale";
+    `kwargs` go to the class (ELECTRA's ``temperature``, ``seed``, ``disallow_correct``).
+
+    Example::
+
+        pretrainer = build_pretrainer(get_config("ale", "small"), seed=0)
+        encoder_of(pretrainer)  # the discriminator: what finetuning starts from
+    """
     config = as_model_config(config)
     if config.has_generator:
         return ElectraPretrainer(config, **kwargs)

@@ -13,71 +13,96 @@ import dataclasses
 import os
 
 from electra_tf import flops
-from electra_tf.configs import MODEL_TYPES, SIZES, ModelConfig, RunConfig, get_config
-from electra_tf.optimization import OPTIMIZERS
-
-MIXED_PRECISION = {"": "float32", "fp32": "float32", "bf16": "mixed_bfloat16",
-                   "fp16": "mixed_float16"}
-
-# Settings a resumed run must share with the run that wrote the checkpoints: anything
-# else would silently train a different model or break the FLOP accounting.
-RESUME_KEYS = ("objective", "model_size", "model_hparam_overrides", "train_batch_size",
-               "max_seq_length", "num_train_steps", "flop_budget", "optimizer")
+from electra_tf.configs import (
+    MIXED_PRECISION,
+    MODEL_TYPES,
+    OPTIMIZER_NAMES,
+    SIZES,
+    ModelConfig,
+    RunConfig,
+    get_config,
+    one_of,
+    setting,
+)
 
 
 @dataclasses.dataclass
 class PretrainingConfig(RunConfig):
     """Everything a pretraining run reads. Defaults are ELECTRA-Small's in the original."""
 
-    model_name: str = "electra_small"
-    data_dir: str = "data"
-    objective: str = "electra"  # bert | electra | ale
-    model_size: str = "small"
-    model_hparam_overrides: dict = dataclasses.field(default_factory=dict)
-    seed: int = 0
+    # A resumed run may change these; the others (model, batch, length, steps or
+    # budget, optimizer) must match, or it would train another model or break the FLOP
+    # accounting.
+    MAY_CHANGE = ("model_name", "data_dir", "seed", "learning_rate", "lr_decay_power",
+                  "weight_decay_rate", "num_warmup_steps", "clip_norm", "adam_epsilon",
+                  "mask_prob", "vocab_file", "pretrain_tfrecords", "gen_weight",
+                  "disc_weight", "temperature", "disallow_correct",
+                  "save_checkpoints_steps", "keep_checkpoint_max", "encoder_snapshots",
+                  "log_every_steps", "steps_per_execution", "jit_compile",
+                  "mixed_precision")
+
+    model_name: str = setting("electra_small", help="Run name: checkpoints, events and the "
+                              "exported encoder go to <data_dir>/models/<model_name>.")
+    data_dir: str = setting("data", help="Holds vocab.txt, pretrain_tfrecords/ and models/ (the "
+                            "original's layout); may be gs://.")
+    objective: str = setting("electra", help="bert, electra or ale.")
+    model_size: str = setting("small", help="debug, tiny, small, base or large.")
+    model_hparam_overrides: dict = setting(
+        default_factory=dict, help="JSON object of model config overrides, e.g. "
+        "'{\"generator_hidden_size\": 0.5}'.")
+    seed: int = setting(0, help="Seed of initialization, masking and sampling.")
 
     # optimization
-    optimizer: str = "lamb"
-    learning_rate: float = 5e-4
-    lr_decay_power: float = 1.0
-    weight_decay_rate: float = 0.01
-    num_warmup_steps: int = 10000
-    clip_norm: float = 1.0
-    adam_epsilon: float = 1e-6
+    optimizer: str = setting("lamb", help="lamb or adamw (the original's).")
+    learning_rate: float = setting(5e-4, help="Peak learning rate.")
+    lr_decay_power: float = setting(1.0, help="Power of the decay to 0 after the warmup (1: "
+                                    "linear, the original's).")
+    weight_decay_rate: float = setting(0.01, help="Decoupled weight decay.")
+    num_warmup_steps: int = setting(10000, help="Linear warmup steps.")
+    clip_norm: float = setting(1.0, help="Global gradient-norm clipping (0: none).")
+    adam_epsilon: float = setting(1e-6, help="The optimizer's epsilon.")
 
     # how long: exactly one of these
-    num_train_steps: int | None = None
-    flop_budget: float | None = None
+    num_train_steps: int | None = setting(None, help="Train this many steps; excludes "
+                                          "--flop_budget.")
+    flop_budget: float | None = setting(None, help="Train the whole steps that fit in this many "
+                                        "FLOPs (e.g. 2.3e17); excludes --num_train_steps.")
 
     # data and masking
-    train_batch_size: int = 128
-    max_seq_length: int = 128
-    mask_prob: float = 0.15
-    vocab_file: str | None = None  # default <data_dir>/vocab.txt
-    pretrain_tfrecords: str | None = None  # default <data_dir>/pretrain_tfrecords/*
+    train_batch_size: int = setting(128, help="Global batch size.")
+    max_seq_length: int = setting(128, help="Sequence length of the TFRecords.")
+    mask_prob: float = setting(0.15, help="Fraction of tokens masked.")
+    vocab_file: str | None = setting(None, help="WordPiece vocab.",
+                                     shown_default="<data_dir>/vocab.txt")
+    pretrain_tfrecords: str | None = setting(
+        None, help="Glob of TFRecords.",
+        shown_default="<data_dir>/pretrain_tfrecords/pretrain_data.tfrecord*")
 
     # objective
-    gen_weight: float = 1.0
-    disc_weight: float = 50.0
-    temperature: float = 1.0
-    disallow_correct: bool = False
+    gen_weight: float = setting(1.0, help="Weight of the generator's MLM loss.")
+    disc_weight: float = setting(50.0, help="Weight of the discriminator loss.")
+    temperature: float = setting(1.0, help="Generator sampling temperature.")
+    disallow_correct: bool = setting(False, help="The generator never samples the original "
+                                     "token (the original's option).")
 
     # bookkeeping and speed
-    save_checkpoints_steps: int = 1000
-    keep_checkpoint_max: int = 5
-    # fractions of the run's steps at which the encoder is also exported, to
-    # <model_dir>/snapshots/step-<N>/ (finetunable like the final export)
-    encoder_snapshots: list[float] = dataclasses.field(default_factory=list)
-    log_every_steps: int = 100
-    steps_per_execution: int = 1
-    jit_compile: bool = False
-    mixed_precision: str = ""  # "" | bf16 | fp16
+    save_checkpoints_steps: int = setting(1000, help="Checkpoint interval.")
+    keep_checkpoint_max: int = setting(5, help="Checkpoints kept.")
+    encoder_snapshots: list[float] = setting(
+        default_factory=list, help="Fractions of the run (e.g. 0.25,0.5,0.75) at which the "
+        "encoder is also exported, to <model_dir>/snapshots/step-<N>/ (finetunable like the "
+        "final export).")
+    log_every_steps: int = setting(100, help="TensorBoard interval in steps.")
+    steps_per_execution: int = setting(1, help="Steps per compiled call, like the original's "
+                                       "iterations_per_loop (raise it on TPUs).")
+    jit_compile: bool = setting(False, help="Compile the train step with XLA.")
+    mixed_precision: str = setting("", help="'' (float32), bf16 or fp16.")
 
     def __post_init__(self):
-        _one_of("objective", self.objective, MODEL_TYPES)
-        _one_of("model_size", self.model_size, SIZES)
-        _one_of("optimizer", self.optimizer, OPTIMIZERS)
-        _one_of("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        one_of("objective", self.objective, MODEL_TYPES)
+        one_of("model_size", self.model_size, SIZES)
+        one_of("optimizer", self.optimizer, OPTIMIZER_NAMES)
+        one_of("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         if self.num_train_steps is not None and self.flop_budget is not None:
             raise ValueError("give either num_train_steps or flop_budget, not both (got "
                              f"num_train_steps={self.num_train_steps}, "
@@ -149,9 +174,3 @@ class PretrainingConfig(RunConfig):
     def flops_per_step(self, model_config: ModelConfig) -> float:
         return flops.train_flops_per_step(model_config, self.train_batch_size,
                                           self.max_seq_length)
-
-
-def _one_of(name: str, value, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"unknown {name} {value!r}; allowed: "
-                         f"{', '.join(repr(a) if a == '' else str(a) for a in allowed)}")

@@ -13,46 +13,12 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from electra_tf.distribute import DistributedTrainer
+from electra_tf.distribute import DistributedTrainer, cross_replica_sum
 from electra_tf.modeling import ElectraPretrainer
-
-EPSILON = 1e-6  # the original's guard in every weighted average
-
-
-def cross_replica_sum(value):
-    """Sum of `value` over the replicas of the current ``tf.distribute`` replica context
-    (the value itself outside one, or with a single replica)."""
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return value
-    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+from electra_tf.modeling.losses import discriminator_loss, mlm_loss
 
 
-def _weighted_mean(losses, weights):
-    # Divided by the weights of the *global* batch: the per-replica parts then sum (as
-    # gradients are summed across replicas) to the mean over the whole batch, so N
-    # replicas train exactly like one replica on the same global batch.
-    return tf.reduce_sum(losses * weights) / (cross_replica_sum(tf.reduce_sum(weights))
-                                              + EPSILON)
-
-
-def mlm_loss(logits, masked_lm_ids, masked_lm_weights):
-    """Weighted mean cross entropy over the masked positions (this replica's share of
-    the global-batch mean under ``tf.distribute``)."""
-    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(masked_lm_ids, tf.int32), logits=tf.cast(logits, tf.float32))
-    return _weighted_mean(losses, tf.cast(masked_lm_weights, tf.float32))
-
-
-def discriminator_loss(rtd_logits, is_replaced, input_mask):
-    """Mean sigmoid cross entropy over the real (unpadded) tokens (this replica's share
-    of the global-batch mean under ``tf.distribute``)."""
-    losses = tf.nn.sigmoid_cross_entropy_with_logits(
-        labels=tf.cast(is_replaced, tf.float32), logits=tf.cast(rtd_logits, tf.float32))
-    return _weighted_mean(losses, tf.cast(input_mask, tf.float32))
-
-
-class PretrainingTask(DistributedTrainer, keras.Model):
+class PretrainingModel(DistributedTrainer, keras.Model):
     """Trains a BertPretrainer or ElectraPretrainer with ``compile``/``fit``.
 
     Batches are the input pipeline's dicts (masked ``input_ids``, ``input_mask``,

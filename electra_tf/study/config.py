@@ -14,9 +14,15 @@ from __future__ import annotations
 
 import dataclasses
 
-from electra_tf import files
-from electra_tf.configs import MODEL_TYPES, SIZES, RunConfig
-from electra_tf.pretraining.config import MIXED_PRECISION, _one_of
+from electra_tf.configs import (
+    MIXED_PRECISION,
+    MODEL_TYPES,
+    SIZES,
+    RunConfig,
+    join,
+    one_of,
+    setting,
+)
 
 # Sample corpora (data_prep.samples names) the pretraining data can be built from.
 CORPORA = {"wiki_leads": "text", "enwiki_dump": "wikipedia", "shakespeare": "books",
@@ -30,62 +36,78 @@ CLASSIFICATION_TASKS = ("sst2_mr", "sst5_mr", "wiki_topics")  # what TLM and BiL
 # What a re-run may change without invalidating the results it finds: adding seeds,
 # tasks, rows or checkpoints adds only their cells (the BiLSTM sweep checks its own
 # settings).
-RERUN_KEYS = ("num_trials", "tasks", "curve_tasks", "curve_trials", "scratch",
-              "tlm_task", "lstm_model", "lstm_hparams", "num_processes")
 
 
 @dataclasses.dataclass
 class StudyConfig(RunConfig):
     """Everything the study reads. Defaults: the tiny study on the sample data."""
 
-    output_dir: str = "data/study"
-    samples_dir: str = "data/samples"
+    MAY_CHANGE = ("num_trials", "tasks", "curve_tasks", "curve_trials", "scratch",
+                  "tlm_task", "lstm_model", "lstm_hparams", "num_processes")
+
+    output_dir: str = setting("data/study", help="The study's data dir (original layout): "
+                              "vocab.txt, pretrain_tfrecords/, finetuning_data/, models/, "
+                              "study_results.*.")
+    samples_dir: str = setting("data/samples", help="Where electra-samples keeps the fetched "
+                               "samples.")
 
     # pretraining data: the sample prose, with BERT's uncased WordPiece vocab (what the
     # original's quick start uses; the published parameter counts assume its 30,522 ids)
-    corpora: list[str] = dataclasses.field(default_factory=lambda: list(CORPORA))
-    max_seq_length: int = 128
-    num_shards: int = 8
-    data_seed: int = 1
-    num_processes: int = 2  # TFRecord builder workers
+    corpora: list[str] = setting(default_factory=lambda: list(CORPORA),
+                                 help="Sample corpora to pretrain on.")
+    max_seq_length: int = setting(128, help="Sequence length of the pretraining data and "
+                                  "runs.")
+    num_shards: int = setting(8, help="TFRecord files of the pretraining data.")
+    data_seed: int = setting(1, help="Seed of the pretraining data's building.")
+    num_processes: int = setting(2, help="Worker processes building the TFRecords.")
 
     # pretraining: one run per objective, all with the same FLOP budget
-    objectives: list[str] = dataclasses.field(default_factory=lambda: list(MODEL_TYPES))
-    model_size: str = "tiny"
-    flop_budget: float = 8.7e13
-    train_batch_size: int = 32
-    learning_rate: float = 5e-3
-    warmup_fraction: float = 0.1
-    mixed_precision: str = "bf16"
-    # other PretrainingConfig fields, e.g. {"disc_weight": 50}
-    pretrain_hparams: dict = dataclasses.field(default_factory=dict)
+    objectives: list[str] = setting(default_factory=lambda: list(MODEL_TYPES),
+                                    help="Pretrained rows: bert, electra, ale.")
+    model_size: str = setting("tiny", help="debug, tiny, small, base or large.")
+    flop_budget: float = setting(8.7e13, help="Pretraining FLOPs of every objective.")
+    train_batch_size: int = setting(32, help="Pretraining batch size.")
+    learning_rate: float = setting(5e-3, help="Pretraining peak learning rate, LAMB.")
+    warmup_fraction: float = setting(0.1, help="Warmup as a fraction of each run's steps.")
+    mixed_precision: str = setting("bf16", help="'' (float32), bf16 or fp16.")
+    pretrain_hparams: dict = setting(default_factory=dict, help="JSON of other "
+                                     "PretrainingConfig fields, e.g. {\"disc_weight\": 50}.")
     # checkpoints kept, exported and finetuned on curve_tasks for the FLOPs plot
-    checkpoint_fractions: list[float] = dataclasses.field(
-        default_factory=lambda: [0.25, 0.5, 0.75, 1.0])
+    checkpoint_fractions: list[float] = setting(
+        default_factory=lambda: [0.25, 0.5, 0.75, 1.0], help="Where the FLOPs plot's points "
+        "are: encoder snapshots at these fractions of each run.")
 
     # finetuning: every task, num_trials seeds each, for each pretrained model and the
     # from-scratch control
-    tasks: list[str] = dataclasses.field(default_factory=lambda: [
-        "sst2_mr", "stsb_mr", "wiki_topics", "pos_wsj", "pos_wsj-crf"])
-    curve_tasks: list[str] = dataclasses.field(default_factory=lambda: ["sst2_mr"])
-    curve_trials: int = 1  # seeds per point of the FLOPs plot (the first of num_trials)
-    num_trials: int = 3
-    scratch: bool = True
-    # FinetuningConfig fields shared by every finetuning run: the paper's small-model
-    # recipe (lr 3e-4, layer-wise decay 0.8, no weight decay)
-    finetune_hparams: dict = dataclasses.field(default_factory=lambda: {
-        "learning_rate": 3e-4, "weight_decay_rate": 0.0, "num_train_epochs": 2.0,
-        "max_seq_length": 128})
+    tasks: list[str] = setting(
+        default_factory=lambda: ["sst2_mr", "stsb_mr", "wiki_topics", "pos_wsj",
+                                 "pos_wsj-crf"],
+        help=f"Finetuning tasks, of {', '.join(TASK_METRICS)}.")
+    curve_tasks: list[str] = setting(default_factory=lambda: ["sst2_mr"],
+                                     help="Tasks the snapshots are finetuned on.")
+    curve_trials: int = setting(1, help="Seeds per plotted point (the first of "
+                                "--num_trials).")
+    num_trials: int = setting(3, help="Finetuning seeds per cell.")
+    scratch: bool = setting(True, help="Add the no-pretraining control.")
+    finetune_hparams: dict = setting(
+        default_factory=lambda: {"learning_rate": 3e-4, "weight_decay_rate": 0.0,
+                                 "num_train_epochs": 2.0, "max_seq_length": 128},
+        help="JSON of FinetuningConfig fields for every finetuning run; the default is the "
+        "paper's small-model recipe.")
 
     # extra rows: TLM on one classification task with a fraction of the budget, and the
     # BiLSTM baseline on every classification task ("" turns a row off)
-    tlm_task: str = "sst2_mr"
-    tlm_budget_fraction: float = 0.5
-    tlm_hparams: dict = dataclasses.field(default_factory=dict)  # TlmConfig fields
-    lstm_model: str = "LSTM-2-256"
-    lstm_hparams: dict = dataclasses.field(default_factory=dict)  # BaselinesConfig fields
+    tlm_task: str = setting("sst2_mr", help="Task of the TLM row; '' for none.")
+    tlm_budget_fraction: float = setting(0.5, help="TLM's stage-1 FLOPs as a fraction of "
+                                         "--flop_budget.")
+    tlm_hparams: dict = setting(default_factory=dict, help="JSON of TlmConfig fields for the "
+                                "TLM row.")
+    lstm_model: str = setting("LSTM-2-256", help="BiLSTM row (LSTM-<layers>-<units>); '' for "
+                              "none.")
+    lstm_hparams: dict = setting(default_factory=dict, help="JSON of BaselinesConfig fields "
+                                 "for the BiLSTM row.")
 
-    seed: int = 0
+    seed: int = setting(0, help="Base seed.")
 
     def __post_init__(self):
         for name in ("corpora", "objectives", "tasks", "curve_tasks"):
@@ -101,16 +123,16 @@ class StudyConfig(RunConfig):
             raise ValueError(f"checkpoint_fractions={fractions}: numbers such as "
                              f"0.25,0.5,0.75,1") from None
         for corpus in self.corpora:
-            _one_of("corpus", corpus, CORPORA)
+            one_of("corpus", corpus, CORPORA)
         for objective in self.objectives:
-            _one_of("objective", objective, MODEL_TYPES)
+            one_of("objective", objective, MODEL_TYPES)
         for task in self.tasks:
-            _one_of("task", task, TASK_METRICS)
+            one_of("task", task, TASK_METRICS)
         for task in self.curve_tasks:
             if task not in self.tasks:
                 raise ValueError(f"curve task {task!r} is not among tasks {self.tasks}")
-        _one_of("model_size", self.model_size, SIZES)
-        _one_of("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        one_of("model_size", self.model_size, SIZES)
+        one_of("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         if not self.corpora:
             raise ValueError("corpora is empty: name at least one sample corpus")
         if not self.tasks:
@@ -132,7 +154,7 @@ class StudyConfig(RunConfig):
             raise ValueError(f"checkpoint_fractions={fractions} must rise within (0, 1] and "
                              f"end at 1.0 (the finished run)")
         if self.tlm_task:
-            _one_of("tlm_task", self.tlm_task, CLASSIFICATION_TASKS)
+            one_of("tlm_task", self.tlm_task, CLASSIFICATION_TASKS)
             if not 0.0 < self.tlm_budget_fraction <= 1.0:
                 raise ValueError(f"tlm_budget_fraction={self.tlm_budget_fraction} must be "
                                  f"in (0, 1]")
@@ -148,15 +170,15 @@ class StudyConfig(RunConfig):
         return f"{objective}_{self.model_size}"
 
     def model_dir(self, objective: str) -> str:
-        return files.join(self.output_dir, "models", self.model_name(objective))
+        return join(self.output_dir, "models", self.model_name(objective))
 
     @property
     def tfrecords_dir(self) -> str:
-        return files.join(self.output_dir, "pretrain_tfrecords")
+        return join(self.output_dir, "pretrain_tfrecords")
 
     @property
     def results_path(self) -> str:
-        return files.join(self.output_dir, "study_results.json")
+        return join(self.output_dir, "study_results.json")
 
     @property
     def rows(self) -> list[str]:

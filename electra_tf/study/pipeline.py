@@ -16,8 +16,19 @@ from __future__ import annotations
 import os
 import time
 
+from data_prep import samples
+from data_prep.build_pretraining_dataset import build_dataset
 from electra_tf import files
+from electra_tf.baselines.config import BaselinesConfig
+from electra_tf.baselines.sweep import run_sweep
+from electra_tf.finetuning.config import FinetuningConfig
+from electra_tf.finetuning.trainer import finetune
+from electra_tf.pretraining.config import PretrainingConfig
+from electra_tf.pretraining.trainer import pretrain
 from electra_tf.study.config import CORPORA, StudyConfig
+from electra_tf.tlm.config import TlmConfig
+from electra_tf.tlm.trainer import run_tlm
+from electra_tf.tokenization import load_vocab
 
 STAGES = ("data", "pretrain", "finetune", "tlm", "lstm", "report")
 
@@ -31,8 +42,6 @@ def announce(message: str) -> None:
 
 def corpus_specs(config: StudyConfig) -> list[str]:
     """The pretraining corpora as ``FORMAT:PATH`` (the corpus readers' syntax)."""
-    from data_prep import samples
-
     return [f"{CORPORA[name]}:{samples.path(name, config.samples_dir)}"
             for name in config.corpora]
 
@@ -52,9 +61,6 @@ def task_folder(task: str) -> str:
 def prepare_data(config: StudyConfig, progress: bool = True) -> dict:
     """Samples fetched, vocab + task folders copied, TFRecords built; returns the
     TFRecords summary."""
-    from data_prep import samples
-    from data_prep.build_pretraining_dataset import build_dataset
-
     for name in ("vocab", "movie_reviews", "wiki_leads", "wsj_pos", *config.corpora):
         samples.fetch(name, config.samples_dir)
     vocab = files.join(config.output_dir, "vocab.txt")
@@ -77,8 +83,6 @@ def pretraining_config(config: StudyConfig, objective: str, num_tokens: int | No
     """The PretrainingConfig of `objective`'s run: the study's shared settings, warmup as
     a fraction of that run's own steps, snapshots at the checkpoint fractions.
     `num_tokens`: the vocab's size (default: read from the study's vocab.txt)."""
-    from electra_tf.pretraining.config import PretrainingConfig
-
     values = dict(config.pretrain_hparams)
     values.update(model_name=config.model_name(objective), data_dir=config.output_dir,
                   objective=objective, model_size=config.model_size, seed=config.seed,
@@ -96,15 +100,11 @@ def pretraining_config(config: StudyConfig, objective: str, num_tokens: int | No
 
 
 def vocab_size(config: StudyConfig) -> int:
-    from electra_tf.tokenization import load_vocab
-
     return len(load_vocab(files.join(config.output_dir, "vocab.txt")))
 
 
 def pretrain_all(config: StudyConfig, progress: bool = True) -> dict[str, dict]:
     """Each objective pretrained (or resumed, or found done); {objective: train summary}."""
-    from electra_tf.pretraining.trainer import pretrain
-
     summaries = {}
     for objective in config.objectives:
         pretraining = pretraining_config(config, objective)
@@ -120,8 +120,6 @@ def pretrain_all(config: StudyConfig, progress: bool = True) -> dict[str, dict]:
 def finetuning_config(config: StudyConfig, row: str, task: str, num_trials: int,
                       init_checkpoint: str = "", output_dir: str = ""):
     """The FinetuningConfig of `row` (an objective or ``scratch``) on `task`."""
-    from electra_tf.finetuning.config import FinetuningConfig
-
     values = dict(config.finetune_hparams)
     values.update(data_dir=config.output_dir, model_name=config.model_name(row),
                   task_names=[task_folder(task)], use_crf=task.endswith("-crf"),
@@ -145,8 +143,6 @@ def finetune_cell(config: StudyConfig, row: str, task: str, num_trials: int,
                   init_checkpoint: str = "", output_dir: str = "",
                   progress: bool = True) -> dict:
     """One finetuning run (all its trials), or its results when already written."""
-    from electra_tf.finetuning.trainer import finetune
-
     finetuning = finetuning_config(config, row, task, num_trials, init_checkpoint, output_dir)
     done = _finished(finetuning.results_path, num_trials)
     if done is not None:
@@ -185,8 +181,6 @@ def finetune_all(config: StudyConfig, progress: bool = True) -> None:
 def tlm_config(config: StudyConfig):
     """TLM on ``tlm_task``: a BERT-style model of the study's size trained from scratch on
     the task + what BM25 retrieves from the same corpus, for a fraction of the budget."""
-    from electra_tf.tlm.config import TlmConfig
-
     corpora = corpus_specs(config)
     values = {"passage_words": 128, "retriever": "bm25s", "top_k": 3, "max_seq_length": 64,
               "external_ratio": 3, "mlm_weight": 20.0, "learning_rate": 5e-4,
@@ -204,8 +198,6 @@ def tlm_config(config: StudyConfig):
 def run_tlm_row(config: StudyConfig, progress: bool = True) -> dict | None:
     if not config.tlm_task:
         return None
-    from electra_tf.tlm.trainer import run_tlm
-
     tlm = tlm_config(config)
     if files.exists(tlm.results_path):
         done = files.read_json(tlm.results_path)
@@ -216,8 +208,6 @@ def run_tlm_row(config: StudyConfig, progress: bool = True) -> dict | None:
 
 
 def lstm_config(config: StudyConfig, task: str):
-    from electra_tf.baselines.config import BaselinesConfig
-
     # the same share of the training set as the finetuned rows
     values = {"num_trials": config.num_trials, **config.lstm_hparams}  # CPU LSTMs are slow:
     values.update(model_name=f"bilstm_{task}", data_dir=config.output_dir, task_name=task,
@@ -229,8 +219,6 @@ def lstm_config(config: StudyConfig, task: str):
 
 def run_lstm_rows(config: StudyConfig, progress: bool = True) -> dict[str, dict]:
     """The BiLSTM from scratch on every classification task: {task: sweep results}."""
-    from electra_tf.baselines.sweep import run_sweep
-
     results = {}
     for task in config.lstm_tasks:
         baselines = lstm_config(config, task)

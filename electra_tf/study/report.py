@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from electra_tf import files
+from electra_tf.configs import get_config
+from electra_tf.flops import count_parameters
 from electra_tf.study.config import TASK_METRICS, StudyConfig
 from electra_tf.study.pipeline import (
     finetuning_config,
@@ -23,6 +25,7 @@ from electra_tf.study.pipeline import (
     tlm_config,
     vocab_size,
 )
+from electra_tf.training.run_dir import format_table
 
 NAMES = {"bert": "BERT", "electra": "ELECTRA", "ale": "ALE"}
 
@@ -45,9 +48,6 @@ def finetuned_scores(results: dict, task: str, num_trials: int | None = None) ->
 
 def encoder_parameters(config: StudyConfig, objective: str) -> int:
     """The finetuned encoder's parameters (ELECTRA/ALE: the discriminator), no heads."""
-    from electra_tf.configs import get_config
-    from electra_tf.flops import count_parameters
-
     model_type = "electra" if objective == "scratch" else objective
     overrides = dict(config.pretrain_hparams.get("model_hparam_overrides", {}))
     overrides["vocab_size"] = vocab_size(config)
@@ -86,8 +86,6 @@ def collect(config: StudyConfig) -> dict:
         entry = {"row": "tlm", "label": f"TLM-{config.model_size.capitalize()} "
                  f"({config.tlm_budget_fraction:g} of the budget, 1 seed)", "scores": {}}
         if "stage1" in done and "stage2" in done:
-            from electra_tf.flops import count_parameters
-
             model_config = tlm.model_config(vocab_size(config))
             metric = TASK_METRICS[config.tlm_task]
             entry.update(train_flops=done["stage1"]["flops"],
@@ -164,7 +162,7 @@ def markdown_table(results: dict) -> str:
     tasks = results["tasks"]
     header = ["Model", "Train FLOPs", "Params"] + [
         f"{t} ({TASK_METRICS[t]})" for t in tasks] + ["Avg."]
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    rows = []
     for row in results["rows"]:
         flops = row.get("train_flops")
         params = row.get("parameters")
@@ -172,8 +170,8 @@ def markdown_table(results: dict) -> str:
                  "–" if params is None else f"{params / 1e6:.1f}M"]
         cells += [_cell(row["scores"].get(t)) for t in tasks]
         cells.append(f"{100 * row['average']:.1f}" if "average" in row else "–")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return format_table(header, rows, right_from=1)
 
 
 def plot(results: dict, path: str) -> None:

@@ -18,27 +18,21 @@ from electra_tf.study.pipeline import (
     run_lstm_rows,
     run_tlm_row,
 )
-
-
-def _check_rerun(config: StudyConfig) -> None:
-    from electra_tf.study.config import RERUN_KEYS
-
-    path = files.join(config.output_dir, "study_config.json")
-    if files.exists(path):
-        changed = config.changes_from(path, RERUN_KEYS)
-        if changed:
-            raise ValueError(f"{config.output_dir} holds a study with other settings "
-                             f"({'; '.join(changed)}); use another --output_dir or delete it")
-    files.atomic_write(path, config.to_json() + "\n")
+from electra_tf.training.run_dir import RunDir
 
 
 def run_study(config: StudyConfig, stages=STAGES, progress: bool = True) -> dict:
-    """Run (or resume) the study's `stages`; returns the results (also written)."""
+    """Run (or resume) the study's `stages`; returns the results (also written).
+
+    Example::
+
+        config = StudyConfig(output_dir="data/study_demo")
+        results = run_study(config)  # data/study_demo/study_results.{json,md,png}
+    """
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; allowed: {', '.join(STAGES)}")
-    files.makedirs(config.output_dir)
-    _check_rerun(config)
+    RunDir(config.output_dir, "study_config.json", "a study", "--output_dir").start(config)
     announce(f"outputs in {config.output_dir}; watch with: tensorboard --logdir "
              f"{files.join(config.output_dir, 'models')}")
     started = time.time()

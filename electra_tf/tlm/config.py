@@ -6,10 +6,18 @@ from __future__ import annotations
 
 import dataclasses
 
-from electra_tf import files, flops
-from electra_tf.configs import SIZES, ModelConfig, RunConfig, get_config
-from electra_tf.optimization import OPTIMIZERS
-from electra_tf.pretraining.config import MIXED_PRECISION, _one_of
+from electra_tf import flops
+from electra_tf.configs import (
+    MIXED_PRECISION,
+    OPTIMIZER_NAMES,
+    SIZES,
+    ModelConfig,
+    RunConfig,
+    get_config,
+    join,
+    one_of,
+    setting,
+)
 
 RUNS = ("tlm", "task_only", "random")
 STAGES = ("index", "retrieve", "stage1", "stage2")
@@ -18,8 +26,6 @@ QUERIES = ("text", "rake")
 
 # What a re-run may change: which runs and stages to do, and how to search (the retrieved
 # set on disk is reused). Everything else must match the run that wrote the folder.
-RERUN_KEYS = ("runs", "stages", "corpus", "index_procs", "search_procs", "eval_batch_size",
-              "log_every_steps", "save_checkpoints_steps", "steps_per_execution", "jit_compile")
 
 
 @dataclasses.dataclass
@@ -28,63 +34,85 @@ class TlmConfig(RunConfig):
     external data: every stage-1 batch is a task batch) and ``random`` (as many random
     corpus documents as TLM retrieved); all three train the same steps, so the same FLOPs."""
 
-    model_name: str = "tlm"
-    data_dir: str = "data"
-    task_name: str = "sst2_mr"
-    runs: list[str] = dataclasses.field(default_factory=lambda: ["tlm"])
-    stages: list[str] = dataclasses.field(default_factory=lambda: list(STAGES))
-    seed: int = 0
+    MAY_CHANGE = ("runs", "stages", "corpus", "index_procs", "search_procs",
+                  "eval_batch_size", "log_every_steps", "save_checkpoints_steps",
+                  "steps_per_execution", "jit_compile")
+
+    model_name: str = setting("tlm", help="Outputs go to <data_dir>/models/<model_name>.")
+    data_dir: str = setting("data", help="Holds vocab.txt, finetuning_data/<task>/ and "
+                            "models/.")
+    task_name: str = setting("sst2_mr", help="The task T: a classification task.")
+    runs: list[str] = setting(default_factory=lambda: ["tlm"], help="Which of tlm, task_only "
+                              "and random to run.")
+    stages: list[str] = setting(default_factory=lambda: list(STAGES), help="Which of index, "
+                                "retrieve, stage1, stage2 to do.")
+    seed: int = setting(0, help="Seed of initialization, masking, shuffling and the random "
+                        "control.")
 
     # the general corpus D and its index
-    corpus: list[str] = dataclasses.field(default_factory=list)  # FORMAT:PATH, to build
-    index_dir: str | None = None  # default <data_dir>/tlm_index
-    passage_words: int = 0
-    stem: bool = False
-    index_procs: int = 1
+    corpus: list[str] = setting(
+        default_factory=list, flag="multi_string", help="FORMAT:PATH of the general corpus D "
+        "(any corpus reader's format); needed only to build a missing index.")
+    index_dir: str | None = setting(None, help="The Whoosh index.",
+                                    shown_default="<data_dir>/tlm_index")
+    passage_words: int = setting(0, help="Index passages of this many words (0: documents).")
+    stem: bool = setting(False, help="Porter-stem index terms (the reference did not).")
+    index_procs: int = setting(1, help="Whoosh writer processes.")
 
     # retrieval
-    retriever: str = "whoosh"
-    top_k: int = 50
-    query: str = "text"
-    rake_top_n: int = 5
-    search_procs: int = 1
-    k1: float = 1.2
-    b: float = 0.75
+    retriever: str = setting("whoosh", help="whoosh (BM25F) or bm25s (many times faster).")
+    top_k: int = setting(50, help="Documents per query (the paper used 50 for high-resource "
+                         "and up to 5000 for low-resource tasks).")
+    query: str = setting("text", help="text (every term of the example) or rake (its top "
+                         "RAKE key phrases, for long texts).")
+    rake_top_n: int = setting(5, help="Key phrases per query with --query=rake.")
+    search_procs: int = setting(1, help="Whoosh search processes.")
+    k1: float = setting(1.2, help="BM25 k1.")
+    b: float = setting(0.75, help="BM25 b.")
 
     # the model, trained from scratch
-    model_size: str = "small"
-    model_hparam_overrides: dict = dataclasses.field(default_factory=dict)
-    vocab_file: str | None = None  # default <data_dir>/vocab.txt
-    do_lower_case: bool = True
-    max_seq_length: int = 128
-    train_batch_size: int = 32
-    eval_batch_size: int = 128
-    optimizer: str = "adamw"
-    weight_decay_rate: float = 0.01
-    clip_norm: float = 1.0
-    warmup_proportion: float = 0.06
+    model_size: str = setting("small", help="BERT-style encoder size: debug, tiny, small, "
+                              "base, large.")
+    model_hparam_overrides: dict = setting(default_factory=dict, help="JSON model config "
+                                           "overrides.")
+    vocab_file: str | None = setting(None, help="WordPiece vocab.",
+                                     shown_default="<data_dir>/vocab.txt")
+    do_lower_case: bool = setting(True, help="Lower-case the text (for an uncased vocab).")
+    max_seq_length: int = setting(128, help="Tokens per sequence, task and external.")
+    train_batch_size: int = setting(32, help="Global batch size of both stages.")
+    eval_batch_size: int = setting(128, help="Prediction batch size.")
+    optimizer: str = setting("adamw", help="adamw (the reference's) or lamb.")
+    weight_decay_rate: float = setting(0.01, help="Decoupled weight decay.")
+    clip_norm: float = setting(1.0, help="Global gradient-norm clipping (0: none).")
+    warmup_proportion: float = setting(0.06, help="Linear warmup over this fraction of each "
+                                       "stage.")
 
     # speed: the hardware flagfiles set these (flags/hardware/)
-    mixed_precision: str = ""  # "" | bf16 | fp16
-    steps_per_execution: int = 1  # train steps per compiled call, both stages
-    jit_compile: bool = False
+    mixed_precision: str = setting("", help="'' (float32), bf16 or fp16.")
+    steps_per_execution: int = setting(1, help="Train steps per compiled call in both stages, "
+                                       "like the original's iterations_per_loop (raise it on "
+                                       "TPUs and GPUs).")
+    jit_compile: bool = setting(False, help="Compile the train steps with XLA.")
 
     # stage 1: joint training; its length is num_train_steps or flop_budget
-    external_ratio: int = 3
-    mlm_weight: float = 20.0
-    mask_prob: float = 0.15
-    learning_rate: float = 5e-4
-    num_train_steps: int | None = None
-    flop_budget: float | None = None
+    external_ratio: int = setting(3, help="rho1: external batches per task batch in stage 1 "
+                                  "(0 = task batches only).")
+    mlm_weight: float = setting(20.0, help="rho2: a task batch's loss is (rho2 * MLM + task) "
+                                "/ (rho2 + 1).")
+    mask_prob: float = setting(0.15, help="Masked fraction of tokens.")
+    learning_rate: float = setting(5e-4, help="Stage 1 peak learning rate.")
+    num_train_steps: int | None = setting(None, help="Stage 1 steps (or --flop_budget).")
+    flop_budget: float | None = setting(None, help="Stage 1 FLOPs: as many steps as fit (or "
+                                        "--num_train_steps).")
 
     # stage 2: the task alone, the classification head re-initialized
-    stage2_learning_rate: float = 1e-4
-    stage2_num_train_epochs: float = 3.0
-    eval_every_steps: int = 100
+    stage2_learning_rate: float = setting(1e-4, help="Stage 2 peak learning rate.")
+    stage2_num_train_epochs: float = setting(3.0, help="Stage 2 epochs over T.")
+    eval_every_steps: int = setting(100, help="Stage 2 dev evaluation interval.")
 
     # bookkeeping
-    save_checkpoints_steps: int = 500
-    log_every_steps: int = 50
+    save_checkpoints_steps: int = setting(500, help="Stage 1 checkpoint interval.")
+    log_every_steps: int = setting(50, help="Stage 1 TensorBoard interval.")
 
     def __post_init__(self):
         for name in ("runs", "stages", "corpus"):
@@ -92,16 +120,16 @@ class TlmConfig(RunConfig):
             if isinstance(value, str):
                 setattr(self, name, [v for v in value.split(",") if v])
         for run in self.runs:
-            _one_of("run", run, RUNS)
+            one_of("run", run, RUNS)
         for stage in self.stages:
-            _one_of("stage", stage, STAGES)
+            one_of("stage", stage, STAGES)
         if not self.runs:
             raise ValueError(f"runs is empty; allowed: {', '.join(RUNS)}")
-        _one_of("retriever", self.retriever, RETRIEVERS)
-        _one_of("query", self.query, QUERIES)
-        _one_of("model_size", self.model_size, SIZES)
-        _one_of("optimizer", self.optimizer, OPTIMIZERS)
-        _one_of("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        one_of("retriever", self.retriever, RETRIEVERS)
+        one_of("query", self.query, QUERIES)
+        one_of("model_size", self.model_size, SIZES)
+        one_of("optimizer", self.optimizer, OPTIMIZER_NAMES)
+        one_of("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         if (self.num_train_steps is None) == (self.flop_budget is None):
             raise ValueError("give exactly one of num_train_steps and flop_budget (stage 1's "
                              f"length); got num_train_steps={self.num_train_steps}, "
@@ -133,26 +161,26 @@ class TlmConfig(RunConfig):
 
     @property
     def model_dir(self) -> str:
-        return files.join(self.data_dir, "models", self.model_name)
+        return join(self.data_dir, "models", self.model_name)
 
     @property
     def index_path(self) -> str:
-        return self.index_dir or files.join(self.data_dir, "tlm_index")
+        return self.index_dir or join(self.data_dir, "tlm_index")
 
     @property
     def vocab_path(self) -> str:
-        return self.vocab_file or files.join(self.data_dir, "vocab.txt")
+        return self.vocab_file or join(self.data_dir, "vocab.txt")
 
     def retrieved_path(self, run: str) -> str:
         """The run's external data S as JSONL (none for task_only)."""
-        return files.join(self.model_dir, "retrieved", f"{run}.jsonl")
+        return join(self.model_dir, "retrieved", f"{run}.jsonl")
 
     def stage_dir(self, run: str, stage: int) -> str:
-        return files.join(self.model_dir, run, f"stage{stage}")
+        return join(self.model_dir, run, f"stage{stage}")
 
     @property
     def results_path(self) -> str:
-        return files.join(self.model_dir, "results.json")
+        return join(self.model_dir, "results.json")
 
     @property
     def policy(self) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.pretraining.inputs import MaskingConfig, mask_batch
+from electra_tf.masking import MaskingConfig, mask_batch
 from electra_tf.tokenization import WordPieceTokenizer
 
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from electra_tf.distribute import DistributedTrainer
+from electra_tf.distribute import DistributedTrainer, cross_replica_sum, global_batch_mean
 from electra_tf.modeling import BertPretrainer
 from electra_tf.modeling.layers import get_activation
-from electra_tf.pretraining.objectives import cross_replica_sum, mlm_loss
+from electra_tf.modeling.losses import mlm_loss
 
 ENCODER_KEYS = ("input_ids", "input_mask", "segment_ids")
 
@@ -118,8 +118,7 @@ class TlmModel(DistributedTrainer, keras.Model):
         weights = tf.cast(inputs["is_task"], tf.float32)
         per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
             tf.cast(labels, tf.int32), outputs["logits"])
-        task = tf.reduce_sum(per_example * weights) / (
-            cross_replica_sum(tf.reduce_sum(weights)) + 1e-6)
+        task = global_batch_mean(per_example, weights)
         # Every example of a batch comes from one stream.
         is_task_batch = tf.reduce_max(weights)
         updates = []

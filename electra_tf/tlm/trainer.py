@@ -14,33 +14,34 @@ Layout under ``<data_dir>/models/<model_name>/``::
 
 from __future__ import annotations
 
-import time
-
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from electra_tf import files
-from electra_tf.distribute import chief_decides
-from electra_tf.finetuning import readers, scorers
-from electra_tf.finetuning.tasks import Features, PairTask, classification_task
-from electra_tf.finetuning.trainer import check_batch_sizes, fit_with_dev_eval
-from electra_tf.optimization import DEFAULT_EXCLUDE, OPTIMIZERS, WarmupPolynomialDecay
-from electra_tf.pretraining.inputs import MaskingConfig, max_predictions_per_seq
-from electra_tf.pretraining.trainer import (
-    Checkpointer,
-    TrainingLog,
-    dtype_policy,
-    export_encoder,
+from electra_tf.distribute import check_batch_sizes, chief_decides, is_chief
+from electra_tf.masking import MaskingConfig, max_predictions_per_seq
+from electra_tf.optimization import WarmupPolynomialDecay, make_optimizer
+from electra_tf.tasks import readers, scorers
+from electra_tf.tasks.specs import (
+    Features,
+    PairTask,
+    classification_task,
+    majority_predictions,
 )
 from electra_tf.tlm import retrieval
-from electra_tf.tlm.config import RERUN_KEYS, TlmConfig
+from electra_tf.tlm.config import TlmConfig
 from electra_tf.tlm.data import encode_texts, is_task_step, joint_dataset, task_dataset
+from electra_tf.tlm.index import build_index
 from electra_tf.tlm.model import TlmModel
 from electra_tf.tokenization import WordPieceTokenizer, load_vocab, special_ids
-from electra_tf.training.checkpointing import is_chief, run_checkpoints, worker_dir
-from electra_tf.training.fitting import current_step, fit_steps
+from electra_tf.training.checkpointing import restore_or_init, worker_dir
+from electra_tf.training.dev_eval import fit_with_dev_eval
+from electra_tf.training.export import export_encoder
+from electra_tf.training.loop import train_to_step
+from electra_tf.training.precision import dtype_policy
+from electra_tf.training.run_dir import RunDir, format_table
 
 # ----------------------------------------------------------------------------- task data
 
@@ -57,8 +58,6 @@ def ensure_index(config: TlmConfig, progress: bool = True) -> None:
             raise ValueError(f"{config.index_path}: no index there and no --corpus to build "
                              f"one from (FORMAT:PATH, e.g. text:corpus.txt)")
         return
-    from data_prep.build_tlm_index import build_index
-
     build_index(config.corpus, config.index_path, config.passage_words, config.stem,
                 config.index_procs, k1=config.k1, b=config.b, progress=progress)
 
@@ -114,9 +113,9 @@ def query_term_overlap(retrieved: retrieval.RetrievedSet, queries: list[str],
 def _optimizer(config: TlmConfig, learning_rate: float, total_steps: int):
     schedule = WarmupPolynomialDecay(learning_rate, max(total_steps, 1),
                                      int(config.warmup_proportion * total_steps))
-    optimizer = OPTIMIZERS[config.optimizer](
-        schedule, weight_decay_rate=config.weight_decay_rate,
-        exclude_from_weight_decay=DEFAULT_EXCLUDE, global_clipnorm=config.clip_norm)
+    optimizer = make_optimizer(config.optimizer, schedule,
+                               weight_decay_rate=config.weight_decay_rate,
+                               clip_norm=config.clip_norm)
     return optimizer, schedule
 
 
@@ -132,11 +131,11 @@ def run_stage1(config: TlmConfig, run: str, train: Features, external: dict | No
                ) -> dict:
     """Joint training from scratch on T and S (S None: T alone); returns the summary.
     Under several workers only the chief writes the stage's folder."""
-    stage_dir = config.stage_dir(run, 1)
-    summary_path = files.join(stage_dir, "summary.json")
-    if chief_decides(strategy, files.exists(summary_path)):
-        return files.read_json(summary_path)
     chief = is_chief(strategy)
+    stage = RunDir(config.stage_dir(run, 1), "", chief=chief)
+    done = stage.result("summary.json", strategy)
+    if done is not None:
+        return done
     vocab = load_vocab(config.vocab_path)
     model_config = config.model_config(len(vocab))
     total_steps = config.stage1_steps(model_config)
@@ -154,10 +153,7 @@ def run_stage1(config: TlmConfig, run: str, train: Features, external: dict | No
                       steps_per_execution=config.steps_per_execution)
         model.optimizer.build(model.trainable_variables)  # with fp16, its loss scale too
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-    manager, latest = run_checkpoints(checkpoint, stage_dir, strategy, max_to_keep=2)
-    if latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
-    initial_step = current_step(optimizer)
+    manager, latest = restore_or_init(checkpoint, stage.path, strategy, max_to_keep=2)
     ratio = config.external_ratio if external is not None else 0
 
     def make_dataset(start_step: int):
@@ -168,38 +164,23 @@ def run_stage1(config: TlmConfig, run: str, train: Features, external: dict | No
                 mask_task=config.mlm_weight > 0, seed=config.seed, start_step=start_step,
                 input_context=context))
 
-    writer = (tf.summary.create_file_writer(files.join(stage_dir, "train")) if chief
-              else tf.summary.create_noop_writer())
-    checkpointer = Checkpointer(manager, config.save_checkpoints_steps)
-    checkpointer.last_saved = initial_step if latest else None
-    log = TrainingLog(writer, config.log_every_steps, total_steps, initial_step,
-                      flops_per_step, config.train_batch_size, config.max_seq_length,
-                      schedule, progress and chief, desc=f"{run} stage 1",
-                      shown=("loss", "masked_lm_accuracy", "task_accuracy"))
-    started = time.perf_counter()
-    try:
-        fit_steps(model, make_dataset, total_steps, config.steps_per_execution,
-                  [checkpointer, log])
-        checkpointer.save(current_step(optimizer))
-    finally:
-        log.close()
-        writer.close()
-    step = current_step(optimizer)
+    trained = train_to_step(
+        model, make_dataset, total_steps, manager, bool(latest),
+        stage.join("train") if chief else None,
+        config, flops_per_step=flops_per_step, schedule=schedule, progress=progress,
+        desc=f"{run} stage 1", shown=("loss", "masked_lm_accuracy", "task_accuracy"))
+    step = trained.pop("step")
     task_batches = sum(1 for s in range(step) if is_task_step(s, ratio))
     summary = {"run": run, "steps": step, "task_batches": task_batches,
                "external_batches": step - task_batches,
                "external_documents": 0 if external is None else len(external["input_ids"]),
-               "task_examples": len(train), "flops_per_step": flops_per_step,
-               "flops": step * flops_per_step, "flop_budget": config.flop_budget,
-               "resumed_from_step": initial_step,
-               "seconds_this_run": round(time.perf_counter() - started, 3),
-               "last_logged": log.last_logs}
+               "task_examples": len(train), "flop_budget": config.flop_budget, **trained}
     if chief:
         # Stage 2 (and electra-finetune --init_checkpoint) start from this export.
-        export_encoder(model.pretrainer, config.vocab_path, stage_dir)
-        files.write_json(summary_path, summary)
+        export_encoder(model.pretrainer, config.vocab_path, stage.path)
+        stage.write_json("summary.json", summary)
     else:
-        files.rmtree(worker_dir(strategy, stage_dir))
+        files.rmtree(worker_dir(strategy, stage.path))
     return summary
 
 
@@ -242,10 +223,10 @@ def run_stage2(config: TlmConfig, run: str, task: PairTask, features: dict[str, 
                strategy: tf.distribute.Strategy, progress: bool = True) -> dict:
     """The task alone from stage 1's encoder, the classification head new; dev scores
     every ``eval_every_steps``; dev and test at the best-dev step."""
-    stage_dir = config.stage_dir(run, 2)
-    done = files.join(stage_dir, "results.json")
-    if chief_decides(strategy, files.exists(done)):
-        return files.read_json(done)
+    stage = RunDir(config.stage_dir(run, 2), "", chief=is_chief(strategy))
+    done = stage.result("results.json", strategy)
+    if done is not None:
+        return done
     stage1_encoder = files.join(config.stage_dir(run, 1), "encoder.keras")
     # Also waits, under several workers, for the chief to finish writing stage 1.
     if not chief_decides(strategy, files.exists(files.join(config.stage_dir(run, 1),
@@ -271,8 +252,8 @@ def run_stage2(config: TlmConfig, run: str, task: PairTask, features: dict[str, 
         lambda step: strategy.distribute_datasets_from_function(
             lambda context: task_dataset(train.inputs, train.labels, config.train_batch_size,
                                          config.seed + step, context)),
-        stage_dir, total_steps, every, evaluate, schedule, progress=progress,
-        desc=f"{run} stage 2")
+        stage.path, total_steps, every, evaluate, schedule, progress=progress,
+        desc=f"{run} stage 2", period="eval")
     best = best_entry or history[-1]
     result = {"run": run, "steps": steps,
               "flops_per_step": config.stage2_flops_per_step(model_config),
@@ -283,23 +264,11 @@ def run_stage2(config: TlmConfig, run: str, task: PairTask, features: dict[str, 
         result["test"] = task_scores(
             task, predict_labels(model, features["test"], config.eval_batch_size),
             features["test"])
-    if is_chief(strategy):
-        files.write_json(done, result)
+    stage.write_json("results.json", result)
     return result
 
 
 # ----------------------------------------------------------------------------- the run
-
-def _check_rerun(config: TlmConfig, write: bool = True) -> None:
-    path = files.join(config.model_dir, "tlm_config.json")
-    if files.exists(path):
-        changed = config.changes_from(path, RERUN_KEYS)
-        if changed:
-            raise ValueError(f"{config.model_dir} holds a TLM run with other settings "
-                             f"({'; '.join(changed)}); use another --model_name or delete it")
-    if write:
-        files.atomic_write(path, config.to_json())
-
 
 def _check_retrieved_for_workers(config: TlmConfig, strategy: tf.distribute.Strategy) -> None:
     """Under several workers the index and retrieval are not redone (each worker would
@@ -336,15 +305,7 @@ def markdown_table(results: dict) -> str:
         rows.append(["majority class", "", "", ""]
                     + [f"{baseline[m]:.4f}" if m in baseline else "" for m in metrics]
                     + ["", ""])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
-
-
-def majority_scores(task: PairTask, features: dict[str, Features]) -> dict:
-    """Dev scores of always predicting the training split's most frequent label."""
-    majority = int(np.bincount(features["train"].labels).argmax())
-    dev = features["dev"]
-    return task_scores(task, np.full(len(dev), majority), dev)
+    return format_table(header, rows)
 
 
 def run_tlm(config: TlmConfig, strategy: tf.distribute.Strategy | None = None,
@@ -352,7 +313,16 @@ def run_tlm(config: TlmConfig, strategy: tf.distribute.Strategy | None = None,
     """Do `config`'s stages for each of its runs; returns (and writes) the results.
 
     Under several workers (``MultiWorkerMirroredStrategy``) every worker trains and
-    scores, only the chief writes; the index and the retrieved sets must exist already."""
+    scores, only the chief writes; the index and the retrieved sets must exist already.
+
+    Example::
+
+        config = TlmConfig(data_dir="data", model_name="tlm_mr", task_name="sst2_mr",
+                           corpus=["text:data/samples/wiki_leads/wiki_leads.txt"],
+                           model_size="debug", flop_budget=1e14)
+        results = run_tlm(config)  # data/models/tlm_mr/results.json
+        print(markdown_table(results))
+    """
     strategy = strategy or tf.distribute.get_strategy()
     check_batch_sizes(config, strategy)
     chief = is_chief(strategy)
@@ -361,7 +331,7 @@ def run_tlm(config: TlmConfig, strategy: tf.distribute.Strategy | None = None,
     # A model that cannot be built or a budget below one step fails before anything is
     # written (or indexed, or retrieved).
     config.stage1_steps(config.model_config(len(tokenizer.vocab)))
-    _check_rerun(config, write=chief)
+    RunDir(config.model_dir, "tlm_config.json", "a TLM run", chief=chief).start(config)
     _check_retrieved_for_workers(config, strategy)
     examples, features = task.labelled_splits(config.data_dir, tokenizer,
                                               config.max_seq_length)
@@ -376,7 +346,8 @@ def run_tlm(config: TlmConfig, strategy: tf.distribute.Strategy | None = None,
         else {}
     results = {"task": task.name, "config": config.to_dict(),
                "num_examples": {s: len(f) for s, f in features.items()},
-               "majority_baseline": majority_scores(task, features),
+               "majority_baseline": task_scores(task, majority_predictions(
+                   task, features["train"], features["dev"]), features["dev"]),
                "runs": dict(previous.get("runs", {}))}
     for run in config.runs:
         entry = dict(results["runs"].get(run, {}))

@@ -20,6 +20,9 @@ import tensorflow as tf
 
 from electra_tf import files
 from electra_tf.distribute import is_chief
+from electra_tf.training.fitting import StepCallback, current_step
+
+CHECKPOINT_NAME = "model.ckpt"  # the original's checkpoint prefix
 
 
 def _shards_present(prefix: str) -> bool:
@@ -83,7 +86,7 @@ def worker_dir(strategy: tf.distribute.Strategy, run_dir: str) -> str:
 
 def run_checkpoints(checkpoint: tf.train.Checkpoint, directory: str,
                     strategy: tf.distribute.Strategy, max_to_keep: int,
-                    name: str = "model.ckpt") -> tuple[tf.train.CheckpointManager, str | None]:
+                    name: str = CHECKPOINT_NAME) -> tuple[tf.train.CheckpointManager, str | None]:
     """(manager, checkpoint to resume from) as pretraining has them: the chief keeps
     `directory`'s checkpoints and resumes from the newest complete one; another worker
     resumes from the same one and saves its own copies under ``.worker-<id>/`` (delete
@@ -95,3 +98,41 @@ def run_checkpoints(checkpoint: tf.train.Checkpoint, directory: str,
     manager = tf.train.CheckpointManager(checkpoint, worker_dir(strategy, directory),
                                          max_to_keep=1, checkpoint_name=name)
     return manager, latest
+
+
+def restore_or_init(checkpoint: tf.train.Checkpoint, directory: str,
+                    strategy: tf.distribute.Strategy, max_to_keep: int,
+                    name: str = CHECKPOINT_NAME
+                    ) -> tuple[tf.train.CheckpointManager, str | None]:
+    """Restore `checkpoint` from the newest complete checkpoint in `directory` (every
+    saved object must match), or leave it as initialized when there is none; returns
+    (manager, the checkpoint restored or None). See :func:`run_checkpoints`."""
+    manager, latest = run_checkpoints(checkpoint, directory, strategy, max_to_keep, name)
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+    return manager, latest
+
+
+class Checkpointer(StepCallback):
+    """Saves model + optimizer every `every` steps (at the first execution boundary past
+    each multiple, with ``steps_per_execution`` > 1) and at the end."""
+
+    def __init__(self, manager: tf.train.CheckpointManager, every: int):
+        super().__init__()
+        self.manager = manager
+        self.every = every
+        self.last_saved = None
+
+    def save(self, step: int) -> None:
+        if step != self.last_saved:
+            self.manager.save(checkpoint_number=step)
+            self.last_saved = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        previous = self.last_saved if self.last_saved is not None else 0
+        if self.step_after(batch) // self.every > previous // self.every:
+            # Numbered by the optimizer's own count: under fp16 a step whose gradients
+            # overflowed applies no update, and the batch index runs ahead of it.
+            step = current_step(self.model.optimizer)
+            if step // self.every > previous // self.every:
+                self.save(step)

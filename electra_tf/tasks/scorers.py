@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from electra_tf import files
-from electra_tf.finetuning import readers
+from electra_tf.tasks import readers
 
 # ----------------------------------------------------------------------------- metrics
 
@@ -389,3 +389,15 @@ def evaluate_predictions(task: str, predictions_path: str,
         return score(task, values, [float(gold[i]) for i in order])
     return score(task, label_ids(spec, [predicted[i] for i in order], source),
                  label_ids(spec, [str(gold[i]) for i in order], f"{labelled_tsv_path}: "))
+
+
+def dev_score(scores: dict) -> float:
+    """One number to pick the best epoch and trial by, from ``{task: {split: metrics}}``:
+    the mean task score (GLUE's two-metric tasks count their mean, MNLI the mean of
+    matched and mismatched; other tasks the mean of their metrics)."""
+    values = []
+    for task, splits in scores.items():
+        for metrics in splits.values():
+            values.append(task_score(task, metrics) if task in GLUE_SCORE_TASKS
+                          else float(np.mean(list(metrics.values()))))
+    return float(np.mean(values)) if values else 0.0

@@ -24,7 +24,7 @@ import numpy as np
 from absl import logging
 
 from electra_tf import files
-from electra_tf.finetuning import readers, scorers
+from electra_tf.tasks import readers, scorers
 
 KINDS = ("classification", "regression", "multiple_choice", "tagging")
 NUM_CHOICES = 4
@@ -454,3 +454,16 @@ def get_task(name: str, **options) -> Task:
     return PairTask(name, source=options.get("source", "tsv"),
                     double_unordered=options.get("double_unordered", True),
                     tfds_data_dir=options.get("tfds_data_dir"))
+
+
+def majority_predictions(task: Task, train: Features, dev: Features) -> np.ndarray:
+    """What a model has to beat, as predictions on `dev`: the training split's most
+    frequent label (tag, answer) everywhere, or its mean for regression."""
+    if task.kind == "regression":
+        value = task.predictions(np.array([[train.labels.mean()]]))[0]
+        return np.full(len(dev), value)
+    labels = train.labels[train.labels >= 0]
+    majority = int(np.bincount(labels.reshape(-1)).argmax())
+    if task.kind == "tagging":
+        return np.where(dev.inputs["word_mask"] > 0, majority, -1)
+    return np.full(len(dev), majority)

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf import files
-from electra_tf.finetuning.tasks import Features, Task
+from electra_tf.tasks.specs import Features, Task
 
 # Part of every key: raise it when featurization changes, so old caches are not reused.
 FEATURES_VERSION = 1
