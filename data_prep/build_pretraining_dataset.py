@@ -48,11 +48,6 @@ from electra_tf.tokenization import WordPieceTokenizer, load_vocab
 WORK_DIR = ".work"
 
 
-def _write_json(path: str, value) -> None:
-    """Never a truncated state file: written aside and renamed."""
-    files.atomic_write(path, json.dumps(value, indent=2, sort_keys=True))
-
-
 def read_state(path: str):
     """A build's state or settings JSON; an unreadable one is an error naming it."""
     try:
@@ -213,7 +208,7 @@ def split_corpus(corpora: Iterable[str], work_dir: str, num_shards: int,
                "dropped_empty_documents": stats.dropped_empty,
                "skipped_redirects": stats.skipped_redirects,
                "skipped_namespaces": stats.skipped_namespaces}
-    _write_json(done, summary)
+    files.write_json(done, summary)
     return summary
 
 
@@ -279,7 +274,7 @@ def build_shard(index: int, num_shards: int, work_dir: str, output_dir: str,
         files.remove(tmp)
         raise
     files.rename(tmp, final)
-    _write_json(files.join(work_dir, f"shard-{index}.json"), counts)
+    files.write_json(files.join(work_dir, f"shard-{index}.json"), counts)
     return counts
 
 
@@ -384,7 +379,7 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
             if files.isdir(work_dir) and not files.listdir(work_dir):
                 files.rmtree(work_dir)  # a failed first read leaves nothing behind
             raise
-        _write_json(settings_path, settings)
+        files.write_json(settings_path, settings)
         if reader_pool is not None:
             reader_pool.terminate()
         # Missing shards, and any whose counts were lost (killed between writing the
@@ -405,7 +400,7 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
         if files.exists(counts_path):
             done_counts[k] = read_state(counts_path)
     summary = _summarize(read_summary, done_counts, num_shards, max_seq_length, settings)
-    _write_json(summary_path, summary)
+    files.write_json(summary_path, summary)
     try:
         files.rmtree(work_dir)
     except (OSError, tf.errors.OpError) as e:  # the dataset is complete: only warn

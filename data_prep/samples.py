@@ -471,8 +471,7 @@ def _fetch(name: str, samples_dir: str, record: bool) -> dict:
              "extractor_version": EXTRACTOR_VERSION, "files": hashes}
     manifest = _load_manifest(samples_dir)
     manifest[name] = entry
-    files.atomic_write(_manifest_path(samples_dir),
-                       json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
+    files.write_json(_manifest_path(samples_dir), manifest)
     return entry
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
-import json
 import os
 import posixpath
 import re
@@ -593,13 +592,9 @@ def hf_tokenizer_files(vocab: VocabForExport, config: ModelConfig) -> dict[str, 
         clean_up_tokenization_spaces=True)
     return {
         "vocab.txt": "".join(token + "\n" for token in vocab.tokens),
-        "tokenizer_config.json": _json_text(tokenizer_config),
-        "special_tokens_map.json": _json_text(_SPECIAL_TOKEN_KEYS),
+        "tokenizer_config.json": files.json_text(tokenizer_config),
+        "special_tokens_map.json": files.json_text(_SPECIAL_TOKEN_KEYS),
     }
-
-
-def _json_text(value) -> str:
-    return json.dumps(value, indent=2, sort_keys=True) + "\n"
 
 
 def save_hf(model: keras.Model, directory: str, quiet: bool = True,
@@ -655,7 +650,7 @@ def save_hf(model: keras.Model, directory: str, quiet: bool = True,
         if vocab is not None:
             for name, text in hf_tokenizer_files(vocab, part).items():
                 outputs[folder + name] = text
-        outputs[folder + "config.json"] = _json_text(
+        outputs[folder + "config.json"] = files.json_text(
             hf_config(model, spec["role"], spec["architecture"]))
     if vocab is not None:
         report.notes.append(

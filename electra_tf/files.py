@@ -218,9 +218,14 @@ def _temporary_name(path: str) -> str:
     return join(parent(path), f".tmp-{posixpath.basename(path)}-{uuid.uuid4().hex}")
 
 
+def json_text(value, indent: int = 2) -> str:
+    """`value` as the package writes JSON: sorted keys, indented, a final newline."""
+    return json.dumps(value, indent=indent, sort_keys=True) + "\n"
+
+
 def write_json(path: str, value, indent: int = 2) -> None:
-    """`value` as sorted, indented JSON through :func:`atomic_write`."""
-    atomic_write(path, json.dumps(value, indent=indent, sort_keys=True) + "\n")
+    """`value` as :func:`json_text` through :func:`atomic_write`."""
+    atomic_write(path, json_text(value, indent))
 
 
 @contextlib.contextmanager

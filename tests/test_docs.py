@@ -242,24 +242,41 @@ def test_every_repository_path_the_docs_name_exists():
     assert not missing, f"paths named but not in the repository: {missing}"
 
 
+def _module_source(parts: list[str]) -> tuple[str | None, list[str]]:
+    """The source file of the longest module prefix of `parts` in the repository, and the
+    names after it."""
+    for n in range(len(parts), 0, -1):
+        base = os.path.join(ROOT, *parts[:n])
+        for source in (base + ".py", os.path.join(base, "__init__.py")):
+            if os.path.isfile(source):
+                return source, parts[n:]
+    return None, parts
+
+
+def _defines(source: str, name: str) -> bool:
+    with open(source, encoding="utf-8") as f:
+        return re.search(rf"\b{re.escape(name)}\b", f.read()) is not None
+
+
 def test_every_module_the_docs_name_exists():
-    """``electra_tf.x.y`` names a module or package, or one name defined in it."""
+    """``electra_tf.x.y`` names a module or package, or one name defined in it; ``from
+    electra_tf.x import a, b`` imports names (or submodules) that exist."""
     wrong = set()
     for rel in DOCS:
         for line, snippet in _snippets(rel):
-            for dotted in re.findall(r"(?<![\w./])((?:electra_tf|data_prep)(?:\.\w+)+)",
-                                     snippet):
-                parts = dotted.split(".")
-                for n in range(len(parts), 0, -1):
-                    base = os.path.join(ROOT, *parts[:n])
-                    source = (base + ".py" if os.path.isfile(base + ".py")
-                              else os.path.join(base, "__init__.py"))
-                    if os.path.isfile(source):
-                        break
-                rest = parts[n:]
-                if len(rest) > 1 or rest and not re.search(
-                        rf"\b{rest[0]}\b", _read(os.path.relpath(source, ROOT))):
-                    wrong.add(f"{rel}:{line}: {dotted}")
+            for m in re.finditer(r"(?<![\w./])((?:electra_tf|data_prep)(?:\.\w+)+)", snippet):
+                source, rest = _module_source(m.group(1).split("."))
+                if source is None or len(rest) > 1 or rest and not _defines(source, rest[0]):
+                    wrong.add(f"{rel}:{line}: {m.group(1)}")
+            for m in re.finditer(r"from ((?:electra_tf|data_prep)[\w.]*) import \(?([\w, ]+)",
+                                 snippet):
+                parts = m.group(1).split(".")
+                source, rest = _module_source(parts)
+                for name in filter(None, (n.strip() for n in m.group(2).split(","))):
+                    submodule, _ = _module_source(parts + [name])
+                    if rest or source is None or not (
+                            _defines(source, name) or submodule and submodule != source):
+                        wrong.add(f"{rel}:{line}: from {m.group(1)} import {name}")
     assert not wrong, f"modules or names that do not exist: {sorted(wrong)}"
 
 
