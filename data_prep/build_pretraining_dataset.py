@@ -152,8 +152,6 @@ def make_features(first: list[int], second: list[int], max_length: int, cls_id: 
 
 
 def serialize(input_ids, input_mask, segment_ids) -> bytes:
-    import tensorflow as tf
-
     def feature(values):
         return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
 

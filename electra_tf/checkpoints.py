@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from electra_tf import files
 from electra_tf.configs import ModelConfig, get_config
@@ -287,8 +288,6 @@ def _checkpoint_reader(prefix: str):
     """A name-keyed reader of checkpoint `prefix`; an unreadable one is a ValueError naming
     it. (``tf.train.load_checkpoint`` would first ask whether `prefix` is a directory, which
     object stores answer yes for any prefix of a file name.)"""
-    import tensorflow as tf
-
     try:
         return tf.compat.v1.train.NewCheckpointReader(prefix)
     except tf.errors.OpError as e:
@@ -307,8 +306,6 @@ def load_tf1_checkpoint(model: keras.Model, path: str, allow_missing: bool = Fal
     :class:`CheckpointMismatchError` listing the names; ``allow_missing`` lets head
     variables (``*_predictions``, ``cls/``) keep their initialization.
     """
-    import tensorflow as tf
-
     prefix = _checkpoint_prefix(path)
     reader = _checkpoint_reader(prefix)
     shapes = reader.get_variable_to_shape_map()
@@ -378,8 +375,6 @@ def save_tf1_checkpoint(model: keras.Model, prefix: str, quiet: bool = True) -> 
     The original code (and :func:`load_tf1_checkpoint`) can read it. Written under a
     temporary prefix and renamed when complete.
     """
-    import tensorflow as tf
-
     slots = model_slots(model)
     report = ConversionReport()
     directory = files.parent(prefix)

@@ -190,7 +190,11 @@ def read_text(path: str, encoding: str = "utf-8") -> str:
                          f"{data[e.start]:#04x} at offset {e.start})") from None
 
 
-def read_json(path: str):
+def read_json(path: str, missing_ok: bool = False):
+    """The JSON value in `path` (None when it does not exist and `missing_ok`); invalid
+    JSON is a ValueError naming the file and line."""
+    if missing_ok and not exists(path):
+        return None
     text = read_text(path)
     try:
         return json.loads(text)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import tensorflow as tf
 
 from electra_tf import files
 
@@ -72,8 +73,7 @@ class WordPieceTokenizer:
 
     def __init__(self, vocab: list[str] | str, do_lower_case: bool = True,
                  strip_accents: bool | None = None):
-        import tensorflow as tf
-        import tensorflow_text as tf_text
+        import tensorflow_text as tf_text  # its ops load only when a tokenizer is made
 
         self.vocab = load_vocab(vocab) if isinstance(vocab, str) else list(vocab)
         self.special = special_ids(self.vocab)

@@ -7,6 +7,7 @@ import dataclasses
 import re
 
 from electra_tf.configs import RunConfig, join, setting
+from electra_tf.finetuning.config import FinetuningConfig
 
 DEFAULT_FRACTIONS = (0.01, 0.1, 0.3, 0.5, 0.7, 0.9)  # the paper's 1, 10, 30, 50, 70, 90 %
 EMBEDDINGS = ("scratch", "pretrained")
@@ -119,8 +120,6 @@ class BaselinesConfig(RunConfig):
                 raise ValueError(f"{name}={getattr(self, name)} must be positive")
         if self.lstm_num_train_epochs <= 0 or self.lstm_learning_rate <= 0:
             raise ValueError("lstm_num_train_epochs and lstm_learning_rate must be positive")
-        from electra_tf.finetuning.config import FinetuningConfig
-
         owned = {"data_dir", "model_name", "task_names", "init_checkpoint", "vocab_file",
                  "do_lower_case", "max_seq_length", "train_batch_size", "eval_batch_size",
                  "seed", "num_trials", "train_fraction", "output_dir", "score_test"}

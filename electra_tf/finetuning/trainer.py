@@ -392,7 +392,7 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
                progress, test) -> dict:
     trial_dir = files.join(config.run_dir, f"trial_{trial}")
     done = files.join(trial_dir, "results.json")
-    previous = files.read_json(done) if files.exists(done) else None
+    previous = files.read_json(done, missing_ok=True)
     finished = previous is not None and (
         (not config.do_eval or "dev_best" in previous)
         and (not test or "test_at_best_dev" in previous)

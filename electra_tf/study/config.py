@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from electra_tf.baselines.config import parse_lstm_model
 from electra_tf.configs import (
     MIXED_PRECISION,
     MODEL_TYPES,
@@ -159,8 +160,6 @@ class StudyConfig(RunConfig):
                 raise ValueError(f"tlm_budget_fraction={self.tlm_budget_fraction} must be "
                                  f"in (0, 1]")
         if self.lstm_model:
-            from electra_tf.baselines.config import parse_lstm_model
-
             parse_lstm_model(self.lstm_model)
 
     # -- names and paths -----------------------------------------------------------------

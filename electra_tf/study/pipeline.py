@@ -133,9 +133,7 @@ def finetuning_config(config: StudyConfig, row: str, task: str, num_trials: int,
 
 
 def _finished(path: str, num_trials: int) -> dict | None:
-    if not files.exists(path):
-        return None
-    results = files.read_json(path)
+    results = files.read_json(path, missing_ok=True) or {}
     return results if len(results.get("trials", [])) >= num_trials else None
 
 
@@ -199,10 +197,9 @@ def run_tlm_row(config: StudyConfig, progress: bool = True) -> dict | None:
     if not config.tlm_task:
         return None
     tlm = tlm_config(config)
-    if files.exists(tlm.results_path):
-        done = files.read_json(tlm.results_path)
-        if "stage2" in done.get("runs", {}).get("tlm", {}):
-            return done
+    done = files.read_json(tlm.results_path, missing_ok=True) or {}
+    if "stage2" in done.get("runs", {}).get("tlm", {}):
+        return done
     announce(f"TLM on {config.tlm_task} for {tlm.flop_budget:.3g} FLOPs")
     return run_tlm(tlm, progress=progress)
 

@@ -30,10 +30,6 @@ from electra_tf.training.run_dir import format_table
 NAMES = {"bert": "BERT", "electra": "ELECTRA", "ale": "ALE"}
 
 
-def _read(path: str) -> dict | None:
-    return files.read_json(path) if files.exists(path) else None
-
-
 def _stats(values: list[float]) -> dict:
     return {"mean": float(np.mean(values)), "std": float(np.std(values)),
             "values": [float(v) for v in values]}
@@ -68,21 +64,23 @@ def collect(config: StudyConfig) -> dict:
         entry = {"row": row, "label": row_label(config, row),
                  "parameters": encoder_parameters(config, row), "scores": {}}
         if row != "scratch":
-            summary = _read(files.join(config.model_dir(row), "train_summary.json"))
+            summary = files.read_json(files.join(config.model_dir(row), "train_summary.json"),
+                                      missing_ok=True)
             if summary:
                 entry.update(train_flops=summary["flops"], pretrain_steps=summary["step"])
         else:
             entry["train_flops"] = 0.0
         for task in config.tasks:
-            finetuned = _read(finetuning_config(config, row, task, config.num_trials)
-                              .results_path)
+            finetuned = files.read_json(finetuning_config(config, row, task, config.num_trials)
+                                        .results_path, missing_ok=True)
             if finetuned and len(finetuned["trials"]) >= config.num_trials:
                 entry["scores"][task] = finetuned_scores(finetuned, task, config.num_trials)
         rows.append(entry)
 
     if config.tlm_task:
         tlm = tlm_config(config)
-        done = (_read(tlm.results_path) or {}).get("runs", {}).get("tlm", {})
+        done = files.read_json(tlm.results_path, missing_ok=True) or {}
+        done = done.get("runs", {}).get("tlm", {})
         entry = {"row": "tlm", "label": f"TLM-{config.model_size.capitalize()} "
                  f"({config.tlm_budget_fraction:g} of the budget, 1 seed)", "scores": {}}
         if "stage1" in done and "stage2" in done:
@@ -100,7 +98,7 @@ def collect(config: StudyConfig) -> dict:
                  + (f", {seeds} seed{'s' * (seeds > 1)})" if seeds != config.num_trials
                     else ")"), "train_flops": 0.0, "scores": {}}
         for task in config.lstm_tasks:
-            sweep = _read(lstm_config(config, task).results_path)
+            sweep = files.read_json(lstm_config(config, task).results_path, missing_ok=True)
             if sweep:
                 cells = [c for c in sweep["cells"] if c["model"] == config.lstm_model]
                 entry["scores"][task] = _stats([c["dev"][TASK_METRICS[task]] for c in cells])
@@ -118,9 +116,9 @@ def collect(config: StudyConfig) -> dict:
         for directory, snapshot in snapshots(config, objective):
             scores = []
             for task in config.curve_tasks:
-                finetuned = _read(finetuning_config(
+                finetuned = files.read_json(finetuning_config(
                     config, objective, task, config.curve_trials, directory, directory)
-                    .results_path)
+                    .results_path, missing_ok=True)
                 if finetuned and len(finetuned["trials"]) >= config.curve_trials:
                     scores.append(finetuned_scores(finetuned, task, config.curve_trials)["mean"])
             if len(scores) == len(config.curve_tasks):
@@ -130,8 +128,8 @@ def collect(config: StudyConfig) -> dict:
         if "train_flops" in final:
             scores = []
             for task in config.curve_tasks:
-                finetuned = _read(finetuning_config(config, objective, task, config.num_trials)
-                                  .results_path)
+                finetuned = files.read_json(finetuning_config(
+                    config, objective, task, config.num_trials).results_path, missing_ok=True)
                 if finetuned:
                     scores.append(finetuned_scores(finetuned, task, config.curve_trials)["mean"])
             if len(scores) == len(config.curve_tasks):

@@ -342,8 +342,7 @@ def run_tlm(config: TlmConfig, strategy: tf.distribute.Strategy | None = None,
             and not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)):
         ensure_index(config, progress)
 
-    previous = files.read_json(config.results_path) if files.exists(config.results_path) \
-        else {}
+    previous = files.read_json(config.results_path, missing_ok=True) or {}
     results = {"task": task.name, "config": config.to_dict(),
                "num_examples": {s: len(f) for s, f in features.items()},
                "majority_baseline": task_scores(task, majority_predictions(

@@ -72,10 +72,9 @@ class RunDir:
         """The JSON result `name` that finished work left here, or None. With a
         `strategy`, the chief's view decides for every worker."""
         path = self.join(name)
-        there = files.exists(path)
-        if strategy is not None:
-            there = chief_decides(strategy, there)
-        return files.read_json(path) if there else None
+        if strategy is None:
+            return files.read_json(path, missing_ok=True)
+        return files.read_json(path) if chief_decides(strategy, files.exists(path)) else None
 
     def write_json(self, name: str, value, indent: int = 2) -> str:
         """Write `value` as JSON to `name` in one piece (the chief only); its path."""
