@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags  # noqa: E402
 
 from data_prep import samples  # noqa: E402
-from electra_tf.tlm.index import build_index  # noqa: E402
+from data_prep.build_tlm_index import build_index  # noqa: E402
 from electra_tf.tlm.retrieval import Bm25sRetriever, WhooshRetriever  # noqa: E402
 
 FLAGS = flags.FLAGS

@@ -8,9 +8,9 @@ import pytest
 
 from data_prep import build_pretraining_dataset as bpd
 from data_prep import readers
+from data_prep.build_tlm_index import build_index
 from data_prep.build_vocab import build_vocab_file
 from electra_tf import files
-from electra_tf.tlm.index import build_index
 from electra_tf.tlm.retrieval import SETTINGS_FILE, WhooshRetriever
 from electra_tf.tokenization import load_vocab
 

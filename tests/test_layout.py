@@ -15,8 +15,7 @@ LAYERS = {
     "electra_tf.tlm": 2, "electra_tf.baselines": 2,
     "electra_tf.study": 3,
 }
-COMMANDS = 4  # electra_tf.run_*, electra_tf.flag_docs and the data_prep command below
-COMMAND_MODULES = ("data_prep.build_tlm_index",)
+COMMANDS = 4  # electra_tf.run_* and electra_tf.flag_docs
 
 
 def _modules() -> dict[str, str]:
@@ -67,8 +66,7 @@ def imports_of(module: str) -> set[str]:
 
 def layer_of(module: str) -> tuple[int, str]:
     """(layer, the package that owns `module` within its layer)."""
-    if (module in COMMAND_MODULES or module.startswith("electra_tf.run_")
-            or module == "electra_tf.flag_docs"):
+    if module.startswith("electra_tf.run_") or module == "electra_tf.flag_docs":
         return COMMANDS, module
     for package, layer in LAYERS.items():
         if module == package or module.startswith(package + "."):

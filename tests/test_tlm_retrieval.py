@@ -7,9 +7,9 @@ import pytest
 from absl import logging
 from whoosh.query import Or, Term
 
+from data_prep.build_tlm_index import PARTIAL_SUFFIX, build_index, passages
 from data_prep.readers import Document
 from electra_tf.tlm import retrieval
-from electra_tf.tlm.index import PARTIAL_SUFFIX, build_index, passages
 from electra_tf.tlm.retrieval import (
     Bm25sRetriever,
     RetrievedSet,

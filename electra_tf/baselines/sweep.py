@@ -113,7 +113,7 @@ def _cell(config: BaselinesConfig, model: str, fraction: float, trial: int, task
           progress: bool) -> dict:
     """Run (or resume) one cell and write its result.json."""
     run_dir = config.cell_dir(model, fraction, trial)
-    done = RunDir(run_dir, "").result("result.json")
+    done = RunDir(run_dir).result("result.json")
     if done is not None:
         return done
     seed = config.seed + trial
@@ -142,7 +142,7 @@ def _cell(config: BaselinesConfig, model: str, fraction: float, trial: int, task
         result["parameters"] = {"total": lstm.count_params(),
                                 "without_embeddings": lstm.count_params() - table_size}
     result["seconds"] = round(time.time() - started, 1)
-    RunDir(run_dir, "").write_json("result.json", result)
+    RunDir(run_dir).write_json("result.json", result)
     return result
 
 

@@ -390,17 +390,16 @@ def score_splits(model: FinetuningModel, splits: dict[tuple[str, str], Features]
 
 def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples, vocab_size,
                progress, test) -> dict:
-    trial_dir = files.join(config.run_dir, f"trial_{trial}")
-    done = files.join(trial_dir, "results.json")
-    previous = files.read_json(done, missing_ok=True)
+    chief = is_chief(strategy)
+    trial_run = RunDir(files.join(config.run_dir, f"trial_{trial}"), chief=chief)
+    previous = trial_run.result("results.json")
     finished = previous is not None and (
         (not config.do_eval or "dev_best" in previous)
         and (not test or "test_at_best_dev" in previous)
         and (not config.write_test_outputs or previous.get("test_predictions")))
     if chief_decides(strategy, finished):
         # finished before, with every output asked for now
-        return previous if previous is not None else files.read_json(done)
-    chief = is_chief(strategy)
+        return previous if previous is not None else trial_run.result("results.json")
     seed = config.seed + trial
     keras.utils.set_random_seed(seed)
     train_size = sum(len(f) for f in train)
@@ -433,7 +432,7 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
     history, best_entry, steps = fit_with_dev_eval(
         model, optimizer, lambda step: train_dataset(tasks, train, config.train_batch_size,
                                                      seed + step),
-        trial_dir, total_steps, steps_per_epoch, evaluate if dev else None, schedule,
+        trial_run.path, total_steps, steps_per_epoch, evaluate if dev else None, schedule,
         do_train=config.do_train, progress=progress)
     result = {"trial": trial, "seed": seed, "steps": steps, "history": history}
     if dev:
@@ -443,7 +442,7 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
     if test:  # the model holds the best-dev weights here
         result["test_at_best_dev"] = score_splits(model, test, config.eval_batch_size)
     if config.write_test_outputs:
-        out_dir = files.join(trial_dir, "test_predictions")
+        out_dir = trial_run.join("test_predictions")
         for task in tasks:
             for split in task.test_splits:
                 try:
@@ -459,5 +458,5 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
                                            examples[(task.name, split)], out_dir)
         result["test_predictions"] = True
     if chief:
-        files.write_json(done, result)
+        trial_run.write_json("results.json", result)
     return result

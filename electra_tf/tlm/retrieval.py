@@ -3,7 +3,8 @@
 Two backends behind one interface (:class:`Retriever`):
 
 * :class:`WhooshRetriever` (default): a Whoosh index built by
-  ``data_prep/build_tlm_index.py``, BM25F scoring, parallel search over processes;
+  ``data_prep/build_tlm_index.py`` (which also defines the analyzer), BM25F scoring,
+  parallel search over processes;
 * :class:`Bm25sRetriever`: the same documents in a ``bm25s`` sparse matrix, for large
   corpora (many times the queries per second).
 
@@ -27,29 +28,13 @@ from collections.abc import Iterable, Sequence
 
 from absl import logging
 
+from data_prep.build_tlm_index import ID_FIELD, SETTINGS_FILE, TEXT_FIELD, make_analyzer
 from electra_tf import files
-
-TEXT_FIELD = "text"
-ID_FIELD = "id"
-SETTINGS_FILE = "tlm_index.json"
-# Whoosh's StandardAnalyzer expression (words, with inner dots: "e.g", "3.14").
-TOKEN_PATTERN = r"\w+(\.?\w+)*"
 
 Hit = tuple[str, int, float]  # (doc_id, rank from 1, score)
 
 
 # ----------------------------------------------------------------------- analysis
-
-
-def make_analyzer(stem: bool = False):
-    """Lower-cased standard tokens, no stopwords (and no length filter); Porter stems
-    with `stem`."""
-    from whoosh.analysis import LowercaseFilter, RegexTokenizer, StemFilter
-
-    chain = RegexTokenizer(expression=TOKEN_PATTERN) | LowercaseFilter()
-    if stem:
-        chain = chain | StemFilter()
-    return chain
 
 
 def analyze(text: str, analyzer) -> list[str]:

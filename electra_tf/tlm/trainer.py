@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from data_prep.build_tlm_index import build_index, make_analyzer
 from electra_tf import files
 from electra_tf.distribute import check_batch_sizes, chief_decides, is_chief
 from electra_tf.masking import MaskingConfig, max_predictions_per_seq
@@ -33,7 +34,6 @@ from electra_tf.tasks.specs import (
 from electra_tf.tlm import retrieval
 from electra_tf.tlm.config import TlmConfig
 from electra_tf.tlm.data import encode_texts, is_task_step, joint_dataset, task_dataset
-from electra_tf.tlm.index import build_index
 from electra_tf.tlm.model import TlmModel
 from electra_tf.tokenization import WordPieceTokenizer, load_vocab, special_ids
 from electra_tf.training.checkpointing import restore_or_init, worker_dir
@@ -132,7 +132,7 @@ def run_stage1(config: TlmConfig, run: str, train: Features, external: dict | No
     """Joint training from scratch on T and S (S None: T alone); returns the summary.
     Under several workers only the chief writes the stage's folder."""
     chief = is_chief(strategy)
-    stage = RunDir(config.stage_dir(run, 1), "", chief=chief)
+    stage = RunDir(config.stage_dir(run, 1), chief=chief)
     done = stage.result("summary.json", strategy)
     if done is not None:
         return done
@@ -223,7 +223,7 @@ def run_stage2(config: TlmConfig, run: str, task: PairTask, features: dict[str, 
                strategy: tf.distribute.Strategy, progress: bool = True) -> dict:
     """The task alone from stage 1's encoder, the classification head new; dev scores
     every ``eval_every_steps``; dev and test at the best-dev step."""
-    stage = RunDir(config.stage_dir(run, 2), "", chief=is_chief(strategy))
+    stage = RunDir(config.stage_dir(run, 2), chief=is_chief(strategy))
     done = stage.result("results.json", strategy)
     if done is not None:
         return done
@@ -357,7 +357,7 @@ def run_tlm(config: TlmConfig, strategy: tf.distribute.Strategy | None = None,
                                  f"retrieve to --stages")
             found = retrieve_external(config, run, queries, progress)
             entry["retrieval"] = dict(found.stats)
-            analyzer = retrieval.make_analyzer(config.stem)
+            analyzer = make_analyzer(config.stem)
             entry["retrieval"]["share_query_terms"] = query_term_overlap(found, queries,
                                                                          analyzer)
             if "stage1" in stages:

@@ -22,7 +22,8 @@ class RunDir:
 
     Args:
       path: the folder (created on :meth:`start`).
-      settings_file: the settings' file name in it, e.g. ``pretraining_config.json``.
+      settings_file: the settings' file name in it, e.g. ``pretraining_config.json``
+        (none for a part of a run, such as a TLM stage, that only holds results).
       what: how errors name the run, e.g. ``"a run"``, ``"a sweep"``.
       name_flag: the flag that picks another folder, for the error message.
       chief: whether this process writes (under several workers only the chief does).
@@ -35,7 +36,7 @@ class RunDir:
             run.write_json("results.json", train_and_score(config))
     """
 
-    def __init__(self, path: str, settings_file: str, what: str = "a run",
+    def __init__(self, path: str, settings_file: str | None = None, what: str = "a run",
                  name_flag: str = "--model_name", chief: bool = True):
         self.path = path
         self.settings_file = settings_file
@@ -49,6 +50,9 @@ class RunDir:
     def changed_settings(self, config: RunConfig) -> list[str]:
         """``"key: old -> new"`` for each setting that differs from the saved ones and
         is not one of the config's ``MAY_CHANGE`` fields (none without saved settings)."""
+        if self.settings_file is None:
+            raise ValueError(f"{self.path}: a run folder without a settings file has no "
+                             f"settings to check")
         path = self.join(self.settings_file)
         if not files.exists(path):
             return []
