@@ -141,7 +141,7 @@ def test_bad_hf_files_on_ram_are_named(ram):
         checkpoints.read_hf_folder(f"{ram}/hf")
     # pytorch_model.bin is read through a local copy (torch reads local files only).
     files.rmtree(f"{ram}/hf")
-    files.atomic_write(f"{ram}/hf/config.json", checkpoints._json_text(
+    files.atomic_write(f"{ram}/hf/config.json", files.json_text(
         checkpoints.hf_config(encoder, "encoder", "ElectraModel")))
     files.atomic_write(f"{ram}/hf/pytorch_model.bin", b"not a torch file")
     with pytest.raises(ValueError, match=f"{ram}/hf/pytorch_model.bin: not a readable "

@@ -17,8 +17,8 @@ class TrainingLog(StepCallback):
 
     def __init__(self, writer, every: int, total_steps: int, initial_step: int,
                  flops_per_step: float, batch_size: int, seq_len: int, schedule,
-                 progress: bool = True, desc: str = "pretraining",
-                 shown: tuple[str, ...] = ("loss", "masked_lm_accuracy", "disc_accuracy")):
+                 progress: bool = True, desc: str = "training",
+                 shown: tuple[str, ...] = ("loss",)):
         super().__init__()
         self.writer = writer
         self.every = every
