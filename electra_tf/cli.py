@@ -70,7 +70,8 @@ def format_default(value) -> str:
 def define_config_flags(config_class, flag_values: flags.FlagValues, extra: Sequence[tuple] = (),
                         required: Sequence[str] = ()) -> flags.FlagValues:
     """Define one flag per field of `config_class` (a :class:`~electra_tf.configs.RunConfig`
-    dataclass), then `extra`'s (type, name, default, help) flags, on `flag_values`.
+    dataclass), ``--hparams`` (the original's JSON of fields), then `extra`'s (type, name,
+    default, help) flags, on `flag_values`.
 
     A field's flag has the type of its annotation (``X | None`` as X, a dict as a JSON
     string) and the field's help with the config's default appended (a required flag's
@@ -91,7 +92,19 @@ def define_config_flags(config_class, flag_values: flags.FlagValues, extra: Sequ
         flag = field.metadata["flag"]
         table.append((flag if isinstance(flag, str) else _FLAG_KINDS[kind], field.name, None,
                       help_text))
+    table.append(("string", "hparams", "{}", f"JSON object of {config_class.__name__} "
+                  f"fields, as the original's --hparams; a field also given as a flag must "
+                  f"agree."))
     return define_flags([*table, *extra], flag_values, required)
+
+
+# The flags of the commands that train under a tf.distribute strategy.
+STRATEGY_FLAGS = (
+    ("string", "strategy", "default", "default (CPU / one GPU), mirrored (all local GPUs), "
+     "multi_worker (TF_CONFIG) or tpu."),
+    ("string", "tpu", None, "TPU name or address for the cluster resolver; 'local' on Colab "
+     "or a TPU VM. Implies --strategy=tpu."),
+)
 
 
 def config_from_flags(config_class, flag_values: flags.FlagValues):

@@ -26,8 +26,6 @@ FLAGS = flags.FLAGS
 # (type, name, default, help) of the flags beside BaselinesConfig's fields, whose flags
 # come from the config (cli.define_config_flags).
 COMMAND_FLAGS = [
-    ("string", "hparams", "{}", "JSON object of BaselinesConfig fields; a field also given as "
-     "a flag must agree."),
     ("bool", "progress", True, "Show progress bars and the sweep's ETA."),
 ]
 

@@ -30,12 +30,8 @@ FLAGS = flags.FLAGS
 # (type, name, default, help) of the flags beside FinetuningConfig's fields, whose flags
 # come from the config (cli.define_config_flags).
 COMMAND_FLAGS = [
-    ("string", "hparams", "{}", "JSON object of FinetuningConfig fields, as the original's "
-     "--hparams; a field also given as a flag must agree."),
-    ("string", "strategy", "default", "default (CPU / one GPU), mirrored (all local GPUs), "
-     "multi_worker (TF_CONFIG) or tpu."),
-    ("string", "tpu", None, "TPU name or 'local'. Implies --strategy=tpu."),
-    ("bool", "progress", True, "Show Keras' progress bar with ETA."),
+    *cli.STRATEGY_FLAGS,
+    ("bool", "progress", True, "Show a progress bar with ETA."),
 ]
 
 

@@ -26,12 +26,7 @@ FLAGS = flags.FLAGS
 # (type, name, default, help) of the flags beside PretrainingConfig's fields, whose flags
 # come from the config (cli.define_config_flags).
 COMMAND_FLAGS = [
-    ("string", "hparams", "{}", "JSON object of PretrainingConfig fields, as the original's "
-     "--hparams; a field also given as a flag must agree."),
-    ("string", "strategy", "default", "default (CPU / one GPU), mirrored (all local GPUs), "
-     "multi_worker (TF_CONFIG) or tpu."),
-    ("string", "tpu", None, "TPU name or address for the cluster resolver; 'local' on Colab "
-     "or a TPU VM. Implies --strategy=tpu."),
+    *cli.STRATEGY_FLAGS,
     ("bool", "progress", True, "Show a progress bar with ETA."),
 ]
 

@@ -34,8 +34,6 @@ COMMAND_FLAGS = [
      "snapshots at 0.5, TLM at 0.25 of the budget, one finetuning epoch on 30 % of each "
      "training set at length 64; outputs to <output_dir>_quick."),
     ("bool", "progress", True, "Show progress bars."),
-    ("string", "hparams", "{}", "JSON object of StudyConfig fields; a field also given as a "
-     "flag must agree."),
 ]
 
 # --quick: the same pipeline in minutes (about 10 on 2 cores).

@@ -27,11 +27,7 @@ FLAGS = flags.FLAGS
 # (type, name, default, help) of the flags beside TlmConfig's fields, whose flags come
 # from the config (cli.define_config_flags).
 COMMAND_FLAGS = [
-    ("string", "hparams", "{}", "JSON object of TlmConfig fields; a field also given as a "
-     "flag must agree."),
-    ("string", "strategy", "default", "default (CPU / one GPU), mirrored, multi_worker or "
-     "tpu."),
-    ("string", "tpu", None, "TPU name or 'local'. Implies --strategy=tpu."),
+    *cli.STRATEGY_FLAGS,
     ("bool", "progress", True, "Show progress bars with ETA."),
 ]
 

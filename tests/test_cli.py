@@ -95,8 +95,7 @@ class _Config(RunConfig):
 
 
 def _config_flags(*args):
-    values = cli.define_config_flags(_Config, flags.FlagValues(),
-                                     [("string", "hparams", "{}", "JSON.")], required=("name",))
+    values = cli.define_config_flags(_Config, flags.FlagValues(), required=("name",))
     values(["prog", *args])
     return values
 
