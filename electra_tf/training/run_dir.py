@@ -2,10 +2,10 @@
 
 Every stage keeps its run in one folder (local or ``gs://``) and follows one rule: the
 folder's settings file records the config it was started with, and a re-run of the same
-folder may change only the config class's ``MAY_CHANGE`` fields (what to log, score or
-add, never what is trained); any other change stops with an error that names each
-changed key. Results are written whole or not at all (a temporary name, then a rename),
-so a result file on disk is also the marker that its work is done.
+folder may change only the config class's ``MAY_CHANGE`` fields; any other change stops
+with an error that names each changed key. Results are written whole or not at all (a
+temporary name, then a rename), so a result file on disk is also the marker that its work
+is done.
 """
 
 from __future__ import annotations
