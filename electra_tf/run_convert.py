@@ -12,8 +12,11 @@ Examples::
   electra-convert --input=pretrainer.keras --output=hf/electra_small
   # Hugging Face -> this package
   electra-convert --input=hf/electra_small --output=pretrainer.keras
-  # the encoder a pretraining run exported (encoder.keras + vocab.txt in its model dir)
-  # -> a Hugging Face folder with the tokenizer (AutoTokenizer/AutoModel load it)
+  # a pretraining run of this package (its model dir holds pretrainer.keras,
+  # encoder.keras and vocab.txt) -> Hugging Face discriminator/ and generator/ folders,
+  # each with the tokenizer (ElectraForPreTraining / ElectraForMaskedLM load them)
+  electra-convert --input=data/models/electra_small --output=hf/electra_small
+  # only its encoder -> one folder that AutoTokenizer/AutoModel load
   electra-convert --input=data/models/electra_small --target=encoder \\
       --output=hf/electra_small_encoder
 
@@ -35,8 +38,9 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> flags.FlagValues:
     """Define the command's flags on `flag_values`."""
     fv = {"flag_values": flag_values}
     flags.DEFINE_string("input", None, "TF1 checkpoint prefix or directory, Hugging Face "
-                        "folder, .keras file, or a folder holding encoder.keras (an "
-                        "electra-pretrain model dir or snapshot).", required=True, **fv)
+                        "folder, .keras file, or an electra-pretrain model dir (its "
+                        "pretrainer.keras, or encoder.keras with --target=encoder; a "
+                        "snapshot holds only encoder.keras).", required=True, **fv)
     flags.DEFINE_string("output", None, "Where to write: a .keras file, a Hugging Face "
                         "folder, or a TF1 checkpoint prefix (with --output_format=tf1).",
                         required=True, **fv)
@@ -73,15 +77,12 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> flags.FlagValues:
 # parse after importing this module.
 define_flags()
 
-ENCODER_FILE = "encoder.keras"  # what electra-pretrain exports into its model dir
-
-
 def _input_format(path: str) -> str:
     from electra_tf import files
 
     if FLAGS.input_format != "auto":
         return FLAGS.input_format
-    if path.endswith(".keras") or _exported_encoder(path):
+    if path.endswith(".keras") or _exported_model(path):
         return "keras"
     if files.isdir(path) and (files.isfile(files.join(path, "config.json"))
                               or files.isfile(files.join(path, "discriminator",
@@ -90,14 +91,19 @@ def _input_format(path: str) -> str:
     return "tf1"
 
 
-def _exported_encoder(path: str) -> str | None:
-    """``<path>/encoder.keras`` when `path` is a folder holding one, else None."""
+def _exported_model(path: str) -> str | None:
+    """The ``.keras`` file an electra-pretrain model dir (or snapshot) at `path` holds
+    for ``--target``: ``pretrainer.keras`` for the pretrainer, ``encoder.keras`` for the
+    encoder (either one, when the other is missing; None when `path` holds neither)."""
     from electra_tf import files
+    from electra_tf.training.export import ENCODER_FILE, PRETRAINER_FILE
 
     if path.endswith(".keras") or not files.isdir(path):
         return None
-    encoder = files.join(path, ENCODER_FILE)
-    return encoder if files.isfile(encoder) else None
+    names = ((PRETRAINER_FILE, ENCODER_FILE) if FLAGS.target == "pretrainer"
+             else (ENCODER_FILE, PRETRAINER_FILE))
+    found = [files.join(path, name) for name in names if files.isfile(files.join(path, name))]
+    return found[0] if found else None
 
 
 def _default_vocab(source: str, source_format: str) -> str | None:
@@ -136,7 +142,7 @@ def convert() -> str:
 
     source, source_format = FLAGS.input, _input_format(FLAGS.input)
     if source_format == "keras":
-        source = _exported_encoder(source) or source
+        source = _exported_model(source) or source
     model_flags = [f"--{n}" for n in ("model_type", "model_size", "model_hparam_overrides")
                    if getattr(FLAGS, n) is not None]
     if model_flags and source_format != "tf1":
@@ -157,7 +163,8 @@ def convert() -> str:
         if FLAGS.target == "encoder" and not isinstance(model, Encoder):
             model = encoder_of(model)
         elif FLAGS.target == "pretrainer" and isinstance(model, Encoder):
-            raise ValueError(f"{source} holds only an encoder; use --target=encoder")
+            raise ValueError(f"{source} holds only an encoder (a snapshot, or a run that "
+                             f"exported no pretrainer.keras); use --target=encoder")
         report = checkpoints.ConversionReport()
     elif source_format == "hf":
         model, report = checkpoints.model_from_hf(source, FLAGS.target, FLAGS.allow_missing,

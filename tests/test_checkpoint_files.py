@@ -242,6 +242,42 @@ def test_cli_exports_a_pretraining_model_dir_with_its_tokenizer(ram, tmp_path):
     assert "vocab.txt" not in files.listdir(f"{ram}/bare")
 
 
+def test_cli_publishes_a_pretraining_run_generator_included(ram, tmp_path):
+    """A model dir as electra-pretrain leaves it (pretrainer.keras, encoder.keras,
+    vocab.txt) -> Hugging Face discriminator/ and generator/ folders, each a whole model
+    with its tokenizer, holding the run's weights."""
+    config = get_config("electra", "debug", dict(vocab_size=len(SPECIALS) + len(WORDS),
+                                                 max_position_embeddings=32))
+    pretrainer = ElectraPretrainer(config)
+    rng = np.random.default_rng(0)
+    for weight in pretrainer.weights:  # off the init values: zeros and ones hide mix-ups
+        weight.assign(weight.numpy() + rng.normal(0, 0.05, weight.shape).astype("float32"))
+    model_dir = f"{ram}/models/electra_debug"
+    checkpoints.save_keras(pretrainer, f"{model_dir}/pretrainer.keras")
+    checkpoints.save_keras(pretrainer.discriminator, f"{model_dir}/encoder.keras")
+    files.atomic_write(f"{model_dir}/vocab.txt", "\n".join(SPECIALS + WORDS) + "\n")
+
+    out = str(tmp_path / "hf")
+    convert_here(f"--input={model_dir}", f"--output={out}")  # the default: the pretrainer
+    back, _ = checkpoints.model_from_hf(out, target="pretrainer")
+    assert_same_weights(pretrainer, back)
+    expected = WordPieceTokenizer(SPECIALS + WORDS).tokenize(SENTENCE)
+    for part, kind in (("discriminator", "ElectraForPreTraining"),
+                       ("generator", "ElectraForMaskedLM")):
+        tokenizer = transformers.AutoTokenizer.from_pretrained(f"{out}/{part}")
+        assert tokenizer(SENTENCE, add_special_tokens=False)["input_ids"] == expected
+        model = getattr(transformers, kind).from_pretrained(f"{out}/{part}")
+        assert type(model).__name__ == kind
+    # --target=encoder takes the run's encoder.keras; a folder with only an encoder (a
+    # snapshot) is no pretrainer.
+    convert_here(f"--input={model_dir}", "--target=encoder", f"--output={ram}/enc.keras")
+    assert_same_weights(pretrainer.discriminator, checkpoints.load_keras(f"{ram}/enc.keras"))
+    files.remove(f"{model_dir}/pretrainer.keras")
+    with pytest.raises(ValueError, match="holds only an encoder .a snapshot, or a run that "
+                                         "exported no pretrainer.keras.; use --target=encoder"):
+        convert_here(f"--input={model_dir}", f"--output={ram}/hf2")
+
+
 def test_the_published_uncased_vocab_is_detected_as_uncased(sample_paths):
     from electra_tf.checkpoints import vocab_is_uncased
     from electra_tf.tokenization import load_vocab

@@ -21,6 +21,7 @@ from batches import make_batch, one_step_setup
 from electra_tf import distribute, run_pretraining
 from electra_tf.configs import get_config
 from electra_tf.flops import train_flops_per_step
+from electra_tf.modeling import encoder_of
 from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.trainer import pretrain
 
@@ -84,6 +85,11 @@ def test_pretraining_on_sample_records_learns_and_stops_at_the_budget(
         assert len(f.read().splitlines()) == 30522
     with open(os.path.join(config.model_dir, "electra_tf_config.json")) as f:
         assert json.load(f)["model_type"] == objective
+    # The whole pretrainer too (what electra-convert publishes), holding the same encoder.
+    pretrainer = keras.models.load_model(os.path.join(config.model_dir, "pretrainer.keras"))
+    assert pretrainer.model_config.model_type == objective
+    for ours, exported in zip(encoder_of(pretrainer).weights, encoder.weights, strict=True):
+        np.testing.assert_array_equal(ours.numpy(), exported.numpy(), err_msg=ours.path)
 
 
 def _cli(*args, **kwargs):

@@ -6,7 +6,8 @@ Layout under ``<data_dir>/models/<model_name>/`` (the original's):
 ``keep_checkpoint_max`` are kept), ``train/`` TensorBoard events,
 ``pretraining_config.json`` (the run's settings), and when training ends the exported
 ``encoder.keras`` (ELECTRA/ALE's discriminator, BERT's encoder) with ``vocab.txt`` and
-``electra_tf_config.json``, plus ``train_summary.json`` (final step, FLOPs, metrics);
+``electra_tf_config.json``, the whole ``pretrainer.keras`` (what ``electra-convert`` turns
+into Hugging Face or TF1 files), plus ``train_summary.json`` (final step, FLOPs, metrics);
 with ``encoder_snapshots``, the same export at fractions of the run under ``snapshots/``.
 Re-running the same command after an interruption resumes from the newest checkpoint.
 """
@@ -30,7 +31,7 @@ from electra_tf.pretraining.inputs import make_dataset
 from electra_tf.pretraining.objectives import PretrainingModel
 from electra_tf.tokenization import load_vocab, special_ids
 from electra_tf.training.checkpointing import restore_or_init, worker_dir
-from electra_tf.training.export import export_encoder
+from electra_tf.training.export import export_encoder, export_pretrainer
 from electra_tf.training.fitting import StepCallback, current_step
 from electra_tf.training.loop import train_to_step
 from electra_tf.training.precision import dtype_policy
@@ -146,6 +147,7 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
                "train_steps": total_steps, "flop_budget": config.flop_budget, **trained}
     if chief:
         export_encoder(pretrainer, config.vocab_path, config.model_dir)
+        export_pretrainer(pretrainer, config.model_dir)
         run.write_json("train_summary.json", summary)
     else:
         files.rmtree(worker_dir(strategy, config.model_dir))
