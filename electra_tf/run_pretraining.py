@@ -9,6 +9,9 @@ Examples::
   # the original's interface: one JSON of PretrainingConfig fields
   electra-pretrain --data_dir=data --model_name=electra_small \\
       --hparams='{"num_train_steps": 1000, "train_batch_size": 128}'
+  # the original's do_eval: score a run's newest checkpoint on held-out TFRecords
+  electra-pretrain --flagfile=flags/pretrain/electra_small.flags --data_dir=data \\
+      --model_name=electra_small --nodo_train --do_eval --eval_tfrecords='heldout/*'
 
 Re-running an interrupted command resumes from the newest checkpoint in
 ``<data_dir>/models/<model_name>/``.
@@ -54,9 +57,18 @@ def run() -> str:
     budget = (f" of the {config.flop_budget:.3g} budget" if config.flop_budget else "")
     resumed = (f", resumed at step {summary['resumed_from_step']}"
                if summary["resumed_from_step"] else "")
-    return (f"{config.objective}-{config.model_size} '{config.model_name}': step "
+    line = (f"{config.objective}-{config.model_size} '{config.model_name}': step "
             f"{summary['step']}/{summary['train_steps']}{resumed}, {summary['flops']:.4g} "
-            f"FLOPs{budget}; encoder exported to {config.model_dir}/encoder.keras")
+            f"FLOPs{budget}")
+    if config.do_train:
+        line += f"; encoder exported to {config.model_dir}/encoder.keras"
+    if "eval" in summary:
+        shown = ("masked_lm_accuracy", "disc_accuracy", "disc_auc", "loss")
+        scores = ", ".join(f"{k} {summary['eval'][k]:.4f}" for k in shown
+                           if k in summary["eval"])
+        line += (f"\neval at step {summary['eval']['step']}: {scores} "
+                 f"({config.model_dir}/eval_results.json)")
+    return line
 
 
 def main():

@@ -92,6 +92,33 @@ def test_pretraining_on_sample_records_learns_and_stops_at_the_budget(
         np.testing.assert_array_equal(ours.numpy(), exported.numpy(), err_msg=ours.path)
 
 
+def test_do_eval_scores_the_newest_checkpoint_after_training_or_alone(
+        built, sample_paths, tmp_path):
+    _, shards, _ = built
+    config = run_config(built, sample_paths, tmp_path, model_name="evaluated",
+                        num_train_steps=20, do_eval=True, num_eval_steps=3)
+    summary = pretrain(config, progress=False)
+    scores = summary["eval"]
+    assert scores["step"] == 20 and scores["num_eval_steps"] == 3
+    assert {"loss", "masked_lm_accuracy", "disc_accuracy", "disc_auc"} <= set(scores)
+    assert 0.0 <= scores["masked_lm_accuracy"] <= 1.0 and scores["loss"] > 0
+    with open(os.path.join(config.model_dir, "eval_results.json")) as f:
+        assert json.load(f) == scores
+    logged = scalars(os.path.join(config.model_dir, "eval"))
+    assert logged["disc_auc"] == [(20, pytest.approx(scores["disc_auc"]))]
+    # Alone, on the finished run: the same checkpoint, the same batches, the same scores.
+    again = pretrain(run_config(built, sample_paths, tmp_path, model_name="evaluated",
+                                num_train_steps=20, do_train=False, do_eval=True,
+                                num_eval_steps=3), progress=False)
+    assert again["eval"] == pytest.approx(scores)
+    with pytest.raises(ValueError, match="no checkpoint to evaluate; train first"):
+        pretrain(run_config(built, sample_paths, tmp_path, model_name="untrained",
+                            num_train_steps=20, do_train=False, do_eval=True),
+                 progress=False)
+    with pytest.raises(ValueError, match="nothing to do"):
+        run_config(built, sample_paths, tmp_path, num_train_steps=20, do_train=False)
+
+
 def _cli(*args, **kwargs):
     return subprocess.run([sys.executable, "-m", "electra_tf.run_pretraining", *args],
                           capture_output=True, text=True, cwd=ROOT, **kwargs)

@@ -39,7 +39,8 @@ class PretrainingConfig(RunConfig):
                   "disc_weight", "temperature", "disallow_correct",
                   "save_checkpoints_steps", "keep_checkpoint_max", "encoder_snapshots",
                   "log_every_steps", "steps_per_execution", "jit_compile",
-                  "mixed_precision")
+                  "mixed_precision", "do_train", "do_eval", "num_eval_steps",
+                  "eval_tfrecords")
 
     model_name: str = setting("electra_small", help="Run name: checkpoints, events and the "
                               "exported encoder go to <data_dir>/models/<model_name>.")
@@ -98,6 +99,18 @@ class PretrainingConfig(RunConfig):
     jit_compile: bool = setting(False, help="Compile the train step with XLA.")
     mixed_precision: str = setting("", help="'' (float32), bf16 or fp16.")
 
+    # what to do, as the original's do_train / do_eval
+    do_train: bool = setting(True, help="Train (or resume) the run.")
+    do_eval: bool = setting(False, help="Then score the run's newest checkpoint on "
+                            "--eval_tfrecords: the generator's and discriminator's metrics, "
+                            "to <model_dir>/eval/ (TensorBoard) and eval_results.json. With "
+                            "--nodo_train, score an existing run.")
+    num_eval_steps: int = setting(100, help="Batches of train_batch_size that --do_eval "
+                                  "scores (fewer when the TFRecords hold fewer).")
+    eval_tfrecords: str | None = setting(
+        None, help="Glob of the TFRecords --do_eval scores, e.g. held-out shards.",
+        shown_default="--pretrain_tfrecords, as the original")
+
     def __post_init__(self):
         one_of("objective", self.objective, MODEL_TYPES)
         one_of("model_size", self.model_size, SIZES)
@@ -112,7 +125,8 @@ class PretrainingConfig(RunConfig):
         if self.num_train_steps is not None and self.num_train_steps < 1:
             raise ValueError(f"num_train_steps={self.num_train_steps} must be positive")
         for name in ("train_batch_size", "max_seq_length", "save_checkpoints_steps",
-                     "keep_checkpoint_max", "log_every_steps", "steps_per_execution"):
+                     "keep_checkpoint_max", "log_every_steps", "steps_per_execution",
+                     "num_eval_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be positive")
         self.encoder_snapshots = [float(f) for f in self.encoder_snapshots]  # flag strings
@@ -123,6 +137,8 @@ class PretrainingConfig(RunConfig):
             raise ValueError(f"mask_prob={self.mask_prob} must be in (0, 1)")
         if self.temperature <= 0:
             raise ValueError(f"temperature={self.temperature} must be positive")
+        if not (self.do_train or self.do_eval):
+            raise ValueError("nothing to do: give do_train, do_eval or both")
 
     # -- derived -----------------------------------------------------------------------
 

@@ -8,13 +8,15 @@ Layout under ``<data_dir>/models/<model_name>/`` (the original's):
 ``encoder.keras`` (ELECTRA/ALE's discriminator, BERT's encoder) with ``vocab.txt`` and
 ``electra_tf_config.json``, the whole ``pretrainer.keras`` (what ``electra-convert`` turns
 into Hugging Face or TF1 files), plus ``train_summary.json`` (final step, FLOPs, metrics);
-with ``encoder_snapshots``, the same export at fractions of the run under ``snapshots/``.
+with ``encoder_snapshots``, the same export at fractions of the run under ``snapshots/``;
+with ``do_eval``, ``eval_results.json`` and ``eval/`` TensorBoard events.
 Re-running the same command after an interruption resumes from the newest checkpoint.
 """
 
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from electra_tf import files
@@ -116,14 +118,36 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
                                       config.keep_checkpoint_max)
     initial_step = current_step(model.optimizer)
     check_same_on_workers(strategy, initial_step, "step to resume from")
-    if initial_step >= total_steps:
-        done = run.result("train_summary.json", strategy)
-        if done is not None:
-            return done  # finished before: nothing to do
-
     masking = MaskingConfig(special_ids(vocab), len(vocab),
                             max_predictions_per_seq(config.mask_prob, config.max_seq_length),
                             config.mask_prob, "bert" if config.objective == "bert" else "electra")
+    # Finished before: nothing to train.
+    done = (run.result("train_summary.json", strategy) if initial_step >= total_steps
+            else None)
+    if done is not None or not config.do_train:
+        if not latest:
+            raise ValueError(f"{config.model_dir}: no checkpoint to evaluate; train first "
+                             f"(the same command with --do_train)")
+        summary = done or {"model_name": config.model_name, "objective": config.objective,
+                           "step": initial_step, "train_steps": total_steps,
+                           "flops_per_step": flops_per_step,
+                           "flops": initial_step * flops_per_step,
+                           "flop_budget": config.flop_budget,
+                           "resumed_from_step": initial_step}
+    else:
+        summary = _train(config, strategy, run, pretrainer, model, manager, bool(latest),
+                         masking, total_steps, flops_per_step, schedule, progress)
+    if config.do_eval:
+        summary = {**summary, "eval": evaluate(model, config, masking, strategy, run)}
+    return summary
+
+
+def _train(config: PretrainingConfig, strategy, run: RunDir, pretrainer, model, manager,
+           resumed: bool, masking: MaskingConfig, total_steps: int, flops_per_step: float,
+           schedule, progress: bool) -> dict:
+    """Train from the restored step to `total_steps`, export; the train summary."""
+    chief = run.chief
+    initial_step = current_step(model.optimizer)
     snapshot_steps = [k for k in config.snapshot_steps(total_steps)
                       if k > initial_step and chief]
     # Before the checkpointer: a checkpoint never skips past a snapshot.
@@ -138,7 +162,7 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
         return strategy.distribute_datasets_from_function(per_worker)
 
     trained = train_to_step(
-        model, dataset_fn, total_steps, manager, bool(latest),
+        model, dataset_fn, total_steps, manager, resumed,
         run.join("train") if chief else None,
         config, flops_per_step=flops_per_step, schedule=schedule, progress=progress,
         desc="pretraining", shown=("loss", "masked_lm_accuracy", "disc_accuracy"),
@@ -152,3 +176,41 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
     else:
         files.rmtree(worker_dir(strategy, config.model_dir))
     return summary
+
+
+def evaluate(model: PretrainingModel, config: PretrainingConfig, masking: MaskingConfig,
+             strategy: tf.distribute.Strategy, run: RunDir) -> dict:
+    """The original's ``do_eval``: the pretraining metrics (losses, the generator's MLM
+    accuracy, the discriminator's accuracy, precision, recall and AUC) of the model as
+    restored, over ``num_eval_steps`` batches of ``eval_tfrecords``, masked and sampled
+    the same way on every call (fixed seeds). Written to ``eval_results.json`` and as TensorBoard
+    scalars at the model's step under ``eval/``; returned with the step."""
+    pattern = config.eval_tfrecords or config.tfrecords_pattern
+    data = strategy.distribute_datasets_from_function(
+        lambda context: make_dataset(pattern, config.train_batch_size, config.max_seq_length,
+                                     masking, False, context, config.seed))
+    model.reset_metrics()
+    # ELECTRA's generator samples with a seed generator: the same draws on every call,
+    # then its state as it was (a resumed run goes on as it would have).
+    sampler = getattr(model.pretrainer, "sampler", None)
+    state = sampler.seed_generator.state if sampler is not None else None
+    saved = state.numpy() if state is not None else None
+    if state is not None:
+        state.assign(np.array([config.seed, 0], saved.dtype))
+    try:
+        scores = model.evaluate(data, steps=config.num_eval_steps, verbose=0,
+                                return_dict=True)
+    finally:
+        if state is not None:
+            state.assign(saved)
+    step = current_step(model.optimizer)
+    result = {"step": step, "eval_tfrecords": pattern, "num_eval_steps": config.num_eval_steps,
+              **{name: float(value) for name, value in scores.items()}}
+    if run.chief:
+        writer = tf.summary.create_file_writer(run.join("eval"))
+        with writer.as_default(step=step):
+            for name, value in scores.items():
+                tf.summary.scalar(name, float(value))
+        writer.close()
+    run.write_json("eval_results.json", result)
+    return result
