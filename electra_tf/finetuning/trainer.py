@@ -55,7 +55,6 @@ from electra_tf.training.precision import dtype_policy
 from electra_tf.training.run_dir import RunDir, format_table
 
 HEAD_PATTERN = r"_head/|_head_crf/"
-CHECKPOINT_NAME = "model.ckpt"
 
 
 # ----------------------------------------------------------------------------- the encoder

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from electra_tf import files
 from electra_tf.distribute import is_chief
 from electra_tf.tasks.scorers import dev_score
-from electra_tf.training.checkpointing import restore_or_init, worker_dir
+from electra_tf.training.checkpointing import CHECKPOINT_NAME, restore_or_init, worker_dir
 from electra_tf.training.fitting import StepCallback, current_step, fit_steps
 
 
@@ -160,8 +160,8 @@ def fit_with_dev_eval(model: keras.Model, optimizer, make_dataset, run_dir: str,
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer or optimizer)
     manager, latest = restore_or_init(checkpoint, run_dir, strategy, max_to_keep=1)
     own_dir = worker_dir(strategy, run_dir)
-    best_path = files.join(run_dir, "best", "model.ckpt")  # the chief's: read on resume
-    best = (tf.train.Checkpoint(model=model), files.join(own_dir, "best", "model.ckpt"))
+    best_path = files.join(run_dir, "best", CHECKPOINT_NAME)  # the chief's: read on resume
+    best = (tf.train.Checkpoint(model=model), files.join(own_dir, "best", CHECKPOINT_NAME))
     history_path = files.join(run_dir, "best", "history.json")
     history: list[dict] = []
     if latest:
