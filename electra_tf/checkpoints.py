@@ -617,16 +617,8 @@ def save_hf(model: keras.Model, directory: str, quiet: bool = True,
         raise ValueError(f"{vocab_file}: {len(vocab.tokens)} tokens, but the model has only "
                          f"{config.vocab_size} embeddings (not this model's vocab?)")
     _check_destination(directory)
-    tensors: dict[str, dict[str, np.ndarray]] = {sub: {} for sub in models}
     report = ConversionReport()
-    for slot in _progress(model_slots(model), "keras -> hf", quiet):
-        value = _original_layout(slot)
-        for sub in _slot_role(slot, kind, _tied(model)):
-            for depth in slot.depths or (None,):
-                name, transposed = _hf_name(slot.name, depth)
-                tensors[sub][models[sub]["prefix"] * (not slot.is_head) + name] = \
-                    np.ascontiguousarray(value.T if transposed else value)
-        report.assigned.append(slot.name)
+    tensors = _hf_tensors(model, models, report, quiet)
     if kind == "electra_pretrainer" and config.hidden_act != "gelu":
         report.notes.append(
             f"note: Hugging Face's ElectraForMaskedLM always uses exact GELU in its "
@@ -655,6 +647,161 @@ def save_hf(model: keras.Model, directory: str, quiet: bool = True,
     return report
 
 
+def _hf_tensors(model: keras.Model, models: Mapping[str, dict], report: ConversionReport,
+                quiet: bool = True) -> dict[str, dict[str, np.ndarray]]:
+    """{sub-folder: {Hugging Face name: array}} of `model`'s variables, for the HF
+    models `models` (see :func:`_hf_models`)."""
+    kind = _model_kind(model)
+    tensors: dict[str, dict[str, np.ndarray]] = {sub: {} for sub in models}
+    for slot in _progress(model_slots(model), "keras -> hf", quiet):
+        value = _original_layout(slot)
+        for sub in _slot_role(slot, kind, _tied(model)):
+            for depth in slot.depths or (None,):
+                name, transposed = _hf_name(slot.name, depth)
+                tensors[sub][models[sub]["prefix"] * (not slot.is_head) + name] = \
+                    np.ascontiguousarray(value.T if transposed else value)
+        report.assigned.append(slot.name)
+    return tensors
+
+
+# --------------------------------------------------------------------------- finetuned
+
+
+_HF_TASK_CLASSES = {"classification": "ForSequenceClassification",
+                    "regression": "ForSequenceClassification",
+                    "tagging": "ForTokenClassification",
+                    "multiple_choice": "ForMultipleChoice"}
+# How far past the bound of its input GELU must be evaluated to be the identity in
+# float32: 1 - Phi(8) is 6e-16.
+_GELU_MARGIN = 8.0
+# tanh(z) = z (1 - z^2 / 3 + ...): |z| <= this keeps the relative error under 1e-7.
+_TANH_LINEAR = 5.4e-4
+
+
+def _final_hidden_bound(encoder: keras.Model) -> np.ndarray:
+    """A bound on |hidden_i| of the encoder's output, for every input: the last layer
+    norm gives gamma_i * n_i + beta_i with |n_i| <= sqrt(hidden - 1)."""
+    last = encoder.transformer.layer_for(encoder.model_config.num_hidden_layers - 1)
+    norm = last._feedforward_layer_norm
+    gamma = keras.ops.convert_to_numpy(norm.gamma).astype(np.float64)
+    beta = keras.ops.convert_to_numpy(norm.beta).astype(np.float64)
+    return np.abs(gamma) * np.sqrt(encoder.model_config.hidden_size - 1) + np.abs(beta)
+
+
+def _through_activation(kernel: np.ndarray, bias: np.ndarray, bound: np.ndarray,
+                        activation: str) -> dict[str, np.ndarray]:
+    """A Hugging Face head dense -> activation -> linear that computes the plain linear
+    head ``x @ kernel + bias`` of this package (the original's) for every |x_i| <= bound.
+
+    GELU (ELECTRA's classification head): the dense layer shifts each input by
+    bound + 8, where exact GELU is the identity to float32 precision, and the output
+    layer subtracts the shift. tanh (BERT's pooler): the dense layer scales the input
+    into tanh's linear range and the output layer scales back. Both are exact up to
+    float32 rounding (tested within 1e-4 of this package's logits).
+    """
+    hidden = kernel.shape[0]
+    kernel, bias = kernel.astype(np.float64), bias.astype(np.float64)
+    if activation == "gelu":
+        shift = bound + _GELU_MARGIN
+        first_w, first_b = np.eye(hidden), shift
+        out_w, out_b = kernel, bias - shift @ kernel
+    else:
+        scale = _TANH_LINEAR / max(float(bound.max()), 1e-12)
+        first_w, first_b = np.eye(hidden) * scale, np.zeros(hidden)
+        out_w, out_b = kernel / scale, bias
+    return {"first.weight": first_w.T, "first.bias": first_b,
+            "out.weight": out_w.T, "out.bias": out_b}
+
+
+def save_hf_finetuned(model: keras.Model, directory: str, quiet: bool = True
+                      ) -> ConversionReport:
+    """Export a finetuned model (:class:`electra_tf.finetuning.model.FinetuningModel`)
+    as Hugging Face ``Electra``/``Bert`` ``ForSequenceClassification`` (classification,
+    regression), ``ForTokenClassification`` (tagging; softmax heads) or
+    ``ForMultipleChoice`` folder(s) with ``id2label`` and the tokenizer, so
+    ``AutoTokenizer`` and ``AutoModelFor...`` load them as-is. One head: `directory`
+    is that model; several: one sub-folder per task.
+
+    The original's heads are one dense layer on the [CLS] vector. transformers'
+    sequence-classification heads have a hidden layer first (ELECTRA: dense + GELU;
+    BERT: the tanh pooler), which the export sets to act as the identity on every
+    possible encoder output (see :func:`_through_activation`); multiple choice and
+    tagging map exactly. Token classification gives logits at every WordPiece: the
+    package's tag for a word is the one at its first WordPiece.
+    """
+    from safetensors.numpy import save as safetensors_bytes
+
+    encoder = model.encoder
+    config = encoder.model_config
+    heads = list(model.tasks)
+    if model.use_crf and any(h.kind == "tagging" for h in heads):
+        raise ValueError("a CRF tagging head has no transformers counterpart (its decoding "
+                         "is a Viterbi search over tag transitions); export this model with "
+                         "--format=saved_model, or finetune with --nouse_crf")
+    preprocessing = model.preprocessing or {}
+    if "vocab" not in preprocessing:
+        raise ValueError("the model carries no vocab (finetuned before models kept their "
+                         "tokenizer); it cannot be exported with a tokenizer")
+    vocab = VocabForExport("the finetuned model's vocab", tuple(preprocessing["vocab"]),
+                           bool(preprocessing["do_lower_case"]), "finetuned model")
+    _check_destination(directory)
+    report = ConversionReport()
+    family = "Bert" if config.model_type == "bert" else "Electra"
+    base = "bert." if family == "Bert" else "electra."
+    encoder_state = _hf_tensors(encoder, {"": {"prefix": base}}, report, quiet)[""]
+    bound = _final_hidden_bound(encoder)
+    outputs: dict[str, bytes | str] = {}
+    for head in heads:
+        layer = model.heads[head.name]
+        kernel = keras.ops.convert_to_numpy(layer.kernel).astype(np.float32)
+        bias = keras.ops.convert_to_numpy(layer.bias).astype(np.float32)
+        state = dict(encoder_state)
+        architecture = family + _HF_TASK_CLASSES[head.kind]
+        extra: dict = {}
+        if head.kind in ("classification", "regression"):
+            parts = _through_activation(kernel, bias, bound,
+                                        "tanh" if family == "Bert" else "gelu")
+            first, out = (("bert.pooler.dense", "classifier") if family == "Bert"
+                          else ("classifier.dense", "classifier.out_proj"))
+            for key, value in parts.items():
+                prefix, _, leaf = key.partition(".")
+                state[f"{first if prefix == 'first' else out}.{leaf}"] = value
+            if head.kind == "regression":
+                extra["problem_type"] = "regression"
+        else:  # tagging and multiple choice: one linear layer, as here
+            if family == "Bert" and head.kind == "multiple_choice":
+                parts = _through_activation(kernel, bias, bound, "tanh")
+                state["bert.pooler.dense.weight"] = parts["first.weight"]
+                state["bert.pooler.dense.bias"] = parts["first.bias"]
+                state["classifier.weight"] = parts["out.weight"]
+                state["classifier.bias"] = parts["out.bias"]
+            else:
+                state["classifier.weight"], state["classifier.bias"] = kernel.T, bias
+            if head.kind == "multiple_choice" and family == "Electra":
+                # The summary is the plain [CLS] vector: no projection, no activation.
+                extra.update(summary_type="first", summary_use_proj=False,
+                             summary_activation="", summary_last_dropout=0.0)
+        labels = head.labels if head.kind in ("classification", "tagging") else None
+        hf = hf_config(encoder, "encoder", architecture)
+        hf.update(num_labels=head.num_outputs if head.kind != "multiple_choice" else 1,
+                  **extra)
+        if labels is not None:
+            hf["id2label"] = {str(i): label for i, label in enumerate(labels)}
+            hf["label2id"] = {label: i for i, label in enumerate(labels)}
+        hf["electra_tf"]["task"] = {"name": head.name, "kind": head.kind}
+        folder = f"{head.name}/" if len(heads) > 1 else ""
+        outputs[folder + "model.safetensors"] = safetensors_bytes(
+            {k: np.ascontiguousarray(v, np.float32) for k, v in state.items()},
+            metadata={"format": "pt"})
+        for name, text in hf_tokenizer_files(vocab, config).items():
+            outputs[folder + name] = text
+        outputs[folder + "config.json"] = files.json_text(hf)
+        report.notes.append(f"{head.name}: {architecture}"
+                            + (f" ({len(labels)} labels)" if labels else ""))
+    _write_export(outputs, directory)
+    return report
+
+
 def _write_export(outputs: Mapping[str, bytes | str], directory: str) -> None:
     """Write `outputs` ({path inside the folder: content}) as folder `directory`, never
     leaving a half-written model folder under that name."""
@@ -674,7 +821,9 @@ def _is_export(directory: str) -> bool:
     """Whether `directory` holds an export of this package (its config.json says so) or,
     remote only, what an interrupted export left there: weights and tokenizer files of
     ours, no config.json yet."""
-    for sub in ("", "discriminator"):
+    # The model itself, a pretrainer's discriminator/, or a finetuned model's first task.
+    folders = sorted(f for f in files.listdir(directory) if files.isdir(files.join(directory, f)))
+    for sub in ("", "discriminator", *folders[:1]):
         path = files.join(directory, sub, "config.json")
         if files.isfile(path):
             try:
@@ -687,8 +836,7 @@ def _is_export(directory: str) -> bool:
     top = directory.rstrip("/")
     inside = [path[len(top):].lstrip("/").split("/") for path in files.walk_files(directory)]
     return any(p[-1] == "model.safetensors" for p in inside) and all(
-        p[-1] in _EXPORT_FILES and (len(p) == 1 or len(p) == 2 and p[0] in (
-            "discriminator", "generator")) for p in inside)
+        p[-1] in _EXPORT_FILES and len(p) <= 2 for p in inside)
 
 
 def _check_destination(directory: str) -> None:

@@ -2,6 +2,7 @@
 
 import os
 
+import pytest
 import tensorflow as tf
 
 from electra_tf.training.checkpointing import checkpoint_manager, complete_checkpoints
@@ -55,3 +56,87 @@ def test_a_state_file_naming_deleted_checkpoints_starts_afresh(tmp_path):
     manager = checkpoint_manager(tf.train.Checkpoint(v=tf.Variable(0.0)), directory,
                                  "model.ckpt", max_to_keep=2)
     assert manager.latest_checkpoint is None
+
+
+# ------------------------------------------------------------------ what a checkpoint names
+
+def _pretrainer(layers=2):
+    from electra_tf.configs import get_config
+    from electra_tf.modeling import build_pretrainer
+
+    return build_pretrainer(get_config("electra", "debug").replace(
+        vocab_size=40, num_hidden_layers=layers))
+
+
+def _optimizer(model):
+    import keras
+
+    optimizer = keras.optimizers.Adam(1e-3)
+    optimizer.build(model.trainable_variables)
+    return optimizer
+
+
+def _assert_same_weights(a, b):
+    import numpy as np
+
+    assert len(a.weights) == len(b.weights)
+    for x, y in zip(a.weights, b.weights, strict=True):
+        np.testing.assert_array_equal(x.numpy(), y.numpy(), err_msg=x.path)
+
+
+def test_a_checkpoint_names_every_weight_and_restores_without_an_optimizer(tmp_path):
+    from electra_tf.training.checkpointing import model_checkpoint, restore, stored_weights
+
+    source = _pretrainer()
+    optimizer = _optimizer(source)
+    prefix = model_checkpoint(source, optimizer).write(str(tmp_path / "model.ckpt-7"))
+    stored = stored_weights(prefix)
+    assert len(source.weights) == 82
+    assert stored == {w.path: list(w.shape) for w in source.weights}
+    assert "electra/encoder/layer_1/self_attention_layer/query/kernel" in stored
+
+    fresh = _pretrainer()
+    restore(fresh, prefix)  # no optimizer: the weights alone
+    _assert_same_weights(source, fresh)
+
+
+def test_a_weight_missing_or_extra_is_an_error_naming_it(tmp_path):
+    from electra_tf.training.checkpointing import model_checkpoint, restore
+
+    prefix = model_checkpoint(_pretrainer(layers=2)).write(str(tmp_path / "two"))
+    deeper = _pretrainer(layers=3)
+    with pytest.raises(ValueError, match=r"missing from the checkpoint: "
+                                         r"electra/encoder/layer_2/"):
+        restore(deeper, prefix)
+    shallower = _pretrainer(layers=1)
+    with pytest.raises(ValueError, match=r"in the checkpoint but not in the model: "
+                                         r"electra/encoder/layer_1/"):
+        restore(shallower, prefix)
+
+
+def test_checkpoints_of_the_earlier_layout_stay_readable(tmp_path):
+    # The earlier layout: the weights reachable only through the optimizer's variable
+    # list (Keras 3 tracks few of a model's variables as its own dependencies).
+    from electra_tf.training.checkpointing import restore, stored_weights
+
+    source = _pretrainer()
+    optimizer = _optimizer(source)
+    optimizer.iterations.assign(5)
+    prefix = tf.train.Checkpoint(model=source, optimizer=optimizer).write(
+        str(tmp_path / "model.ckpt-5"))
+    keys = [k for k, _ in tf.train.list_variables(prefix)]
+    assert stored_weights(prefix) is None
+    assert sum(k.startswith("optimizer/_trainable_variables/") for k in keys) > 70
+
+    weights_only = _pretrainer()
+    restore(weights_only, prefix)
+    _assert_same_weights(source, weights_only)
+
+    resumed = _pretrainer()
+    resumed_optimizer = _optimizer(resumed)
+    restore(resumed, prefix, resumed_optimizer)
+    _assert_same_weights(source, resumed)
+    assert int(resumed_optimizer.iterations.numpy()) == 5
+
+    with pytest.raises(ValueError, match="weights in its optimizer's list"):
+        restore(_pretrainer(layers=1), prefix)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -283,6 +284,22 @@ def test_multitask_classification_regression_and_crf_tagging(data_dir):
     with open(os.path.join(predictions_dir, "pos.txt")) as f:
         first = f.readline().split()
     assert [t.rsplit("/", 1)[0] for t in first] == ["the", "cat", "sat", "."]
+
+    # The best-dev model is kept as .keras with its heads, labels and tokenizer, and
+    # predicts what the run wrote.
+    model = keras.models.load_model(os.path.join(config.run_dir, "finetuned.keras"))
+    assert [(h.name, h.kind, h.labels) for h in model.tasks] == [
+        ("sst2", "classification", ("0", "1")), ("stsb", "regression", None),
+        ("pos", "tagging", (".", "DT", "JJ", "NN", "VBD"))]
+    assert model.use_crf and model.preprocessing["max_seq_length"] == 24
+    task = get_task("sst2")
+    tokenizer = WordPieceTokenizer(model.preprocessing["vocab"],
+                                   model.preprocessing["do_lower_case"])
+    features = task.featurize(task.read(str(data_dir), "test"), tokenizer, 24)
+    logits = model.predict(features.inputs, verbose=0)["sst2"]
+    with open(os.path.join(predictions_dir, "SST-2.tsv")) as f:
+        written = [int(line.split("\t")[1]) for line in f.read().splitlines()[1:]]
+    assert logits.argmax(-1).tolist() == written
 
 
 @pytest.mark.parametrize("use_crf", [True, False])

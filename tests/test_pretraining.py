@@ -210,7 +210,7 @@ def test_pretraining_runs_under_a_mirrored_strategy(built, sample_paths, tmp_pat
         reader = tf.train.load_checkpoint(os.path.join(several.model_dir, "model.ckpt-4"))
         weights[per_call] = {name: reader.get_tensor(name)
                              for name in reader.get_variable_to_shape_map()
-                             if name.startswith("optimizer/_trainable_variables/")}
+                             if name.startswith("weights/")}
     assert weights[1].keys() == weights[2].keys() and len(weights[1]) > 10
     for name, value in weights[1].items():
         np.testing.assert_allclose(weights[2][name], value, rtol=1e-5, atol=1e-6, err_msg=name)

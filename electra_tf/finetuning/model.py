@@ -15,7 +15,10 @@ N replicas train like one; ``fit`` runs under every strategy, with several steps
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from electra_tf.distribute import DistributedTrainer, cross_replica_sum, global_batch_mean
@@ -24,22 +27,54 @@ from electra_tf.modeling.layers import Dropout, truncated_normal
 from electra_tf.tasks.specs import NUM_CHOICES, Task
 
 ENCODER_KEYS = ("input_ids", "input_mask", "segment_ids")
+MULTIPLE_CHOICE_LABELS = ("A", "B", "C", "D")  # RACE's answer letters
 
 
+@dataclasses.dataclass(frozen=True)
+class Head:
+    """What one task head puts out: the task's name and kind, its number of outputs and
+    their names (class labels, tags or answer letters; None for regression)."""
+
+    name: str
+    kind: str
+    num_outputs: int
+    labels: tuple[str, ...] | None = None
+
+    @classmethod
+    def of(cls, task: Task | Head) -> Head:
+        if isinstance(task, Head):
+            return task
+        if task.kind == "multiple_choice":
+            labels = MULTIPLE_CHOICE_LABELS
+        elif task.kind == "tagging":
+            labels = task.tags
+        else:
+            labels = getattr(getattr(task, "spec", None), "labels", None)
+        return cls(task.name, task.kind, task.num_outputs,
+                   tuple(labels) if labels is not None else None)
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
 class FinetuningModel(DistributedTrainer, keras.Model):
     """Encoder + task heads; ``fit`` trains on single-task batches, ``predict`` gives each
     task's outputs (logits, regression values, option scores, or word tag ids).
 
+    Saved as ``.keras`` it carries what serving it needs: each head's :class:`Head`
+    (labels included) and, when given, the ``preprocessing`` its inputs were made with.
+
     Args:
       encoder: an :class:`~electra_tf.modeling.Encoder`.
-      tasks: the tasks, in ``task_id`` order; a multiple-choice task cannot share a run
-        with others (its inputs hold 4 sequences per example).
+      tasks: the tasks (or their :class:`Head`), in ``task_id`` order; a multiple-choice
+        task cannot share a run with others (its inputs hold 4 sequences per example).
       dropout_rate: dropout before each head (the original: 0.1).
       use_crf: tagging heads end in a CRF instead of a per-word softmax.
+      preprocessing: ``{"vocab": [...], "do_lower_case": bool, "max_seq_length": int}``,
+        the tokenizer and length the model was finetuned with.
     """
 
-    def __init__(self, encoder: keras.Model, tasks: list[Task], dropout_rate: float = 0.1,
-                 use_crf: bool = False, **kwargs):
+    def __init__(self, encoder: keras.Model, tasks: list[Task | Head],
+                 dropout_rate: float = 0.1, use_crf: bool = False,
+                 preprocessing: dict | None = None, **kwargs):
         super().__init__(**kwargs)
         if len(tasks) > 1 and any(t.kind == "multiple_choice" for t in tasks):
             raise ValueError("a multiple-choice task (RACE) must be finetuned alone, not with "
@@ -47,6 +82,8 @@ class FinetuningModel(DistributedTrainer, keras.Model):
         self.encoder = encoder
         self.tasks = list(tasks)
         self.use_crf = use_crf
+        self.dropout_rate = dropout_rate
+        self.preprocessing = preprocessing
         initializer_range = encoder.model_config.initializer_range
         self.dropout = Dropout(dropout_rate)
         self.heads = {}
@@ -63,6 +100,32 @@ class FinetuningModel(DistributedTrainer, keras.Model):
     def metrics(self):
         return [self._loss_tracker]
 
+    def get_config(self):
+        return {"encoder": keras.saving.serialize_keras_object(self.encoder),
+                "tasks": [dataclasses.asdict(Head.of(t)) for t in self.tasks],
+                "dropout_rate": self.dropout_rate, "use_crf": self.use_crf,
+                "preprocessing": self.preprocessing, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        encoder = keras.saving.deserialize_keras_object(config.pop("encoder"))
+        heads = [Head(**{**h, "labels": tuple(h["labels"]) if h["labels"] else None})
+                 for h in config.pop("tasks")]
+        model = cls(encoder, heads, **config)
+        model.build_heads()
+        return model
+
+    def build_heads(self, seq_length: int = 8) -> None:
+        """Create the heads' variables (a call on a dummy batch)."""
+        shape = ((1, NUM_CHOICES, seq_length) if self.tasks[0].kind == "multiple_choice"
+                 else (1, seq_length))
+        inputs = {k: np.zeros(shape, np.int32) for k in ENCODER_KEYS}
+        if any(t.kind == "tagging" for t in self.tasks):
+            inputs.update(word_positions=np.zeros((1, seq_length), np.int32),
+                          word_mask=np.zeros((1, seq_length), np.int32))
+        self(inputs)
+
     def call(self, inputs, training=None):
         encoder_inputs = {k: inputs[k] for k in ENCODER_KEYS}
         choices = self.tasks[0].kind == "multiple_choice"
@@ -76,6 +139,8 @@ class FinetuningModel(DistributedTrainer, keras.Model):
         for task in self.tasks:
             head = self.heads[task.name]
             if task.kind == "tagging":
+                if "word_positions" not in inputs:  # a batch of sentences to classify
+                    continue
                 if sequence is None:
                     sequence = self.dropout(outputs["sequence_output"], training=training)
                 # Emissions of each word's first WordPiece: (batch, words, tags).
@@ -135,7 +200,7 @@ class FinetuningModel(DistributedTrainer, keras.Model):
         inputs = data[0] if isinstance(data, tuple) else data
         outputs = self(inputs, training=False)
         for task in self.tasks:
-            if task.kind != "tagging":
+            if task.kind != "tagging" or task.name not in outputs:
                 continue
             if task.name in self.crfs:
                 tags = self.crfs[task.name](outputs[task.name], inputs["word_mask"])

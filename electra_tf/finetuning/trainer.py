@@ -11,7 +11,10 @@ to the tasks' training-set sizes), so each task's loss is its own batch mean.
 Layout under ``<data_dir>/models/<model_name>/``::
 
   finetuning/<run>/trial_<k>/   checkpoints (one per epoch, a re-run resumes), events,
-                                results.json, test predictions of that trial
+                                results.json, test predictions of that trial, and
+                                finetuned.keras (its best-dev model, heads and vocab)
+  finetuning/<run>/finetuned.keras   the best-dev trial's model (what electra-export
+                                and electra-predict read)
   results/<run>.json            every trial's dev scores and their mean
   test_predictions/             the best-dev trial's predictions (GLUE submission files)
 """
@@ -26,7 +29,12 @@ import tensorflow as tf
 from absl import logging
 
 from electra_tf import files
-from electra_tf.checkpoints import config_from_tf1, load_tf1_checkpoint, model_from_hf
+from electra_tf.checkpoints import (
+    config_from_tf1,
+    load_tf1_checkpoint,
+    model_from_hf,
+    save_keras,
+)
 from electra_tf.configs import get_config
 from electra_tf.distribute import check_batch_sizes, chief_decides, is_chief
 from electra_tf.finetuning.config import FinetuningConfig
@@ -55,6 +63,7 @@ from electra_tf.training.precision import dtype_policy
 from electra_tf.training.run_dir import RunDir, format_table
 
 HEAD_PATTERN = r"_head/|_head_crf/"
+FINETUNED_FILE = "finetuned.keras"  # the model with its best-dev weights, heads and vocab
 
 
 # ----------------------------------------------------------------------------- the encoder
@@ -297,7 +306,7 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
     test = labelled_test_features(config, tasks, tokenizer, chief) if config.score_test else {}
 
     trials = [_run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
-                         len(tokenizer.vocab), progress, test)
+                         tokenizer, progress, test)
               for trial in range(config.num_trials)]
     results = {"model_name": config.model_name, "task_names": config.task_names,
                "encoder": {"kind": source[0], "path": source[1]},
@@ -319,12 +328,17 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
                                    dev[(task.name, split)])
     if test:
         results["test_at_best_dev"] = _median(trials, "test_at_best_dev")
+    best = max(range(len(trials)),
+               key=lambda k: scorers.dev_score(trials[k].get("dev_best", {})))
     if config.write_test_outputs:
-        best = max(range(len(trials)),
-                   key=lambda k: scorers.dev_score(trials[k].get("dev_best", {})))
         results["test_predictions_from_trial"] = best
     if not chief:
         return results
+    best_model = files.join(config.run_dir, f"trial_{best}", FINETUNED_FILE)
+    if files.exists(best_model):  # a trial that finished before models were kept has none
+        files.copy(best_model, files.join(config.run_dir, f".{FINETUNED_FILE}.tmp"))
+        files.rename(files.join(config.run_dir, f".{FINETUNED_FILE}.tmp"),
+                     files.join(config.run_dir, FINETUNED_FILE))
     if config.write_test_outputs:
         src = files.join(config.run_dir, f"trial_{best}", "test_predictions")
         files.makedirs(config.test_predictions_dir)
@@ -334,17 +348,6 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
             files.rename(tmp, files.join(config.test_predictions_dir, name))
     files.write_json(config.results_path, results)
     return results
-
-
-def _dummy_inputs(tasks: list[Task], max_seq_length: int) -> dict:
-    shape = ((1, 4, max_seq_length) if tasks[0].kind == "multiple_choice"
-             else (1, max_seq_length))
-    inputs = {k: np.zeros(shape, np.int32) for k in ("input_ids", "input_mask", "segment_ids")}
-    if any(t.kind == "tagging" for t in tasks):
-        inputs.update(word_positions=np.zeros((1, max_seq_length), np.int32),
-                      word_mask=np.zeros((1, max_seq_length), np.int32))
-    inputs["task_id"] = np.zeros((1,), np.int32)
-    return inputs
 
 
 def _check_fits(config: FinetuningConfig, encoder, vocab_size: int) -> None:
@@ -387,7 +390,7 @@ def score_splits(model: FinetuningModel, splits: dict[tuple[str, str], Features]
     return scores
 
 
-def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples, vocab_size,
+def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples, tokenizer,
                progress, test) -> dict:
     chief = is_chief(strategy)
     trial_run = RunDir(files.join(config.run_dir, f"trial_{trial}"), chief=chief)
@@ -405,11 +408,14 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
     total_steps = (max(1, int(config.epochs * train_size / config.train_batch_size))
                    if config.do_train else 0)
     steps_per_epoch = max(1, min(total_steps, math.ceil(train_size / config.train_batch_size)))
+    vocab_size = len(tokenizer.vocab)
+    preprocessing = {"vocab": tokenizer.vocab, "do_lower_case": config.do_lower_case,
+                     "max_seq_length": config.max_seq_length}
     with dtype_policy(config.policy), strategy.scope():
         encoder = load_encoder(config, vocab_size)
         _check_fits(config, encoder, vocab_size)
         model = FinetuningModel(encoder, tasks, config.dropout_rate, config.use_crf,
-                                name="finetuning")
+                                preprocessing, name="finetuning")
         schedule = WarmupPolynomialDecay(config.learning_rate, max(total_steps, 1),
                                          int(config.warmup_proportion * total_steps))
         multipliers = None
@@ -422,7 +428,7 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
                                    clip_norm=config.clip_norm, lr_multipliers=multipliers)
         model.compile(optimizer=optimizer, jit_compile=config.jit_compile,
                       steps_per_execution=config.steps_per_execution)
-        model(_dummy_inputs(tasks, config.max_seq_length))  # build the heads
+        model.build_heads(config.max_seq_length)
         model.optimizer.build(model.trainable_variables)  # with fp16, its loss scale too
 
     def evaluate() -> dict:
@@ -438,7 +444,9 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
         result["dev_last"] = history[-1]["dev"] if history else evaluate()
         result["dev_best"] = best_entry["dev"] if best_entry else result["dev_last"]
         result["best_epoch"] = best_entry["epoch"] if best_entry else None
-    if test:  # the model holds the best-dev weights here
+    if chief:  # the model holds the best-dev weights here
+        save_keras(model, trial_run.join(FINETUNED_FILE))
+    if test:
         result["test_at_best_dev"] = score_splits(model, test, config.eval_batch_size)
     if config.write_test_outputs:
         out_dir = trial_run.join("test_predictions")

@@ -52,6 +52,17 @@ class PretrainingConfig(RunConfig):
         default_factory=dict, help="JSON object of model config overrides, e.g. "
         "'{\"generator_hidden_size\": 0.5}'.")
     seed: int = setting(0, help="Seed of initialization, masking and sampling.")
+    init_checkpoint: str | None = setting(
+        None, help="Continue pretraining from this model: an original TF1 checkpoint "
+        "(prefix or folder; the released ELECTRA/BERT ones), a Hugging Face export "
+        "(discriminator/ + generator/, or one BertForMaskedLM folder), or a run of this "
+        "package (its model dir, a model.ckpt-N, or pretrainer.keras). The architecture is "
+        "read from it (--model_size is then unused; model_hparam_overrides still apply); "
+        "the optimizer starts afresh at step 0.")
+    init_skip_mismatched: bool = setting(
+        False, help="With --init_checkpoint: variables it lacks or holds in another shape "
+        "(a new vocab: the embeddings and the MLM output bias) keep their fresh "
+        "initialization instead of stopping the run.")
 
     # optimization
     optimizer: str = setting("lamb", help="lamb or adamw (the original's).")

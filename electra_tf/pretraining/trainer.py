@@ -9,7 +9,9 @@ Layout under ``<data_dir>/models/<model_name>/`` (the original's):
 ``electra_tf_config.json``, the whole ``pretrainer.keras`` (what ``electra-convert`` turns
 into Hugging Face or TF1 files), plus ``train_summary.json`` (final step, FLOPs, metrics);
 with ``encoder_snapshots``, the same export at fractions of the run under ``snapshots/``;
-with ``do_eval``, ``eval_results.json`` and ``eval/`` TensorBoard events.
+with ``do_eval``, ``eval_results.json`` and ``eval/`` TensorBoard events; with
+``init_checkpoint``, ``warm_start.json`` (the source, the variables copied, any left at
+their initialization).
 Re-running the same command after an interruption resumes from the newest checkpoint.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from electra_tf import files
 from electra_tf.distribute import (
@@ -31,6 +34,12 @@ from electra_tf.optimization import WarmupPolynomialDecay, make_optimizer
 from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.inputs import make_dataset
 from electra_tf.pretraining.objectives import PretrainingModel
+from electra_tf.pretraining.warm_start import (
+    MODEL_CONFIG_FILE,
+    load_source,
+    run_model_config,
+    warm_start,
+)
 from electra_tf.tokenization import load_vocab, special_ids
 from electra_tf.training.checkpointing import restore_or_init, worker_dir
 from electra_tf.training.export import export_encoder, export_pretrainer
@@ -38,6 +47,8 @@ from electra_tf.training.fitting import StepCallback, current_step
 from electra_tf.training.loop import train_to_step
 from electra_tf.training.precision import dtype_policy
 from electra_tf.training.run_dir import RunDir
+
+WARM_START_FILE = "warm_start.json"  # what --init_checkpoint copied, and what it left
 
 
 class EncoderSnapshots(StepCallback):
@@ -89,12 +100,16 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
     strategy = strategy or tf.distribute.get_strategy()
     check_batch_size(strategy, config.train_batch_size)
     vocab = load_vocab(config.vocab_path)
-    model_config = config.model_config(len(vocab))
+    source = load_source(config.init_checkpoint) if config.init_checkpoint else None
+    model_config = (run_model_config(config, source, len(vocab)) if source is not None
+                    else config.model_config(len(vocab)))
     total_steps = config.train_steps(model_config)
     flops_per_step = config.flops_per_step(model_config)
     chief = is_chief(strategy)
     run = RunDir(config.model_dir, "pretraining_config.json", chief=chief)
     run.start(config)
+    if run.result(MODEL_CONFIG_FILE) != model_config.to_dict():  # a finished run: untouched
+        run.write_json(MODEL_CONFIG_FILE, model_config.to_dict())
     keras.utils.set_random_seed(config.seed)
 
     with dtype_policy(config.policy), strategy.scope():
@@ -113,9 +128,15 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
                       steps_per_execution=config.steps_per_execution)
         model.optimizer.build(pretrainer.trainable_variables)
 
-    checkpoint = tf.train.Checkpoint(model=pretrainer, optimizer=model.optimizer)
-    manager, latest = restore_or_init(checkpoint, config.model_dir, strategy,
+    manager, latest = restore_or_init(pretrainer, model.optimizer, config.model_dir, strategy,
                                       config.keep_checkpoint_max)
+    if source is not None and not latest:
+        start = warm_start(pretrainer, source, config.init_checkpoint,
+                           config.init_skip_mismatched)
+        for name in start.skipped:
+            logging.warning("not from --init_checkpoint, left at its initialization: %s", name)
+        run.write_json(WARM_START_FILE, start.to_dict())
+    del source
     initial_step = current_step(model.optimizer)
     check_same_on_workers(strategy, initial_step, "step to resume from")
     masking = MaskingConfig(special_ids(vocab), len(vocab),

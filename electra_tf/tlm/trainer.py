@@ -152,8 +152,8 @@ def run_stage1(config: TlmConfig, run: str, train: Features, external: dict | No
         model.compile(optimizer=optimizer, jit_compile=config.jit_compile,
                       steps_per_execution=config.steps_per_execution)
         model.optimizer.build(model.trainable_variables)  # with fp16, its loss scale too
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-    manager, latest = restore_or_init(checkpoint, stage.path, strategy, max_to_keep=2)
+    manager, latest = restore_or_init(model, model.optimizer, stage.path, strategy,
+                                      max_to_keep=2)
     ratio = config.external_ratio if external is not None else 0
 
     def make_dataset(start_step: int):

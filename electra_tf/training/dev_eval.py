@@ -12,7 +12,13 @@ from tqdm.auto import tqdm
 from electra_tf import files
 from electra_tf.distribute import is_chief
 from electra_tf.tasks.scorers import dev_score
-from electra_tf.training.checkpointing import CHECKPOINT_NAME, restore_or_init, worker_dir
+from electra_tf.training.checkpointing import (
+    CHECKPOINT_NAME,
+    model_checkpoint,
+    restore,
+    restore_or_init,
+    worker_dir,
+)
 from electra_tf.training.fitting import StepCallback, current_step, fit_steps
 
 
@@ -157,11 +163,11 @@ def fit_with_dev_eval(model: keras.Model, optimizer, make_dataset, run_dir: str,
     chief = is_chief(strategy)
     per_execution = max(1, min(model.steps_per_execution, steps_per_epoch))
     # The optimizer fit steps: under fp16, the LossScaleOptimizer around `optimizer`.
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer or optimizer)
-    manager, latest = restore_or_init(checkpoint, run_dir, strategy, max_to_keep=1)
+    manager, latest = restore_or_init(model, model.optimizer or optimizer, run_dir, strategy,
+                                      max_to_keep=1)
     own_dir = worker_dir(strategy, run_dir)
     best_path = files.join(run_dir, "best", CHECKPOINT_NAME)  # the chief's: read on resume
-    best = (tf.train.Checkpoint(model=model), files.join(own_dir, "best", CHECKPOINT_NAME))
+    best = (model_checkpoint(model), files.join(own_dir, "best", CHECKPOINT_NAME))
     history_path = files.join(run_dir, "best", "history.json")
     history: list[dict] = []
     if latest:
@@ -190,8 +196,7 @@ def fit_with_dev_eval(model: keras.Model, optimizer, make_dataset, run_dir: str,
     best_entry = next((h for h in history if h.get("best")), None)
     if best_entry:
         # This process's own copy if it wrote one (the chief's may still be in writing).
-        best[0].read(best[1] if epoch_end.best_written else best_path
-                     ).assert_existing_objects_matched()
+        restore(model, best[1] if epoch_end.best_written else best_path)
     if not chief:
         files.rmtree(own_dir)
     return history, best_entry, steps

@@ -32,8 +32,8 @@ def train_to_step(model: keras.Model, make_dataset: Callable[[int], tf.data.Data
 
     Example::
 
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-        manager, latest = restore_or_init(checkpoint, run_dir, strategy, max_to_keep=5)
+        manager, latest = restore_or_init(model, model.optimizer, run_dir, strategy,
+                                          max_to_keep=5)
         summary = train_to_step(model, dataset_from_step, 1000, manager, bool(latest),
                                 run_dir, config, flops_per_step=3e12, schedule=schedule)
     """
