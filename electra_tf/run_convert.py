@@ -49,15 +49,19 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> flags.FlagValues:
     flags.DEFINE_string("input", None, "TF1 checkpoint prefix or directory, Hugging Face "
                         "folder, .keras file, keras-hub ElectraBackbone preset folder, or an "
                         "electra-pretrain model dir (its pretrainer.keras, or encoder.keras "
-                        "with --target=encoder; a snapshot holds only encoder.keras).",
+                        "with --target=encoder; a snapshot holds only encoder.keras; an "
+                        "unfinished run: its newest checkpoint) or one of its model.ckpt-N.",
                         required=True, **fv)
     flags.DEFINE_string("output", None, "Where to write: a .keras file, a Hugging Face "
                         "folder, a TF1 checkpoint prefix (with --output_format=tf1), or a "
                         "keras-hub preset folder (with --output_format=keras_hub).",
                         required=True, **fv)
-    flags.DEFINE_enum("input_format", "auto", ["auto", "tf1", "hf", "keras", "keras_hub"],
-                      "Format of --input; auto: .keras file, folder with metadata.json and a "
-                      "keras_hub config.json = keras_hub, folder with config.json (or "
+    flags.DEFINE_enum("input_format", "auto",
+                      ["auto", "tf1", "hf", "keras", "keras_hub", "run"],
+                      "Format of --input; auto: .keras file (or a model dir holding one), "
+                      "folder with metadata.json and a keras_hub config.json = keras_hub, "
+                      "an electra-pretrain model dir with checkpoints only or one of its "
+                      "model.ckpt-N = run, folder with config.json (or "
                       "discriminator/config.json) = hf, anything else tf1.", **fv)
     flags.DEFINE_enum("output_format", "auto", ["auto", "keras", "hf", "tf1", "keras_hub"],
                       "Format of --output; auto: .keras if it ends so, else hf. keras_hub "
@@ -105,6 +109,10 @@ def _input_format(path: str) -> str:
         return "keras"
     if presets.is_keras_hub_preset(path):
         return "keras_hub"
+    from electra_tf.pretraining.warm_start import run_checkpoint
+
+    if run_checkpoint(path):
+        return "run"
     if files.isdir(path) and (files.isfile(files.join(path, "config.json"))
                               or files.isfile(files.join(path, "discriminator",
                                                          "config.json"))):
@@ -188,7 +196,15 @@ def convert() -> str:
     if target != FLAGS.target and source_format != "keras_hub":
         notes.append("note: a keras-hub preset holds one encoder: converting only the "
                      "(discriminator) encoder, as with --target=encoder")
-    if source_format == "keras":
+    if source_format == "run":
+        from electra_tf.pretraining.warm_start import load_source, run_checkpoint
+
+        notes.append(f"read {run_checkpoint(source)}")
+        model = load_source(source)
+        if target == "encoder":
+            model = encoder_of(model)
+        report = checkpoints.ConversionReport()
+    elif source_format == "keras":
         model = checkpoints.load_keras(source)
         if not isinstance(model, (Encoder, ElectraPretrainer, BertPretrainer)):
             raise ValueError(f"{source}: a {type(model).__name__}, not an electra-tf model")

@@ -286,3 +286,28 @@ def test_the_published_uncased_vocab_is_detected_as_uncased(sample_paths):
     assert "ℝ" in tokens  # upper case by str.isupper, with no lower-case form
     assert vocab_is_uncased(tokens)
     assert not vocab_is_uncased(tokens + ["Paris"])
+
+
+def test_cli_reads_an_unfinished_run_from_its_newest_checkpoint(ram, tmp_path):
+    """A run with checkpoints but no exported .keras yet (still training, or killed)."""
+    from electra_tf.pretraining.config import PretrainingConfig
+    from electra_tf.training.checkpointing import model_checkpoint
+
+    config = get_config("electra", "debug", dict(vocab_size=len(SPECIALS) + len(WORDS),
+                                                 max_position_embeddings=32))
+    pretrainer = ElectraPretrainer(config)
+    rng = np.random.default_rng(1)
+    for weight in pretrainer.weights:
+        weight.assign(weight.numpy() + rng.normal(0, 0.05, weight.shape).astype("float32"))
+    model_dir = f"{ram}/models/unfinished"
+    settings = PretrainingConfig(data_dir=ram, model_name="unfinished", model_size="debug",
+                                 num_train_steps=10)
+    files.atomic_write(f"{model_dir}/pretraining_config.json", settings.to_json())
+    files.write_json(f"{model_dir}/model_config.json", config.to_dict())
+    model_checkpoint(pretrainer).write(f"{model_dir}/model.ckpt-5")
+    convert_here(f"--input={model_dir}", f"--output={tmp_path}/run.keras")
+    assert_same_weights(pretrainer, checkpoints.load_keras(f"{tmp_path}/run.keras"))
+    convert_here(f"--input={model_dir}/model.ckpt-5", "--target=encoder",
+                 f"--output={tmp_path}/hf")
+    encoder, _ = checkpoints.model_from_hf(f"{tmp_path}/hf", target="encoder")
+    assert_same_weights(pretrainer.discriminator, encoder)

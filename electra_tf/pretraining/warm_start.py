@@ -57,7 +57,7 @@ class WarmStart:
         return dataclasses.asdict(self)
 
 
-def _run_checkpoint(path: str) -> str | None:
+def run_checkpoint(path: str) -> str | None:
     """The checkpoint prefix of this package that `path` names: a run's model dir (its
     newest complete checkpoint) or a ``model.ckpt-N`` prefix beside a settings file."""
     if files.isdir(path) and files.isfile(files.join(path, SETTINGS_FILE)):
@@ -92,14 +92,14 @@ def load_source(path: str) -> keras.Model:
     """The pretrainer `path` holds (see the module doc for the layouts), with its weights."""
     if path.endswith(".keras") or (files.isdir(path)
                                    and files.isfile(files.join(path, PRETRAINER_FILE))
-                                   and _run_checkpoint(path) is None):
+                                   and run_checkpoint(path) is None):
         model = checkpoints.load_keras(path if path.endswith(".keras")
                                        else files.join(path, PRETRAINER_FILE))
         if not hasattr(model, "model_config") or model.__class__.__name__ == "Encoder":
             raise ValueError(f"{path}: holds a {type(model).__name__}, not a pretrainer "
                              f"(pretrainer.keras of a pretraining run)")
         return model
-    prefix = _run_checkpoint(path)
+    prefix = run_checkpoint(path)
     if prefix is not None:
         model = build_pretrainer(_run_model_config(files.parent(prefix), prefix))
         restore(model, prefix)
