@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 import transformers
+from model_checks import assert_same_weights, convert_here
 from original_layout import electra_variables, write_tf1_checkpoint
-from test_checkpoints import ELECTRA, convert_here, padded_two_segment_batch
+from test_checkpoints import ELECTRA, padded_two_segment_batch
 
 from electra_tf import checkpoints, files
 from electra_tf.configs import get_config
@@ -40,12 +41,6 @@ def tiny_encoder(vocab_size=1000, model_type="electra", seed=0):
     for weight in model.weights:  # off the init values: zeros and ones hide mix-ups
         weight.assign(weight.numpy() + rng.normal(0, 0.05, weight.shape).astype("float32"))
     return model
-
-
-def assert_same_weights(a, b):
-    assert len(a.weights) == len(b.weights)
-    for x, y in zip(a.weights, b.weights, strict=True):
-        np.testing.assert_array_equal(x.numpy(), y.numpy(), err_msg=x.path)
 
 
 def test_tf1_checkpoint_on_ram_imports_and_exports(ram):

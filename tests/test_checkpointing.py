@@ -4,6 +4,7 @@ import os
 
 import pytest
 import tensorflow as tf
+from model_checks import assert_same_weights
 
 from electra_tf.training.checkpointing import checkpoint_manager, complete_checkpoints
 
@@ -76,14 +77,6 @@ def _optimizer(model):
     return optimizer
 
 
-def _assert_same_weights(a, b):
-    import numpy as np
-
-    assert len(a.weights) == len(b.weights)
-    for x, y in zip(a.weights, b.weights, strict=True):
-        np.testing.assert_array_equal(x.numpy(), y.numpy(), err_msg=x.path)
-
-
 def test_a_checkpoint_names_every_weight_and_restores_without_an_optimizer(tmp_path):
     from electra_tf.training.checkpointing import model_checkpoint, restore, stored_weights
 
@@ -97,7 +90,7 @@ def test_a_checkpoint_names_every_weight_and_restores_without_an_optimizer(tmp_p
 
     fresh = _pretrainer()
     restore(fresh, prefix)  # no optimizer: the weights alone
-    _assert_same_weights(source, fresh)
+    assert_same_weights(source, fresh)
 
 
 def test_a_weight_missing_or_extra_is_an_error_naming_it(tmp_path):
@@ -130,12 +123,12 @@ def test_checkpoints_of_the_earlier_layout_stay_readable(tmp_path):
 
     weights_only = _pretrainer()
     restore(weights_only, prefix)
-    _assert_same_weights(source, weights_only)
+    assert_same_weights(source, weights_only)
 
     resumed = _pretrainer()
     resumed_optimizer = _optimizer(resumed)
     restore(resumed, prefix, resumed_optimizer)
-    _assert_same_weights(source, resumed)
+    assert_same_weights(source, resumed)
     assert int(resumed_optimizer.iterations.numpy()) == 5
 
     with pytest.raises(ValueError, match="weights in its optimizer's list"):

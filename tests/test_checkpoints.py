@@ -10,6 +10,7 @@ import pytest
 import torch
 import transformers
 from conftest import make_batch
+from model_checks import convert_here
 from original_layout import (
     bert_variables,
     electra_variables,
@@ -220,20 +221,6 @@ def test_ale_exports_unrolled_and_refuses_unequal_layers(tmp_path):
     with pytest.raises(CheckpointMismatchError, match="encoder.layer.1.* differs from "
                                                       "encoder.layer.0"):
         checkpoints.load_hf(Encoder(config), str(tmp_path / "plain"))
-
-
-def convert_here(*args) -> str:
-    """electra-convert's conversion in this process, with `args` as its flags."""
-    from absl import flags
-
-    from electra_tf import run_convert
-
-    flags.FLAGS.unparse_flags()
-    flags.FLAGS(["electra-convert", *args])
-    try:
-        return run_convert.convert()
-    finally:
-        flags.FLAGS.unparse_flags()
 
 
 def test_convert_cli_in_each_direction(electra_ckpt, tmp_path):

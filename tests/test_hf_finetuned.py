@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 import transformers
+from absl import flags
 
-from electra_tf.checkpoints import save_hf_finetuned
+from electra_tf import run_export
+from electra_tf.checkpoints import save_hf_finetuned, save_keras
 from electra_tf.configs import get_config
 from electra_tf.finetuning.model import FinetuningModel, Head
 from electra_tf.modeling import Encoder
@@ -138,9 +140,14 @@ def test_a_crf_head_or_a_model_without_vocab_is_refused(sample_paths, tmp_path):
     bare.preprocessing = None
     with pytest.raises(ValueError, match="carries no vocab"):
         save_hf_finetuned(bare, str(tmp_path / "bare"))
-    # One head: the folder is the model.
+    # One head: the folder is the model. Through electra-export, from a finetuned.keras.
     single = _model(sample_paths, "electra", [Head("sst2", "classification", 2, LABELS)])
-    save_hf_finetuned(single, str(tmp_path / "one"))
+    save_keras(single, str(tmp_path / "finetuned.keras"))
+    values = run_export.define_flags(flags.FlagValues())
+    values(["electra-export", f"--model={tmp_path / 'finetuned.keras'}", "--format=hf",
+            f"--output={tmp_path / 'one'}"])
+    summary = run_export.export(values)
+    assert summary.endswith("sst2: ElectraForSequenceClassification (2 labels)")
     with open(tmp_path / "one" / "config.json") as f:
         config = json.load(f)
     assert config["architectures"] == ["ElectraForSequenceClassification"]

@@ -8,6 +8,7 @@ import h5py
 import keras_hub
 import numpy as np
 import pytest
+from model_checks import assert_same_weights, convert_here
 
 from electra_tf import checkpoints, files, presets
 from electra_tf.configs import get_config
@@ -72,27 +73,6 @@ def outputs(encoder, backbone, seed=0):
 def max_diff(encoder, backbone):
     ours, theirs, mask = outputs(encoder, backbone)
     return float(np.abs(ours - theirs)[mask].max())
-
-
-def assert_same_weights(a, b):
-    assert len(a.weights) == len(b.weights)
-    for x, y in zip(a.weights, b.weights, strict=True):
-        assert x.path == y.path
-        np.testing.assert_array_equal(x.numpy(), y.numpy(), err_msg=x.path)
-
-
-def convert_here(*args) -> str:
-    """electra-convert's conversion in this process, with `args` as its flags."""
-    from absl import flags
-
-    from electra_tf import run_convert
-
-    flags.FLAGS.unparse_flags()
-    flags.FLAGS(["electra-convert", *args])
-    try:
-        return run_convert.convert()
-    finally:
-        flags.FLAGS.unparse_flags()
 
 
 def test_export_computes_what_the_encoder_computes_and_round_trips(tmp_path):

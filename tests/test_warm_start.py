@@ -97,7 +97,8 @@ def test_mismatches_are_named_errors_unless_skipped(tmp_path):
     with pytest.raises(CheckpointMismatchError, match=r"electra/encoder/layer_2/.*"
                                                       r"\(not in the source\)"):
         _started(str(tmp_path), model_hparam_overrides={"num_hidden_layers": 3})
-    with pytest.raises(ValueError, match="holds a electra pretrainer, not --objective=bert"):
+    with pytest.raises(ValueError, match="holds a pretrainer of objective electra, "
+                                         "not --objective=bert"):
         _started(str(tmp_path), "bert")
 
 

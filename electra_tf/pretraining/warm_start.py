@@ -29,7 +29,7 @@ import numpy as np
 from electra_tf import checkpoints, files
 from electra_tf.checkpoints import CheckpointMismatchError, model_slots
 from electra_tf.configs import ModelConfig
-from electra_tf.modeling import build_pretrainer
+from electra_tf.modeling import BertPretrainer, ElectraPretrainer, build_pretrainer
 from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.tokenization import load_vocab
 from electra_tf.training.checkpointing import (
@@ -95,7 +95,7 @@ def load_source(path: str) -> keras.Model:
                                    and run_checkpoint(path) is None):
         model = checkpoints.load_keras(path if path.endswith(".keras")
                                        else files.join(path, PRETRAINER_FILE))
-        if not hasattr(model, "model_config") or model.__class__.__name__ == "Encoder":
+        if not isinstance(model, (BertPretrainer, ElectraPretrainer)):
             raise ValueError(f"{path}: holds a {type(model).__name__}, not a pretrainer "
                              f"(pretrainer.keras of a pretraining run)")
         return model
@@ -124,8 +124,8 @@ def run_model_config(config: PretrainingConfig, source: keras.Model,
     embeddings do not fit: see ``init_skip_mismatched``)."""
     source_config = source.model_config
     if config.objective != source_config.model_type:
-        raise ValueError(f"--init_checkpoint={config.init_checkpoint} holds a "
-                         f"{source_config.model_type} pretrainer, not --objective="
+        raise ValueError(f"--init_checkpoint={config.init_checkpoint} holds a pretrainer "
+                         f"of objective {source_config.model_type}, not --objective="
                          f"{config.objective}")
     overrides = dict(config.model_hparam_overrides)
     overrides.setdefault("vocab_size", max(vocab_size, source_config.vocab_size))
