@@ -28,6 +28,7 @@ import dataclasses
 import os
 import posixpath
 import re
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 
 import keras
@@ -671,9 +672,6 @@ _HF_TASK_CLASSES = {"classification": "ForSequenceClassification",
                     "regression": "ForSequenceClassification",
                     "tagging": "ForTokenClassification",
                     "multiple_choice": "ForMultipleChoice"}
-# How far past the bound of its input GELU must be evaluated to be the identity in
-# float32: 1 - Phi(8) is 6e-16.
-_GELU_MARGIN = 8.0
 # tanh(z) = z (1 - z^2 / 3 + ...): |z| <= this keeps the relative error under 1e-7.
 _TANH_LINEAR = 5.4e-4
 
@@ -688,27 +686,35 @@ def _final_hidden_bound(encoder: keras.Model) -> np.ndarray:
     return np.abs(gamma) * np.sqrt(encoder.model_config.hidden_size - 1) + np.abs(beta)
 
 
-def _through_activation(kernel: np.ndarray, bias: np.ndarray, bound: np.ndarray,
-                        activation: str) -> dict[str, np.ndarray]:
-    """A Hugging Face head dense -> activation -> linear that computes the plain linear
-    head ``x @ kernel + bias`` of this package (the original's) for every |x_i| <= bound.
+def _through_activation(kernel: np.ndarray, bias: np.ndarray, activation: str,
+                        bound: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Weights of a transformers head dense -> activation -> linear (hidden -> hidden ->
+    labels) that computes this package's (the original's) linear head
+    ``x @ kernel + bias``.
 
-    GELU (ELECTRA's classification head): the dense layer shifts each input by
-    bound + 8, where exact GELU is the identity to float32 precision, and the output
-    layer subtracts the shift. tanh (BERT's pooler): the dense layer scales the input
-    into tanh's linear range and the output layer scales back. Both are exact up to
-    float32 rounding (tested within 1e-4 of this package's logits).
+    GELU (ELECTRA's classification head), exactly: GELU(u) - GELU(-u) = u for every u,
+    so the dense layer puts out u_j = x . k_j and -u_j for each label j, and the output
+    layer takes their difference (needs 2 * labels <= hidden). tanh (BERT's pooler): the
+    dense layer scales each u_j into tanh's linear range, |s_j u_j| <= 5.4e-4 given the
+    encoder's output `bound` (relative error under 1e-7), and the output layer scales
+    back (needs labels <= hidden).
     """
-    hidden = kernel.shape[0]
+    hidden, labels = kernel.shape
     kernel, bias = kernel.astype(np.float64), bias.astype(np.float64)
+    first_w, first_b = np.zeros((hidden, hidden)), np.zeros(hidden)
+    out_w, out_b = np.zeros((hidden, labels)), bias
     if activation == "gelu":
-        shift = bound + _GELU_MARGIN
-        first_w, first_b = np.eye(hidden), shift
-        out_w, out_b = kernel, bias - shift @ kernel
+        if 2 * labels > hidden:
+            raise ValueError(f"{labels} labels: the export needs 2 * labels <= hidden "
+                             f"({hidden})")
+        first_w[:, :labels], first_w[:, labels:2 * labels] = kernel, -kernel
+        out_w[:labels], out_w[labels:2 * labels] = np.eye(labels), -np.eye(labels)
     else:
-        scale = _TANH_LINEAR / max(float(bound.max()), 1e-12)
-        first_w, first_b = np.eye(hidden) * scale, np.zeros(hidden)
-        out_w, out_b = kernel / scale, bias
+        if labels > hidden:
+            raise ValueError(f"{labels} labels: the export needs labels <= hidden ({hidden})")
+        scale = _TANH_LINEAR / np.maximum(np.abs(kernel).T @ bound, 1e-12)
+        first_w[:, :labels] = kernel * scale
+        out_w[:labels] = np.diag(1.0 / scale)
     return {"first.weight": first_w.T, "first.bias": first_b,
             "out.weight": out_w.T, "out.bias": out_b}
 
@@ -722,12 +728,12 @@ def save_hf_finetuned(model: keras.Model, directory: str, quiet: bool = True
     ``AutoTokenizer`` and ``AutoModelFor...`` load them as-is. One head: `directory`
     is that model; several: one sub-folder per task.
 
-    The original's heads are one dense layer on the [CLS] vector. transformers'
-    sequence-classification heads have a hidden layer first (ELECTRA: dense + GELU;
-    BERT: the tanh pooler), which the export sets to act as the identity on every
-    possible encoder output (see :func:`_through_activation`); multiple choice and
-    tagging map exactly. Token classification gives logits at every WordPiece: the
-    package's tag for a word is the one at its first WordPiece.
+    The original's heads are one dense layer on the [CLS] vector. Some of transformers'
+    heads have a hidden layer first (ELECTRA's sentence classification: dense + GELU;
+    BERT's pooler: dense + tanh), which the export sets to pass that linear head through
+    (see :func:`_through_activation`); the others map one to one. Regression outputs
+    are in the task's label range. Token classification gives logits at every
+    WordPiece: the package's tag for a word is the one at its first WordPiece.
     """
     from safetensors.numpy import save as safetensors_bytes
 
@@ -753,30 +759,29 @@ def save_hf_finetuned(model: keras.Model, directory: str, quiet: bool = True
     outputs: dict[str, bytes | str] = {}
     for head in heads:
         layer = model.heads[head.name]
-        kernel = keras.ops.convert_to_numpy(layer.kernel).astype(np.float32)
-        bias = keras.ops.convert_to_numpy(layer.bias).astype(np.float32)
+        kernel = keras.ops.convert_to_numpy(layer.kernel).astype(np.float64)
+        bias = keras.ops.convert_to_numpy(layer.bias).astype(np.float64)
+        if head.kind == "regression":  # the head learns (y - low) / (high - low)
+            low, high = head.label_range or (0.0, 1.0)
+            kernel, bias = kernel * (high - low), bias * (high - low) + low
         state = dict(encoder_state)
         architecture = family + _HF_TASK_CLASSES[head.kind]
-        extra: dict = {}
-        if head.kind in ("classification", "regression"):
-            parts = _through_activation(kernel, bias, bound,
-                                        "tanh" if family == "Bert" else "gelu")
-            first, out = (("bert.pooler.dense", "classifier") if family == "Bert"
-                          else ("classifier.dense", "classifier.out_proj"))
+        extra: dict = {"problem_type": "regression"} if head.kind == "regression" else {}
+        # Where transformers puts a hidden layer before the output (BERT's pooler on
+        # [CLS]; ELECTRA's sentence-classification head), it is set to pass the
+        # original's linear head through exactly; elsewhere the layer maps one to one.
+        hidden_layer = ({"first": "bert.pooler.dense", "out": "classifier"}
+                        if family == "Bert" and head.kind != "tagging" else
+                        {"first": "classifier.dense", "out": "classifier.out_proj"}
+                        if head.kind in ("classification", "regression") else None)
+        if hidden_layer:
+            parts = _through_activation(kernel, bias, "tanh" if family == "Bert" else "gelu",
+                                        bound)
             for key, value in parts.items():
-                prefix, _, leaf = key.partition(".")
-                state[f"{first if prefix == 'first' else out}.{leaf}"] = value
-            if head.kind == "regression":
-                extra["problem_type"] = "regression"
-        else:  # tagging and multiple choice: one linear layer, as here
-            if family == "Bert" and head.kind == "multiple_choice":
-                parts = _through_activation(kernel, bias, bound, "tanh")
-                state["bert.pooler.dense.weight"] = parts["first.weight"]
-                state["bert.pooler.dense.bias"] = parts["first.bias"]
-                state["classifier.weight"] = parts["out.weight"]
-                state["classifier.bias"] = parts["out.bias"]
-            else:
-                state["classifier.weight"], state["classifier.bias"] = kernel.T, bias
+                which, _, leaf = key.partition(".")
+                state[f"{hidden_layer[which]}.{leaf}"] = value
+        else:
+            state["classifier.weight"], state["classifier.bias"] = kernel.T, bias
             if head.kind == "multiple_choice" and family == "Electra":
                 # The summary is the plain [CLS] vector: no projection, no activation.
                 extra.update(summary_type="first", summary_use_proj=False,
@@ -805,49 +810,42 @@ def save_hf_finetuned(model: keras.Model, directory: str, quiet: bool = True
 def _write_export(outputs: Mapping[str, bytes | str], directory: str) -> None:
     """Write `outputs` ({path inside the folder: content}) as folder `directory`, never
     leaving a half-written model folder under that name."""
-    if files.is_local(directory):
-        with files.staged_output(directory) as staged:
-            files.makedirs(staged)
-            for inside, data in outputs.items():
-                files.atomic_write(os.path.join(staged, *inside.split("/")), data)
-        return
-    files.rmtree(directory)
-    last = lambda inside: posixpath.basename(inside) == "config.json"  # noqa: E731
-    for inside in sorted(outputs, key=last):
-        files.atomic_write(files.join(directory, inside), outputs[inside])
+    with tempfile.TemporaryDirectory(prefix="electra-tf-") as local:
+        staged = os.path.join(local, "export")
+        for inside, data in outputs.items():
+            path = os.path.join(staged, *inside.split("/"))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:  # a local staging file
+                f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        files.publish_tree(staged, directory, last="config.json")
 
 
 def _is_export(directory: str) -> bool:
-    """Whether `directory` holds an export of this package (its config.json says so) or,
-    remote only, what an interrupted export left there: weights and tokenizer files of
-    ours, no config.json yet."""
-    # The model itself, a pretrainer's discriminator/, or a finetuned model's first task.
-    folders = sorted(f for f in files.listdir(directory) if files.isdir(files.join(directory, f)))
-    for sub in ("", "discriminator", *folders[:1]):
-        path = files.join(directory, sub, "config.json")
-        if files.isfile(path):
-            try:
-                config = files.read_json(path)
-            except (OSError, ValueError):
-                return False
-            return isinstance(config, dict) and "electra_tf" in config
-    if files.is_local(directory):
-        return False  # local exports are renamed into place whole: no leftovers
-    top = directory.rstrip("/")
-    inside = [path[len(top):].lstrip("/").split("/") for path in files.walk_files(directory)]
-    return any(p[-1] == "model.safetensors" for p in inside) and all(
-        p[-1] in _EXPORT_FILES and len(p) <= 2 for p in inside)
+    """Whether `directory` holds only exports of this package: model folders (itself,
+    or sub-folders such as discriminator/ + generator/ or one per task) of our file
+    names whose config.json says electra_tf. Remote, a folder may lack its config.json
+    still: what an interrupted export left (its config.json is written last)."""
+    inside = [p.split("/") for p in files.relative_files(directory)]
+    if not inside or any(len(p) > 2 or p[-1] not in _EXPORT_FILES for p in inside):
+        return False
+    for folder in {tuple(p[:-1]) for p in inside}:
+        config = files.join(directory, *folder, "config.json")
+        if not files.isfile(config):
+            if files.is_local(directory):
+                return False  # local exports are renamed into place whole
+            continue
+        try:
+            ours = files.read_json(config)
+        except (OSError, ValueError):
+            return False
+        if not (isinstance(ours, dict) and "electra_tf" in ours):
+            return False
+    return True
 
 
 def _check_destination(directory: str) -> None:
     """Only an empty folder or an earlier export of this package may be replaced."""
-    if not files.exists(directory):
-        return
-    if not files.isdir(directory):
-        raise ValueError(f"{directory}: exists and is not a folder")
-    if files.listdir(directory) and not _is_export(directory):
-        raise ValueError(f"{directory}: exists and is not an electra-tf export; choose "
-                         f"another output folder or empty it first")
+    files.check_replaceable(directory, _is_export, "an electra-tf export")
 
 
 def read_hf_folder(directory: str) -> tuple[dict, dict[str, np.ndarray]]:

@@ -22,7 +22,7 @@ import posixpath
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import tensorflow as tf
 
@@ -302,6 +302,46 @@ def replace_tree(source: str, target: str) -> None:
             raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def relative_files(path: str) -> list[str]:
+    """The files under folder `path` as '/'-separated paths relative to it."""
+    top = path.rstrip("/")
+    return [found[len(top):].lstrip("/").replace("\\", "/") for found in walk_files(path)]
+
+
+def check_replaceable(target: str, replaceable: Callable[[str], bool], what: str) -> None:
+    """An export may write folder `target` only when it is missing or empty, or holds
+    what ``replaceable(target)`` accepts (an earlier export of the same kind): anything
+    else is an error naming it, so an export never deletes other files."""
+    if not exists(target):
+        return
+    if not isdir(target):
+        raise ValueError(f"{target}: exists and is not a folder")
+    if listdir(target) and not replaceable(target):
+        raise ValueError(f"{target}: exists and is not {what}; choose another output folder "
+                         f"or empty it first")
+
+
+def publish_tree(staged: str, target: str, last: str) -> None:
+    """Put the local folder `staged` at folder `target` whole (check the target first
+    with :func:`check_replaceable`). Locally it is swapped in by renames
+    (:func:`replace_tree`); object stores cannot rename folders, so there the old files
+    are deleted and the new ones copied, those named `last` (what tells a reader the
+    folder is complete: a config.json, a saved_model.pb) after all others."""
+    if is_local(target):
+        replace_tree(staged, target)
+        return
+    rmtree(target)
+    makedirs(target)
+    for root, folders, _ in os.walk(staged):  # empty folders too (a SavedModel's assets/)
+        for folder in folders:
+            relative = os.path.relpath(os.path.join(root, folder), staged)
+            makedirs(join(target, *relative.split(os.sep)))
+    for name in sorted(relative_files(staged), key=lambda n: posixpath.basename(n) == last):
+        destination = join(target, *name.split("/"))
+        makedirs(parent(destination))
+        copy(os.path.join(staged, *name.split("/")), destination)
 
 
 def _same_device(a: str, b: str) -> bool:

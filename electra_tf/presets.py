@@ -243,7 +243,7 @@ def save_keras_hub_preset(encoder_or_pretrainer: keras.Model, directory: str,
                                 f"do_lower_case={vocab.do_lower_case} (from the "
                                 f"{vocab.casing_source})")
         files.atomic_write(os.path.join(staged, CONFIG_FILE), config.to_json())
-        _publish(staged, directory)
+        files.publish_tree(staged, directory, last=PRESET_CONFIG)
     return report
 
 
@@ -259,43 +259,18 @@ def _vocab_for_export(vocab_file: str, do_lower_case: bool | None) -> VocabForEx
     return read_vocab_for_export(vocab_file, do_lower_case)
 
 
-def _publish(staged: str, directory: str) -> None:
-    """Put the local folder `staged` at `directory` whole: locally by renaming it into
-    place; on object stores (no folder rename) file by file, config.json (what makes a
-    folder a preset) last."""
-    if files.is_local(directory):
-        files.replace_tree(staged, directory)
-        return
-    files.rmtree(directory)
-    inside = sorted(os.path.relpath(os.path.join(root, name), staged).replace(os.sep, "/")
-                    for root, _, names in os.walk(staged) for name in names)
-    for name in sorted(inside, key=lambda n: n == PRESET_CONFIG):
-        target = files.join(directory, *name.split("/"))
-        files.makedirs(files.parent(target))
-        files.copy(os.path.join(staged, *name.split("/")), target)
-
-
-def _inside(directory: str) -> list[str]:
-    top = directory.rstrip("/")
-    return [path[len(top):].lstrip("/") for path in files.walk_files(directory)]
+def _is_preset_export(directory: str) -> bool:
+    """An earlier export of ours (remote: also what an interrupted one left, our files
+    without config.json, which is written last)."""
+    if files.isfile(files.join(directory, CONFIG_FILE)) and is_keras_hub_preset(directory):
+        return set(files.relative_files(directory)) <= PRESET_FILES
+    return (not files.is_local(directory) and not files.exists(files.join(directory, PRESET_CONFIG))
+            and set(files.relative_files(directory)) <= PRESET_FILES)
 
 
 def _check_destination(directory: str) -> None:
-    """Only an empty folder or an earlier export of this package may be replaced (remote:
-    also what an interrupted export left, our files without config.json)."""
-    if not files.exists(directory):
-        return
-    if not files.isdir(directory):
-        raise ValueError(f"{directory}: exists and is not a folder")
-    if not files.listdir(directory):
-        return
-    ours = files.isfile(files.join(directory, CONFIG_FILE)) and is_keras_hub_preset(directory)
-    if not ours and not files.is_local(directory) and not files.exists(
-            files.join(directory, PRESET_CONFIG)):
-        ours = set(_inside(directory)) <= PRESET_FILES
-    if not ours:
-        raise ValueError(f"{directory}: exists and is not an electra-tf keras-hub export; "
-                         f"choose another output folder or empty it first")
+    """Only an empty folder or an earlier export of this package may be replaced."""
+    files.check_replaceable(directory, _is_preset_export, "an electra-tf keras-hub export")
 
 
 # --------------------------------------------------------------------------- import

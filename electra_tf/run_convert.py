@@ -138,11 +138,15 @@ def _exported_model(path: str, target: str | None = None) -> str | None:
 
 def _default_vocab(source: str, source_format: str) -> str | None:
     """A vocab.txt beside the input: in an HF folder (or its discriminator/), in an
-    encoder's folder, in a TF1 checkpoint's directory."""
+    encoder's folder, in a TF1 checkpoint's directory; a run's (its settings name it)."""
     from electra_tf import files, presets
 
     if source_format == "keras_hub":
         return presets.preset_vocab(source)
+    if source_format == "run":
+        from electra_tf.pretraining.warm_start import source_vocab_file
+
+        return source_vocab_file(source)
     if source_format == "hf":
         candidates = [files.join(source, "vocab.txt"),
                       files.join(source, "discriminator", "vocab.txt")]

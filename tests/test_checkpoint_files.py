@@ -300,9 +300,13 @@ def test_cli_reads_an_unfinished_run_from_its_newest_checkpoint(ram, tmp_path):
     files.atomic_write(f"{model_dir}/pretraining_config.json", settings.to_json())
     files.write_json(f"{model_dir}/model_config.json", config.to_dict())
     model_checkpoint(pretrainer).write(f"{model_dir}/model.ckpt-5")
+    files.atomic_write(f"{ram}/vocab.txt", "\n".join(SPECIALS + WORDS) + "\n")  # the settings'
     convert_here(f"--input={model_dir}", f"--output={tmp_path}/run.keras")
     assert_same_weights(pretrainer, checkpoints.load_keras(f"{tmp_path}/run.keras"))
     convert_here(f"--input={model_dir}/model.ckpt-5", "--target=encoder",
                  f"--output={tmp_path}/hf")
     encoder, _ = checkpoints.model_from_hf(f"{tmp_path}/hf", target="encoder")
     assert_same_weights(pretrainer.discriminator, encoder)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(f"{tmp_path}/hf")  # the run's vocab
+    assert tokenizer(SENTENCE, add_special_tokens=False)["input_ids"] == \
+        WordPieceTokenizer(SPECIALS + WORDS).tokenize(SENTENCE)

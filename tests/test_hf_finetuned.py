@@ -39,6 +39,8 @@ def _model(sample_paths, model_type, heads, use_crf=False, seed=0):
         weight.assign(value + rng.normal(0, 0.3 if "gamma" in weight.path
                                          or "beta" in weight.path else 0.05,
                                          value.shape).astype(value.dtype))
+        if weight.path.endswith("layer_1/feedforward_layer_norm/gamma"):
+            weight.assign(np.where(np.arange(value.shape[0]) % 8 == 0, 12.0, value))  # outliers
     return model
 
 
@@ -62,7 +64,8 @@ def _torch(batch):
 
 @pytest.mark.parametrize("model_type", ["electra", "bert"])
 def test_sequence_classification_and_regression_heads(model_type, sample_paths, tmp_path):
-    heads = [Head("sst2", "classification", 2, LABELS), Head("stsb", "regression", 1)]
+    heads = [Head("sst2", "classification", 2, LABELS),
+             Head("stsb", "regression", 1, label_range=(0.0, 5.0))]
     model = _model(sample_paths, model_type, heads)
     report = save_hf_finetuned(model, str(tmp_path / "hf"))
     family = "Bert" if model_type == "bert" else "Electra"
@@ -74,6 +77,12 @@ def test_sequence_classification_and_regression_heads(model_type, sample_paths, 
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="is not an electra-tf export"):
         save_hf_finetuned(model, str(tmp_path / "other"))
+    # An export of ours beside other files is not an export to replace.
+    (tmp_path / "hf" / "thesis").mkdir()
+    (tmp_path / "hf" / "thesis" / "chapter1.tex").write_text("mine")
+    with pytest.raises(ValueError, match="is not an electra-tf export"):
+        save_hf_finetuned(model, str(tmp_path / "hf"))
+    assert (tmp_path / "hf" / "thesis" / "chapter1.tex").read_text() == "mine"
 
     folder = str(tmp_path / "hf" / "sst2")
     batch = _hf_inputs(folder, TEXTS, TEXTS[::-1])
@@ -96,7 +105,8 @@ def test_sequence_classification_and_regression_heads(model_type, sample_paths, 
     assert regressor.config.problem_type == "regression"
     with torch.no_grad():
         scores = regressor(**_torch(batch)).logits.numpy()[:, 0]
-    np.testing.assert_allclose(scores, ours["stsb"], atol=1e-4)
+    # In STS-B's 0-5 range, as the package's predictions are.
+    np.testing.assert_allclose(scores, ours["stsb"] * 5.0, atol=1e-4)
 
 
 @pytest.mark.parametrize("model_type", ["electra", "bert"])

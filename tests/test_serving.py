@@ -100,7 +100,7 @@ def tokenizer(vocab):
 def multitask(vocab, tokenizer):
     """Classification, regression and CRF tagging heads on one encoder."""
     model = _model(vocab, [Head("sst2_mr", "classification", 2, ("0", "1")),
-                           Head("stsb_mr", "regression", 1),
+                           Head("stsb_mr", "regression", 1, label_range=(-4.0, 4.0)),
                            Head("pos_wsj", "tagging", 5, TAGS)], use_crf=True, seed=1)
     _boundary_between(model, _single_features(tokenizer, TEXTS))
     return model
@@ -431,6 +431,13 @@ def test_predict_and_export_commands_on_tsv_and_jsonl(sst2_run, sst2_test_lines,
                        f"signatures serving_default, pairs")
     assert sorted(files.listdir(exported)) == ["assets", "fingerprint.pb", "saved_model.pb",
                                                "variables"]
+    # A SavedModel may replace a SavedModel; a folder of other files stays untouched.
+    _run(run_export, "electra-export", f"--model={run_dir}", f"--output={exported}")
+    files.atomic_write("ram://serving_test/mine/notes.txt", "mine")
+    with pytest.raises(ValueError, match="mine: exists and is not a SavedModel"):
+        _run(run_export, "electra-export", f"--model={run_dir}",
+             "--output=ram://serving_test/mine")
+    assert files.read_text("ram://serving_test/mine/notes.txt") == "mine"
     jsonl = "ram://serving_test/input.jsonl"
     files.atomic_write(jsonl, "".join(json.dumps({"id": 100 + i, "sentence": s}) + "\n"
                                       for i, s in enumerate(sentences)))

@@ -16,7 +16,13 @@ from electra_tf.modeling import build_pretrainer
 from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.objectives import PretrainingModel
 from electra_tf.pretraining.trainer import pretrain
-from electra_tf.pretraining.warm_start import load_source, run_model_config, warm_start
+from electra_tf.pretraining.warm_start import (
+    load_source,
+    run_model_config,
+    source_vocab_file,
+    vocab_difference,
+    warm_start,
+)
 from electra_tf.training.checkpointing import model_checkpoint
 
 SEQ = 16
@@ -37,13 +43,15 @@ def _config(objective="electra", **overrides):
     return PretrainingConfig(**{**values, **overrides})
 
 
-def _started(source, objective="electra", vocab_size=None, skip=False, **overrides):
-    """A new run's pretrainer warm-started from `source` (path)."""
+def _started(source, objective="electra", vocab_size=None, skip=False, vocab=None,
+             **overrides):
+    """A new run's pretrainer warm-started from `source` (path); `vocab`: the run's."""
     loaded = load_source(source)
     model_config = run_model_config(_config(objective, **overrides), loaded,
                                     vocab_size or loaded.model_config.vocab_size)
     pretrainer = build_pretrainer(model_config)
-    start = warm_start(pretrainer, loaded, source, skip)
+    change = vocab_difference(source_vocab_file(source), vocab) if vocab else None
+    start = warm_start(pretrainer, loaded, source, skip, change)
     return loaded, pretrainer, start
 
 
@@ -100,6 +108,18 @@ def test_mismatches_are_named_errors_unless_skipped(tmp_path):
     with pytest.raises(ValueError, match="holds a pretrainer of objective electra, "
                                          "not --objective=bert"):
         _started(str(tmp_path), "bert")
+    # Another vocab of the same size: the shapes fit, the token ids do not.
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"tok{i}" for i in range(995)]
+    (tmp_path / "vocab.txt").write_text("\n".join(tokens) + "\n")
+    _started(str(tmp_path), vocab=tokens)  # the source's own vocab
+    other = tokens[:7] + ["domain"] + tokens[8:]  # token 7 was "tok2"
+    with pytest.raises(CheckpointMismatchError,
+                       match=r"electra/embeddings/word_embeddings \(the run's vocab differs "
+                             r"from the source's \(token 7: 'domain', the source's 'tok2'\)\)"):
+        _started(str(tmp_path), vocab=other)
+    _, _, start = _started(str(tmp_path), vocab=other, skip=True)
+    assert [s.split(" ")[0] for s in start.skipped] == [
+        "electra/embeddings/word_embeddings", "generator_predictions/output_bias"]
 
 
 def test_a_run_of_this_package_continues_as_a_new_run(built, sample_paths, tmp_path):
@@ -117,6 +137,8 @@ def test_a_run_of_this_package_continues_as_a_new_run(built, sample_paths, tmp_p
         first.model_dir, os.path.join(first.model_dir, "model.ckpt-3"),
         os.path.join(first.model_dir, "pretrainer.keras"))]
     assert losses[0] == losses[1] == losses[2]
+    _, started, _ = _started(first.model_dir)
+    assert _loss(started, batch) == losses[0]
 
     second = PretrainingConfig(model_name="second", num_train_steps=2,
                                init_checkpoint=first.model_dir,
@@ -130,6 +152,9 @@ def test_a_run_of_this_package_continues_as_a_new_run(built, sample_paths, tmp_p
     # The debug architecture came from the source; --model_size=small was not used.
     assert load_source(second.model_dir).model_config.hidden_size == \
         load_source(first.model_dir).model_config.hidden_size
+    # A re-run resumes from the run's own checkpoints: the source is not read again.
+    os.rename(first.model_dir, first.model_dir + "-moved")
+    assert pretrain(second, progress=False) == summary
 
 
 def test_a_checkpoint_without_its_run_is_not_guessed(tmp_path):

@@ -32,13 +32,15 @@ MULTIPLE_CHOICE_LABELS = ("A", "B", "C", "D")  # RACE's answer letters
 
 @dataclasses.dataclass(frozen=True)
 class Head:
-    """What one task head puts out: the task's name and kind, its number of outputs and
-    their names (class labels, tags or answer letters; None for regression)."""
+    """What one task head puts out: the task's name and kind, its number of outputs,
+    their names (class labels, tags or answer letters; None for regression) and, for
+    regression, the label range the head's 0-1 output maps onto."""
 
     name: str
     kind: str
     num_outputs: int
     labels: tuple[str, ...] | None = None
+    label_range: tuple[float, float] | None = None
 
     @classmethod
     def of(cls, task: Task | Head) -> Head:
@@ -50,8 +52,10 @@ class Head:
             labels = task.tags
         else:
             labels = getattr(getattr(task, "spec", None), "labels", None)
+        label_range = getattr(task, "label_range", None) if task.kind == "regression" else None
         return cls(task.name, task.kind, task.num_outputs,
-                   tuple(labels) if labels is not None else None)
+                   tuple(labels) if labels is not None else None,
+                   tuple(label_range) if label_range is not None else None)
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -110,11 +114,18 @@ class FinetuningModel(DistributedTrainer, keras.Model):
     def from_config(cls, config):
         config = dict(config)
         encoder = keras.saving.deserialize_keras_object(config.pop("encoder"))
-        heads = [Head(**{**h, "labels": tuple(h["labels"]) if h["labels"] else None})
-                 for h in config.pop("tasks")]
+        heads = [Head(**{key: tuple(value) if isinstance(value, list) else value
+                         for key, value in h.items()}) for h in config.pop("tasks")]
         model = cls(encoder, heads, **config)
         model.build_heads()
         return model
+
+    def without_optimizer(self) -> FinetuningModel:
+        """An uncompiled copy with the same weights: what to save for serving (a
+        compiled model's ``.keras`` also holds its optimizer state, twice the weights)."""
+        copy = type(self).from_config(self.get_config())
+        copy.set_weights(self.get_weights())
+        return copy
 
     def build_heads(self, seq_length: int = 8) -> None:
         """Create the heads' variables (a call on a dummy batch)."""

@@ -53,7 +53,7 @@ from electra_tf import files
 from electra_tf.checkpoints import load_keras
 from electra_tf.finetuning.model import FinetuningModel, Head
 from electra_tf.finetuning.trainer import FINETUNED_FILE
-from electra_tf.tasks.specs import NUM_CHOICES, REGRESSION_RANGES
+from electra_tf.tasks.specs import NUM_CHOICES
 from electra_tf.tokenization import special_ids
 
 SIGNATURE_TEXT = "serving_default"
@@ -300,7 +300,7 @@ class ServingModule(tf.Module):
                                                              tf.argmax(out, -1))
                     result[f"{head.name}_probabilities"] = tf.nn.softmax(out, -1)
                 else:  # the task's own range, as PairTask.predictions
-                    low, high = REGRESSION_RANGES.get(head.name, (0.0, 1.0))
+                    low, high = head.label_range or (0.0, 1.0)
                     result[f"{head.name}_score"] = out * (high - low) + low
             return result
 
@@ -372,22 +372,23 @@ def export_saved_model(model: FinetuningModel, directory: str) -> str:
 
     For TF Serving, `directory` is a version folder: ``<model_base_path>/<version>``.
     """
+    files.check_replaceable(directory, _is_saved_model, "a SavedModel")
     module = ServingModule(model)
     with tempfile.TemporaryDirectory(prefix="electra-tf-") as local:
         staged = os.path.join(local, "saved_model")
         tf.saved_model.save(module, staged, signatures=module.signatures())
-        if files.is_local(directory):
-            files.replace_tree(staged, directory)
-        else:
-            # No folder rename on an object store: saved_model.pb, which readers (TF
-            # Serving polling its model folder) take as the sign of a complete model,
-            # is copied after everything else.
-            graph = os.path.join(local, SAVED_MODEL_FILE)
-            os.replace(os.path.join(staged, SAVED_MODEL_FILE), graph)
-            files.rmtree(directory)
-            files.copy_tree(staged, directory)
-            files.copy(graph, files.join(directory, SAVED_MODEL_FILE))
+        # saved_model.pb last: readers (TF Serving polling its model folder) take it as
+        # the sign of a complete model.
+        files.publish_tree(staged, directory, last=SAVED_MODEL_FILE)
     return directory
+
+
+def _is_saved_model(directory: str) -> bool:
+    """A SavedModel folder (remote: also one an interrupted export left without its
+    saved_model.pb), which an export may replace."""
+    top = {name.split("/")[0] for name in files.relative_files(directory)}
+    return top <= {SAVED_MODEL_FILE, "fingerprint.pb", "variables", "assets"} and (
+        SAVED_MODEL_FILE in top or not files.is_local(directory))
 
 
 # ---------------------------------------------------------------------- loading

@@ -445,7 +445,7 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
         result["dev_best"] = best_entry["dev"] if best_entry else result["dev_last"]
         result["best_epoch"] = best_entry["epoch"] if best_entry else None
     if chief:  # the model holds the best-dev weights here
-        save_keras(model, trial_run.join(FINETUNED_FILE))
+        save_keras(model.without_optimizer(), trial_run.join(FINETUNED_FILE))
     if test:
         result["test_at_best_dev"] = score_splits(model, test, config.eval_batch_size)
     if config.write_test_outputs:

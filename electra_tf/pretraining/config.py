@@ -25,6 +25,9 @@ from electra_tf.configs import (
     setting,
 )
 
+SETTINGS_FILE = "pretraining_config.json"  # a run's settings, in its model dir
+MODEL_CONFIG_FILE = "model_config.json"  # a run's architecture, in its model dir
+
 
 @dataclasses.dataclass
 class PretrainingConfig(RunConfig):
@@ -170,15 +173,20 @@ class PretrainingConfig(RunConfig):
     def policy(self) -> str:
         return MIXED_PRECISION[self.mixed_precision]
 
-    def model_config(self, vocab_size: int | None = None) -> ModelConfig:
-        """The model's config; `vocab_size` (the vocab file's) unless overridden."""
+    def model_config(self, vocab_size: int | None = None,
+                     base: ModelConfig | None = None) -> ModelConfig:
+        """The model's config: the size table's entry, or `base` (the model
+        ``init_checkpoint`` holds), with ``model_hparam_overrides`` on top. Its vocab
+        size is `vocab_size` (the vocab file's; `base`'s when larger) unless overridden."""
         overrides = dict(self.model_hparam_overrides)
         if vocab_size is not None:
-            given = overrides.setdefault("vocab_size", vocab_size)
+            given = overrides.setdefault("vocab_size", max(vocab_size, base.vocab_size)
+                                         if base is not None else vocab_size)
             if given < vocab_size:
                 raise ValueError(f"model_hparam_overrides vocab_size={given} is smaller "
                                  f"than the vocab file's {vocab_size} tokens")
-        config = get_config(self.objective, self.model_size, overrides)
+        config = (base.replace(**overrides) if base is not None
+                  else get_config(self.objective, self.model_size, overrides))
         if config.max_position_embeddings < self.max_seq_length:
             raise ValueError(f"max_seq_length={self.max_seq_length} exceeds the model's "
                              f"max_position_embeddings={config.max_position_embeddings}")

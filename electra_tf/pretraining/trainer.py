@@ -23,6 +23,7 @@ import tensorflow as tf
 from absl import logging
 
 from electra_tf import files
+from electra_tf.configs import ModelConfig
 from electra_tf.distribute import (
     check_batch_size,
     check_same_on_workers,
@@ -31,17 +32,23 @@ from electra_tf.distribute import (
 from electra_tf.masking import MaskingConfig, max_predictions_per_seq
 from electra_tf.modeling import build_pretrainer
 from electra_tf.optimization import WarmupPolynomialDecay, make_optimizer
-from electra_tf.pretraining.config import PretrainingConfig
+from electra_tf.pretraining.config import MODEL_CONFIG_FILE, SETTINGS_FILE, PretrainingConfig
 from electra_tf.pretraining.inputs import make_dataset
 from electra_tf.pretraining.objectives import PretrainingModel
 from electra_tf.pretraining.warm_start import (
-    MODEL_CONFIG_FILE,
     load_source,
     run_model_config,
+    source_vocab_file,
+    vocab_difference,
     warm_start,
 )
 from electra_tf.tokenization import load_vocab, special_ids
-from electra_tf.training.checkpointing import restore_or_init, worker_dir
+from electra_tf.training.checkpointing import (
+    CHECKPOINT_NAME,
+    complete_checkpoints,
+    restore_or_init,
+    worker_dir,
+)
 from electra_tf.training.export import export_encoder, export_pretrainer
 from electra_tf.training.fitting import StepCallback, current_step
 from electra_tf.training.loop import train_to_step
@@ -100,15 +107,25 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
     strategy = strategy or tf.distribute.get_strategy()
     check_batch_size(strategy, config.train_batch_size)
     vocab = load_vocab(config.vocab_path)
-    source = load_source(config.init_checkpoint) if config.init_checkpoint else None
-    model_config = (run_model_config(config, source, len(vocab)) if source is not None
-                    else config.model_config(len(vocab)))
+    chief = is_chief(strategy)
+    run = RunDir(config.model_dir, SETTINGS_FILE, chief=chief)
+    run.start(config)
+    source, vocab_change = None, None
+    recorded = run.result(MODEL_CONFIG_FILE, strategy)
+    if config.init_checkpoint and recorded is not None and complete_checkpoints(
+            config.model_dir, CHECKPOINT_NAME):
+        # Resuming a warm-started run: its own checkpoints hold the weights, and its
+        # architecture is recorded; the source is not read again.
+        model_config = ModelConfig.from_dict(recorded)
+    elif config.init_checkpoint:
+        source = load_source(config.init_checkpoint)
+        model_config = run_model_config(config, source, len(vocab))
+        vocab_change = vocab_difference(source_vocab_file(config.init_checkpoint), vocab)
+    else:
+        model_config = config.model_config(len(vocab))
     total_steps = config.train_steps(model_config)
     flops_per_step = config.flops_per_step(model_config)
-    chief = is_chief(strategy)
-    run = RunDir(config.model_dir, "pretraining_config.json", chief=chief)
-    run.start(config)
-    if run.result(MODEL_CONFIG_FILE) != model_config.to_dict():  # a finished run: untouched
+    if recorded != model_config.to_dict():  # a finished run: untouched
         run.write_json(MODEL_CONFIG_FILE, model_config.to_dict())
     keras.utils.set_random_seed(config.seed)
 
@@ -132,7 +149,7 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
                                       config.keep_checkpoint_max)
     if source is not None and not latest:
         start = warm_start(pretrainer, source, config.init_checkpoint,
-                           config.init_skip_mismatched)
+                           config.init_skip_mismatched, vocab_change)
         for name in start.skipped:
             logging.warning("not from --init_checkpoint, left at its initialization: %s", name)
         run.write_json(WARM_START_FILE, start.to_dict())

@@ -30,7 +30,7 @@ from electra_tf import checkpoints, files
 from electra_tf.checkpoints import CheckpointMismatchError, model_slots
 from electra_tf.configs import ModelConfig
 from electra_tf.modeling import BertPretrainer, ElectraPretrainer, build_pretrainer
-from electra_tf.pretraining.config import PretrainingConfig
+from electra_tf.pretraining.config import MODEL_CONFIG_FILE, SETTINGS_FILE, PretrainingConfig
 from electra_tf.tokenization import load_vocab
 from electra_tf.training.checkpointing import (
     CHECKPOINT_NAME,
@@ -40,9 +40,6 @@ from electra_tf.training.checkpointing import (
     stored_weights,
 )
 from electra_tf.training.export import PRETRAINER_FILE
-
-SETTINGS_FILE = "pretraining_config.json"
-MODEL_CONFIG_FILE = "model_config.json"  # the pretrainer's architecture, written at start
 
 
 @dataclasses.dataclass
@@ -122,29 +119,55 @@ def run_model_config(config: PretrainingConfig, source: keras.Model,
     ``model_hparam_overrides`` on top. Its vocab size stays the source's when the run's
     vocab (`vocab_size` tokens) fits in it, and is the vocab's otherwise (then the
     embeddings do not fit: see ``init_skip_mismatched``)."""
-    source_config = source.model_config
-    if config.objective != source_config.model_type:
+    source_type = source.model_config.model_type
+    if config.objective != source_type:
         raise ValueError(f"--init_checkpoint={config.init_checkpoint} holds a pretrainer "
-                         f"of objective {source_config.model_type}, not --objective="
-                         f"{config.objective}")
-    overrides = dict(config.model_hparam_overrides)
-    overrides.setdefault("vocab_size", max(vocab_size, source_config.vocab_size))
-    if overrides["vocab_size"] < vocab_size:
-        raise ValueError(f"model_hparam_overrides vocab_size={overrides['vocab_size']} is "
-                         f"smaller than the vocab file's {vocab_size} tokens")
-    model_config = source_config.replace(**overrides)
-    if model_config.max_position_embeddings < config.max_seq_length:
-        raise ValueError(f"max_seq_length={config.max_seq_length} exceeds the model's "
-                         f"max_position_embeddings={model_config.max_position_embeddings}")
-    return model_config
+                         f"of objective {source_type}, not --objective={config.objective}")
+    return config.model_config(vocab_size, base=source.model_config)
+
+
+def source_vocab_file(path: str) -> str | None:
+    """The vocab file of the model `path` names: beside it (a TF1 checkpoint's folder, a
+    Hugging Face folder, a run's model dir, a .keras file's folder) or in a run's
+    settings; None when there is none."""
+    # Not isdir(): object stores call any prefix of a file name a folder.
+    is_file = path.endswith((".keras", ".index")) or files.exists(path + ".index")
+    folder = files.parent(path) if is_file else path
+    candidates = [files.join(folder, "vocab.txt"),
+                  files.join(folder, "discriminator", "vocab.txt")]
+    settings = files.join(folder, SETTINGS_FILE)
+    if files.isfile(settings):
+        saved = files.read_json(settings)
+        candidates.append(saved.get("vocab_file") or files.join(saved.get("data_dir", ""),
+                                                                 "vocab.txt"))
+    return next((c for c in candidates if c and files.isfile(c)), None)
+
+
+def vocab_difference(source_vocab: str | None, ours: list[str]) -> str | None:
+    """How the run's vocab differs from the one in file `source_vocab` (None: the same,
+    or the source has no vocab to compare)."""
+    theirs = load_vocab(source_vocab) if source_vocab else None
+    if theirs is None or theirs == ours:
+        return None
+    if len(theirs) != len(ours):
+        return f"the run's vocab has {len(ours)} tokens, the source's {len(theirs)}"
+    index = next(i for i, (a, b) in enumerate(zip(theirs, ours, strict=True)) if a != b)
+    return (f"the run's vocab differs from the source's (token {index}: {ours[index]!r}, "
+            f"the source's {theirs[index]!r})")
+
+
+# Variables indexed by token id: they belong to one vocab.
+_PER_TOKEN = ("/word_embeddings", "/output_bias")
 
 
 def warm_start(model: keras.Model, source: keras.Model, source_name: str,
-               skip_mismatched: bool = False) -> WarmStart:
+               skip_mismatched: bool = False, vocab_change: str | None = None) -> WarmStart:
     """Copy every variable of `source` into `model` by original name. A variable of
     `model` with no counterpart of the same shape, or one of `source` with no place in
     `model`, is a :class:`CheckpointMismatchError` naming it, unless `skip_mismatched`
-    (then `model`'s keeps its initialization; `source`'s extra ones are dropped)."""
+    (then `model`'s keeps its initialization; `source`'s extra ones are dropped). With
+    `vocab_change` (see :func:`vocab_difference`), the variables indexed by token id do
+    not match either."""
     theirs = {slot.name: slot for slot in model_slots(source)}
     ours = model_slots(model)
     pending, skipped = [], []
@@ -152,6 +175,8 @@ def warm_start(model: keras.Model, source: keras.Model, source_name: str,
         other = theirs.pop(slot.name, None)
         if other is None:
             skipped.append(f"{slot.name} (not in the source)")
+        elif vocab_change and slot.name.endswith(_PER_TOKEN):
+            skipped.append(f"{slot.name} ({vocab_change})")
         elif tuple(other.variable.shape) != tuple(slot.variable.shape):
             skipped.append(f"{slot.name} (source {tuple(other.variable.shape)}, "
                            f"model {tuple(slot.variable.shape)})")

@@ -12,7 +12,7 @@ chief's copy is kept: the others write to ``.worker-<id>/`` inside the run folde
 delete it when training ends (TensorFlow's multi-worker checkpointing pattern).
 
 A checkpoint names the model's own variables: ``weights/<variable path>`` (for example
-``weights/electra/encoder/layer_3/attention/self/query/kernel``), beside the optimizer's
+``weights/electra/encoder/layer_3/self_attention_layer/query/kernel``), beside the optimizer's
 state. So a model restores without an optimizer, and a weight missing from either side
 is an error that names it. Checkpoints written before this layout held the weights only
 through the optimizer's variable list (``optimizer/_trainable_variables/<i>``); they are
@@ -102,7 +102,13 @@ def restore(model: keras.Model, prefix: str, optimizer=None) -> None:
     stored = stored_weights(prefix)
     if stored is not None:
         _check_names(model, prefix, stored)
-        status = model_checkpoint(model, optimizer).read(prefix)
+        try:
+            status = model_checkpoint(model, optimizer).read(prefix)
+        except tf.errors.InvalidArgumentError as e:
+            raise ValueError(f"{prefix}: its optimizer state does not fit this run's "
+                             f"optimizer (saved by another --optimizer, or with fp16 loss "
+                             f"scaling switched on or off): {e.message.splitlines()[0]}"
+                             ) from None
         status.assert_existing_objects_matched()
         if optimizer is None:
             status.expect_partial()
@@ -131,7 +137,9 @@ def _read_by_optimizer_order(model: keras.Model, prefix: str) -> None:
     listed = child(optimizer, "_trainable_variables") if optimizer is not None else None
     if listed is None:
         raise ValueError(f"{prefix}: names no model weights (neither weights/ nor an "
-                         f"optimizer's variable list): not a checkpoint of this package")
+                         f"optimizer's variable list). A finetuning trial's best/ checkpoint "
+                         f"written before checkpoints named their variables held only some "
+                         f"of them: delete that trial's folder to run it again")
     keys = {}
     for c in graph.nodes[listed].children:
         attributes = graph.nodes[c.node_id].attributes
