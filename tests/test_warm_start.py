@@ -164,3 +164,17 @@ def test_a_checkpoint_without_its_run_is_not_guessed(tmp_path):
     prefix = model_checkpoint(model).write(str(tmp_path / "model.ckpt-1"))
     with pytest.raises(CheckpointMismatchError, match="no bert/ or electra/ embeddings"):
         load_source(prefix)
+
+
+def test_a_warm_start_under_a_mirrored_strategy_reaches_every_replica(tmp_path,
+                                                                      mirrored_strategy):
+    write_tf1_checkpoint(electra_variables(), str(tmp_path / "model.ckpt-1"))
+    source = load_source(str(tmp_path))
+    with mirrored_strategy.scope():
+        pretrainer = build_pretrainer(source.model_config)
+    warm_start(pretrainer, source, str(tmp_path))
+    for ours, theirs in zip(pretrainer.weights, source.weights, strict=True):
+        replicas = mirrored_strategy.experimental_local_results(ours.value)
+        assert len(replicas) == 2
+        for replica in replicas:
+            np.testing.assert_array_equal(replica.numpy(), theirs.numpy(), err_msg=ours.path)
