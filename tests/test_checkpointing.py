@@ -133,3 +133,14 @@ def test_checkpoints_of_the_earlier_layout_stay_readable(tmp_path):
 
     with pytest.raises(ValueError, match="weights in its optimizer's list"):
         restore(_pretrainer(layers=1), prefix)
+
+    # fp16 runs: the loss-scale optimizer wraps the one holding the list.
+    import keras
+
+    scaled = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam())
+    scaled.build(source.trainable_variables)
+    prefix = tf.train.Checkpoint(model=source, optimizer=scaled).write(
+        str(tmp_path / "fp16" / "model.ckpt-5"))
+    weights_only = _pretrainer()
+    restore(weights_only, prefix)
+    assert_same_weights(source, weights_only)

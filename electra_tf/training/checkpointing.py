@@ -134,7 +134,10 @@ def _read_by_optimizer_order(model: keras.Model, prefix: str) -> None:
                     None)
 
     optimizer = child(0, "optimizer")
-    listed = child(optimizer, "_trainable_variables") if optimizer is not None else None
+    listed = None
+    while optimizer is not None and listed is None:  # fp16: the loss scaler wraps one
+        listed = child(optimizer, "_trainable_variables")
+        optimizer = child(optimizer, "inner_optimizer")
     if listed is None:
         raise ValueError(f"{prefix}: names no model weights (neither weights/ nor an "
                          f"optimizer's variable list). A finetuning trial's best/ checkpoint "
