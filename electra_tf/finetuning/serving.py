@@ -81,12 +81,14 @@ def truncated_pair_lengths(len_a, len_b, limit):
     return tf.where(fits, len_a, a), tf.where(fits, len_b, b)
 
 
+def _positions(ragged: tf.RaggedTensor) -> tf.Tensor:
+    """Each flat value's position within its row (int64)."""
+    return tf.ragged.range(ragged.row_lengths()).flat_values
+
+
 def _keep_first(ragged: tf.RaggedTensor, counts) -> tf.RaggedTensor:
     """The first `counts[i]` values of each row i (counts <= the row lengths)."""
-    rows = ragged.value_rowids()
-    position = tf.range(tf.size(ragged.flat_values, out_type=tf.int64)) - tf.gather(
-        ragged.row_starts(), rows)
-    keep = position < tf.gather(tf.cast(counts, tf.int64), rows)
+    keep = _positions(ragged) < tf.gather(tf.cast(counts, tf.int64), ragged.value_rowids())
     return tf.RaggedTensor.from_row_lengths(tf.boolean_mask(ragged.flat_values, keep),
                                             tf.cast(counts, tf.int64))
 
@@ -203,9 +205,7 @@ def _fill_blank(questions, options):
     """``question.replace("_", option)`` per element."""
     pieces = tf.strings.split(questions, sep="_")
     rows = pieces.value_rowids()
-    position = tf.range(tf.size(pieces.flat_values, out_type=tf.int64)) - tf.gather(
-        pieces.row_starts(), rows)
-    last = position == tf.gather(pieces.row_lengths(), rows) - 1
+    last = _positions(pieces) == tf.gather(pieces.row_lengths(), rows) - 1
     filled = tf.where(last, pieces.flat_values,
                       tf.strings.join([pieces.flat_values, tf.gather(options, rows)]))
     return tf.strings.reduce_join(pieces.with_flat_values(filled), axis=1)
@@ -307,9 +307,7 @@ class ServingModule(tf.Module):
         def tagging_outputs(text):
             inputs, words, tagged = features.tagging(text)
             outputs = predict(inputs)
-            rows = words.value_rowids()
-            position = tf.range(tf.size(words.flat_values, out_type=tf.int64)) - tf.gather(
-                words.row_starts(), rows)
+            rows, position = words.value_rowids(), _positions(words)
             at = tf.stack([rows, tf.minimum(position, features.max_seq_length - 1)], 1)
             result = {"words": words.to_tensor("")}
             for head in tagging:

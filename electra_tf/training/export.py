@@ -7,6 +7,7 @@ from __future__ import annotations
 import keras
 
 from electra_tf import files
+from electra_tf.checkpoints import save_keras
 from electra_tf.modeling import encoder_of
 
 ENCODER_FILE = "encoder.keras"
@@ -19,7 +20,7 @@ def export_encoder(model: keras.Model, vocab_file: str, model_dir: str) -> str:
     Returns the ``encoder.keras`` path."""
     encoder = encoder_of(model)
     path = files.join(model_dir, ENCODER_FILE)
-    _save(encoder, path)
+    save_keras(encoder, path)
     files.atomic_write(files.join(model_dir, "vocab.txt"), files.read_bytes(vocab_file))
     files.atomic_write(files.join(model_dir, "electra_tf_config.json"),
                        encoder.model_config.to_json())
@@ -31,10 +32,5 @@ def export_pretrainer(pretrainer: keras.Model, model_dir: str) -> str:
     turns into Hugging Face ``discriminator/`` and ``generator/`` folders (or a TF1
     checkpoint). Returns its path."""
     path = files.join(model_dir, PRETRAINER_FILE)
-    _save(pretrainer, path)
+    save_keras(pretrainer, path)
     return path
-
-
-def _save(model: keras.Model, path: str) -> None:
-    with files.staged_output(path) as local:  # Keras writes local files only
-        model.save(local)
