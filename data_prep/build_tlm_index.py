@@ -12,7 +12,13 @@ whole or cut into passages of ``passage_words`` words. Stored fields: id and tex
 Analyzer: lower-cased standard tokens, no stopwords, no stemming (``stem`` adds Porter
 stemming). ``tlm_index.json`` records the inputs (sizes, mtimes), the analyzer, the
 passage length and the BM25 k1/b to search with, so a re-run with the same inputs does
-nothing and other inputs are an error (or a rebuild with ``overwrite``).
+nothing and other inputs are an error (or a rebuild with ``overwrite``); an index written
+by an older version of this module is rebuilt.
+
+Passages with no terms are left out (they match no query), and each document's exact
+number of terms is kept in a column (``length``): Whoosh's own field lengths are rounded
+to one byte, and the Lucene BM25 of :mod:`electra_tf.tlm.retrieval` needs the exact ones
+to rank as bm25s does.
 
 Paths go through :mod:`electra_tf.files`, so corpora and the index may live in a bucket
 (``gs://...``). Whoosh writes local files only: a local `index_dir` is built in
@@ -37,11 +43,12 @@ from electra_tf import cli, files
 
 TEXT_FIELD = "text"
 ID_FIELD = "id"
+LENGTH_FIELD = "length"  # a column: the exact number of terms of the text
 SETTINGS_FILE = "tlm_index.json"
 # Whoosh's StandardAnalyzer expression (words, with inner dots: "e.g", "3.14").
 TOKEN_PATTERN = r"\w+(\.?\w+)*"
 PARTIAL_SUFFIX = ".partial"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the length column, passages without terms left out
 
 
 def make_analyzer(stem: bool = False):
@@ -133,7 +140,11 @@ def build_index(corpora: list[str], index_dir: str, passage_words: int = 0,
                 recorded.update(k1=k1, b=b)
                 files.write_json(settings_path, recorded)
             return recorded
-        if not overwrite:
+        old_format = dict(recorded.get("inputs") or {}, format_version=FORMAT_VERSION)
+        if old_format == settings:
+            logging.warning("%s was built by an older version (format %s): rebuilding it",
+                            index_dir, recorded["inputs"].get("format_version"))
+        elif not overwrite:
             raise ValueError(f"{index_dir} holds an index built from other inputs or "
                              f"settings ({settings_path}); use another --index_dir or "
                              f"--overwrite")
@@ -145,11 +156,15 @@ def build_index(corpora: list[str], index_dir: str, passage_words: int = 0,
     if files.exists(partial):
         logging.warning("removing %s, left by an interrupted build", partial)
         files.rmtree(partial)
+    from whoosh import columns
+
+    analyzer = make_analyzer(stem)
     schema = fields.Schema(**{
         ID_FIELD: fields.ID(stored=True, unique=True),
-        TEXT_FIELD: fields.TEXT(stored=True, analyzer=make_analyzer(stem))})
+        TEXT_FIELD: fields.TEXT(stored=True, analyzer=analyzer),
+        LENGTH_FIELD: fields.COLUMN(columns.NumericColumn("I"))})
     stats = readers.ReadStats()
-    count = 0
+    count = no_terms = 0
     started = time.time()
     with _building(index_dir) as folder:
         ix = index.create_in(folder, schema)
@@ -161,8 +176,13 @@ def build_index(corpora: list[str], index_dir: str, passage_words: int = 0,
             with tqdm(unit="doc", desc="indexing", disable=not progress) as bar:
                 for doc_id, text in passages(readers.read_corpora(corpora, stats),
                                              passage_words):
-                    writer.add_document(**{ID_FIELD: doc_id, TEXT_FIELD: text})
-                    count += 1
+                    length = sum(1 for _ in analyzer(text))
+                    if length:
+                        writer.add_document(**{ID_FIELD: doc_id, TEXT_FIELD: text,
+                                               LENGTH_FIELD: length})
+                        count += 1
+                    else:
+                        no_terms += 1
                     bar.update()
         except BaseException:
             writer.cancel()
@@ -171,6 +191,7 @@ def build_index(corpora: list[str], index_dir: str, passage_words: int = 0,
         ix.close()
         summary = {"inputs": settings, "k1": k1, "b": b, "documents": stats.documents,
                    "indexed": count, "dropped_empty": stats.dropped_empty,
+                   "dropped_no_terms": no_terms,
                    "build_seconds": round(time.time() - started, 3), "procs": procs,
                    "limitmb": limitmb}
         if files.is_local(index_dir):  # renamed into place with the index, all at once

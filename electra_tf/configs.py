@@ -205,7 +205,7 @@ MIXED_PRECISION = {"": "float32", "fp32": "float32", "bf16": "mixed_bfloat16",
                    "fp16": "mixed_float16"}
 # electra_tf.optimization.OPTIMIZERS' names (a test keeps the two equal): the configs
 # check a name without importing TensorFlow.
-OPTIMIZER_NAMES = ("lamb", "adamw")
+OPTIMIZER_NAMES = ("lamb", "adamw", "adamw_hf")
 
 
 def join(path: str, *parts: str) -> str:

@@ -7,8 +7,11 @@ sequence of a batch:
   at most the number of candidates;
 * which: uniformly without replacement (random keys, top-k), so no position is chosen
   twice;
-* what: ELECTRA replaces 85% of the chosen tokens with [MASK] and keeps 15%; BERT uses
-  80% [MASK] / 10% random token / 10% kept.
+* what: style "electra" replaces 85% of the chosen tokens with [MASK] and keeps 15%, as
+  the original ELECTRA code does for every objective, its BERT baseline included; style
+  "bert" is the BERT paper's 80% [MASK] / 10% random token / 10% kept ("BERT:
+  Pre-training of Deep Bidirectional Transformers for Language Understanding", Devlin,
+  Chang, Lee and Toutanova).
 
 Outputs ``input_ids`` (masked), ``input_mask``, ``segment_ids``, ``masked_lm_positions``,
 ``masked_lm_ids`` (the original tokens) and ``masked_lm_weights`` (1.0 real, 0.0
@@ -24,7 +27,11 @@ import tensorflow as tf
 
 from electra_tf.tokenization import SpecialIds
 
-MASKING = {"electra": (0.85, 0.0), "bert": (0.8, 0.1)}  # ([MASK] rate, random-token rate)
+# style: ([MASK] rate, random-token rate); the rest of the chosen tokens stay as they are
+MASKING = {
+    "electra": (0.85, 0.0),  # the ELECTRA code's pretrain_helpers.mask, for BERT too
+    "bert": (0.8, 0.1),  # the BERT paper's 80/10/10
+}
 
 
 def max_predictions_per_seq(mask_prob: float, seq_len: int) -> int:
@@ -34,7 +41,8 @@ def max_predictions_per_seq(mask_prob: float, seq_len: int) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class MaskingConfig:
-    """How to mask. ``style`` "electra" (85/15/0) or "bert" (80/10/10)."""
+    """How to mask. ``style`` "electra" (85% [MASK] / 15% kept) or "bert" (80% [MASK] /
+    10% random / 10% kept); see :data:`MASKING`."""
 
     special: SpecialIds
     vocab_size: int

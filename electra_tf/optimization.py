@@ -1,5 +1,6 @@
 """Optimizers and learning-rate schedules: LAMB (the paper's update), the original's
-AdamWeightDecay, warmup x polynomial decay, and layer-wise learning-rate decay.
+AdamWeightDecay, transformers' AdamW (the TLM reference's), warmup x polynomial decay,
+linear warmup then linear decay, and layer-wise learning-rate decay.
 
 All are Keras 3 optimizers (they work under any ``tf.distribute`` strategy and with
 ``LossScaleOptimizer`` for fp16); global-norm clipping is Keras' ``global_clipnorm`` (the
@@ -176,6 +177,39 @@ class AdamWeightDecay(_DecoupledDecayOptimizer):
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
+class TransformersAdamW(_DecoupledDecayOptimizer):
+    """AdamW as HuggingFace transformers' ``AdamW`` (``correct_bias=True``) computes it,
+    the optimizer of the TLM reference code: Adam with bias correction folded into the
+    step size, epsilon added to sqrt(v) (not to the bias-corrected one), then decoupled
+    decay of the updated weights:
+
+        w <- w - lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon)
+        w <- w - lr * weight_decay_rate * w      (unless excluded: LayerNorm, biases)
+
+    ``torch.optim.AdamW`` differs only in decaying before the Adam step (a second-order
+    difference) and in its default epsilon (1e-8; transformers' is 1e-6)."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
+                 weight_decay_rate=0.0, exclude_from_weight_decay=DEFAULT_EXCLUDE,
+                 lr_multipliers=None, name="transformers_adamw", **kwargs):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay_rate,
+                         exclude_from_weight_decay, lr_multipliers, name, **kwargs)
+
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        gradient = ops.cast(gradient, dtype)
+        lr = ops.cast(learning_rate, dtype) * self._lr_multiplier(variable)
+        step = ops.cast(self.iterations + 1, dtype)
+        m, v = self._moments(gradient, variable)
+        step_size = lr * ops.sqrt(1.0 - ops.power(ops.cast(self.beta_2, dtype), step)) / (
+            1.0 - ops.power(ops.cast(self.beta_1, dtype), step))
+        updated = variable - step_size * m / (ops.sqrt(v) + self.epsilon)
+        if self._decays(variable):
+            updated = updated - lr * self.weight_decay_rate * updated
+        self.assign(variable, updated)
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
 class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
     """The original's schedule: polynomial decay from `learning_rate` to `end_learning_rate`
     over `decay_steps`, times min(1, step / warmup_steps).
@@ -211,17 +245,50 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
                     end_learning_rate=self.end_learning_rate, power=self.power)
 
 
+@keras.saving.register_keras_serializable(package="electra_tf")
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """transformers' ``get_linear_schedule_with_warmup`` (the TLM reference's schedule):
+    step / warmup_steps times `learning_rate` during the warmup, then a straight line
+    from `learning_rate` at ``warmup_steps`` to 0 at ``total_steps``.
+
+    Unlike :class:`WarmupPolynomialDecay` the decay starts at the end of the warmup, so the
+    peak is reached. The step is the optimizer's iteration count before the update (the
+    first update has learning rate 0 when there is a warmup), as the reference steps its
+    scheduler after each update.
+    """
+
+    def __init__(self, learning_rate: float, total_steps: int, warmup_steps: int = 0):
+        if total_steps < 1:
+            raise ValueError(f"total_steps must be positive, got {total_steps}")
+        if warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+        self.learning_rate = learning_rate
+        self.total_steps = total_steps
+        self.warmup_steps = warmup_steps
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        warmup = float(max(1, self.warmup_steps))
+        decay = float(max(1, self.total_steps - self.warmup_steps))
+        rising = step / warmup
+        falling = ops.maximum(0.0, (float(self.total_steps) - step) / decay)
+        return self.learning_rate * ops.where(step < float(self.warmup_steps), rising,
+                                              falling)
+
+    def get_config(self):
+        return dict(learning_rate=self.learning_rate, total_steps=self.total_steps,
+                    warmup_steps=self.warmup_steps)
+
+
 def layerwise_lr_multipliers(num_layers: int, decay: float,
                              head_pattern: str = r"task_specific|classifier|_head/",
-                             original_off_by_one: bool = False) -> Mapping[str, float]:
-    """Layer-wise learning-rate decay as {regex: factor}: the task head at the full rate,
-    each encoder layer one more factor of `decay` down from the top (layer i of n:
-    decay ** (n - i)), the embeddings lowest (decay ** (n + 1)).
-
-    The original's ``_get_layer_lrs`` gave the head depth n + 2 but the top layer depth n,
-    so the top layer already got decay ** 2 and every layer one factor less than meant;
-    ``original_off_by_one=True`` reproduces that (layer i: decay ** (n + 1 - i),
-    embeddings decay ** (n + 2)).
+                             original_off_by_one: bool = True) -> Mapping[str, float]:
+    """Layer-wise learning-rate decay as {regex: factor}, by default the original's
+    ``_get_layer_lrs``: the task head at the full rate, layer i of n at
+    decay ** (n + 1 - i), the embeddings at decay ** (n + 2). It gave the head depth n + 2
+    but the top layer depth n, so the top layer gets decay ** 2, one factor less than
+    meant; its published GLUE numbers were tuned so. ``original_off_by_one=False`` is the
+    fix: layer i at decay ** (n - i), the embeddings at decay ** (n + 1).
     """
     shift = 1 if original_off_by_one else 0
     multipliers = {head_pattern: 1.0}
@@ -234,6 +301,7 @@ def layerwise_lr_multipliers(num_layers: int, decay: float,
 OPTIMIZERS: dict[str, Callable[..., keras.optimizers.Optimizer]] = {
     "lamb": Lamb,
     "adamw": AdamWeightDecay,
+    "adamw_hf": TransformersAdamW,
 }
 
 

@@ -33,11 +33,12 @@ def recipe_flops(flagfile: str) -> dict:
 
 
 def format_recipes(paths) -> str:
-    lines = [f"  {'recipe':<44}{'model':<15}{'batch':>7}{'steps':>12}{'FLOPs/step':>13}"
+    rows = [recipe_flops(path) for path in paths]
+    width = max([44] + [len(r["recipe"]) + 2 for r in rows])  # absolute paths stay aligned
+    lines = [f"  {'recipe':<{width}}{'model':<15}{'batch':>7}{'steps':>12}{'FLOPs/step':>13}"
              f"{'total FLOPs':>13}"]
-    for path in paths:
-        r = recipe_flops(path)
-        lines.append(f"  {r['recipe']:<44}{r['model']:<15}{r['batch_size']:>7,}"
+    for r in rows:
+        lines.append(f"  {r['recipe']:<{width}}{r['model']:<15}{r['batch_size']:>7,}"
                      f"{r['steps']:>12,}{r['flops_per_step']:>13.4e}{r['flops']:>13.4e}")
     return "\n".join(lines)
 

@@ -87,9 +87,8 @@ def test_race_featurization_one_row_per_option_with_the_blank_filled(tokenizer):
     features = task.featurize(examples, tokenizer, 24)
     assert features.inputs["input_ids"].shape == (1, 4, 24)
     row = features.inputs["input_ids"][0, 2].tolist()
-    question = ids(tokenizer, "tom went to the moon .")
-    option = ids(tokenizer, "moon")
-    tail = question + [SEP] + option + [SEP]
+    # a cloze question's option is in its blank, not also after it
+    tail = ids(tokenizer, "tom went to the moon .") + [SEP]
     assert row[0] == CLS and row[-len(tail):] == tail
     article_part = row[1:len(row) - len(tail) - 1]
     assert article_part == ids(tokenizer, "word") * len(article_part)  # truncated article
@@ -519,42 +518,22 @@ def test_feature_cache_round_trips_and_invalidates_on_vocab_length_or_data(tmp_p
 
 
 def test_layerwise_rates_of_an_ale_encoder_count_its_shared_layer_once():
-    from electra_tf.finetuning.trainer import HEAD_PATTERN
-    from electra_tf.optimization import layerwise_lr_multipliers
+    from electra_tf.finetuning.trainer import lr_multipliers
 
     encoder = Encoder(get_config("ale", "small"))
-    groups = len(encoder.transformer.transformer_layers)
-    assert groups == 1
-    rates = layerwise_lr_multipliers(groups, 0.8, HEAD_PATTERN)
-    assert rates[r"/encoder/layer_0/"] == pytest.approx(0.8)
-    assert rates[r"/embeddings/|/embeddings_project/"] == pytest.approx(0.64)
-
-
-def test_layerwise_rates_cover_a_small_encoder_top_layer_one_decay_below_the_head():
-    from electra_tf.finetuning.model import FinetuningModel
-    from electra_tf.finetuning.trainer import HEAD_PATTERN
-    from electra_tf.optimization import AdamWeightDecay, layerwise_lr_multipliers
-
-    encoder = Encoder(get_config("electra", "small"))
-    # named: Keras numbers a second unnamed model of a class in the process
-    model = FinetuningModel(encoder, [get_task("sst2")], name="finetuning_model")
-    model({k: np.zeros((1, 8), np.int32) for k in ("input_ids", "input_mask", "segment_ids")})
-    optimizer = AdamWeightDecay(1.0, lr_multipliers=layerwise_lr_multipliers(
-        12, 0.8, HEAD_PATTERN))
-    optimizer.build(model.trainable_variables)
-    rates = {v.path: optimizer._lr_multiplier(v) for v in model.trainable_variables}
-    assert rates["finetuning_model/sst2_head/kernel"] == 1.0
-    assert rates["electra/encoder/layer_11/feedforward_output_dense/kernel"] == \
-        pytest.approx(0.8)
-    assert rates["electra/encoder/layer_0/self_attention_layer/query/kernel"] == \
-        pytest.approx(0.8 ** 12)
-    assert rates["electra/embeddings/word_embeddings/embeddings"] == pytest.approx(0.8 ** 13)
-    assert rates["electra/encoder/embeddings_project/kernel"] == pytest.approx(0.8 ** 13)
+    assert len(encoder.transformer.transformer_layers) == 1
+    # the original's rates: one layer between the head (depth 3) and the embeddings
+    rates = lr_multipliers(encoder, 0.8)
+    assert rates[r"/encoder/layer_0/"] == pytest.approx(0.64)
+    assert rates[r"/embeddings/|/embeddings_project/"] == pytest.approx(0.512)
+    fixed = lr_multipliers(encoder, 0.8, fix_off_by_one=True)
+    assert fixed[r"/encoder/layer_0/"] == pytest.approx(0.8)
+    assert fixed[r"/embeddings/|/embeddings_project/"] == pytest.approx(0.64)
 
 
 def test_defaults_epochs_per_task_empty_split_and_lamb(data_dir, tmp_path):
     assert FinetuningConfig(task_names=["rte"]).epochs == 10
-    assert FinetuningConfig(task_names=["mrpc", "stsb"]).epochs == 10
+    assert FinetuningConfig(task_names=["mrpc", "stsb"]).epochs == 3  # 10 for one task only
     assert FinetuningConfig(task_names=["sst2"]).epochs == 3
     assert FinetuningConfig(task_names="cola,sst2").task_names == ["cola", "sst2"]
     with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
@@ -567,9 +546,21 @@ def test_defaults_epochs_per_task_empty_split_and_lamb(data_dir, tmp_path):
     with pytest.raises(ValueError, match="no examples"):
         finetune(run_config(tmp_path, task_names=["sst2"]), progress=False)
 
-    results = finetune(run_config(data_dir, task_names=["sst2"], optimizer="lamb",
-                                  num_train_epochs=1, model_name="lamb"), progress=False)
-    assert results["trials"][0]["steps"] == 6
+    # the original's learning rate and decay for a small encoder; two trials, each kept
+    # with their median and max
+    config = run_config(data_dir, task_names=["sst2"], optimizer="lamb", num_train_epochs=1,
+                        model_name="lamb", learning_rate=None, layerwise_lr_decay=None,
+                        num_trials=2)
+    results = finetune(config, progress=False)
+    assert [t["steps"] for t in results["trials"]] == [6, 6]
+    assert results["resolved"] == {"learning_rate": 1e-4, "layerwise_lr_decay": 0.8,
+                                   "num_train_epochs": 1, "large_encoder": False}
+    assert results["trials"][1]["resolved"] == results["resolved"]
+    scores = [t["dev_best"]["sst2"]["dev"]["accuracy"] for t in results["trials"]]
+    assert results["dev_best_max"]["sst2"]["dev"]["accuracy"] == max(scores)
+    assert results["dev_best"]["sst2"]["dev"]["accuracy"] == pytest.approx(np.mean(scores))
+    with open(config.results_path) as f:
+        assert json.load(f)["resolved"] == results["resolved"]
 
 
 def test_an_interrupted_run_resumes_from_its_last_epoch(data_dir, monkeypatch):

@@ -1,5 +1,6 @@
 """FLOP accounting against the original flops_computation.py's printed values."""
 
+import glob
 import os
 import subprocess
 import sys
@@ -131,3 +132,107 @@ def test_recipes_print_what_each_scale_out_run_spends():
     bad = _run_cli("--recipe=/nonexistent.flags")
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert "/nonexistent.flags" in bad.stderr
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PRETRAIN_RECIPES = sorted(glob.glob(os.path.join(REPO, "flags", "pretrain", "*.flags")))
+
+
+def _recipe(name):
+    from electra_tf.run_flops import recipe_flops
+
+    return recipe_flops(os.path.join(REPO, "flags", "pretrain", name))
+
+
+def test_train_flops_match_the_electra_papers_table_8():
+    # ELECTRA-Base: 766k steps at batch 256, seq 512, 6.4e19; ELECTRA-Large (400K): 400k
+    # steps at batch 2048, seq 512, 7.1e20 (two significant digits, as published)
+    base = flops.train_flops_per_step(get_config("electra", "base"), 256, 512) * 766_000
+    large = flops.train_flops_per_step(get_config("electra", "large"), 2048, 512) * 400_000
+    assert f"{base:.1e}" == "6.4e+19"
+    assert f"{large:.1e}" == "7.1e+20"
+
+
+def test_generator_sizes_are_the_papers_table_6():
+    # generator = 1/4 of the discriminator's hidden size, FFN and heads; 1/3 for base
+    for size, (hidden, heads, ffn, layers) in {"small": (64, 1, 256, 12),
+                                               "base": (256, 4, 1024, 12),
+                                               "large": (256, 4, 1024, 24)}.items():
+        gen = get_config("electra", size).generator_config()
+        assert (gen.hidden_size, gen.num_attention_heads, gen.intermediate_size,
+                gen.num_hidden_layers) == (hidden, heads, ffn, layers), size
+
+
+# What the original's configure_pretraining.py sets for the larger sizes (its commented-out
+# block and the paper's Table 6), and the steps its run took.
+ORIGINAL_SIZES = {
+    "base": dict(max_seq_length=512, learning_rate=2e-4, train_batch_size=256, mask_prob=0.15,
+                 num_warmup_steps=10000, weight_decay_rate=0.01, steps=766_000, flops=6.4e19),
+    "large": dict(max_seq_length=512, learning_rate=2e-4, train_batch_size=2048,
+                  mask_prob=0.25, num_warmup_steps=10000, weight_decay_rate=0.01,
+                  steps=400_000, flops=7.1e20),
+}
+
+
+def _config(name):
+    from absl import flags as absl_flags
+
+    from electra_tf import run_pretraining
+
+    values = run_pretraining.define_flags(absl_flags.FlagValues())
+    values(["electra-pretrain", f"--flagfile={os.path.join(REPO, 'flags', 'pretrain', name)}",
+            "--data_dir=d", "--model_name=m"])
+    return run_pretraining.build_config(values)
+
+
+@pytest.mark.parametrize("size", sorted(ORIGINAL_SIZES))
+def test_base_and_large_recipes_spend_the_originals_compute(size):
+    expected = dict(ORIGINAL_SIZES[size])
+    steps, total = expected.pop("steps"), expected.pop("flops")
+    budgets = set()
+    for objective in ("bert", "electra", "ale"):
+        config = _config(f"{objective}_{size}.flags")
+        assert {k: getattr(config, k) for k in expected} == expected, objective
+        budgets.add(config.flop_budget)
+        spent = _recipe(f"{objective}_{size}.flags")
+        assert f"{spent['flops']:.1e}" == f"{total:.1e}", objective
+    assert len(budgets) == 1  # equal compute for the three objectives
+    electra = _recipe(f"electra_{size}.flags")
+    assert electra["steps"] == steps  # the original's steps exactly, not one more
+    assert electra["flops"] == pytest.approx(
+        flops.original_table()[{"base": "electra_base", "large": "electra_400k"}[size]],
+        rel=1e-12)
+
+
+def test_shao_table_v_steps():
+    # Table V of Shao's thesis: ELECTRA-Small 125k and ALE-Small 162k steps, LAMB, lr 5e-4,
+    # batch 1024. By the original's accounting the two cost the same per step, so the
+    # equal-budget recipes give both 124,638 (0.3% short of 125k: the budget is 1.29e18,
+    # not 1.2937e18), never 162k; the _shao recipes give the table's steps as steps.
+    assert _recipe("electra_small.flags")["steps"] == _recipe("ale_small.flags")["steps"] \
+        == 124_638
+    assert _recipe("electra_small_shao.flags")["steps"] == 125_000
+    assert _recipe("ale_small_shao.flags")["steps"] == 162_000
+    for objective in ("electra", "ale"):
+        shao, small = _config(f"{objective}_small_shao.flags"), _config(f"{objective}_small.flags")
+        differ = {k for k, v in shao.to_dict().items() if small.to_dict()[k] != v}
+        assert differ == {"num_train_steps", "flop_budget"}, objective
+
+
+def test_cli_prints_every_pretraining_recipe():
+    result = _run_cli(*(f"--recipe={path}" for path in PRETRAIN_RECIPES))
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[1:]}
+    assert sorted(rows) == PRETRAIN_RECIPES
+    for path, (model, batch, steps, per_step, total) in rows.items():
+        name = os.path.basename(path)[:-len(".flags")]
+        assert model == "-".join(name.split("_")[:2]), path
+        assert int(steps.replace(",", "")) >= 1 and int(batch.replace(",", "")) >= 1
+        # total = steps x FLOPs per step, to the printed 5 digits
+        assert float(total) == pytest.approx(int(steps.replace(",", "")) * float(per_step),
+                                             rel=1e-4), path
+    known = {"electra_base": "766,000", "electra_large": "400,000",
+             "electra_small_1m": "1,000,000", "electra_small_shao": "125,000",
+             "ale_small_shao": "162,000", "electra_small": "124,638", "bert_small": "164,802"}
+    for name, steps in known.items():
+        assert rows[os.path.join(REPO, "flags", "pretrain", f"{name}.flags")][2] == steps, name

@@ -184,7 +184,13 @@ def test_a_finetuning_recipe_trains_with_the_gpu_flags_on_two_replicas(
     # 100 steps per call, capped at the 3 of an epoch (test_finetuning.py checks the
     # epochs and a shorter last call when they do not divide)
     assert trial["steps"] == 6
-    assert [(h["epoch"], h["step"]) for h in trial["history"]] == [(1, 3), (2, 6)]
+    history = [(h["epoch"], h["step"]) for h in trial["history"]]
+    if config.mixed_precision == "fp16":
+        # a step whose fp16 gradients overflowed applies no update (the loss scale is
+        # lowered) and the run goes on until 6 updates are applied
+        assert history[-1] == (2, 6) and all(step <= 3 * epoch for epoch, step in history)
+    else:
+        assert history == [(1, 3), (2, 6)]
     assert all(np.isfinite(h["loss"]) for h in trial["history"])
     assert 0.0 <= results["dev_last"]["sst2"]["dev"]["accuracy"] <= 1.0
     checkpoint = tf.train.load_checkpoint(os.path.join(config.run_dir, "trial_0",

@@ -47,15 +47,18 @@ def test_parameter_counts_by_hand():
     # (512 + 2) * 768 + 2 * 768 = 396,288 of position/segment tables and LayerNorm.
     base = parse_model_name("ELECTRA-Base").parameter_counts()
     assert base["without_embeddings"] == 12 * 7_087_872 + 396_288 == 85_450_752
-    # The frozen 768-wide table adds its projection to 128: 768 * 128 + 128 = 98,432 on
-    # top of tests/test_lstm.py's published counts.
-    for name, scratch in (("LSTM-2-256", 2_364_418), ("LSTM-4-256", 5_514_242),
-                          ("LSTM-4-512", 21_514_242)):
+    # The frozen 768-wide table feeds the first LSTM instead of a 128-wide one: its input
+    # kernels grow by 2 directions x 4 gates x k units x (768 - 128), on top of
+    # tests/test_lstm.py's counts: 1,310,720 for k = 256, 2,621,440 for k = 512 (LSTM-4-256
+    # and LSTM-4-512 then have the paper's 6.8M and 24M).
+    for name, scratch, wider in (("LSTM-2-256", 2_364_418, 1_310_720),
+                                 ("LSTM-4-256", 5_514_242, 1_310_720),
+                                 ("LSTM-4-512", 21_514_242, 2_621_440)):
         assert parse_model_name(name).parameter_counts()["without_embeddings"] == scratch
         pretrained = parse_model_name(name + "+emb768").parameter_counts()
-        assert pretrained["without_embeddings"] == scratch + 98_432
+        assert pretrained["without_embeddings"] == scratch + wider
         assert pretrained["token_embeddings"] == 30_522 * 768
-        # A table as wide as the LSTM input needs no projection: the same count.
+        # A table as wide as the scratch one: the same count.
         same = parse_model_name(name + "+emb128").parameter_counts()
         assert same["without_embeddings"] == scratch
 
@@ -71,9 +74,8 @@ def test_parameter_counts_equal_the_built_models(name):
     assert counts["total"] == model.count_params()
     assert latency.keras_parameter_counts(model)["without_embeddings"] == \
         counts["without_embeddings"]
-    if spec.pretrained_width:  # the pretrained table is frozen, the projection is not
-        assert not model.word_embeddings.trainable
-        assert (model.embeddings_project is None) == (spec.pretrained_width == 128)
+    if spec.pretrained_width:  # the pretrained table is frozen and feeds the LSTM straight
+        assert not model.word_embeddings.trainable and model.embeddings_project is None
     keras.utils.clear_session()
 
 

@@ -62,28 +62,38 @@ def test_max_pooling_ignores_padding():
     np.testing.assert_array_equal(pooled[2], np.zeros(4, "float32"))
 
 
-def test_projection_exists_exactly_when_the_pretrained_width_differs():
+def test_a_pretrained_table_feeds_the_lstm_straight_unless_projection_is_asked():
     table = np.ones((len(VOCAB), 6), "float32")
+    wide = np.ones((len(VOCAB), 10), "float32")
     scratch = BiLstmClassifier(len(VOCAB), 2, 1, 4, embedding_size=6)
     same = BiLstmClassifier(len(VOCAB), 2, 1, 4, embedding_size=6,
                             pretrained_embeddings=table)
     wider = BiLstmClassifier(len(VOCAB), 2, 1, 4, embedding_size=6,
-                             pretrained_embeddings=np.ones((len(VOCAB), 10), "float32"))
+                             pretrained_embeddings=wide)
+    projected = BiLstmClassifier(len(VOCAB), 2, 1, 4, embedding_size=6,
+                                 pretrained_embeddings=wide, project_pretrained=True)
+    same_projected = BiLstmClassifier(len(VOCAB), 2, 1, 4, embedding_size=6,
+                                      pretrained_embeddings=table, project_pretrained=True)
     assert scratch.embeddings_project is None and scratch.word_embeddings.trainable
     assert same.embeddings_project is None and not same.word_embeddings.trainable
-    assert wider.embeddings_project.kernel.shape == (10, 6)
-    for model in (scratch, same):
+    # The paper's +emb: the first LSTM reads the frozen table's 10 features (4 gates x 4).
+    assert wider.embeddings_project is None and not wider.word_embeddings.trainable
+    assert wider.lstm_layers[0].forward_layer.cell.kernel.shape == (10, 16)
+    assert projected.embeddings_project.kernel.shape == (10, 6)
+    assert projected.lstm_layers[0].forward_layer.cell.kernel.shape == (6, 16)
+    for model in (scratch, same, wider, same_projected):
         assert not any(w.path.startswith("embeddings_project") for w in model.weights)
     assert scratch.name == "LSTM-1-4"
     with pytest.raises(ValueError, match=r"shape \(29, 6\).*vocab_size=30"):
         BiLstmClassifier(len(VOCAB), 2, 1, 4, pretrained_embeddings=table[1:])
 
 
-def test_frozen_pretrained_embeddings_stay_while_lstm_and_projection_train():
+@pytest.mark.parametrize("project", [False, True])
+def test_frozen_pretrained_embeddings_stay_while_the_rest_trains(project):
     rng = np.random.default_rng(1)
     table = rng.normal(size=(len(VOCAB), 10)).astype("float32")
     model = compiled(BiLstmClassifier(len(VOCAB), 2, 1, 8, embedding_size=6,
-                                      pretrained_embeddings=table))
+                                      pretrained_embeddings=table, project_pretrained=project))
     assert all(w is not model.word_embeddings.embeddings for w in model.trainable_weights)
     np.testing.assert_array_equal(model.word_embeddings.embeddings.numpy(), table)
     before = {w.path: w.numpy().copy() for w in model.weights}
@@ -91,8 +101,9 @@ def test_frozen_pretrained_embeddings_stay_while_lstm_and_projection_train():
     model.fit(inputs, np.array([0, 1, 1, 0]), epochs=3, batch_size=4, verbose=0)
     after = {w.path: w.numpy() for w in model.weights}
     np.testing.assert_array_equal(after["word_embeddings/embeddings"], table)
-    for path in ("embeddings_project/kernel", "bilstm_0/forward_lstm/lstm_cell/kernel",
-                 "bilstm_0/backward_lstm/lstm_cell/recurrent_kernel", "classifier/kernel"):
+    trained = ["bilstm_0/forward_lstm/lstm_cell/kernel",
+               "bilstm_0/backward_lstm/lstm_cell/recurrent_kernel", "classifier/kernel"]
+    for path in trained + ["embeddings_project/kernel"] * project:
         assert not np.array_equal(after[path], before[path]), f"{path} did not train"
 
 
@@ -124,13 +135,49 @@ def test_parameter_counts_of_the_papers_sizes(num_layers, units, by_hand):
     assert model.count_params() == counts["total"]
 
 
-def test_parameter_count_with_a_projected_pretrained_table():
-    # LSTM-1-4 on a 10-wide table projected to 6: projection 10*6 + 6 = 66;
-    # LSTM 2(4*4*(6+4) + 16) = 352; output 8*3 + 3 = 27.
+@pytest.mark.parametrize("units,by_hand,published", [
+    # "To Pretrain or Not to Pretrain", Table 2: the BiLSTMs on RoBERTa-Base's frozen
+    # 768-wide table count their trainable parameters. Per layer, 2 directions x 4 gates
+    # x units x (input + units + 1 bias); 4 layers; the classifier 2 * units * 2 + 2.
+    # LSTM-4-512+Base: layer 0 reads 768: 2*4*512*(768+512+1) = 4,096 * 1,281 = 5,246,976;
+    # layers 1-3 read 1,024: 3 * 4,096 * (1,024+512+1) = 3 * 6,295,552 = 18,886,656;
+    # classifier 1,024*2 + 2 = 2,050. Sum 24,135,682: the paper's 24M.
+    (512, 5_246_976 + 18_886_656 + 2_050, "24"),
+    # LSTM-4-256+Base: layer 0 2*4*256*(768+256+1) = 2,048 * 1,025 = 2,099,200;
+    # layers 1-3 3 * 2,048 * (512+256+1) = 3 * 1,574,912 = 4,724,736;
+    # classifier 512*2 + 2 = 1,026. Sum 6,824,962: the paper's 6.8M.
+    (256, 2_099_200 + 4_724_736 + 1_026, "6.8"),
+])
+def test_trainable_parameters_on_a_frozen_base_table_are_the_papers(units, by_hand,
+                                                                    published):
+    vocab_size = len(VOCAB)
+    model = BiLstmClassifier(vocab_size, 2, 4, units,
+                             pretrained_embeddings=np.zeros((vocab_size, 768), "float32"))
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert trainable == by_hand
+    assert f"{trainable / 1e6:.2g}" == published
+    assert model.count_params() == by_hand + vocab_size * 768  # the frozen table
+    counts = lstm_parameter_count(4, units, 128, 2, vocab_size=vocab_size,
+                                  pretrained_width=768)
+    assert (counts["without_embeddings"], counts["projection"]) == (by_hand, 0)
+    assert counts["total"] == model.count_params()
+
+
+def test_parameter_counts_of_a_pretrained_table_with_and_without_projection():
+    # LSTM-1-4 straight on a 10-wide table: LSTM 2(4*4*(10+4) + 16) = 480; output
+    # 8*3 + 3 = 27.
     counts = lstm_parameter_count(1, 4, 6, 3, vocab_size=30, pretrained_width=10)
+    assert counts["without_embeddings"] == 480 + 27 and counts["projection"] == 0
+    assert counts["embeddings"] == 300 and counts["total"] == 507 + 300
+    model = BiLstmClassifier(30, 3, 1, 4, embedding_size=6,
+                             pretrained_embeddings=np.zeros((30, 10), "float32"))
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 507
+    # Projected to 6: projection 10*6 + 6 = 66; LSTM 2(4*4*(6+4) + 16) = 352; output 27.
+    counts = lstm_parameter_count(1, 4, 6, 3, vocab_size=30, pretrained_width=10,
+                                  project_pretrained=True)
     assert counts["without_embeddings"] == 66 + 352 + 27
     assert counts["embeddings"] == 300 and counts["total"] == 445 + 300
-    model = BiLstmClassifier(30, 3, 1, 4, embedding_size=6,
+    model = BiLstmClassifier(30, 3, 1, 4, embedding_size=6, project_pretrained=True,
                              pretrained_embeddings=np.zeros((30, 10), "float32"))
     assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 445
     assert lstm_parameter_count(1, 4, 6, 3)["total"] is None
@@ -140,14 +187,15 @@ def test_keras_save_load_round_trip(tmp_path):
     rng = np.random.default_rng(2)
     table = rng.normal(size=(len(VOCAB), 10)).astype("float32")
     model = BiLstmClassifier(len(VOCAB), 3, 2, 8, embedding_size=6,
-                             pretrained_embeddings=table, dropout_rate=0.2, name="lstm_pair")
+                             pretrained_embeddings=table, project_pretrained=True,
+                             dropout_rate=0.2, name="lstm_pair")
     inputs = batch(rng, [6, 2], 6)
     path = str(tmp_path / "lstm.keras")
     model.save(path)
     restored = keras.saving.load_model(path)
     assert type(restored) is BiLstmClassifier and restored.name == "lstm_pair"
     assert restored.get_config() == model.get_config()
-    assert not restored.word_embeddings.trainable
+    assert not restored.word_embeddings.trainable and restored.project_pretrained
     np.testing.assert_array_equal(restored.word_embeddings.embeddings.numpy(), table)
     np.testing.assert_array_equal(logits(restored, inputs), logits(model, inputs))
 
@@ -168,11 +216,11 @@ def test_embeddings_from_an_exported_encoder_and_the_vocab_check(tmp_path):
 
     for source in (str(export), str(export / "encoder.keras")):
         np.testing.assert_array_equal(embeddings_from_encoder(source, task_vocab), expected)
-    # The table, frozen, under an LSTM of the same width: no projection.
+    # The table, frozen, straight under the LSTM.
     table = embeddings_from_encoder(str(export), task_vocab)
-    model = BiLstmClassifier(len(VOCAB), 2, 1, 4, embedding_size=table.shape[1],
-                             pretrained_embeddings=table)
+    model = BiLstmClassifier(len(VOCAB), 2, 1, 4, pretrained_embeddings=table)
     assert model.embeddings_project is None
+    assert model.lstm_layers[0].forward_layer.cell.kernel.shape == (table.shape[1], 16)
     np.testing.assert_array_equal(model.word_embeddings.embeddings.numpy(), expected)
 
     other = write_vocab(tmp_path / "other.txt", VOCAB[:7] + ["w99"] + VOCAB[8:])

@@ -1,4 +1,5 @@
-"""LAMB and AdamWeightDecay against NumPy references of their formulas; the schedule."""
+"""LAMB, AdamWeightDecay and transformers' AdamW against NumPy references of their formulas;
+the schedules."""
 
 import keras
 import numpy as np
@@ -8,8 +9,11 @@ import tensorflow as tf
 from electra_tf.optimization import (
     AdamWeightDecay,
     Lamb,
+    TransformersAdamW,
+    WarmupLinearDecay,
     WarmupPolynomialDecay,
     layerwise_lr_multipliers,
+    make_optimizer,
 )
 
 
@@ -41,6 +45,21 @@ def reference_adamw(w, grads, lr, b1=0.9, b2=0.999, eps=1e-6, wd=0.0, decay=True
         if decay:
             u = u + wd * w
         w = w - lr * u
+    return w
+
+
+def reference_transformers_adamw(w, grads, lr, b1=0.9, b2=0.999, eps=1e-6, wd=0.0,
+                                 decay=True):
+    """transformers' AdamW (correct_bias=True): bias correction in the step size, eps on
+    sqrt(v), then the updated weights decayed."""
+    m = np.zeros_like(w)
+    v = np.zeros_like(w)
+    for t, g in enumerate(grads, 1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        w = w - lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t) * m / (np.sqrt(v) + eps)
+        if decay:
+            w = w - lr * wd * w
     return w
 
 
@@ -103,6 +122,56 @@ def test_adam_weight_decay_is_the_originals(problem):
         np.testing.assert_allclose(result[name], expected, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
+def test_transformers_adamw_first_step_by_hand():
+    # One step on w = [1, -2] with g = [0.5, -1], lr 0.1, weight decay 0.01:
+    # m = 0.1 g = [0.05, -0.1], v = 0.001 g^2 = [0.00025, 0.001]; the bias corrections
+    # (1 - 0.9, 1 - 0.999) make the step size 0.1 * sqrt(0.001) / 0.1 = sqrt(0.001);
+    # then the updated weights shrink by lr * wd = 0.001 (a bias is not decayed).
+    adam = np.sqrt(0.001) * np.array([0.05, -0.1]) / (np.sqrt([0.00025, 0.001]) + 1e-6)
+    kernel = np.array([1.0, -2.0]) - adam
+    expected = {"kernel": kernel * (1 - 0.1 * 0.01), "bias": kernel}
+    optimizer = make_optimizer("adamw_hf", 0.1, weight_decay_rate=0.01, clip_norm=0.0)
+    assert isinstance(optimizer, TransformersAdamW) and optimizer.global_clipnorm is None
+    result = run(optimizer, {"kernel": np.array([1.0, -2.0], "float32"),
+                             "bias": np.array([1.0, -2.0], "float32")},
+                 [{"kernel": np.array([0.5, -1.0], "float32"),
+                   "bias": np.array([0.5, -1.0], "float32")}])
+    for name in expected:
+        np.testing.assert_allclose(result[name], expected[name], rtol=1e-6, err_msg=name)
+    # Bias-corrected, the first step is about lr * sign(g): [0.9, -1.9] before decay.
+    np.testing.assert_allclose(result["bias"], [0.9, -1.9], atol=1e-4)
+
+
+def test_transformers_adamw_matches_the_reference_over_steps(problem):
+    values, grads = problem
+    result = run(TransformersAdamW(learning_rate=0.01, weight_decay_rate=0.1), values, grads)
+    for name in values:
+        expected = reference_transformers_adamw(values[name], [g[name] for g in grads], 0.01,
+                                                wd=0.1, decay=name != "LayerNorm_gamma")
+        np.testing.assert_allclose(result[name], expected, rtol=1e-5, atol=1e-6, err_msg=name)
+    # ELECTRA's AdamWeightDecay (no bias correction) takes other steps.
+    electra = run(AdamWeightDecay(learning_rate=0.01, weight_decay_rate=0.1), values, grads)
+    assert not np.allclose(electra["kernel"], result["kernel"], atol=1e-4)
+    restored = TransformersAdamW.from_config(TransformersAdamW(0.01, epsilon=1e-8).get_config())
+    assert restored.epsilon == 1e-8 and restored.exclude_from_weight_decay == [
+        "LayerNorm", "layer_norm", "bias"]
+
+
+def test_linear_schedule_warms_up_to_the_peak_then_decays_to_zero():
+    schedule = WarmupLinearDecay(1e-3, total_steps=100, warmup_steps=10)
+    values = [float(schedule(step)) for step in (0, 5, 10, 55, 100, 150)]
+    expected = [0.0, 0.5e-3, 1e-3, 0.5e-3, 0.0, 0.0]
+    np.testing.assert_allclose(values, expected, rtol=1e-6, atol=1e-12)
+    # A warmup longer than the run never reaches the peak; no warmup starts at it.
+    assert float(WarmupLinearDecay(1e-3, 10, 20)(5)) == pytest.approx(0.25e-3)
+    assert float(WarmupLinearDecay(1e-3, 10)(0)) == pytest.approx(1e-3)
+    assert float(WarmupLinearDecay(1e-3, 10)(4)) == pytest.approx(0.6e-3)
+    restored = WarmupLinearDecay.from_config(schedule.get_config())
+    assert float(restored(55)) == float(schedule(55))
+    with pytest.raises(ValueError, match="total_steps must be positive"):
+        WarmupLinearDecay(1e-3, total_steps=0)
+
+
 def test_schedule_is_warmup_times_polynomial_decay():
     schedule = WarmupPolynomialDecay(1e-3, decay_steps=100, warmup_steps=10)
     values = [float(schedule(step)) for step in (0, 5, 10, 50, 100, 150)]
@@ -117,12 +186,12 @@ def test_schedule_is_warmup_times_polynomial_decay():
 
 
 def test_layerwise_multipliers_decay_from_the_head_down():
-    m = layerwise_lr_multipliers(num_layers=2, decay=0.5)
+    m = layerwise_lr_multipliers(num_layers=2, decay=0.5, original_off_by_one=False)
     # head 1, top layer 0.5, next 0.25, embeddings 0.125
     assert m[r"/encoder/layer_1/"] == 0.5 and m[r"/encoder/layer_0/"] == 0.25
     assert m[r"/embeddings/|/embeddings_project/"] == 0.125
     # The original's depths skip one level between the top layer and the head.
-    original = layerwise_lr_multipliers(num_layers=2, decay=0.5, original_off_by_one=True)
+    original = layerwise_lr_multipliers(num_layers=2, decay=0.5)  # the default
     assert original[r"/encoder/layer_1/"] == 0.25 and original[r"/encoder/layer_0/"] == 0.125
     assert original[r"/embeddings/|/embeddings_project/"] == 0.0625
     # Keras variables take their path from the name scope they are made in.
@@ -166,7 +235,7 @@ def test_lamb_trains_a_model_under_a_strategy_and_serializes(mirrored_strategy):
     assert restored.weight_decay_rate == 0.01
 
 
-@pytest.mark.parametrize("optimizer", [Lamb, AdamWeightDecay])
+@pytest.mark.parametrize("optimizer", [Lamb, AdamWeightDecay, TransformersAdamW])
 def test_embedding_gradients_update_densely_without_clipping(optimizer, mirrored_strategy):
     # An embedding lookup's gradient arrives as IndexedSlices when nothing clips it.
     ids = np.array([[1, 2], [3, 1]], "int32")

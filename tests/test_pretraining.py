@@ -20,6 +20,8 @@ from batches import make_batch, one_step_setup
 
 from electra_tf import distribute, run_pretraining
 from electra_tf.configs import get_config
+from electra_tf.finetuning.config import FinetuningConfig
+from electra_tf.finetuning.trainer import load_encoder
 from electra_tf.flops import train_flops_per_step
 from electra_tf.modeling import encoder_of
 from electra_tf.pretraining.config import PretrainingConfig
@@ -90,6 +92,14 @@ def test_pretraining_on_sample_records_learns_and_stops_at_the_budget(
     assert pretrainer.model_config.model_type == objective
     for ours, exported in zip(encoder_of(pretrainer).weights, encoder.weights, strict=True):
         np.testing.assert_array_equal(ours.numpy(), exported.numpy(), err_msg=ours.path)
+    # The same outputs on one batch: the export, and the encoder finetuning loads from the
+    # run, compute exactly what the pretrainer's discriminator (BERT's encoder) computed.
+    expected = encoder_of(pretrainer)(batch, training=False)["sequence_output"].numpy()
+    loaded = load_encoder(FinetuningConfig(init_checkpoint=config.model_dir,
+                                           task_names=["sst2"]), 30522)
+    for model in (encoder, loaded):
+        np.testing.assert_array_equal(model(batch, training=False)["sequence_output"].numpy(),
+                                      expected)
 
 
 def test_do_eval_scores_the_newest_checkpoint_after_training_or_alone(
@@ -270,7 +280,7 @@ RECIPE = {"optimizer": "lamb", "learning_rate": 5e-4, "train_batch_size": 1024,
 
 
 # The equal-budget recipes <objective>_<size>.flags (electra_small_1m.flags, the released
-# ELECTRA-Small's run by steps, is checked in test_flops).
+# ELECTRA-Small's run by steps, and the *_small_shao.flags are checked in test_flops).
 SIZE_RECIPES = sorted(p for p in glob.glob(os.path.join(ROOT, "flags", "pretrain", "*.flags"))
                       if re.fullmatch(r"(bert|electra|ale)_[a-z]+\.flags", os.path.basename(p)))
 
@@ -278,7 +288,7 @@ SIZE_RECIPES = sorted(p for p in glob.glob(os.path.join(ROOT, "flags", "pretrain
 def test_every_objective_and_size_has_a_recipe():
     names = {os.path.basename(p) for p in SIZE_RECIPES}
     assert names == {f"{o}_{s}.flags" for o in ("bert", "electra", "ale")
-                     for s in ("debug", "tiny", "small", "base")}
+                     for s in ("debug", "tiny", "small", "base", "large")}
 
 
 @pytest.mark.parametrize("path", SIZE_RECIPES)
@@ -295,8 +305,9 @@ def test_pretraining_flagfiles_parse_into_configs(path):
         assert model.dropout_rate == 0.1
         if objective != "bert":
             assert model.generator_config().hidden_size == 64  # 1/4 of 256
-    if size in ("small", "base"):  # one budget per size: equal compute for the three
-        assert config.flop_budget == {"small": 1.29e18, "base": 1.5e19}[size]
+    if size in ("small", "base", "large"):  # one budget per size: equal compute for the three
+        assert config.flop_budget == {"small": 1.29e18, "base": 6.424542e19,
+                                      "large": 7.11761e20}[size]
 
 
 def test_strategy_choice_and_its_errors(monkeypatch):

@@ -91,7 +91,8 @@ def small_study(tmp_path_factory):
                           "train_fraction": 0.02, "train_batch_size": 16},
         tlm_hparams={"max_seq_length": 32, "top_k": 1, "stage2_num_train_epochs": 0.05,
                      "eval_every_steps": 20}, tlm_budget_fraction=0.5, lstm_model="LSTM-1-16",
-        lstm_hparams={"min_train_steps": 10, "lstm_num_train_epochs": 1}, num_processes=1)
+        lstm_hparams={"min_train_steps": 10, "lstm_num_train_epochs": 1,
+                      "lstm_learning_rates": [1e-3]}, num_processes=1)
     return config, run_whole_study(config, progress=False)
 
 

@@ -13,10 +13,11 @@ from review_task import BAD, GOOD, write_review_task
 
 from electra_tf.configs import get_config
 from electra_tf.masking import MaskingConfig
+from electra_tf.optimization import TransformersAdamW, WarmupLinearDecay
 from electra_tf.tlm.config import TlmConfig
 from electra_tf.tlm.data import is_task_step, joint_dataset
 from electra_tf.tlm.model import TlmModel, joint_loss
-from electra_tf.tlm.trainer import markdown_table, run_tlm, stage2_model
+from electra_tf.tlm.trainer import _optimizer, markdown_table, run_tlm, stage2_model
 from electra_tf.tokenization import load_vocab, special_ids
 from electra_tf.training.checkpointing import restore
 
@@ -47,9 +48,33 @@ def tlm_config(data_dir, **overrides):
                   max_seq_length=24, train_batch_size=8, eval_batch_size=32,
                   external_ratio=2, mlm_weight=4.0, learning_rate=3e-4, num_train_steps=24,
                   stage2_learning_rate=3e-3, stage2_num_train_epochs=8, eval_every_steps=16,
-                  save_checkpoints_steps=12, log_every_steps=6, seed=3)
+                  save_checkpoints_steps=12, log_every_steps=6, seed=3,
+                  warmup_proportion=0.1)
     values.update(overrides)
     return TlmConfig(**values)
+
+
+def test_defaults_are_the_reference_codes():
+    """The reference's train.sh / finetune.sh and run.py: transformers' AdamW without
+    clipping, 10,000 and 3,000 warmup steps then linear decay, weight decay 0.01 in stage
+    1 and none in stage 2; RAKE queries of 20 phrases; BM25 with k1 1.2, b 0.75."""
+    config = TlmConfig(num_train_steps=150000)
+    assert (config.optimizer, config.clip_norm, config.rake_top_n) == ("adamw_hf", 0.0, 20)
+    assert (config.k1, config.b, config.mask_prob) == (1.2, 0.75, 0.15)
+    for stage, steps, warmup, decay in ((1, 150000, 10000, 0.01), (2, 30000, 3000, 0.0)):
+        optimizer, schedule = _optimizer(config, stage, steps)
+        assert isinstance(optimizer, TransformersAdamW) and optimizer.global_clipnorm is None
+        assert isinstance(schedule, WarmupLinearDecay)
+        assert (schedule.total_steps, schedule.warmup_steps) == (steps, warmup)
+        assert optimizer.weight_decay_rate == decay and optimizer.epsilon == 1e-6
+    # A proportion instead, for runs whose length comes from a FLOP budget.
+    proportional = TlmConfig(num_train_steps=1000, warmup_proportion=0.1)
+    assert [_optimizer(proportional, stage, 500)[1].warmup_steps for stage in (1, 2)] == [50,
+                                                                                           50]
+    electra = TlmConfig(num_train_steps=10, optimizer="adamw", clip_norm=1.0)
+    assert _optimizer(electra, 1, 10)[0].global_clipnorm == 1.0
+    with pytest.raises(ValueError, match="stage2_warmup_steps=-1 must be >= 0"):
+        TlmConfig(num_train_steps=10, stage2_warmup_steps=-1)
 
 
 def _masking(vocab_path, max_predictions=3):

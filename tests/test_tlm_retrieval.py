@@ -1,13 +1,18 @@
-"""TLM retrieval: analyzer, hostile queries, both backends, dedup, index build re-runs."""
+"""TLM retrieval: analyzer, hostile queries, Lucene's BM25 in both backends (by hand, on
+real text, ties, repeated terms), RAKE, dedup, index build re-runs."""
 
 import json
+import math
 import os
+import re
 
+import numpy as np
 import pytest
 from absl import logging
 from whoosh.query import Or, Term
 
-from data_prep.build_tlm_index import PARTIAL_SUFFIX, build_index, passages
+from data_prep import samples
+from data_prep.build_tlm_index import PARTIAL_SUFFIX, SETTINGS_FILE, build_index, passages
 from data_prep.readers import Document
 from electra_tf.tlm import retrieval
 from electra_tf.tlm.retrieval import (
@@ -55,6 +60,124 @@ def test_hostile_query_text_is_only_the_or_of_its_terms():
     query = build_query("title:foo AND (bar OR *)", make_analyzer())
     assert query == Or([Term("text", t) for t in ["title", "foo", "and", "bar", "or"]])
     assert build_query("  :() * -- ", make_analyzer()) is None
+    # A repeated term is one clause weighted by its count.
+    assert build_query("The cat saw the CAT, the end", make_analyzer()) == Or(
+        [Term("text", "the", boost=3.0), Term("text", "cat", boost=2.0),
+         Term("text", "saw"), Term("text", "end")])
+
+
+# Five documents of 3, 2, 4, 1 and 4 terms (14 in all), long enough for the text reader.
+BY_HAND = ["internationalization localization internationalization",
+           "localization accessibility",
+           "elderberry gooseberry mulberry cloudberry",
+           "internationalization",
+           "cloudberry mulberry gooseberry elderberry"]
+
+
+@pytest.fixture(scope="module")
+def by_hand_index(tmp_path_factory):
+    root = tmp_path_factory.mktemp("by_hand")
+    (root / "corpus.txt").write_text("\n\n".join(BY_HAND) + "\n")
+    directory = str(root / "index")
+    build_index([f"text:{root / 'corpus.txt'}"], directory, progress=False)
+    return directory
+
+
+def test_both_backends_score_lucene_bm25_by_hand_counting_repeated_terms(by_hand_index):
+    # N = 5 documents, avgdl = 14 / 5; "internationalization" is in 2 documents,
+    # "accessibility" in 1; k1 = 1.2, b = 0.75.
+    def idf(n):
+        return math.log(1 + (5 - n + 0.5) / (n + 0.5))
+
+    def tf_part(tf, dl):
+        return tf / (tf + 1.2 * (1 - 0.75 + 0.75 * dl / (14 / 5)))
+
+    intl, access = idf(2), idf(1)
+    # The query has "internationalization" twice: each occurrence adds its score, as in
+    # Elasticsearch's match query (one clause per token).
+    query = "Internationalization internationalization accessibility"
+    expected = [("3", 2 * intl * tf_part(1, 1)),  # 1.0799
+                ("0", 2 * intl * tf_part(2, 3)),  # 1.0728
+                ("1", access * tf_part(1, 2))]    # 0.7135
+    once = [("1", access * tf_part(1, 2)), ("3", intl * tf_part(1, 1)),
+            ("0", intl * tf_part(2, 3))]
+    with WhooshRetriever(by_hand_index) as whoosh_retriever:
+        backends = [whoosh_retriever, Bm25sRetriever.from_index(by_hand_index)]
+        for retriever in backends:
+            for text, want in ((query, expected), ("internationalization accessibility", once)):
+                hits = retriever.search([text], 3)[0]
+                assert [(d, r) for d, r, _ in hits] == [(d, r) for r, (d, _) in
+                                                        enumerate(want, 1)]
+                np.testing.assert_allclose([s for _, _, s in hits], [s for _, s in want],
+                                           rtol=1e-12)
+            # Documents 2 and 4 hold the same words: a tie, broken by id in both.
+            assert [h[:2] for h in retriever.search(["mulberry"], 2)[0]] == [("2", 1),
+                                                                               ("4", 2)]
+            assert [h[0] for h in retriever.search(["mulberry"], 1)[0]] == ["2"]
+
+
+def test_ties_are_broken_by_document_id_in_number_order():
+    assert sorted(["10-0", "9-1", "9-0", "b", "a2", "a10"], key=retrieval.id_order) == [
+        "9-0", "9-1", "10-0", "a2", "a10", "b"]
+    text = "the same few words in every document"
+    documents = [("doc10", text), ("doc9", text), ("doc2", "no match here at all"),
+                 ("doc1", text)]
+    hits = Bm25sRetriever(documents).search(["few words"], 2)[0]
+    assert [h[:2] for h in hits] == [("doc1", 1), ("doc9", 2)]
+    # A document without terms is kept (texts, ids) but is not in the BM25 statistics.
+    empty = Bm25sRetriever(documents + [("punct", "-- ... !!")])
+    assert empty.num_documents == 5 and empty.texts(["punct"]) == {"punct": "-- ... !!"}
+    assert empty.search(["few words"], 2) == [hits]
+
+
+@pytest.fixture(scope="module")
+def news_index(tmp_path_factory):
+    """The 300 articles of the news sample, indexed whole."""
+    directory = str(tmp_path_factory.mktemp("news") / "index")
+    news = samples.path("news")
+    summary = build_index([f"text:{news}"], directory, progress=False)
+    assert summary["indexed"] == 300
+    return directory
+
+
+def test_both_backends_rank_real_text_identically(news_index):
+    with WhooshRetriever(news_index) as whoosh_retriever:
+        documents = dict(whoosh_retriever.documents())
+        bm25s_retriever = Bm25sRetriever.from_index(news_index)
+        # Queries: the opening words of every tenth article, and a few written here (one
+        # with repeated words, one of common words only, where many scores tie).
+        queries = [" ".join(documents[str(i)].split()[:12]) for i in range(0, 300, 10)]
+        queries += ["bushfire bushfire near Sydney and the highway", "of the and a to",
+                    "Australian cricket captain Steve Waugh", "Israeli tanks in Gaza"]
+        k = 20
+        whoosh_hits = whoosh_retriever.search(queries, k)
+        bm25s_hits = bm25s_retriever.search(queries, k)
+        for query, ours, theirs in zip(queries, whoosh_hits, bm25s_hits, strict=True):
+            assert len(ours) == k, query
+            assert [h[:2] for h in ours] == [h[:2] for h in theirs], query
+            np.testing.assert_allclose([h[2] for h in ours], [h[2] for h in theirs],
+                                       rtol=1e-9)
+
+    # One score by hand: statistics counted here, over the stored texts, by a tokenizer
+    # written here (lower-cased words, inner dots kept).
+    def terms(text):
+        return re.findall(r"\w+(?:\.?\w+)*", text.lower())
+
+    lengths = {doc_id: len(terms(text)) for doc_id, text in documents.items()}
+    n, avgdl = len(documents), sum(lengths.values()) / len(documents)
+    query = ["bushfire", "bushfire", "near", "sydney", "and", "the", "highway"]
+    doc_id, _, score = whoosh_hits[-4][0]
+    doc_terms = terms(documents[doc_id])
+    expected = 0.0
+    for term in query:
+        df = sum(term in set(terms(text)) for text in documents.values())
+        tf = doc_terms.count(term)
+        if tf:
+            expected += (math.log(1 + (n - df + 0.5) / (df + 0.5)) * tf
+                         / (tf + 1.2 * (0.25 + 0.75 * lengths[doc_id] / avgdl)))
+    assert doc_terms.count("bushfire") > 0
+    assert score == pytest.approx(expected, rel=1e-12)
+    assert bm25s_hits[-4][0][2] == pytest.approx(expected, rel=1e-9)
 
 
 def test_union_keeps_each_documents_best_rank():
@@ -122,6 +245,12 @@ def test_rake_on_a_known_sentence():
             "equations are considered.")
     assert rake_keywords(text, 3) == ["linear diophantine equations", "linear constraints",
                                       "natural numbers"]
+    # The reference's 20 by default; as rake-nltk, every occurrence is a candidate (here
+    # "compatibility" twice) and equal scores go in reverse alphabetical order.
+    assert rake_keywords(text) == [
+        "linear diophantine equations", "linear constraints", "natural numbers",
+        "systems", "system", "set", "criteria", "considered", "compatibility",
+        "compatibility"]
 
 
 def test_passages_cut_documents_by_words():
@@ -150,6 +279,12 @@ def test_index_rerun_is_a_no_op_and_an_interrupted_build_is_cleaned(tmp_path):
                           progress=False)
     assert rebuilt["indexed"] > len(CORPUS)
     assert WhooshRetriever(directory).num_documents == rebuilt["indexed"]
+    # An index written by an older version of the builder is rebuilt, not refused.
+    settings = json.load(open(os.path.join(directory, SETTINGS_FILE)))
+    settings["inputs"]["format_version"] = 1
+    json.dump(settings, open(os.path.join(directory, SETTINGS_FILE), "w"))
+    again = build_index([f"text:{corpus}"], directory, passage_words=3, progress=False)
+    assert again["inputs"]["format_version"] == 2 and again["indexed"] == rebuilt["indexed"]
 
 
 def test_a_remote_index_is_searched_from_a_local_copy(index_dir):

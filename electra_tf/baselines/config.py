@@ -10,6 +10,8 @@ from electra_tf.configs import RunConfig, join, setting
 from electra_tf.finetuning.config import FinetuningConfig
 
 DEFAULT_FRACTIONS = (0.01, 0.1, 0.3, 0.5, 0.7, 0.9)  # the paper's 1, 10, 30, 50, 70, 90 %
+LSTM_LEARNING_RATES = (2.5e-4, 5e-4, 7.5e-4, 1e-3)  # the paper's grid for the BiLSTMs
+LR_SCHEDULES = ("constant", "linear")
 EMBEDDINGS = ("scratch", "pretrained")
 PRETRAINED = "pretrained"  # the finetuned encoder's row in results and tables
 
@@ -23,6 +25,24 @@ def parse_lstm_model(name: str) -> tuple[int, int]:
         raise ValueError(f"lstm model {name!r}: expected LSTM-<layers>-<units> with both at "
                          f"least 1, e.g. LSTM-2-256")
     return int(match[1]), int(match[2])
+
+
+def check_learning_rates(rates) -> list[float]:
+    """Learning rates as sorted positive floats, each once."""
+    values = []
+    for value in rates:
+        try:
+            rate = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"learning rate {value!r} is not a number") from None
+        if not rate > 0.0:
+            raise ValueError(f"learning rate {value!r} must be positive")
+        values.append(rate)
+    if not values:
+        raise ValueError("lstm_learning_rates is empty")
+    if len(set(values)) != len(values):
+        raise ValueError(f"lstm_learning_rates lists a value twice: {values}")
+    return sorted(values)
 
 
 def check_fractions(fractions) -> list[float]:
@@ -48,7 +68,11 @@ def check_fractions(fractions) -> list[float]:
 class BaselinesConfig(RunConfig):
     """Everything a sweep reads. Each cell (model, fraction, trial) trains on the same
     nested subset of the training set: trial k draws it with seed ``seed + k`` for every
-    model, so the pretrained encoder and the BiLSTMs see exactly the same examples."""
+    model, so the pretrained encoder and the BiLSTMs see exactly the same examples.
+
+    The BiLSTM defaults are the paper's recipe: Adam at a constant learning rate, the
+    best on dev of ``lstm_learning_rates``, batch 64, up to 10 epochs with early stopping
+    on dev."""
 
     MAY_CHANGE = ("fractions", "lstm_models", "lstm_embeddings", "num_trials",
                   "eval_batch_size", "finetune")
@@ -73,7 +97,8 @@ class BaselinesConfig(RunConfig):
         shown_default="the encoder's vocab.txt, else <data_dir>/vocab.txt")
     do_lower_case: bool = setting(True, help="Lower-case the text (for an uncased vocab).")
     max_seq_length: int = setting(128, help="Tokens per example.")
-    train_batch_size: int = setting(32, help="Batch size of every model.")
+    train_batch_size: int = setting(32, help="Batch size of the pretrained encoder's "
+                                    "finetuning.")
     eval_batch_size: int = setting(128, help="Prediction batch size.")
     min_train_steps: int = setting(100, help="Every cell trains at least this many steps (a "
                                    "1 % subset would otherwise stop after a handful of "
@@ -84,11 +109,28 @@ class BaselinesConfig(RunConfig):
                                      help="BiLSTMs LSTM-<layers>-<units>.")
     lstm_embeddings: list[str] = setting(
         default_factory=lambda: ["scratch"], help="scratch (a trained table) and/or "
-        "pretrained (the encoder's token table, frozen, projected to --embedding_size).")
-    embedding_size: int = setting(128, help="BiLSTM input width (the default is the "
-                                  "paper's).")
-    lstm_learning_rate: float = setting(1e-3, help="Adam peak learning rate, linear decay.")
-    lstm_num_train_epochs: float = setting(3.0, help="BiLSTM epochs.")
+        "pretrained (the encoder's token table, frozen, fed straight into the LSTM: the "
+        "paper's +emb rows).")
+    embedding_size: int = setting(128, help="Width of the BiLSTM's token table trained from "
+                                  "scratch (the default is the paper's).")
+    lstm_project_embeddings: bool = setting(
+        False, help="Put a trainable linear projection to --embedding_size between the frozen "
+        "pretrained table and the LSTM. Not the paper's model (it feeds the table straight "
+        "in): fewer parameters and a cheaper first layer on a wide table.")
+    lstm_learning_rates: list[float] = setting(
+        default_factory=lambda: list(LSTM_LEARNING_RATES),
+        help="Adam learning rates of the BiLSTMs: each cell trains one run per rate and "
+        "keeps the best on dev (the paper's grid).")
+    lstm_lr_schedule: str = setting(
+        "constant", help="constant (the paper's) or linear (decay to 0 over "
+        "--lstm_num_train_epochs, as the finetuning recipes do).")
+    lstm_train_batch_size: int = setting(64, help="BiLSTM batch size (the paper's).")
+    lstm_num_train_epochs: float = setting(10.0, help="Most epochs a BiLSTM run trains (the "
+                                           "paper's).")
+    lstm_early_stopping_patience: int = setting(
+        3, help="Stop a BiLSTM run once its dev score has not improved for this many "
+        "epochs (never before --min_train_steps); the best-dev epoch is kept. 0 trains every "
+        "epoch. The paper stops early on dev without giving a patience.")
     lstm_dropout_rate: float = setting(0.1, help="Dropout before the output layer.")
 
     finetune: dict = setting(
@@ -100,6 +142,9 @@ class BaselinesConfig(RunConfig):
     def __post_init__(self):
         self.fractions = check_fractions(
             self.fractions.split(",") if isinstance(self.fractions, str) else self.fractions)
+        rates = self.lstm_learning_rates
+        self.lstm_learning_rates = check_learning_rates(
+            rates.split(",") if isinstance(rates, str) else rates)
         for name in ("lstm_models", "lstm_embeddings"):
             value = getattr(self, name)
             if isinstance(value, str):
@@ -115,11 +160,19 @@ class BaselinesConfig(RunConfig):
         if not self.lstm_models and not self.init_checkpoint:
             raise ValueError("nothing to run: no --lstm_models and no --init_checkpoint")
         for name in ("num_trials", "max_seq_length", "train_batch_size", "eval_batch_size",
-                     "embedding_size", "min_train_steps"):
+                     "embedding_size", "min_train_steps", "lstm_train_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be positive")
-        if self.lstm_num_train_epochs <= 0 or self.lstm_learning_rate <= 0:
-            raise ValueError("lstm_num_train_epochs and lstm_learning_rate must be positive")
+        if self.lstm_num_train_epochs <= 0:
+            raise ValueError(f"lstm_num_train_epochs={self.lstm_num_train_epochs} must be "
+                             f"positive")
+        if self.lstm_early_stopping_patience < 0:
+            raise ValueError(f"lstm_early_stopping_patience="
+                             f"{self.lstm_early_stopping_patience} must be >= 0 (0: no early "
+                             f"stopping)")
+        if self.lstm_lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lstm_lr_schedule={self.lstm_lr_schedule!r}; allowed: "
+                             f"{', '.join(LR_SCHEDULES)}")
         owned = {"data_dir", "model_name", "task_names", "init_checkpoint", "vocab_file",
                  "do_lower_case", "max_seq_length", "train_batch_size", "eval_batch_size",
                  "seed", "num_trials", "train_fraction", "output_dir", "score_test"}
@@ -151,3 +204,8 @@ class BaselinesConfig(RunConfig):
         """``<output_dir>/cells/<model>/fraction_<f>/trial_<k>``."""
         return join(self.output_dir, "cells", model, f"fraction_{fraction:g}",
                     f"trial_{trial}")
+
+    @staticmethod
+    def lr_dir(cell_dir: str, learning_rate: float) -> str:
+        """``<cell_dir>/lr_<rate>``: one BiLSTM run of the learning-rate grid."""
+        return join(cell_dir, f"lr_{learning_rate:g}")

@@ -16,18 +16,18 @@ Model names (case-insensitive; :func:`parse_model_name` gives the canonical spel
   of k units, a 128-wide token table trained from scratch, 2 labels (the paper's binary
   tasks), ELECTRA's 30,522-token vocab.
 - ``LSTM-<n>-<k>+emb<W>``: the same with a frozen pretrained token table W wide, as
-  :func:`~electra_tf.modeling.embeddings_from_encoder` gives it. ``+emb768`` is
-  ELECTRA-Base's table, projected to 128 by a trainable Dense (the default rows: the
-  projection is what the variant adds, in parameters and time); ``+emb128`` is
-  ELECTRA-Small's table, which needs no projection, so its row equals the
-  from-scratch one (only trainability differs) and it is not in the default list.
+  :func:`~electra_tf.modeling.embeddings_from_encoder` gives it, fed straight into the
+  first LSTM as in the paper. ``+emb768`` is ELECTRA-Base's table (the default rows,
+  the paper's ``+Base``: the first layer reads 768 features instead of 128, which is
+  what the variant adds, in parameters and time); ``+emb128`` is ELECTRA-Small's table,
+  as wide as the scratch one, so its row equals the from-scratch one (only
+  trainability differs) and it is not in the default list.
 
 "Parameters without embeddings" leaves out the token table (vocab x width) only, the
 part whose size follows the vocabulary. An encoder's position and segment tables
 (514 x width) and embedding LayerNorm are counted: they are few (66K for Small, 396K for
 Base) and are kept in the result (``position_segment_embeddings``) so a reader can
-subtract them. Factorized encoders (Small) count their embedding projection, as the
-LSTMs count theirs.
+subtract them. Factorized encoders (Small) count their embedding projection.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from electra_tf.modeling.lstm import LSTM_INPUTS, BiLstmClassifier, lstm_paramet
 from electra_tf.modeling.models import ENCODER_INPUTS, Encoder
 
 VOCAB_SIZE = 30522  # ELECTRA's (uncased BERT) vocab, for the encoders and the LSTMs
-LSTM_EMBEDDING_SIZE = 128  # the paper's LSTM input width
+LSTM_EMBEDDING_SIZE = 128  # the paper's width of a token table trained from scratch
 LSTM_NUM_LABELS = 2
 BATCH_SIZES = (128, 256, 384)  # the paper's columns
 DEFAULT_MODELS = ("ELECTRA-Small", "ELECTRA-Base", "LSTM-2-256", "LSTM-4-256", "LSTM-4-512",

@@ -7,12 +7,17 @@ Layout under ``<data_dir>/models/<model_name>/``::
   sweep_config.json                  the settings (a re-run with others is refused)
   cells/<model>/fraction_<f>/trial_<k>/
       result.json                    that cell's scores, steps, seconds and (BiLSTMs)
-                                     parameters (present = done; a re-run skips it)
-      ...                            its checkpoints (a re-run resumes) and TensorBoard events
+                                     parameters, learning rate and grid (present = done;
+                                     a re-run skips it)
+      ...                            the pretrained cell's checkpoints (a re-run resumes)
+                                     and TensorBoard events
+      lr_<rate>/                     a BiLSTM cell's run at one rate of the grid: its
+                                     result.json, checkpoints and TensorBoard events
   results.json, results.md, results.png   every cell, the summary table and the plot
 
 Each cell keeps its best-dev epoch and reports dev and (when the task's test labels are
-known) test scores there. The plot shows the task's metric on test (dev when there are
+known) test scores there; a BiLSTM cell also keeps the learning rate of its grid that
+scored best on dev. The plot shows the task's metric on test (dev when there are
 no test labels) against the fraction, and the gap pretrained − BiLSTM.
 """
 
@@ -31,6 +36,7 @@ from electra_tf.finetuning import trainer as finetuning
 from electra_tf.finetuning.config import FinetuningConfig
 from electra_tf.modeling.lstm import BiLstmClassifier, embeddings_from_encoder
 from electra_tf.optimization import WarmupPolynomialDecay
+from electra_tf.tasks.scorers import dev_score
 from electra_tf.tasks.specs import Features, PairTask, classification_task, nested_subset
 from electra_tf.tokenization import WordPieceTokenizer
 from electra_tf.training.dev_eval import fit_with_dev_eval
@@ -70,22 +76,34 @@ def _scores(model: keras.Model, task: PairTask, features: Features, batch_size: 
     return task.score(np.argmax(logits, axis=-1), features)
 
 
-def train_lstm(config: BaselinesConfig, name: str, train: Features, dev: Features,
-               task: PairTask, run_dir: str, seed: int, vocab_size: int,
+def lstm_schedule(config: BaselinesConfig, learning_rate: float, total_steps: int):
+    """The BiLSTM's learning rate by step: constant (the paper's), or linear decay to 0
+    over `total_steps` with ``lstm_lr_schedule=linear``."""
+    end = 0.0 if config.lstm_lr_schedule == "linear" else learning_rate
+    return WarmupPolynomialDecay(learning_rate, total_steps, 0, end_learning_rate=end)
+
+
+def train_lstm(config: BaselinesConfig, name: str, learning_rate: float, train: Features,
+               dev: Features, task: PairTask, run_dir: str, seed: int, vocab_size: int,
                table: np.ndarray | None = None, progress: bool = True
                ) -> tuple[BiLstmClassifier, dict]:
-    """Train one BiLSTM (``LSTM-n-k``, ``+emb`` = frozen `table`) on `train` with Adam,
-    linear decay and dev scoring each epoch; returns the model at its best-dev epoch and
-    {"steps", "best_epoch", "dev", "history"}."""
+    """Train one BiLSTM (``LSTM-n-k``, ``+emb`` = frozen `table`) on `train` with Adam at
+    `learning_rate`, scoring dev after each epoch, up to ``lstm_num_train_epochs`` (at
+    least ``min_train_steps`` steps) and stopping once dev has not improved for
+    ``lstm_early_stopping_patience`` epochs. Returns the model at its best-dev epoch and
+    {"steps" (trained), "epochs", "stopped_early", "best_epoch", "dev", "history"}; a
+    re-run resumes from `run_dir`'s last epoch."""
     layers, units = parse_lstm_model(name.removesuffix("+emb"))
     keras.utils.set_random_seed(seed)
     model = BiLstmClassifier(vocab_size, task.num_outputs, layers, units,
                              embedding_size=config.embedding_size, pretrained_embeddings=table,
+                             project_pretrained=config.lstm_project_embeddings,
                              dropout_rate=config.lstm_dropout_rate)
-    steps_per_epoch = math.ceil(len(train) / config.train_batch_size)
+    batch_size = config.lstm_train_batch_size
+    steps_per_epoch = math.ceil(len(train) / batch_size)
     total_steps = max(config.min_train_steps,
-                      int(config.lstm_num_train_epochs * len(train) / config.train_batch_size))
-    schedule = WarmupPolynomialDecay(config.lstm_learning_rate, total_steps, 0)
+                      int(config.lstm_num_train_epochs * len(train) / batch_size))
+    schedule = lstm_schedule(config, learning_rate, total_steps)
     optimizer = keras.optimizers.Adam(schedule, global_clipnorm=1.0)
     model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -95,17 +113,45 @@ def train_lstm(config: BaselinesConfig, name: str, train: Features, dev: Feature
     def make_dataset(step: int) -> tf.data.Dataset:
         data = tf.data.Dataset.from_tensor_slices((inputs, train.labels))
         return (data.shuffle(len(train), seed=seed + step).repeat()
-                .batch(config.train_batch_size).prefetch(2))
+                .batch(batch_size).prefetch(2))
 
     def evaluate() -> dict:
         return {task.name: {"dev": _scores(model, task, dev, config.eval_batch_size)}}
 
-    history, best, steps = fit_with_dev_eval(model, optimizer, make_dataset, run_dir,
-                                             total_steps, steps_per_epoch, evaluate, schedule,
-                                             progress=progress)
-    best = best or history[-1]
-    return model, {"steps": steps, "best_epoch": best["epoch"],
-                   "dev": best["dev"][task.name]["dev"], "history": history}
+    history, best, _ = fit_with_dev_eval(
+        model, optimizer, make_dataset, run_dir, total_steps, steps_per_epoch, evaluate,
+        schedule, progress=progress, desc=f"{name} lr {learning_rate:g}",
+        patience=config.lstm_early_stopping_patience, min_steps=config.min_train_steps)
+    last = history[-1]
+    best = best or last
+    stopped = last["step"] < total_steps
+    return model, {"steps": last["step"], "epochs": last["epoch"], "stopped_early": stopped,
+                   "best_epoch": best["epoch"], "dev": best["dev"][task.name]["dev"],
+                   "history": history}
+
+
+def _lstm_run(config: BaselinesConfig, model: str, learning_rate: float, cell_dir: str,
+              seed: int, task: PairTask, train: Features, features: dict[str, Features],
+              table: np.ndarray | None, vocab_size: int, progress: bool) -> dict:
+    """Run (or read back) one BiLSTM run of a cell's learning-rate grid; its result."""
+    run = RunDir(BaselinesConfig.lr_dir(cell_dir, learning_rate))
+    done = run.result("result.json")
+    if done is not None:
+        return done
+    started = time.time()
+    lstm, trained = train_lstm(config, model, learning_rate, train, features["dev"], task,
+                               run.path, seed, vocab_size, table, progress)
+    result = {"learning_rate": learning_rate}
+    result.update({k: trained[k] for k in ("steps", "epochs", "stopped_early", "best_epoch",
+                                           "dev")})
+    if "test" in features:
+        result["test"] = _scores(lstm, task, features["test"], config.eval_batch_size)
+    table_size = int(np.prod(lstm.word_embeddings.embeddings.shape))
+    result["parameters"] = {"total": lstm.count_params(),
+                            "without_embeddings": lstm.count_params() - table_size}
+    result["seconds"] = round(time.time() - started, 1)
+    run.write_json("result.json", result)
+    return result
 
 
 def _cell(config: BaselinesConfig, model: str, fraction: float, trial: int, task: PairTask,
@@ -130,18 +176,23 @@ def _cell(config: BaselinesConfig, model: str, fraction: float, trial: int, task
                       dev=finetuned["dev_best"][task.name]["dev"])
         if "test" in features:
             result["test"] = finetuned["test_at_best_dev"][task.name]["test"]
+        result["seconds"] = round(time.time() - started, 1)
     else:
         train = features["train"].subset(indices)
-        lstm, trained = train_lstm(config, model, train, features["dev"], task, run_dir, seed,
-                                   vocab_size, table if model.endswith("+emb") else None,
-                                   progress)
-        result.update({k: trained[k] for k in ("steps", "best_epoch", "dev")})
-        if "test" in features:
-            result["test"] = _scores(lstm, task, features["test"], config.eval_batch_size)
-        table_size = int(np.prod(lstm.word_embeddings.embeddings.shape))
-        result["parameters"] = {"total": lstm.count_params(),
-                                "without_embeddings": lstm.count_params() - table_size}
-    result["seconds"] = round(time.time() - started, 1)
+        runs = [_lstm_run(config, model, rate, run_dir, seed, task, train, features,
+                          table if model.endswith("+emb") else None, vocab_size, progress)
+                for rate in config.lstm_learning_rates]
+        # The first best on dev: ties go to the smaller rate.
+        chosen = max(runs, key=lambda run: dev_score({task.name: {"dev": run["dev"]}}))
+        result.update({k: chosen[k] for k in ("learning_rate", "steps", "epochs",
+                                              "stopped_early", "best_epoch", "dev")})
+        if "test" in chosen:
+            result["test"] = chosen["test"]
+        result["parameters"] = chosen["parameters"]
+        result["grid"] = {f"{run['learning_rate']:g}": {
+            k: v for k, v in run.items() if k not in ("learning_rate", "parameters")}
+            for run in runs}
+        result["seconds"] = round(sum(run["seconds"] for run in runs), 1)
     RunDir(run_dir).write_json("result.json", result)
     return result
 

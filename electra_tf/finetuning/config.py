@@ -22,14 +22,21 @@ from electra_tf.configs import (
     setting,
 )
 
-# What a re-run of a run (a resume, more trials, test outputs) may change; every other
-# setting must match the run that wrote the folder.
+
+def is_large(hidden_size: int, num_hidden_layers: int) -> bool:
+    """Whether an encoder has the size table's "large" shape (hidden size 1024, 24
+    layers): what the original's large-model finetuning defaults key on."""
+    large = SIZES["large"]
+    return (hidden_size, num_hidden_layers) == (large["hidden_size"],
+                                                large["num_hidden_layers"])
 
 
 @dataclasses.dataclass
 class FinetuningConfig(RunConfig):
     """Everything a finetuning run reads."""
 
+    # What a re-run of a run (a resume, more trials, test outputs) may change; every other
+    # setting must match the run that wrote the folder.
     MAY_CHANGE = ("do_eval", "do_train", "write_test_outputs", "score_test",
                   "eval_batch_size", "num_trials", "output_dir", "steps_per_execution",
                   "jit_compile")
@@ -61,21 +68,39 @@ class FinetuningConfig(RunConfig):
 
     # optimization: the ELECTRA code's defaults (its paper used lr 3e-4 and weight decay 0
     # for small models: flags/finetune/glue_small_paper.flags)
-    optimizer: str = setting("adamw", help="adamw (the original's AdamWeightDecay) or lamb.")
-    learning_rate: float = setting(1e-4, help="Peak learning rate (the ELECTRA code's; its "
-                                   "paper used 3e-4 for small models).")
-    layerwise_lr_decay: float = setting(0.8, help="Layer-wise learning-rate decay (1 = off).")
+    optimizer: str = setting("adamw", help="adamw (the original's AdamWeightDecay), lamb, or "
+                             "adamw_hf (transformers' bias-corrected AdamW).")
+    learning_rate: float | None = setting(
+        None, help="Peak learning rate (the ELECTRA code's; its paper used 3e-4 for small "
+        "models).", shown_default="as the original: 5e-5 for a large encoder (hidden size 1024, "
+        "24 layers, or --from_scratch --model_size=large), else 1e-4")
+    layerwise_lr_decay: float | None = setting(
+        None, help="Layer-wise learning-rate decay (1 = off).",
+        shown_default="as the original: 0.9 for a large encoder, else 0.8")
+    fix_layerwise_lr_decay: bool = setting(
+        False, help="Put the top encoder layer one factor of the decay below the head (layer "
+        "i of n: decay^(n-i), embeddings decay^(n+1)) instead of the original's two: its "
+        "_get_layer_lrs placed the head two depths above the top layer (layer i: "
+        "decay^(n+1-i), embeddings decay^(n+2)). The original's published GLUE numbers and "
+        "its decays 0.8 and 0.9 were tuned with that off-by-one.")
     weight_decay_rate: float = setting(0.01, help="Decoupled weight decay (the code's; its "
                                        "paper used 0).")
     num_train_epochs: float | None = setting(
         None, help="Epochs.",
-        shown_default="as the original: 10 when RTE or STS-B is among the tasks, else 3")
+        shown_default="as the original: 10 when the only task is RTE or STS-B, else 3")
     warmup_proportion: float = setting(0.1, help="Fraction of steps with linear warmup.")
     train_batch_size: int = setting(32, help="Global batch size.")
     eval_batch_size: int = setting(32, help="Prediction batch size.")
     max_seq_length: int = setting(128, help="Tokens per sequence (race.flags uses 512).")
     dropout_rate: float = setting(0.1, help="Dropout before each task head.")
     clip_norm: float = setting(1.0, help="Global gradient-norm clipping (0: none).")
+    mean_loss: bool = setting(
+        False, help="Average the loss over the batch's examples (over its words with a "
+        "softmax tagging head) instead of summing it as the original. Adam and LAMB ignore a "
+        "constant loss scale except through their epsilon, so the two differ mainly through "
+        "clipping: the sum's gradient is as many times larger as the batch has examples "
+        "(words), so --clip_norm cuts it far more often; with the mean, how often clipping "
+        "acts does not depend on the batch size.")
 
     # tasks
     double_unordered: bool = setting(True, help="Train MRPC/STS-B pairs in both orders.")
@@ -97,8 +122,8 @@ class FinetuningConfig(RunConfig):
     score_test: bool = setting(False, help="Also score each task's labelled test split (its "
                                "own labels or a test_labels.tsv beside it) at the best-dev "
                                "epoch.")
-    num_trials: int = setting(1, help="Runs with seeds seed, seed+1, ...; results report each "
-                              "and the median.")
+    num_trials: int = setting(1, help="Runs with seeds seed, seed+1, ...; results report each, "
+                              "their median and their max.")
     seed: int = setting(0, help="Seed of initialization, dropout and shuffling.")
     do_train: bool = setting(True, help="Train.")
     do_eval: bool = setting(True, help="Score the dev sets after each epoch.")
@@ -135,18 +160,33 @@ class FinetuningConfig(RunConfig):
             raise ValueError(f"train_fraction={self.train_fraction} must be in (0, 1]")
         if not 0.0 <= self.warmup_proportion < 1.0:
             raise ValueError(f"warmup_proportion={self.warmup_proportion} must be in [0, 1)")
-        if not 0.0 < self.layerwise_lr_decay <= 1.0:
+        if self.layerwise_lr_decay is not None and not 0.0 < self.layerwise_lr_decay <= 1.0:
             raise ValueError(f"layerwise_lr_decay={self.layerwise_lr_decay} must be in (0, 1]")
+        if self.learning_rate is not None and self.learning_rate <= 0:
+            raise ValueError(f"learning_rate={self.learning_rate} must be positive")
         if self.max_seq_length < 8:
             raise ValueError(f"max_seq_length={self.max_seq_length} is too short (< 8)")
 
     @property
     def epochs(self) -> float:
-        """num_train_epochs, or the original's choice: 10 when RTE or STS-B is trained, else 3."""
+        """num_train_epochs, or the original's choice: 10 when the only task is RTE or STS-B
+        (``configure_finetuning.py`` sets it for single-task runs only), else 3."""
         if self.num_train_epochs is not None:
             return self.num_train_epochs
-        return 10.0 if {"rte", "stsb", "sts", "sts-b"} & {t.lower() for t in self.task_names} \
-            else 3.0
+        single = self.task_names[0].lower() if len(self.task_names) == 1 else None
+        return 10.0 if single in ("rte", "stsb", "sts", "sts-b") else 3.0
+
+    def resolved(self, large_encoder: bool) -> dict:
+        """The learning rate, layer-wise decay and epochs a run uses: the given values,
+        else the original's defaults, which for a large encoder (`large_encoder`) are lr
+        5e-5 and decay 0.9 (``configure_finetuning.py`` keys them on model_size=large)."""
+        return {"learning_rate": (self.learning_rate if self.learning_rate is not None
+                                  else 5e-5 if large_encoder else 1e-4),
+                "layerwise_lr_decay": (self.layerwise_lr_decay
+                                       if self.layerwise_lr_decay is not None
+                                       else 0.9 if large_encoder else 0.8),
+                "num_train_epochs": self.epochs,
+                "large_encoder": large_encoder}
 
     @property
     def model_dir(self) -> str:

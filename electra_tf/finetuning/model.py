@@ -4,12 +4,17 @@ Heads as in the original ``finetune/``: dropout then a dense layer on the [CLS] 
 (classification: one logit per label; regression: one value; multiple choice: one score
 per option's [CLS]); for tagging a dense layer over every token, softmax over tags at the
 first WordPiece of each word, or with ``use_crf`` a linear-chain CRF over the words
-(first-WordPiece vectors gathered into a word sequence).
+(first-WordPiece vectors gathered into a word sequence). The dense layers start as the
+original's ``tf.layers.dense`` default: a Glorot-uniform kernel and a zero bias.
 
 Batches hold one task each (``task_id``); every head runs on the shared encoder output
 and only the batch's task contributes to the loss, so several tasks train together as the
-original's multi-task finetuning does. Losses are divided by global-batch weight sums, so
-N replicas train like one; ``fit`` runs under every strategy, with several steps per call
+original's multi-task finetuning does. The loss is the original's: per-example losses
+summed over the batch (a tagged sentence's loss is the sum over its words, a CRF's its
+negative log-likelihood). Each replica sums its share and gradients are summed across
+replicas, so the total is the global batch's sum and N replicas train like one; with
+``mean_loss`` the sums are divided by the global batch's number of examples (of words,
+for a softmax tagging head). ``fit`` runs under every strategy, with several steps per call
 (:class:`~electra_tf.distribute.DistributedTrainer`).
 """
 
@@ -23,7 +28,7 @@ import tensorflow as tf
 
 from electra_tf.distribute import DistributedTrainer, cross_replica_sum, global_batch_mean
 from electra_tf.modeling.crf import CRF
-from electra_tf.modeling.layers import Dropout, truncated_normal
+from electra_tf.modeling.layers import Dropout
 from electra_tf.tasks.specs import NUM_CHOICES, Task
 
 ENCODER_KEYS = ("input_ids", "input_mask", "segment_ids")
@@ -58,6 +63,14 @@ class Head:
                    tuple(label_range) if label_range is not None else None)
 
 
+def _times(gradient, factor):
+    """`gradient` (dense, sparse or None) multiplied by `factor`."""
+    if isinstance(gradient, tf.IndexedSlices):
+        return tf.IndexedSlices(gradient.values * factor, gradient.indices,
+                                gradient.dense_shape)
+    return None if gradient is None else gradient * factor
+
+
 @keras.saving.register_keras_serializable(package="electra_tf")
 class FinetuningModel(DistributedTrainer, keras.Model):
     """Encoder + task heads; ``fit`` trains on single-task batches, ``predict`` gives each
@@ -72,13 +85,14 @@ class FinetuningModel(DistributedTrainer, keras.Model):
         task cannot share a run with others (its inputs hold 4 sequences per example).
       dropout_rate: dropout before each head (the original: 0.1).
       use_crf: tagging heads end in a CRF instead of a per-word softmax.
+      mean_loss: average each task's loss over the global batch instead of summing it.
       preprocessing: ``{"vocab": [...], "do_lower_case": bool, "max_seq_length": int}``,
         the tokenizer and length the model was finetuned with.
     """
 
     def __init__(self, encoder: keras.Model, tasks: list[Task | Head],
                  dropout_rate: float = 0.1, use_crf: bool = False,
-                 preprocessing: dict | None = None, **kwargs):
+                 preprocessing: dict | None = None, mean_loss: bool = False, **kwargs):
         super().__init__(**kwargs)
         if len(tasks) > 1 and any(t.kind == "multiple_choice" for t in tasks):
             raise ValueError("a multiple-choice task (RACE) must be finetuned alone, not with "
@@ -88,13 +102,15 @@ class FinetuningModel(DistributedTrainer, keras.Model):
         self.use_crf = use_crf
         self.dropout_rate = dropout_rate
         self.preprocessing = preprocessing
-        initializer_range = encoder.model_config.initializer_range
+        self.mean_loss = mean_loss
         self.dropout = Dropout(dropout_rate)
         self.heads = {}
         self.crfs = {}
         for task in tasks:
+            # Keras' Dense defaults are the original's tf.layers.dense ones: Glorot-uniform
+            # kernel, zero bias (not the encoder's truncated normal).
             self.heads[task.name] = keras.layers.Dense(
-                task.num_outputs, kernel_initializer=truncated_normal(initializer_range),
+                task.num_outputs, kernel_initializer="glorot_uniform", bias_initializer="zeros",
                 name=f"{task.name}_head")
             if task.kind == "tagging" and use_crf:
                 self.crfs[task.name] = CRF(task.num_outputs, name=f"{task.name}_head_crf")
@@ -108,7 +124,8 @@ class FinetuningModel(DistributedTrainer, keras.Model):
         return {"encoder": keras.saving.serialize_keras_object(self.encoder),
                 "tasks": [dataclasses.asdict(Head.of(t)) for t in self.tasks],
                 "dropout_rate": self.dropout_rate, "use_crf": self.use_crf,
-                "preprocessing": self.preprocessing, "name": self.name}
+                "preprocessing": self.preprocessing, "mean_loss": self.mean_loss,
+                "name": self.name}
 
     @classmethod
     def from_config(cls, config):
@@ -166,9 +183,15 @@ class FinetuningModel(DistributedTrainer, keras.Model):
                 results[task.name] = tf.cast(head(pooled), tf.float32)
         return results
 
+    def _reduce(self, losses, weights):
+        if self.mean_loss:
+            return global_batch_mean(losses, weights)
+        return tf.reduce_sum(losses * weights)
+
     def task_losses(self, inputs, labels, outputs):
-        """{task: this replica's share of the global-batch mean loss}; batches of other
-        tasks weigh 0."""
+        """{task: this replica's share of the task's loss}: the sum over its examples of
+        each one's loss (a tagged sentence's: the sum over its words), or with
+        ``mean_loss`` its share of the global-batch mean; batches of other tasks weigh 0."""
         losses = {}
         task_id = inputs.get("task_id")
         for index, task in enumerate(self.tasks):
@@ -186,13 +209,12 @@ class FinetuningModel(DistributedTrainer, keras.Model):
                         out, word_tags, inputs["word_mask"])
                 else:
                     token = tf.nn.sparse_softmax_cross_entropy_with_logits(word_tags, out)
-                    weights = weights[:, None] * word_mask
-                    losses[task.name] = global_batch_mean(token, weights)
+                    losses[task.name] = self._reduce(token, weights[:, None] * word_mask)
                     continue
             else:
                 per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
                     tf.cast(y, tf.int32), out)
-            losses[task.name] = global_batch_mean(per_example, weights)
+            losses[task.name] = self._reduce(per_example, weights)
         return losses
 
     def train_step(self, data):
@@ -200,9 +222,16 @@ class FinetuningModel(DistributedTrainer, keras.Model):
         with tf.GradientTape() as tape:
             outputs = self(inputs, training=True)
             loss = tf.add_n(list(self.task_losses(inputs, labels, outputs).values()))
-            scaled = self.optimizer.scale_loss(loss)
+            # A summed loss is differentiated per example and its gradients multiplied
+            # back: the same gradients, but fp16 loss scaling then sees a mean-sized loss
+            # and does not overflow on a batch-sized one.
+            examples = None if self.mean_loss else cross_replica_sum(
+                tf.cast(tf.shape(inputs["input_ids"])[0], tf.float32))
+            scaled = self.optimizer.scale_loss(loss if examples is None else loss / examples)
         variables = self.trainable_variables
         gradients = tape.gradient(scaled, variables)
+        if examples is not None:
+            gradients = [_times(g, examples) for g in gradients]
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
         self._loss_tracker.update_state(cross_replica_sum(loss))
         return {"loss": self._loss_tracker.result()}

@@ -16,7 +16,8 @@ It loads with ``tensorflow`` and ``tensorflow_text`` alone. Its signatures:
   first); the classification and regression heads answer.
 * ``multiple_choice`` (a RACE model, also its ``serving_default``): inputs ``article``
   and ``question`` (batch,) and ``options`` (batch, 4); per option ``[CLS] article [SEP]
-  question [SEP] option [SEP]``, a ``_`` in the question replaced by the option.
+  question option [SEP]``, or for a question with a ``_`` blank the question with the
+  option in the blank.
 
 Outputs, per head ``<task>``: classification ``<task>_label`` (string) and
 ``<task>_probabilities`` (batch, labels); regression ``<task>_score`` (in the task's own
@@ -182,20 +183,22 @@ class TextFeatures(tf.Module):
 
     def multiple_choice(self, article, question, options) -> dict[str, tf.Tensor]:
         """(batch, 4, max_seq_length) inputs: per option ``[CLS] article [SEP] question
-        [SEP] option [SEP]`` (a ``_`` blank in the question filled with the option); the
-        question and option keep up to half the room, the article gets the rest, as
+        option [SEP]`` (a question with a ``_`` blank: the question with the option in the
+        blank); the second segment keeps up to half the room, the article gets the rest, as
         :meth:`~electra_tf.tasks.specs.RaceTask.featurize` does."""
         batch = tf.shape(article)[0]
         options = tf.reshape(options, [-1])
         repeat = tf.repeat(tf.range(batch), NUM_CHOICES)
-        questions = _fill_blank(tf.gather(question, repeat), options)
+        questions = tf.gather(question, repeat)
+        cloze = tf.strings.regex_full_match(questions, "(?s).*_.*")
+        questions = _fill_blank(questions, options)
+        options = tf.where(cloze, "", options)  # a cloze question holds its option
         a = tf.gather(self.tokenize(article), repeat)
         q, o = self.tokenize(questions), self.tokenize(options)
-        room = self.max_seq_length - 4
+        room = self.max_seq_length - 3
         len_q, len_o = truncated_pair_lengths(q.row_lengths(), o.row_lengths(), room // 2)
         len_a = tf.minimum(a.row_lengths(), room - len_q - len_o)
-        second = tf.concat([_keep_first(q, len_q), _column(self.sep, tf.shape(options)[0]),
-                            _keep_first(o, len_o)], 1)
+        second = tf.concat([_keep_first(q, len_q), _keep_first(o, len_o)], 1)
         packed = self._pack([_keep_first(a, len_a), second], tf.shape(options)[0])
         return {k: tf.reshape(v, [-1, NUM_CHOICES, self.max_seq_length])
                 for k, v in packed.items()}

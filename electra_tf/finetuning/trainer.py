@@ -1,12 +1,14 @@
 """Finetuning runs: load an encoder, train task heads with Keras ``fit``, score the dev sets,
 write results, TensorBoard scalars and test-set predictions.
 
-As the original ``run_finetuning.py``: AdamWeightDecay with layer-wise learning-rate decay,
-linear warmup over ``warmup_proportion`` of the steps then linear decay, global-norm
-clipping; ``num_trials`` repeats the run with seeds ``seed + trial``. Several tasks train
-together, one head each on the shared encoder; unlike the original, which shuffled all
-tasks' examples into mixed batches, each batch here holds one task (drawn in proportion
-to the tasks' training-set sizes), so each task's loss is its own batch mean.
+As the original ``run_finetuning.py``: AdamWeightDecay with layer-wise learning-rate decay
+(the original's rates, off-by-one included, unless ``fix_layerwise_lr_decay``), linear
+warmup over ``warmup_proportion`` of the steps then linear decay, global-norm clipping of
+the batch's summed loss; a large encoder's learning rate and decay default to the
+original's large-model ones; ``num_trials`` repeats the run with seeds ``seed + trial``.
+Several tasks train together, one head each on the shared encoder; unlike the original,
+which shuffled all tasks' examples into mixed batches, each batch here holds one task
+(drawn in proportion to the tasks' training-set sizes).
 
 Layout under ``<data_dir>/models/<model_name>/``::
 
@@ -15,7 +17,8 @@ Layout under ``<data_dir>/models/<model_name>/``::
                                 finetuned.keras (its best-dev model, heads and vocab)
   finetuning/<run>/finetuned.keras   the best-dev trial's model (what electra-export
                                 and electra-predict read)
-  results/<run>.json            every trial's dev scores and their mean
+  results/<run>.json            every trial's dev scores, their median and their max, and
+                                the learning rate, decay and epochs the run resolved
   test_predictions/             the best-dev trial's predictions (GLUE submission files)
 """
 
@@ -37,7 +40,7 @@ from electra_tf.checkpoints import (
 )
 from electra_tf.configs import get_config
 from electra_tf.distribute import check_batch_sizes, chief_decides, is_chief
-from electra_tf.finetuning.config import FinetuningConfig
+from electra_tf.finetuning.config import FinetuningConfig, is_large
 from electra_tf.finetuning.model import FinetuningModel
 from electra_tf.modeling import Encoder
 from electra_tf.optimization import (
@@ -122,6 +125,26 @@ def load_encoder(config: FinetuningConfig, vocab_size: int) -> keras.Model:
     overrides = dict(config.model_hparam_overrides)
     overrides.setdefault("vocab_size", vocab_size)
     return Encoder(get_config("electra", config.model_size, overrides))
+
+
+def large_encoder(config: FinetuningConfig, encoder) -> bool:
+    """Whether the original's large-model defaults apply: the encoder has the "large"
+    shape, or it is a fresh --model_size=large one."""
+    model_config = encoder.model_config
+    return ((encoder_source(config)[0] == "scratch" and config.model_size == "large")
+            or is_large(model_config.hidden_size, model_config.num_hidden_layers))
+
+
+def lr_multipliers(encoder, decay: float, fix_off_by_one: bool = False) -> dict | None:
+    """Layer-wise learning-rate factors {variable-path regex: factor} for finetuning
+    `encoder` (None when `decay` is 1). By default the original's ``_get_layer_lrs``: the
+    head decay^0, layer i of n decay^(n+1-i), the embeddings decay^(n+2); with
+    `fix_off_by_one` the top layer is one factor below the head (layer i: decay^(n-i)).
+    n counts distinct layers: an ALE encoder's shared groups, not its depth."""
+    if decay >= 1.0:
+        return None
+    return dict(layerwise_lr_multipliers(len(encoder.transformer.transformer_layers), decay,
+                                         HEAD_PATTERN, original_off_by_one=not fix_off_by_one))
 
 
 # ----------------------------------------------------------------------------- data
@@ -215,24 +238,40 @@ def _tasks(config: FinetuningConfig) -> list[Task]:
                      tfds_data_dir=config.tfds_data_dir) for name in config.task_names]
 
 
-def _median(trials: list[dict], key: str) -> dict:
-    median: dict = {}
+def _over_trials(trials: list[dict], key: str, reduce) -> dict:
+    """{task: {split: {metric: reduce(the trials' values)}}} of each trial's `key`."""
+    summary: dict = {}
     for task, splits in trials[0][key].items():
         for split, metrics in splits.items():
             for metric in metrics:
                 values = [t[key][task][split][metric] for t in trials]
-                median.setdefault(task, {}).setdefault(split, {})[metric] = float(
-                    np.median(values))
-    return median
+                summary.setdefault(task, {}).setdefault(split, {})[metric] = float(
+                    reduce(values))
+    return summary
+
+
+def summarize_trials(trials: list[dict]) -> dict:
+    """The median over trials (the ELECTRA paper reports medians) and the max of each
+    score every trial has: ``dev_best``, ``dev_last``, ``test_at_best_dev`` and the same
+    keys with ``_max``."""
+    summary = {}
+    for key in ("dev_best", "dev_last", "test_at_best_dev"):
+        if trials and all(key in t for t in trials):
+            summary[key] = _over_trials(trials, key, np.median)
+            summary[f"{key}_max"] = _over_trials(trials, key, np.max)
+    return summary
 
 
 def markdown_table(results: dict) -> str:
     """Tasks x metrics: medians over trials of the last epoch's dev scores (what the
     paper reports) and of the best-dev epoch's (picked on dev itself, so optimistic),
-    the majority baseline, and each trial's best-dev score when there are several."""
+    the majority baseline, and when there are several trials the max over them of the
+    last and the best-dev epoch's scores and each trial's best-dev score."""
     trials = results["trials"]
     header = ["task", "split", "metric", "last epoch", "best-dev epoch", "majority baseline"]
-    if len(trials) > 1:
+    several = len(trials) > 1 and "dev_last_max" in results
+    if several:
+        header += ["last epoch, max", "best-dev epoch, max"]
         header += [f"trial {t['trial']}" for t in trials]
     rows = []
     for task, splits in results.get("dev_best", {}).items():
@@ -242,7 +281,9 @@ def markdown_table(results: dict) -> str:
                 last = results["dev_last"][task][split][metric]
                 row = [task, split, metric, f"{last:.4f}", f"{value:.4f}",
                        f"{baseline[metric]:.4f}" if metric in baseline else ""]
-                if len(trials) > 1:
+                if several:
+                    row += [f"{results['dev_last_max'][task][split][metric]:.4f}",
+                            f"{results['dev_best_max'][task][split][metric]:.4f}"]
                     row += [f"{t['dev_best'][task][split][metric]:.4f}" for t in trials]
                 rows.append(row)
     return format_table(header, rows)
@@ -316,9 +357,11 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
                | {f"{name}/{split}": len(f) for (name, split), f in dev.items()},
                "features_from_cache": cache_hits,
                "trials": trials}
+    resolved = [t["resolved"] for t in trials if "resolved" in t]
+    if resolved:
+        results["resolved"] = resolved[-1]
+    results.update(summarize_trials(trials))
     if config.do_eval:
-        results["dev_best"] = _median(trials, "dev_best")
-        results["dev_last"] = _median(trials, "dev_last")
         if config.do_train:
             results["majority_baseline"] = {}
             for task, features in zip(tasks, train, strict=True):
@@ -326,8 +369,6 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
                     results["majority_baseline"].setdefault(task.name, {})[split] = \
                         task.score(majority_predictions(task, features, dev[(task.name, split)]),
                                    dev[(task.name, split)])
-    if test:
-        results["test_at_best_dev"] = _median(trials, "test_at_best_dev")
     best = max(range(len(trials)),
                key=lambda k: scorers.dev_score(trials[k].get("dev_best", {})))
     if config.write_test_outputs:
@@ -405,24 +446,25 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
     seed = config.seed + trial
     keras.utils.set_random_seed(seed)
     train_size = sum(len(f) for f in train)
-    total_steps = (max(1, int(config.epochs * train_size / config.train_batch_size))
-                   if config.do_train else 0)
-    steps_per_epoch = max(1, min(total_steps, math.ceil(train_size / config.train_batch_size)))
     vocab_size = len(tokenizer.vocab)
     preprocessing = {"vocab": tokenizer.vocab, "do_lower_case": config.do_lower_case,
                      "max_seq_length": config.max_seq_length}
     with dtype_policy(config.policy), strategy.scope():
         encoder = load_encoder(config, vocab_size)
         _check_fits(config, encoder, vocab_size)
+        # The defaults that depend on the encoder are known only now.
+        resolved = config.resolved(large_encoder(config, encoder))
+        logging.info("trial %d: %s", trial, resolved)
+        total_steps = (max(1, int(resolved["num_train_epochs"] * train_size
+                                  / config.train_batch_size)) if config.do_train else 0)
+        steps_per_epoch = max(1, min(total_steps,
+                                     math.ceil(train_size / config.train_batch_size)))
         model = FinetuningModel(encoder, tasks, config.dropout_rate, config.use_crf,
-                                preprocessing, name="finetuning")
-        schedule = WarmupPolynomialDecay(config.learning_rate, max(total_steps, 1),
+                                preprocessing, mean_loss=config.mean_loss, name="finetuning")
+        schedule = WarmupPolynomialDecay(resolved["learning_rate"], max(total_steps, 1),
                                          int(config.warmup_proportion * total_steps))
-        multipliers = None
-        if config.layerwise_lr_decay < 1.0:
-            # Depth counts distinct layers: an ALE encoder's shared groups, not its depth.
-            multipliers = layerwise_lr_multipliers(len(encoder.transformer.transformer_layers),
-                                                   config.layerwise_lr_decay, HEAD_PATTERN)
+        multipliers = lr_multipliers(encoder, resolved["layerwise_lr_decay"],
+                                     config.fix_layerwise_lr_decay)
         optimizer = make_optimizer(config.optimizer, schedule,
                                    weight_decay_rate=config.weight_decay_rate,
                                    clip_norm=config.clip_norm, lr_multipliers=multipliers)
@@ -439,7 +481,8 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
                                                      seed + step),
         trial_run.path, total_steps, steps_per_epoch, evaluate if dev else None, schedule,
         do_train=config.do_train, progress=progress)
-    result = {"trial": trial, "seed": seed, "steps": steps, "history": history}
+    result = {"trial": trial, "seed": seed, "steps": steps, "resolved": resolved,
+              "history": history}
     if dev:
         result["dev_last"] = history[-1]["dev"] if history else evaluate()
         result["dev_best"] = best_entry["dev"] if best_entry else result["dev_last"]

@@ -1,10 +1,11 @@
 """The BiLSTM classifier of Wang, Khabsa and Ma, "To Pretrain or Not to Pretrain" (2020).
 
 ``LSTM-n-k``: a token embedding (trained from scratch, or a pretrained table kept
-frozen), n stacked bidirectional LSTM layers of k units per direction, max-pooling over
-time of the top layer's states (padding excluded), dropout, and a linear layer to the
-label logits. Sentence pairs arrive packed (``[CLS] a [SEP] b [SEP]``) by the featurizers
-of :mod:`electra_tf.finetuning`, and the LSTM reads the packed sequence as it is.
+frozen and fed straight into the first LSTM, the paper's ``+emb`` models), n stacked
+bidirectional LSTM layers of k units per direction, max-pooling over time of the top
+layer's states (padding excluded), dropout, and a linear layer to the label logits.
+Sentence pairs arrive packed (``[CLS] a [SEP] b [SEP]``) by the featurizers of
+:mod:`electra_tf.finetuning`, and the LSTM reads the packed sequence as it is.
 
 The paper reports parameter counts without the embedding table;
 :func:`lstm_parameter_count` gives them by formula, and :func:`embeddings_from_encoder`
@@ -80,15 +81,17 @@ class BiLstmClassifier(keras.Model):
       num_labels: number of output logits.
       num_layers: n, the number of stacked bidirectional LSTM layers.
       units: k, the LSTM units per direction (each layer outputs 2k features).
-      embedding_size: width of the LSTM input (the paper's 128).
+      embedding_size: width of the token table trained from scratch (the paper's 128).
       pretrained_embeddings: optional numpy array (vocab_size, width) to initialize the
-        token table with; the table is then frozen (``trainable=False``). When width
-        differs from `embedding_size`, a trainable Dense ``embeddings_project`` maps it
-        to `embedding_size`; when equal, there is no projection. The table is not part
+        token table with; the table is then frozen (``trainable=False``) and, as in the
+        paper, its `width`-wide rows are the first LSTM's input. The table is not part
         of the config: the saved weights carry it.
       pretrained_width: the width of a pretrained table whose values come later (from
         saved weights); what the config stores in place of the table. Taken from
         `pretrained_embeddings` when that is given.
+      project_pretrained: put a trainable Dense ``embeddings_project`` from the pretrained
+        width to `embedding_size` between the frozen table and the first LSTM (when the
+        widths differ). Not the paper's model: a cheaper first layer on a wide table.
       dropout_rate: dropout on the pooled vector before the output layer. 0.1 (the
         finetuning heads' rate) by default.
       name: the model name; ``LSTM-<n>-<k>`` by default, the paper's naming.
@@ -96,8 +99,8 @@ class BiLstmClassifier(keras.Model):
 
     def __init__(self, vocab_size: int, num_labels: int, num_layers: int, units: int,
                  embedding_size: int = 128, pretrained_embeddings: np.ndarray | None = None,
-                 pretrained_width: int | None = None, dropout_rate: float = 0.1,
-                 name: str | None = None, **kwargs):
+                 pretrained_width: int | None = None, project_pretrained: bool = False,
+                 dropout_rate: float = 0.1, name: str | None = None, **kwargs):
         if num_layers < 1 or units < 1 or num_labels < 1 or embedding_size < 1:
             raise ValueError(f"num_layers={num_layers}, units={units}, num_labels="
                              f"{num_labels} and embedding_size={embedding_size} must all "
@@ -119,7 +122,7 @@ class BiLstmClassifier(keras.Model):
             vocab_size, table_width, trainable=pretrained_width is None,
             name="word_embeddings")
         embeddings_project = None
-        if table_width != embedding_size:
+        if project_pretrained and table_width != embedding_size:
             embeddings_project = keras.layers.Dense(embedding_size, name="embeddings_project")
         lstm_layers = [
             keras.layers.Bidirectional(
@@ -149,6 +152,7 @@ class BiLstmClassifier(keras.Model):
         self.units = units
         self.embedding_size = embedding_size
         self.pretrained_width = pretrained_width
+        self.project_pretrained = project_pretrained
         self.dropout_rate = dropout_rate
         self.word_embeddings = word_embeddings
         self.embeddings_project = embeddings_project
@@ -172,6 +176,7 @@ class BiLstmClassifier(keras.Model):
                 "num_layers": self.num_layers, "units": self.units,
                 "embedding_size": self.embedding_size,
                 "pretrained_width": self.pretrained_width,
+                "project_pretrained": self.project_pretrained,
                 "dropout_rate": self.dropout_rate, "name": self.name,
                 "trainable": self.trainable}
 
@@ -181,34 +186,36 @@ class BiLstmClassifier(keras.Model):
 
 
 def lstm_parameter_count(num_layers: int, units: int, embedding_size: int, num_labels: int,
-                         vocab_size: int | None = None,
-                         pretrained_width: int | None = None) -> dict:
+                         vocab_size: int | None = None, pretrained_width: int | None = None,
+                         project_pretrained: bool = False) -> dict:
     """Parameters of ``LSTM-<num_layers>-<units>``, by formula.
 
     A Keras LSTM layer of k units on inputs of width d has 4k(d + k) + 4k parameters
     (input kernel, recurrent kernel, one bias vector); Bidirectional doubles it. Layer 0
-    reads `embedding_size`, every later layer the 2k of the one below. The output layer
-    has 2k * num_labels + num_labels; a pretrained table of `pretrained_width` different
-    from `embedding_size` adds the projection's width * embedding_size + embedding_size.
+    reads the token table's width (`embedding_size`, or `pretrained_width` for a
+    pretrained table), every later layer the 2k of the one below. The output layer has
+    2k * num_labels + num_labels. With `project_pretrained` (and widths that differ) the
+    projection adds pretrained_width * embedding_size + embedding_size and layer 0 reads
+    `embedding_size`.
 
     Returns a dict of ints: "lstm", "projection", "output", "without_embeddings" (their
-    sum, what the paper reports), and "embeddings" (vocab_size * table width) and "total"
-    (None when `vocab_size` is not given).
+    sum, what the paper reports: for a frozen pretrained table, the trainable
+    parameters), and "embeddings" (vocab_size * table width) and "total" (None when
+    `vocab_size` is not given).
     """
     def bidirectional(inputs):
         return 2 * (4 * units * (inputs + units) + 4 * units)
 
-    lstm = sum(bidirectional(embedding_size if i == 0 else 2 * units)
-               for i in range(num_layers))
-    projection = 0
-    if pretrained_width is not None and pretrained_width != embedding_size:
-        projection = pretrained_width * embedding_size + embedding_size
+    table_width = embedding_size if pretrained_width is None else pretrained_width
+    projected = project_pretrained and table_width != embedding_size
+    lstm_input = embedding_size if projected else table_width
+    lstm = sum(bidirectional(lstm_input if i == 0 else 2 * units) for i in range(num_layers))
+    projection = table_width * embedding_size + embedding_size if projected else 0
     output = 2 * units * num_labels + num_labels
     without = lstm + projection + output
     embeddings = total = None
     if vocab_size is not None:
-        embeddings = vocab_size * (embedding_size if pretrained_width is None
-                                   else pretrained_width)
+        embeddings = vocab_size * table_width
         total = without + embeddings
     return {"lstm": lstm, "projection": projection, "output": output,
             "without_embeddings": without, "embeddings": embeddings, "total": total}

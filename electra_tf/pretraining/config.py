@@ -38,8 +38,8 @@ class PretrainingConfig(RunConfig):
     # accounting.
     MAY_CHANGE = ("model_name", "data_dir", "seed", "learning_rate", "lr_decay_power",
                   "weight_decay_rate", "num_warmup_steps", "clip_norm", "adam_epsilon",
-                  "mask_prob", "vocab_file", "pretrain_tfrecords", "gen_weight",
-                  "disc_weight", "temperature", "disallow_correct",
+                  "mask_prob", "bert_random_tokens", "vocab_file", "pretrain_tfrecords",
+                  "gen_weight", "disc_weight", "temperature", "disallow_correct",
                   "save_checkpoints_steps", "keep_checkpoint_max", "encoder_snapshots",
                   "log_every_steps", "steps_per_execution", "jit_compile",
                   "mixed_precision", "do_train", "do_eval", "num_eval_steps",
@@ -68,7 +68,8 @@ class PretrainingConfig(RunConfig):
         "initialization instead of stopping the run.")
 
     # optimization
-    optimizer: str = setting("lamb", help="lamb or adamw (the original's).")
+    optimizer: str = setting("lamb", help="lamb, adamw (the original's AdamWeightDecay) or "
+                             "adamw_hf (transformers' bias-corrected AdamW).")
     learning_rate: float = setting(5e-4, help="Peak learning rate.")
     lr_decay_power: float = setting(1.0, help="Power of the decay to 0 after the warmup (1: "
                                     "linear, the original's).")
@@ -87,6 +88,11 @@ class PretrainingConfig(RunConfig):
     train_batch_size: int = setting(128, help="Global batch size.")
     max_seq_length: int = setting(128, help="Sequence length of the TFRecords.")
     mask_prob: float = setting(0.15, help="Fraction of tokens masked.")
+    bert_random_tokens: bool = setting(
+        False, help="objective=bert only: of the masked tokens, 80% become [MASK], 10% a "
+        "random token and 10% stay, as in \"BERT: Pre-training of Deep Bidirectional "
+        "Transformers for Language Understanding\" (Devlin et al.), instead of the ELECTRA "
+        "code's 85% [MASK] / 15% kept, which it uses for its BERT baseline too.")
     vocab_file: str | None = setting(None, help="WordPiece vocab.",
                                      shown_default="<data_dir>/vocab.txt")
     pretrain_tfrecords: str | None = setting(
@@ -149,6 +155,11 @@ class PretrainingConfig(RunConfig):
                              f"in (0, 1) (the finished run is always exported)")
         if not 0.0 < self.mask_prob < 1.0:
             raise ValueError(f"mask_prob={self.mask_prob} must be in (0, 1)")
+        if self.bert_random_tokens and self.objective != "bert":
+            raise ValueError(f"bert_random_tokens is for objective=bert, not "
+                             f"objective={self.objective}: ELECTRA's generator fills the "
+                             f"masked positions, which are 85% [MASK] / 15% kept as in the "
+                             f"original")
         if self.temperature <= 0:
             raise ValueError(f"temperature={self.temperature} must be positive")
         if not (self.do_train or self.do_eval):
@@ -191,6 +202,12 @@ class PretrainingConfig(RunConfig):
             raise ValueError(f"max_seq_length={self.max_seq_length} exceeds the model's "
                              f"max_position_embeddings={config.max_position_embeddings}")
         return config
+
+    @property
+    def masking_style(self) -> str:
+        """The :data:`electra_tf.masking.MASKING` style: the ELECTRA code's for every
+        objective unless ``bert_random_tokens``."""
+        return "bert" if self.bert_random_tokens else "electra"
 
     def train_steps(self, model_config: ModelConfig) -> int:
         """num_train_steps, or the whole steps that fit in flop_budget."""

@@ -158,7 +158,7 @@ def pretrain(config: PretrainingConfig, strategy: tf.distribute.Strategy | None 
     check_same_on_workers(strategy, initial_step, "step to resume from")
     masking = MaskingConfig(special_ids(vocab), len(vocab),
                             max_predictions_per_seq(config.mask_prob, config.max_seq_length),
-                            config.mask_prob, "bert" if config.objective == "bert" else "electra")
+                            config.mask_prob, config.masking_style)
     # Finished before: nothing to train.
     done = (run.result("train_summary.json", strategy) if initial_step >= total_steps
             else None)

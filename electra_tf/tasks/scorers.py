@@ -95,9 +95,10 @@ def pearson_spearman(predictions, labels) -> dict[str, float]:
             "spearman": _correlation(spearmanr, predictions, labels)}
 
 
-def token_accuracy(predictions, labels, ignore_label: int = -1) -> float:
+def token_accuracy(predictions, labels, ignore_label: int = -1, unpredicted: int = 0) -> float:
     """Accuracy over words: positions whose label is `ignore_label` (padding, non-first
-    sub-tokens) do not count. Accepts padded arrays or lists of per-sentence lists."""
+    sub-tokens) do not count; `unpredicted` more words (cut off beyond max_seq_length)
+    count as errors. Accepts padded arrays or lists of per-sentence lists."""
     if isinstance(labels, list | tuple) and labels and not np.isscalar(labels[0]):
         if len(predictions) != len(labels):
             raise ValueError(f"{len(predictions)} predicted sentences for {len(labels)}")
@@ -109,9 +110,12 @@ def token_accuracy(predictions, labels, ignore_label: int = -1) -> float:
     predictions, labels = _check(predictions, labels)
     predictions, labels = predictions.ravel(), labels.ravel()
     keep = labels != ignore_label
-    if not keep.any():
+    if unpredicted < 0:
+        raise ValueError(f"unpredicted={unpredicted} must be >= 0")
+    if not keep.any() and not unpredicted:
         raise ValueError("no labelled words to score")
-    return float(np.mean(predictions[keep] == labels[keep]))
+    correct = int(np.sum(predictions[keep] == labels[keep]))
+    return correct / (int(keep.sum()) + int(unpredicted))
 
 
 # ----------------------------------------------------------------------------- by task

@@ -5,11 +5,13 @@ Four kinds, as in the original ``finetune/`` package:
 * ``classification`` and ``regression`` (GLUE and the sample tasks): ``[CLS] a [SEP]``
   or ``[CLS] a [SEP] b [SEP]``, the longer side truncated first; STS-B's label is scaled
   to [0, 1] by its range (label / 5) and predictions scaled back.
-* ``multiple_choice`` (RACE): per option ``[CLS] article [SEP] question [SEP] option
-  [SEP]`` (a question with a ``_`` blank has the option written into it), the article
-  truncated first; one score per option.
+* ``multiple_choice`` (RACE): per option ``[CLS] article [SEP] question option [SEP]``,
+  or for a cloze question (one with a ``_`` blank) ``[CLS] article [SEP] question with
+  the option in the blank [SEP]``, as the common RACE finetuning code builds them; the
+  article truncated first; one score per option.
 * ``tagging`` (POS): the first WordPiece of each word carries the word's tag, the other
-  pieces label -1; scored over words.
+  pieces label -1; scored over every word, words cut off beyond ``max_seq_length``
+  counting as errors.
 
 Features are NumPy arrays keyed like the model's inputs; labels sit under ``label``.
 """
@@ -297,14 +299,15 @@ class RaceTask(Task):
     def featurize(self, examples, tokenizer, max_seq_length):
         special = tokenizer.special
         articles = _tokenized(tokenizer, [e.article for e in examples])
+        # The second segment: a cloze question with the option written into its blank,
+        # else the question then the option (split apart here only for truncation:
+        # WordPiece splits at spaces, so their pieces are those of "question option").
         questions, options = [], []
         for e in examples:
             for option in e.options:
-                # A cloze question ("... went to the _ .") reads better with the option
-                # written into the blank.
-                questions.append(e.question.replace("_", option) if "_" in e.question
-                                 else e.question)
-                options.append(option)
+                cloze = "_" in e.question
+                questions.append(e.question.replace("_", option) if cloze else e.question)
+                options.append("" if cloze else option)
         questions = _tokenized(tokenizer, questions)
         options = _tokenized(tokenizer, options)
         packed = []
@@ -312,12 +315,12 @@ class RaceTask(Task):
             for j in range(NUM_CHOICES):
                 k = i * NUM_CHOICES + j
                 question, option = questions[k], options[k]
-                # Question and option keep up to half the room; the article gets the rest.
-                room = max_seq_length - 4
+                # The second segment keeps up to half the room; the article gets the rest.
+                room = max_seq_length - 3
                 truncate_pair(question, option, room // 2)
                 article = articles[i][:room - len(question) - len(option)]
-                packed.append(pack([article, question + [special.sep] + option],
-                                   max_seq_length, special.cls, special.sep))
+                packed.append(pack([article, question + option], max_seq_length,
+                                   special.cls, special.sep))
         inputs = {key: value.reshape(len(examples), NUM_CHOICES, max_seq_length)
                   for key, value in _encoder_inputs(packed, max_seq_length).items()}
         labels = None
@@ -398,8 +401,8 @@ class TaggingTask(Task):
             labels.append(row_labels)
             word_positions.append(positions)
         if truncated:
-            logging.warning("%s: %d words beyond max_seq_length=%d are not tagged", self.name,
-                            truncated, max_seq_length)
+            logging.warning("%s: %d words beyond max_seq_length=%d are not tagged (scored as "
+                            "errors)", self.name, truncated, max_seq_length)
         inputs = {"input_ids": _pad(ids, max_seq_length),
                   "input_mask": _pad([[1] * len(r) for r in ids], max_seq_length),
                   "segment_ids": np.zeros((len(ids), max_seq_length), np.int32),
@@ -423,7 +426,11 @@ class TaggingTask(Task):
         return outputs  # word-level tag ids (the model decodes)
 
     def score(self, predictions, features):
-        return {"accuracy": scorers.token_accuracy(predictions, self.word_labels(features))}
+        """Accuracy over every word of the split: words cut off beyond max_seq_length have
+        no prediction and count as errors."""
+        return {"accuracy": scorers.token_accuracy(
+            predictions, self.word_labels(features),
+            unpredicted=features.extra.get("truncated_words", 0))}
 
 
 def classification_task(name: str, purpose: str) -> PairTask:

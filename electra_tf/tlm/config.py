@@ -60,15 +60,17 @@ class TlmConfig(RunConfig):
     index_procs: int = setting(1, help="Whoosh writer processes.")
 
     # retrieval
-    retriever: str = setting("whoosh", help="whoosh (BM25F) or bm25s (many times faster).")
+    retriever: str = setting("whoosh", help="whoosh or bm25s (many times faster); both rank "
+                             "by Lucene's BM25.")
     top_k: int = setting(50, help="Documents per query (the paper used 50 for high-resource "
                          "and up to 5000 for low-resource tasks).")
     query: str = setting("text", help="text (every term of the example) or rake (its top "
                          "RAKE key phrases, for long texts).")
-    rake_top_n: int = setting(5, help="Key phrases per query with --query=rake.")
+    rake_top_n: int = setting(20, help="Key phrases per query with --query=rake (the "
+                              "reference's 20).")
     search_procs: int = setting(1, help="Whoosh search processes.")
-    k1: float = setting(1.2, help="BM25 k1.")
-    b: float = setting(0.75, help="BM25 b.")
+    k1: float = setting(1.2, help="BM25 k1 (Elasticsearch's default, as the reference).")
+    b: float = setting(0.75, help="BM25 b (Elasticsearch's default, as the reference).")
 
     # the model, trained from scratch
     model_size: str = setting("small", help="BERT-style encoder size: debug, tiny, small, "
@@ -81,11 +83,15 @@ class TlmConfig(RunConfig):
     max_seq_length: int = setting(128, help="Tokens per sequence, task and external.")
     train_batch_size: int = setting(32, help="Global batch size of both stages.")
     eval_batch_size: int = setting(128, help="Prediction batch size.")
-    optimizer: str = setting("adamw", help="adamw (the reference's) or lamb.")
-    weight_decay_rate: float = setting(0.01, help="Decoupled weight decay.")
-    clip_norm: float = setting(1.0, help="Global gradient-norm clipping (0: none).")
-    warmup_proportion: float = setting(0.06, help="Linear warmup over this fraction of each "
-                                       "stage.")
+    optimizer: str = setting("adamw_hf", help="adamw_hf (the reference's: transformers' "
+                             "AdamW, bias-corrected), adamw (ELECTRA's AdamWeightDecay, no "
+                             "bias correction) or lamb.")
+    clip_norm: float = setting(0.0, help="Global gradient-norm clipping in both stages (0: "
+                               "none, as the reference; ELECTRA clips at 1).")
+    warmup_proportion: float | None = setting(None, help="Warm up over this fraction of each "
+                                              "stage's steps instead of --warmup_steps and "
+                                              "--stage2_warmup_steps (for runs whose length "
+                                              "comes from a FLOP budget).")
 
     # speed: the hardware flagfiles set these (flags/hardware/)
     mixed_precision: str = setting("", help="'' (float32), bf16 or fp16.")
@@ -101,6 +107,10 @@ class TlmConfig(RunConfig):
                                 "/ (rho2 + 1).")
     mask_prob: float = setting(0.15, help="Masked fraction of tokens.")
     learning_rate: float = setting(5e-4, help="Stage 1 peak learning rate.")
+    warmup_steps: int = setting(10000, help="Stage 1 linear warmup steps, then linear decay "
+                                "to 0 (the reference's training script).")
+    weight_decay_rate: float = setting(0.01, help="Stage 1 decoupled weight decay (not on "
+                                       "biases and LayerNorm).")
     num_train_steps: int | None = setting(None, help="Stage 1 steps (or --flop_budget).")
     flop_budget: float | None = setting(None, help="Stage 1 FLOPs: as many steps as fit (or "
                                         "--num_train_steps).")
@@ -108,6 +118,10 @@ class TlmConfig(RunConfig):
     # stage 2: the task alone, the classification head re-initialized
     stage2_learning_rate: float = setting(1e-4, help="Stage 2 peak learning rate.")
     stage2_num_train_epochs: float = setting(3.0, help="Stage 2 epochs over T.")
+    stage2_warmup_steps: int = setting(3000, help="Stage 2 linear warmup steps, then linear "
+                                       "decay to 0 (the reference's finetuning script).")
+    stage2_weight_decay_rate: float = setting(0.0, help="Stage 2 decoupled weight decay (the "
+                                              "reference's finetuning script: none).")
     eval_every_steps: int = setting(100, help="Stage 2 dev evaluation interval.")
 
     # bookkeeping
@@ -149,8 +163,12 @@ class TlmConfig(RunConfig):
             raise ValueError(f"mlm_weight={self.mlm_weight} must be >= 0")
         if not 0.0 < self.mask_prob < 1.0:
             raise ValueError(f"mask_prob={self.mask_prob} must be in (0, 1)")
-        if not 0.0 <= self.warmup_proportion < 1.0:
+        if self.warmup_proportion is not None and not 0.0 <= self.warmup_proportion < 1.0:
             raise ValueError(f"warmup_proportion={self.warmup_proportion} must be in [0, 1)")
+        for name in ("warmup_steps", "stage2_warmup_steps", "weight_decay_rate",
+                     "stage2_weight_decay_rate", "clip_norm"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
         if self.stage2_num_train_epochs <= 0:
             raise ValueError(f"stage2_num_train_epochs={self.stage2_num_train_epochs} must be "
                              f"positive")
@@ -197,6 +215,12 @@ class TlmConfig(RunConfig):
             raise ValueError(f"max_seq_length={self.max_seq_length} exceeds the model's "
                              f"max_position_embeddings={config.max_position_embeddings}")
         return config
+
+    def warmup(self, stage: int, total_steps: int) -> int:
+        """Warmup steps of `stage` (1 or 2) that runs `total_steps` steps."""
+        if self.warmup_proportion is not None:
+            return int(self.warmup_proportion * total_steps)
+        return self.warmup_steps if stage == 1 else self.stage2_warmup_steps
 
     def stage1_steps(self, model_config: ModelConfig) -> int:
         if self.num_train_steps is not None:

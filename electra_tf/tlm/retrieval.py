@@ -3,15 +3,19 @@
 Two backends behind one interface (:class:`Retriever`):
 
 * :class:`WhooshRetriever` (default): a Whoosh index built by
-  ``data_prep/build_tlm_index.py`` (which also defines the analyzer), BM25F scoring,
-  parallel search over processes;
+  ``data_prep/build_tlm_index.py`` (which also defines the analyzer), parallel search
+  over processes;
 * :class:`Bm25sRetriever`: the same documents in a ``bm25s`` sparse matrix, for large
   corpora (many times the queries per second).
 
-Both analyze text the same way (the reference implementation's: lower-case standard
-tokenization, no stopwords, no stemming; stemming optional). A query is the Or of the
-analyzed terms of a text, built from Term objects, never through Whoosh's query-string
-parser, so task text holding ``:``, ``(``, ``AND`` or ``*`` cannot change the query.
+Both rank as the reference implementation's Elasticsearch does: Lucene's BM25
+(:class:`LuceneBM25`; bm25s' "lucene" method), the text analyzed the same way (lower-case
+standard tokenization, no stopwords, no stemming; stemming optional), and a query is the
+sum over its terms, a term that appears twice counting twice (Elasticsearch's match
+query: one SHOULD clause per token). Equal scores are ordered by document id
+(:func:`id_order`), so both backends return the same top k. A Whoosh query is built
+from Term objects, never through Whoosh's query-string parser, so task text holding
+``:``, ``(``, ``AND`` or ``*`` cannot change the query.
 """
 
 from __future__ import annotations
@@ -24,11 +28,21 @@ import math
 import multiprocessing
 import re
 import sys
+import weakref
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 from absl import logging
+from whoosh import scoring
 
-from data_prep.build_tlm_index import ID_FIELD, SETTINGS_FILE, TEXT_FIELD, make_analyzer
+from data_prep.build_tlm_index import (
+    ID_FIELD,
+    LENGTH_FIELD,
+    SETTINGS_FILE,
+    TEXT_FIELD,
+    make_analyzer,
+)
 from electra_tf import files
 
 Hit = tuple[str, int, float]  # (doc_id, rank from 1, score)
@@ -43,16 +57,116 @@ def analyze(text: str, analyzer) -> list[str]:
 
 
 def query_terms(text: str, analyzer) -> list[str]:
-    """The distinct terms of `text` in first-seen order: what a query is made of."""
+    """The distinct terms of `text` in first-seen order."""
     return list(dict.fromkeys(analyze(text, analyzer)))
 
 
+def query_term_counts(text: str, analyzer) -> dict[str, int]:
+    """Each distinct term of `text` (first-seen order) with how often it appears: a
+    query's terms, each weighted by its count."""
+    return dict(Counter(analyze(text, analyzer)))
+
+
 def build_query(text: str, analyzer):
-    """``Or([Term("text", t), ...])`` of the text's terms, or None if it has none."""
+    """``Or([Term("text", t, boost=count), ...])`` of the text's terms, or None if it has
+    none (a term's boost is its count: Whoosh drops duplicate clauses)."""
     from whoosh.query import Or, Term
 
-    terms = query_terms(text, analyzer)
-    return Or([Term(TEXT_FIELD, t) for t in terms]) if terms else None
+    counts = query_term_counts(text, analyzer)
+    return Or([Term(TEXT_FIELD, t, boost=float(n)) for t, n in counts.items()]) if counts \
+        else None
+
+
+# ----------------------------------------------------------------------- BM25 and ranking
+
+
+def lucene_idf(doc_freq: int, num_docs: int) -> float:
+    """Lucene's BM25 idf: ln(1 + (N - n + 0.5) / (n + 0.5))."""
+    return math.log(1.0 + (num_docs - doc_freq + 0.5) / (doc_freq + 0.5))
+
+
+def lucene_tf(tf: float, length: float, avg_length: float, k1: float, b: float) -> float:
+    """Lucene's BM25 term-frequency part (no (k1 + 1) factor since Lucene 8):
+    tf / (tf + k1 * (1 - b + b * dl / avgdl))."""
+    return tf / (tf + k1 * (1.0 - b + b * length / avg_length))
+
+
+def id_order(doc_id: str) -> tuple:
+    """Sort key of a document id: runs of digits compared as numbers, so the ids
+    ``build_tlm_index`` writes ("<doc>" or "<doc>-<passage>") sort in corpus order, as
+    Lucene breaks score ties by index order."""
+    return tuple(int(part) if i % 2 else part
+                 for i, part in enumerate(re.split(r"(\d+)", doc_id)))
+
+
+def score_key(score: float) -> float:
+    """`score` at 12 significant digits: the backends add a query's terms in different
+    orders, so the same score may differ in its last bits; equal keys are ties."""
+    return float(f"{score:.11e}")
+
+
+def ranked(scored: Iterable[tuple[str, float]], k: int) -> list[Hit]:
+    """The top `k` of (doc_id, score) pairs, best score first, ties by :func:`id_order`."""
+    order = sorted(scored, key=lambda pair: (-score_key(pair[1]), id_order(pair[0])))
+    return [(doc_id, rank, score) for rank, (doc_id, score) in enumerate(order[:k], 1)]
+
+
+class LuceneBM25(scoring.WeightingModel):
+    """Lucene's (Elasticsearch's default) BM25 as a Whoosh weighting model: idf
+    ln(1 + (N - n + 0.5) / (n + 0.5)), tf part tf / (tf + k1 (1 - b + b dl / avgdl)), N
+    the documents, avgdl their mean number of terms. Document lengths come from the exact
+    ``length`` column ``build_tlm_index`` writes (Whoosh's own are rounded to a byte), or
+    Whoosh's when the index has none."""
+
+    def __init__(self, k1: float = 1.2, b: float = 0.75):
+        self.k1, self.b = k1, b
+        self._lengths = weakref.WeakKeyDictionary()  # segment reader -> docnum -> length
+
+    def idf(self, searcher, fieldname, text):
+        parent = searcher.get_parent()
+        return lucene_idf(parent.doc_frequency(fieldname, text), parent.doc_count_all())
+
+    def lengths(self, searcher, fieldname):
+        """docnum -> the document's number of terms, in `searcher`'s segment."""
+        reader = searcher.reader()
+        if reader not in self._lengths:
+            if LENGTH_FIELD in searcher.schema and reader.has_column(LENGTH_FIELD):
+                self._lengths[reader] = reader.column_reader(LENGTH_FIELD,
+                                                             translate=False).__getitem__
+            else:
+                self._lengths[reader] = lambda docnum: searcher.doc_field_length(
+                    docnum, fieldname, 1)
+        return self._lengths[reader]
+
+    def scorer(self, searcher, fieldname, text, qf=1):
+        return _LuceneBM25Scorer(self, searcher, fieldname, text)
+
+
+class _LuceneBM25Scorer(scoring.BaseScorer):
+    def __init__(self, model: LuceneBM25, searcher, fieldname: str, text):
+        parent = searcher.get_parent()
+        self.k1, self.b = model.k1, model.b
+        self.idf = parent.idf(fieldname, text)
+        self.avg_length = (parent.field_length(fieldname) / parent.doc_count_all()) or 1.0
+        self.length = model.lengths(searcher, fieldname)
+        self._max = self._bound(searcher.term_info(fieldname, text).max_weight())
+
+    def _bound(self, max_tf: float) -> float:
+        # The score at length 0 bounds every document's; Whoosh skips blocks below it.
+        return self.idf * lucene_tf(max_tf, 0.0, self.avg_length, self.k1, self.b)
+
+    def supports_block_quality(self):
+        return True
+
+    def score(self, matcher):
+        return self.idf * lucene_tf(matcher.weight(), self.length(matcher.id()),
+                                    self.avg_length, self.k1, self.b)
+
+    def max_quality(self):
+        return self._max
+
+    def block_quality(self, matcher):
+        return self._bound(matcher.block_max_weight())
 
 
 # ----------------------------------------------------------------------- RAKE
@@ -73,11 +187,13 @@ _RAKE_SPLIT = re.compile(r"[^\w\s'-]+|\s-\s|\s'|'\s")
 _RAKE_WORD = re.compile(r"[\w'-]+")
 
 
-def rake_keywords(text: str, top_n: int = 5) -> list[str]:
-    """The `top_n` best RAKE key phrases of `text` (Rose et al. 2010): candidate
-    phrases are runs of words between stop words and punctuation; a word scores
-    degree / frequency over the candidates, a phrase the sum of its words' scores.
-    Ties keep first-seen order."""
+def rake_keywords(text: str, top_n: int = 20) -> list[str]:
+    """The `top_n` best RAKE key phrases of `text` ("Automatic Keyword Extraction from
+    Individual Documents", Rose, Engel, Cramer and Cowley): candidate phrases are runs of
+    words between stop words and punctuation; a word scores degree / frequency over the
+    candidates, a phrase the sum of its words' scores. As rake-nltk (the reference's
+    RAKE) ranks them: every occurrence of a phrase is a candidate, so a repeated phrase
+    can come back more than once, and equal scores go in reverse alphabetical order."""
     phrases: list[list[str]] = []
     for chunk in _RAKE_SPLIT.split(text.lower()):
         current: list[str] = []
@@ -97,13 +213,10 @@ def rake_keywords(text: str, top_n: int = 5) -> list[str]:
         for word in phrase:
             frequency[word] = frequency.get(word, 0) + 1
             degree[word] = degree.get(word, 0) + len(phrase)
-    scored: dict[str, float] = {}
-    for phrase in phrases:
-        key = " ".join(phrase)
-        if key not in scored:
-            scored[key] = sum(degree[w] / frequency[w] for w in phrase)
-    ranked = sorted(scored, key=lambda p: -scored[p])  # stable: ties in first-seen order
-    return ranked[:top_n]
+    scored = [(sum(degree[w] / frequency[w] for w in phrase), " ".join(phrase))
+              for phrase in phrases]
+    scored.sort(reverse=True)
+    return [phrase for _, phrase in scored[:top_n]]
 
 
 # ----------------------------------------------------------------------- retrievers
@@ -152,19 +265,29 @@ _WORKER: dict = {}
 
 
 def _open_worker(index_dir: str, k1: float, b: float) -> None:
-    from whoosh import index, scoring
+    from whoosh import index
 
     ix = index.open_dir(index_dir)
-    _WORKER["searcher"] = ix.searcher(weighting=scoring.BM25F(B=b, K1=k1))
+    _WORKER["searcher"] = ix.searcher(weighting=LuceneBM25(k1, b))
 
 
-def _search_terms(searcher, term_lists: Sequence[list[str]], k: int) -> list[list[Hit]]:
+def _search_terms(searcher, queries: Sequence[dict[str, int]], k: int) -> list[list[Hit]]:
+    """Top `k` of each query (term -> count) over `searcher`, ties by document id."""
     from whoosh.query import Or, Term
 
     results = []
-    for terms in term_lists:
-        hits = searcher.search(Or([Term(TEXT_FIELD, t) for t in terms]), limit=k)
-        results.append([(hit[ID_FIELD], hit.rank + 1, float(hit.score)) for hit in hits])
+    for counts in queries:
+        query = Or([Term(TEXT_FIELD, t, boost=float(n)) for t, n in counts.items()])
+        limit = k + 1
+        while True:
+            found = [(hit[ID_FIELD], float(hit.score))
+                     for hit in searcher.search(query, limit=limit)]
+            # Whoosh breaks ties by its document order: when the k-th score goes on
+            # past what came back, fetch more, so ties are broken by id as in bm25s.
+            if len(found) < limit or score_key(found[-1][1]) != score_key(found[k - 1][1]):
+                break
+            limit *= 2
+        results.append(ranked(found, k))
     return results
 
 
@@ -187,14 +310,14 @@ def index_exists(index_dir: str) -> bool:
 
 
 class WhooshRetriever(Retriever):
-    """BM25F over a Whoosh index (``build_tlm_index``); `procs` > 1 searches query
-    chunks in that many processes, each with its own searcher. Whoosh reads only local
-    folders: a remote (``gs://``) index is copied to a temporary folder for the
-    retriever's life (until :meth:`close`)."""
+    """Lucene's BM25 (:class:`LuceneBM25`) over a Whoosh index (``build_tlm_index``);
+    `procs` > 1 searches query chunks in that many processes, each with its own searcher.
+    Whoosh reads only local folders: a remote (``gs://``) index is copied to a temporary
+    folder for the retriever's life (until :meth:`close`)."""
 
     def __init__(self, index_dir: str, k1: float = 1.2, b: float = 0.75, procs: int = 1,
                  chunk_size: int = 256):
-        from whoosh import index, scoring
+        from whoosh import index
 
         super().__init__()
         if not index_exists(index_dir):
@@ -211,14 +334,18 @@ class WhooshRetriever(Retriever):
             self._local.close()
             raise
         self.analyzer = self._index.schema[TEXT_FIELD].analyzer
-        self._searcher = self._index.searcher(weighting=scoring.BM25F(B=b, K1=k1))
+        if LENGTH_FIELD not in self._index.schema:
+            logging.warning("%s has no exact document lengths (an older index): BM25 uses "
+                            "Whoosh's, rounded to a byte, and ranks slightly differently "
+                            "from bm25s; rebuild it with build_tlm_index", index_dir)
+        self._searcher = self._index.searcher(weighting=LuceneBM25(k1, b))
 
     @property
     def num_documents(self) -> int:
         return self._searcher.doc_count()
 
-    def _terms(self, query_texts: list[str]) -> list[list[str]]:
-        term_lists = [query_terms(text, self.analyzer) for text in query_texts]
+    def _terms(self, query_texts: list[str]) -> list[dict[str, int]]:
+        term_lists = [query_term_counts(text, self.analyzer) for text in query_texts]
         self.skipped += sum(1 for terms in term_lists if not terms)
         return term_lists
 
@@ -278,8 +405,10 @@ class WhooshRetriever(Retriever):
 
 
 class Bm25sRetriever(Retriever):
-    """BM25 ("lucene" variant) with ``bm25s`` over (id, text) documents, tokenized by
-    the same analyzer as the Whoosh index."""
+    """Lucene's BM25 (bm25s' "lucene" method, in float64) over (id, text) documents,
+    tokenized by the same analyzer as the Whoosh index. Documents without terms are kept
+    (``texts``, ``document_ids``) but left out of the BM25 statistics, as Lucene counts
+    only documents that have the field and ``build_tlm_index`` leaves them out."""
 
     def __init__(self, documents: Iterable[tuple[str, str]], k1: float = 1.2,
                  b: float = 0.75, stem: bool = False, show_progress: bool = False):
@@ -289,16 +418,19 @@ class Bm25sRetriever(Retriever):
         self.analyzer = make_analyzer(stem)
         self.ids: list[str] = []
         self._texts: dict[str, str] = {}
+        self._rows: list[str] = []  # the id of each row of the BM25 matrix
         tokens = []
         for doc_id, text in documents:
             self.ids.append(doc_id)
             self._texts[doc_id] = text
-            tokens.append(analyze(text, self.analyzer))
-        self._model = bm25s.BM25(k1=k1, b=b, method="lucene")
+            terms = analyze(text, self.analyzer)
+            if terms:
+                self._rows.append(doc_id)
+                tokens.append(terms)
+        self._model = bm25s.BM25(k1=k1, b=b, method="lucene", dtype="float64")
         if tokens:
             self._model.index(tokens, show_progress=show_progress)
         self._vocab = set(self._model.vocab_dict) - {""} if tokens else set()
-        self.show_progress = show_progress
 
     @classmethod
     def from_index(cls, index_dir: str, k1: float = 1.2, b: float = 0.75,
@@ -318,22 +450,22 @@ class Bm25sRetriever(Retriever):
         if self.num_documents == 0:
             raise ValueError("the corpus is empty")
         k = self._effective_k(k)
-        term_lists = [[t for t in query_terms(text, self.analyzer) if t in self._vocab]
-                      for text in query_texts]
-        # Terms absent from the corpus match nothing in either backend; a query left
-        # with none matches no document (skipped).
-        no_terms = [not query_terms(text, self.analyzer) for text in query_texts]
-        self.skipped += sum(no_terms)
-        todo = [i for i, terms in enumerate(term_lists) if terms]
-        results: list[list[Hit]] = [[] for _ in query_texts]
-        if not todo:
-            return results
-        indices, scores = self._model.retrieve(
-            [term_lists[i] for i in todo], k=k, show_progress=self.show_progress)
-        for row, i in enumerate(todo):
-            pairs = zip(indices[row], scores[row], strict=True)
-            hits = [(self.ids[int(d)], r + 1, float(s)) for r, (d, s) in enumerate(pairs) if s > 0]
-            results[i] = hits
+        results: list[list[Hit]] = []
+        for text in query_texts:
+            terms = analyze(text, self.analyzer)
+            self.skipped += not terms
+            # Terms absent from the corpus match nothing, in either backend.
+            terms = [t for t in terms if t in self._vocab]
+            if not terms:
+                results.append([])
+                continue
+            scores = self._model.get_scores(terms)
+            matching = np.flatnonzero(scores > 0)
+            if len(matching) > k:
+                # The top k, and whatever ties with the k-th: ranked() orders ties by id.
+                kth = np.partition(scores[matching], len(matching) - k)[len(matching) - k]
+                matching = matching[scores[matching] >= kth * (1 - 1e-9)]
+            results.append(ranked(((self._rows[i], float(scores[i])) for i in matching), k))
         return results
 
     def texts(self, doc_ids: Iterable[str]) -> dict[str, str]:
@@ -377,7 +509,7 @@ def union_best_rank(results: Iterable[list[Hit]]) -> dict[str, int]:
     return best
 
 
-def query_texts_for(texts: Sequence[str], query: str = "text", rake_top_n: int = 5):
+def query_texts_for(texts: Sequence[str], query: str = "text", rake_top_n: int = 20):
     """The query text of each task text: itself, or its top RAKE phrases joined."""
     if query == "text":
         return list(texts)
@@ -387,7 +519,7 @@ def query_texts_for(texts: Sequence[str], query: str = "text", rake_top_n: int =
 
 
 def retrieve(retriever: Retriever, texts: Sequence[str], k: int, query: str = "text",
-             rake_top_n: int = 5, batch_size: int = 4096, progress: bool = False
+             rake_top_n: int = 20, batch_size: int = 4096, progress: bool = False
              ) -> RetrievedSet:
     """Top-`k` per task text, union with duplicates removed (best rank kept), plus stats:
     queries, skipped (no indexable terms), unique docs and the fraction of the corpus."""

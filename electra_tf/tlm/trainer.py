@@ -23,7 +23,7 @@ from data_prep.build_tlm_index import build_index, make_analyzer
 from electra_tf import files
 from electra_tf.distribute import check_batch_sizes, chief_decides, is_chief
 from electra_tf.masking import MaskingConfig, max_predictions_per_seq
-from electra_tf.optimization import WarmupPolynomialDecay, make_optimizer
+from electra_tf.optimization import WarmupLinearDecay, make_optimizer
 from electra_tf.tasks import readers, scorers
 from electra_tf.tasks.specs import (
     Features,
@@ -110,11 +110,19 @@ def query_term_overlap(retrieved: retrieval.RetrievedSet, queries: list[str],
 
 # ----------------------------------------------------------------------------- training
 
-def _optimizer(config: TlmConfig, learning_rate: float, total_steps: int):
-    schedule = WarmupPolynomialDecay(learning_rate, max(total_steps, 1),
-                                     int(config.warmup_proportion * total_steps))
-    optimizer = make_optimizer(config.optimizer, schedule,
-                               weight_decay_rate=config.weight_decay_rate,
+def _optimizer(config: TlmConfig, stage: int, total_steps: int):
+    """The stage's optimizer and schedule: the reference's linear warmup then linear decay
+    to 0, with the stage's peak learning rate, warmup and weight decay."""
+    total_steps = max(total_steps, 1)
+    warmup = config.warmup(stage, total_steps)
+    if warmup >= total_steps:
+        logging.warning("stage %d: %d warmup steps of %d: the learning rate never reaches "
+                        "its peak (set --%swarmup_steps or --warmup_proportion)", stage,
+                        warmup, total_steps, "stage2_" if stage == 2 else "")
+    learning_rate = config.learning_rate if stage == 1 else config.stage2_learning_rate
+    schedule = WarmupLinearDecay(learning_rate, total_steps, warmup)
+    weight_decay = config.weight_decay_rate if stage == 1 else config.stage2_weight_decay_rate
+    optimizer = make_optimizer(config.optimizer, schedule, weight_decay_rate=weight_decay,
                                clip_norm=config.clip_norm)
     return optimizer, schedule
 
@@ -148,7 +156,7 @@ def run_stage1(config: TlmConfig, run: str, train: Features, external: dict | No
         model = TlmModel(model_config, num_labels, config.mlm_weight, use_mlm=True,
                          name="tlm")
         model(_dummy_batch(config.max_seq_length, masking.max_predictions))
-        optimizer, schedule = _optimizer(config, config.learning_rate, total_steps)
+        optimizer, schedule = _optimizer(config, 1, total_steps)
         model.compile(optimizer=optimizer, jit_compile=config.jit_compile,
                       steps_per_execution=config.steps_per_execution)
         model.optimizer.build(model.trainable_variables)  # with fp16, its loss scale too
@@ -212,7 +220,7 @@ def stage2_model(config: TlmConfig, model_config, num_labels: int, stage1_encode
         head.dense.trainable = head.layer_norm.trainable = False
         head.output_bias.trainable = False
         model.encoder.set_weights(saved.get_weights())
-        optimizer, schedule = _optimizer(config, config.stage2_learning_rate, total_steps)
+        optimizer, schedule = _optimizer(config, 2, total_steps)
         model.compile(optimizer=optimizer, jit_compile=config.jit_compile,
                       steps_per_execution=config.steps_per_execution)
         model.optimizer.build(model.trainable_variables)  # with fp16, its loss scale too

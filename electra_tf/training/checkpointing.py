@@ -110,8 +110,7 @@ def restore(model: keras.Model, prefix: str, optimizer=None) -> None:
                              f"scaling switched on or off): {e.message.splitlines()[0]}"
                              ) from None
         status.assert_existing_objects_matched()
-        if optimizer is None:
-            status.expect_partial()
+        status.expect_partial()  # matched above; what is left (save_counter) is not needed
     elif optimizer is not None:
         # The earlier layout: the optimizer's variable list leads to the weights.
         tf.train.Checkpoint(model=model, optimizer=optimizer).read(

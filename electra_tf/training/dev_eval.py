@@ -37,8 +37,11 @@ class EpochEnd(StepCallback):
     def __init__(self, manager, best, writer, evaluate, total_steps: int,
                  steps_per_epoch: int, schedule, history: list[dict], history_path: str,
                  initial_step: int, progress: bool = True, chief: bool = True,
-                 desc: str = "finetuning", score=dev_score, period: str = "epoch"):
+                 desc: str = "finetuning", score=dev_score, period: str = "epoch",
+                 patience: int = 0, min_steps: int = 0):
         super().__init__()
+        self.patience = patience
+        self.min_steps = min_steps
         self.score = score
         self.period = period
         self.manager = manager
@@ -102,6 +105,17 @@ class EpochEnd(StepCallback):
             means[name] = (total + float(value) * steps) / max(count + steps, 1)
         return means
 
+    @property
+    def stopped(self) -> bool:
+        """Early stopping: dev has not improved for `patience` periods (never before
+        `min_steps`). Read from the history, so a resumed run that had stopped stays so."""
+        if not self.patience or not self.history:
+            return False
+        last = self.history[-1]
+        best = next((h for h in self.history if h.get("best")), last)
+        return (last["step"] >= self.min_steps
+                and last[self.period] - best[self.period] >= self.patience)
+
     def end_epoch(self, epoch: int, step: int, logs: dict[str, float]) -> None:
         scores = self.evaluate() if self.evaluate else {}
         entry = {self.period: epoch, "step": step, "dev": scores,
@@ -132,6 +146,10 @@ class EpochEnd(StepCallback):
             self.bar.write(f"{self.period} {epoch} (step {step}): {shown}")
         if "loss" in logs:
             self.bar.set_postfix(loss=f"{logs['loss']:.4g}", refresh=False)
+        if self.stopped:
+            self.model.stop_training = True
+            self.bar.write(f"stopping early: no better dev score for {self.patience} "
+                           f"{self.period}s")
 
     def close(self) -> None:
         self.bar.close()
@@ -142,8 +160,8 @@ class EpochEnd(StepCallback):
 def fit_with_dev_eval(model: keras.Model, optimizer, make_dataset, run_dir: str,
                       total_steps: int, steps_per_epoch: int, evaluate, schedule,
                       do_train: bool = True, progress: bool = True, desc: str = "finetuning",
-                      score=dev_score, period: str = "epoch"
-                      ) -> tuple[list[dict], dict | None, int]:
+                      score=dev_score, period: str = "epoch", patience: int = 0,
+                      min_steps: int = 0) -> tuple[list[dict], dict | None, int]:
     """Train `model` (compiled with `optimizer`, and with the ``steps_per_execution`` to
     use) to `total_steps`, in epochs of `steps_per_epoch` steps, on
     ``make_dataset(start_step)``; after each epoch a checkpoint in `run_dir` (a re-run
@@ -154,7 +172,8 @@ def fit_with_dev_eval(model: keras.Model, optimizer, make_dataset, run_dir: str,
     epoch), its best entry, whose weights the model then holds, and the number of steps
     trained (restoring the best weights also restores the optimizer's step counter).
     ``score(dev_scores)`` ranks the periods (default: the mean task score); `period`
-    names them in the history and the progress lines.
+    names them in the history and the progress lines. With `patience` > 0 training stops
+    early once dev has not improved for that many periods, but not before `min_steps`.
 
     Under several workers every worker trains and scores (both are collective); only the
     chief writes `run_dir`; the others keep their checkpoints in ``.worker-<id>/`` until
@@ -185,10 +204,11 @@ def fit_with_dev_eval(model: keras.Model, optimizer, make_dataset, run_dir: str,
     step = current_step(optimizer)
     epoch_end = EpochEnd(manager, best, writer, evaluate, total_steps, steps_per_epoch,
                          schedule, history, history_path, step, progress and do_train, chief,
-                         desc, score, period)
+                         desc, score, period, patience, min_steps)
     try:
-        if do_train and step < total_steps:
-            fit_steps(model, make_dataset, total_steps, per_execution, [epoch_end])
+        if do_train and step < total_steps and not epoch_end.stopped:
+            fit_steps(model, make_dataset, total_steps, per_execution, [epoch_end],
+                      stopped=lambda: epoch_end.stopped)
     finally:
         epoch_end.close()
         writer.close()

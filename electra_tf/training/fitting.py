@@ -23,15 +23,17 @@ class StepCallback(keras.callbacks.Callback):
 
 
 def fit_steps(model: keras.Model, make_dataset, total_steps: int, steps_per_execution: int,
-              callbacks: list, verbose: int = 0) -> int:
+              callbacks: list, verbose: int = 0, stopped=None) -> int:
     """Train `model` with Keras ``fit`` from its optimizer's step to exactly `total_steps`:
     calls of `steps_per_execution` steps, then (recompiled) one shorter call for the steps
     left, as pretraining does. ``make_dataset(step)`` gives repeating batches from `step`
     on. A step whose float16 gradients overflowed applies no update and is trained again.
-    Returns the step reached."""
+    ``stopped()``, when given, ends training early once true (a callback that decides so
+    also sets ``model.stop_training``, which ends the current call). Returns the step
+    reached."""
     step = current_step(model.optimizer)
     stalled = 0
-    while step < total_steps:
+    while step < total_steps and not (stopped and stopped()):
         remaining = total_steps - step
         per_execution = min(steps_per_execution, remaining)
         if model.steps_per_execution != per_execution:
