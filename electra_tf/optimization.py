@@ -165,11 +165,15 @@ class AdamWeightDecay(_DecoupledDecayOptimizer):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay_rate,
                          exclude_from_weight_decay, lr_multipliers, name, **kwargs)
 
-    def update_step(self, gradient, variable, learning_rate):
+    def _rate_and_moments(self, gradient, variable, learning_rate):
+        """This variable's learning rate (layer-wise factor included) and its updated
+        Adam moments."""
         dtype = variable.dtype
-        gradient = ops.cast(gradient, dtype)
         lr = ops.cast(learning_rate, dtype) * self._lr_multiplier(variable)
-        m, v = self._moments(gradient, variable)
+        return (lr, *self._moments(ops.cast(gradient, dtype), variable))
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr, m, v = self._rate_and_moments(gradient, variable, learning_rate)
         update = m / (ops.sqrt(v) + self.epsilon)
         if self._decays(variable):
             update = update + self.weight_decay_rate * variable
@@ -177,7 +181,7 @@ class AdamWeightDecay(_DecoupledDecayOptimizer):
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class TransformersAdamW(_DecoupledDecayOptimizer):
+class TransformersAdamW(AdamWeightDecay):
     """AdamW as HuggingFace transformers' ``AdamW`` (``correct_bias=True``) computes it,
     the optimizer of the TLM reference code: Adam with bias correction folded into the
     step size, epsilon added to sqrt(v) (not to the bias-corrected one), then decoupled
@@ -187,20 +191,16 @@ class TransformersAdamW(_DecoupledDecayOptimizer):
         w <- w - lr * weight_decay_rate * w      (unless excluded: LayerNorm, biases)
 
     ``torch.optim.AdamW`` differs only in decaying before the Adam step (a second-order
-    difference) and in its default epsilon (1e-8; transformers' is 1e-6)."""
+    difference) and in its default epsilon (1e-8; transformers' is 1e-6). Arguments as
+    :class:`AdamWeightDecay`'s."""
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
-                 weight_decay_rate=0.0, exclude_from_weight_decay=DEFAULT_EXCLUDE,
-                 lr_multipliers=None, name="transformers_adamw", **kwargs):
-        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay_rate,
-                         exclude_from_weight_decay, lr_multipliers, name, **kwargs)
+    def __init__(self, *args, name="transformers_adamw", **kwargs):
+        super().__init__(*args, name=name, **kwargs)
 
     def update_step(self, gradient, variable, learning_rate):
+        lr, m, v = self._rate_and_moments(gradient, variable, learning_rate)
         dtype = variable.dtype
-        gradient = ops.cast(gradient, dtype)
-        lr = ops.cast(learning_rate, dtype) * self._lr_multiplier(variable)
         step = ops.cast(self.iterations + 1, dtype)
-        m, v = self._moments(gradient, variable)
         step_size = lr * ops.sqrt(1.0 - ops.power(ops.cast(self.beta_2, dtype), step)) / (
             1.0 - ops.power(ops.cast(self.beta_1, dtype), step))
         updated = variable - step_size * m / (ops.sqrt(v) + self.epsilon)

@@ -62,8 +62,8 @@ def test_five_class_rating_cuts_at_sst_boundaries():
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"fractions": [0.5, 0.0]}, r"outside \(0, 1\]"),
-    ({"fractions": [1.5]}, r"outside \(0, 1\]"),
+    ({"fractions": [0.5, 0.0]}, r"fractions: .* must be in \(0, 1\]"),
+    ({"fractions": [1.5]}, r"fractions: .* must be in \(0, 1\]"),
     ({"fractions": ["ten"]}, "not a number"),
     ({"fractions": [0.1, 0.1]}, "twice"),
     ({"lstm_models": ["LSTM-2"]}, "LSTM-<layers>-<units>"),
@@ -74,7 +74,7 @@ def test_five_class_rating_cuts_at_sst_boundaries():
     ({"finetune": {"learning_rat": 3e-4}}, "unknown --hparams key"),
     ({"lstm_models": []}, "nothing to run"),
     ({"lstm_learning_rates": []}, "lstm_learning_rates is empty"),
-    ({"lstm_learning_rates": [1e-3, 0.0]}, "learning rate 0.0 must be positive"),
+    ({"lstm_learning_rates": [1e-3, 0.0]}, "lstm_learning_rates: 0.0 must be positive"),
     ({"lstm_learning_rates": "1e-3,1e-3"}, "twice"),
     ({"lstm_lr_schedule": "cosine"}, "allowed: constant, linear"),
     ({"lstm_early_stopping_patience": -1}, "must be >= 0"),
@@ -95,7 +95,7 @@ def test_flags_parse_into_the_config_and_a_bad_fraction_is_refused():
     assert config.finetune["learning_rate"] == 3e-4
     flag_values = run_baselines.define_flags(flags.FlagValues())
     flag_values(["prog", "--data_dir=d", "--fractions=0.5,2"])
-    with pytest.raises(ValueError, match="fraction '2' is outside"):
+    with pytest.raises(ValueError, match=r"fractions: '2' must be in \(0, 1\]: give fractions"):
         run_baselines.build_config(flag_values)
     assert check_fractions(["0.9", "0.1"]) == [0.1, 0.9]
     assert parse_lstm_model("LSTM-4-512") == (4, 512)

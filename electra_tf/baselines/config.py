@@ -27,41 +27,33 @@ def parse_lstm_model(name: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def check_learning_rates(rates) -> list[float]:
-    """Learning rates as sorted positive floats, each once."""
-    values = []
-    for value in rates:
+def check_numbers(name: str, values, upper: float | None = None,
+                  example: str = "") -> list[float]:
+    """`values` (a list, or a comma-separated string) as sorted floats, each once, each
+    positive and at most `upper`; `name` and `example` make the errors."""
+    if isinstance(values, str):
+        values = [v for v in values.split(",") if v]
+    numbers = []
+    for value in values:
         try:
-            rate = float(value)
+            number = float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"learning rate {value!r} is not a number") from None
-        if not rate > 0.0:
-            raise ValueError(f"learning rate {value!r} must be positive")
-        values.append(rate)
-    if not values:
-        raise ValueError("lstm_learning_rates is empty")
-    if len(set(values)) != len(values):
-        raise ValueError(f"lstm_learning_rates lists a value twice: {values}")
-    return sorted(values)
+            raise ValueError(f"{name}: {value!r} is not a number") from None
+        if not number > 0.0 or (upper is not None and number > upper):
+            allowed = f"in (0, {upper:g}]" if upper is not None else "positive"
+            raise ValueError(f"{name}: {value!r} must be {allowed}{example}")
+        numbers.append(number)
+    if not numbers:
+        raise ValueError(f"{name} is empty")
+    if len(set(numbers)) != len(numbers):
+        raise ValueError(f"{name} lists a value twice: {numbers}")
+    return sorted(numbers)
 
 
 def check_fractions(fractions) -> list[float]:
     """Training-set fractions as sorted floats in (0, 1], each once."""
-    values = []
-    for value in fractions:
-        try:
-            fraction = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"fraction {value!r} is not a number") from None
-        if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"fraction {value!r} is outside (0, 1]: give fractions of the "
-                             f"training set such as 0.01,0.1,0.5")
-        values.append(fraction)
-    if not values:
-        raise ValueError("fractions is empty")
-    if len(set(values)) != len(values):
-        raise ValueError(f"fractions lists a value twice: {values}")
-    return sorted(values)
+    return check_numbers("fractions", fractions, 1.0,
+                         ": give fractions of the training set such as 0.01,0.1,0.5")
 
 
 @dataclasses.dataclass
@@ -140,11 +132,9 @@ class BaselinesConfig(RunConfig):
         "num_train_epochs, ...) for the pretrained encoder's cells, on top of the sweep's own.")
 
     def __post_init__(self):
-        self.fractions = check_fractions(
-            self.fractions.split(",") if isinstance(self.fractions, str) else self.fractions)
-        rates = self.lstm_learning_rates
-        self.lstm_learning_rates = check_learning_rates(
-            rates.split(",") if isinstance(rates, str) else rates)
+        self.fractions = check_fractions(self.fractions)
+        self.lstm_learning_rates = check_numbers("lstm_learning_rates",
+                                                 self.lstm_learning_rates)
         for name in ("lstm_models", "lstm_embeddings"):
             value = getattr(self, name)
             if isinstance(value, str):
