@@ -140,10 +140,14 @@ def build_index(corpora: list[str], index_dir: str, passage_words: int = 0,
                 recorded.update(k1=k1, b=b)
                 files.write_json(settings_path, recorded)
             return recorded
-        old_format = dict(recorded.get("inputs") or {}, format_version=FORMAT_VERSION)
-        if old_format == settings:
+        inputs = recorded.get("inputs") or {}
+        version = inputs.get("format_version", 0)
+        if dict(inputs, format_version=FORMAT_VERSION) == settings and version < FORMAT_VERSION:
             logging.warning("%s was built by an older version (format %s): rebuilding it",
-                            index_dir, recorded["inputs"].get("format_version"))
+                            index_dir, version)
+        elif inputs == settings:
+            logging.warning("%s records these settings but its index files are missing: "
+                            "rebuilding it", index_dir)
         elif not overwrite:
             raise ValueError(f"{index_dir} holds an index built from other inputs or "
                              f"settings ({settings_path}); use another --index_dir or "

@@ -190,8 +190,9 @@ class TransformersAdamW(AdamWeightDecay):
         w <- w - lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon)
         w <- w - lr * weight_decay_rate * w      (unless excluded: LayerNorm, biases)
 
-    ``torch.optim.AdamW`` differs only in decaying before the Adam step (a second-order
-    difference) and in its default epsilon (1e-8; transformers' is 1e-6). Arguments as
+    ``torch.optim.AdamW`` differs in decaying before the Adam step, in adding epsilon to
+    the bias-corrected sqrt(v) (so early steps differ by more than epsilon) and in its
+    default epsilon (1e-8; transformers' is 1e-6). Arguments as
     :class:`AdamWeightDecay`'s."""
 
     def __init__(self, *args, name="transformers_adamw", **kwargs):

@@ -155,6 +155,38 @@ def test_a_train_step_applies_the_gradient_of_the_summed_loss():
         np.testing.assert_allclose(variable.numpy(), value, rtol=1e-4, atol=1e-6)
 
 
+def test_two_replicas_apply_the_gradient_of_the_global_batchs_summed_loss(mirrored_strategy):
+    """Each replica sums its examples' losses and the replicas' gradients are summed: the
+    update equals one device's on the whole batch (a per-replica mean would halve it)."""
+    import keras
+
+    def build():
+        keras.utils.set_random_seed(5)
+        model = FinetuningModel(
+            Encoder(get_config("electra", "debug", {"dropout_rate": 0.0})),
+            [get_task("sst2")], dropout_rate=0.0)
+        model.build_heads()
+        return model
+
+    ids = np.array([[2, 5, 7, 3], [2, 9, 3, 0]], np.int32)
+    inputs = {"input_ids": ids, "input_mask": (ids > 0).astype(np.int32),
+              "segment_ids": np.zeros_like(ids)}
+    labels = {"sst2": np.array([0, 1])}
+    single = build()
+    single.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0))
+    single.train_step((inputs, labels))
+    with mirrored_strategy.scope():
+        replicated = build()
+        replicated.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0))
+    data = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(2)
+    batch = next(iter(mirrored_strategy.experimental_distribute_dataset(data)))
+    mirrored_strategy.run(replicated.train_step, args=(batch,))
+    for one, two in zip(single.trainable_variables, replicated.trainable_variables,
+                        strict=True):
+        np.testing.assert_allclose(two.numpy(), one.numpy(), rtol=1e-4, atol=1e-6,
+                                   err_msg=one.path)
+
+
 # ----------------------------------------------------------------------------- rates
 
 @pytest.fixture(scope="module")
@@ -307,12 +339,15 @@ def test_pos_accuracy_counts_words_beyond_max_seq_length_as_errors(tokenizer):
     features = task.featurize([long, short], tokenizer, 8)
     # [CLS] + 6 words + [SEP] fill 8 tokens: 14 of the long sentence's words are cut off
     assert features.inputs["word_mask"].sum(-1).tolist() == [6, 2]
-    assert features.extra["truncated_words"] == 14
+    assert features.extra["truncated_words"] == [14, 0]  # per sentence
     perfect = task.word_labels(features)
     assert task.score(perfect, features) == {"accuracy": pytest.approx(8 / 22)}
     one_wrong = perfect.copy()
     one_wrong[1, 0] = 1 - one_wrong[1, 0]
     assert task.score(one_wrong, features) == {"accuracy": pytest.approx(7 / 22)}
+    # a subset keeps its own sentences' count: the short sentence alone is all tagged
+    short_only = features.subset([1])
+    assert task.score(task.word_labels(short_only), short_only) == {"accuracy": 1.0}
 
 
 def test_token_accuracy_with_unpredicted_words():

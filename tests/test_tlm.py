@@ -56,8 +56,9 @@ def tlm_config(data_dir, **overrides):
 
 def test_defaults_are_the_reference_codes():
     """The reference's train.sh / finetune.sh and run.py: transformers' AdamW without
-    clipping, 10,000 and 3,000 warmup steps then linear decay, weight decay 0.01 in stage
-    1 and none in stage 2; RAKE queries of 20 phrases; BM25 with k1 1.2, b 0.75."""
+    clipping, warmup over 10,000 of 150,000 steps and 3,000 of 30,000 then linear decay,
+    weight decay 0.01 in stage 1 and none in stage 2; RAKE queries of 20 phrases; BM25
+    with k1 1.2, b 0.75."""
     config = TlmConfig(num_train_steps=150000)
     assert (config.optimizer, config.clip_norm, config.rake_top_n) == ("adamw_hf", 0.0, 20)
     assert (config.k1, config.b, config.mask_prob) == (1.2, 0.75, 0.15)
@@ -67,10 +68,12 @@ def test_defaults_are_the_reference_codes():
         assert isinstance(schedule, WarmupLinearDecay)
         assert (schedule.total_steps, schedule.warmup_steps) == (steps, warmup)
         assert optimizer.weight_decay_rate == decay and optimizer.epsilon == 1e-6
-    # A proportion instead, for runs whose length comes from a FLOP budget.
-    proportional = TlmConfig(num_train_steps=1000, warmup_proportion=0.1)
+    # The same shares of shorter stages; a proportion or a stage's own steps instead.
+    assert [_optimizer(config, stage, 600)[1].warmup_steps for stage in (1, 2)] == [40, 60]
+    proportional = TlmConfig(num_train_steps=1000, warmup_proportion=0.1,
+                             stage2_warmup_steps=7)
     assert [_optimizer(proportional, stage, 500)[1].warmup_steps for stage in (1, 2)] == [50,
-                                                                                           50]
+                                                                                           7]
     electra = TlmConfig(num_train_steps=10, optimizer="adamw", clip_norm=1.0)
     assert _optimizer(electra, 1, 10)[0].global_clipnorm == 1.0
     with pytest.raises(ValueError, match="stage2_warmup_steps=-1 must be >= 0"):

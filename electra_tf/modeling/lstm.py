@@ -182,6 +182,11 @@ class BiLstmClassifier(keras.Model):
 
     @classmethod
     def from_config(cls, config):
+        config = dict(config)
+        # saved before project_pretrained existed, when a wider table was always projected
+        width = config.get("pretrained_width")
+        config.setdefault("project_pretrained", width is not None
+                          and width != config.get("embedding_size", 128))
         return cls(**config)
 
 

@@ -183,9 +183,6 @@ def tlm_config(config: StudyConfig):
     values = {"passage_words": 128, "retriever": "bm25s", "top_k": 3, "max_seq_length": 64,
               "external_ratio": 3, "mlm_weight": 20.0, "learning_rate": 5e-4,
               "stage2_learning_rate": 3e-4, "stage2_num_train_epochs": 2.0,
-              # the reference's fixed warmups (10,000 and 3,000 steps) are longer than
-              # these whole runs: warm up over the reference's share of its stage 1 instead
-              "warmup_proportion": 0.06,
               "mixed_precision": config.mixed_precision}
     values.update(config.tlm_hparams)
     values.update(model_name=f"tlm_{config.tlm_task}", data_dir=config.output_dir,

@@ -376,14 +376,15 @@ class TaggingTask(Task):
         words = [w for s in examples for w in s.words]
         pieces = _tokenized(tokenizer, words)
         index = {t: i for i, t in enumerate(self.tags or [])}
-        ids, labels, word_positions, truncated, cursor = [], [], [], 0, 0
+        ids, labels, word_positions, truncated, cursor = [], [], [], [], 0
         labelled = examples and all(s.tags is not None for s in examples)
         for s in examples:
             row, row_labels, positions = [special.cls], [-1], []
+            truncated.append(0)
             for w in range(len(s.words)):
                 word_pieces = pieces[cursor + w] or [special.unk]  # e.g. a control char
                 if len(row) + len(word_pieces) > max_seq_length - 1:
-                    truncated += len(s.words) - w
+                    truncated[-1] = len(s.words) - w
                     break
                 positions.append(len(row))
                 tag = -1
@@ -400,9 +401,9 @@ class TaggingTask(Task):
             ids.append(row)
             labels.append(row_labels)
             word_positions.append(positions)
-        if truncated:
+        if sum(truncated):
             logging.warning("%s: %d words beyond max_seq_length=%d are not tagged (scored as "
-                            "errors)", self.name, truncated, max_seq_length)
+                            "errors)", self.name, sum(truncated), max_seq_length)
         inputs = {"input_ids": _pad(ids, max_seq_length),
                   "input_mask": _pad([[1] * len(r) for r in ids], max_seq_length),
                   "segment_ids": np.zeros((len(ids), max_seq_length), np.int32),
@@ -413,6 +414,7 @@ class TaggingTask(Task):
             label_array = np.full((len(ids), max_seq_length), -1, np.int32)
             for i, row in enumerate(labels):
                 label_array[i, :len(row)] = row
+        # per sentence, so that a subset of the split keeps its own count
         return Features(inputs, label_array, [s.guid for s in examples],
                         {"truncated_words": truncated})
 
@@ -430,7 +432,7 @@ class TaggingTask(Task):
         no prediction and count as errors."""
         return {"accuracy": scorers.token_accuracy(
             predictions, self.word_labels(features),
-            unpredicted=features.extra.get("truncated_words", 0))}
+            unpredicted=int(np.sum(features.extra.get("truncated_words", 0))))}
 
 
 def classification_task(name: str, purpose: str) -> PairTask:

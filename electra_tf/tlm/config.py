@@ -88,10 +88,10 @@ class TlmConfig(RunConfig):
                              "bias correction) or lamb.")
     clip_norm: float = setting(0.0, help="Global gradient-norm clipping in both stages (0: "
                                "none, as the reference; ELECTRA clips at 1).")
-    warmup_proportion: float | None = setting(None, help="Warm up over this fraction of each "
-                                              "stage's steps instead of --warmup_steps and "
-                                              "--stage2_warmup_steps (for runs whose length "
-                                              "comes from a FLOP budget).")
+    warmup_proportion: float | None = setting(
+        None, help="Warm up over this fraction of each stage's steps (a stage's own "
+        "--warmup_steps or --stage2_warmup_steps wins).",
+        shown_default="the reference's shares: 1/15 of stage 1, 1/10 of stage 2")
 
     # speed: the hardware flagfiles set these (flags/hardware/)
     mixed_precision: str = setting("", help="'' (float32), bf16 or fp16.")
@@ -107,8 +107,9 @@ class TlmConfig(RunConfig):
                                 "/ (rho2 + 1).")
     mask_prob: float = setting(0.15, help="Masked fraction of tokens.")
     learning_rate: float = setting(5e-4, help="Stage 1 peak learning rate.")
-    warmup_steps: int = setting(10000, help="Stage 1 linear warmup steps, then linear decay "
-                                "to 0 (the reference's training script).")
+    warmup_steps: int | None = setting(
+        None, help="Stage 1 linear warmup steps, then linear decay to 0.",
+        shown_default="1/15 of stage 1, the reference's 10,000 of 150,000 steps")
     weight_decay_rate: float = setting(0.01, help="Stage 1 decoupled weight decay (not on "
                                        "biases and LayerNorm).")
     num_train_steps: int | None = setting(None, help="Stage 1 steps (or --flop_budget).")
@@ -118,8 +119,9 @@ class TlmConfig(RunConfig):
     # stage 2: the task alone, the classification head re-initialized
     stage2_learning_rate: float = setting(1e-4, help="Stage 2 peak learning rate.")
     stage2_num_train_epochs: float = setting(3.0, help="Stage 2 epochs over T.")
-    stage2_warmup_steps: int = setting(3000, help="Stage 2 linear warmup steps, then linear "
-                                       "decay to 0 (the reference's finetuning script).")
+    stage2_warmup_steps: int | None = setting(
+        None, help="Stage 2 linear warmup steps, then linear decay to 0.",
+        shown_default="1/10 of stage 2, the reference's 3,000 of 30,000 steps")
     stage2_weight_decay_rate: float = setting(0.0, help="Stage 2 decoupled weight decay (the "
                                               "reference's finetuning script: none).")
     eval_every_steps: int = setting(100, help="Stage 2 dev evaluation interval.")
@@ -167,7 +169,7 @@ class TlmConfig(RunConfig):
             raise ValueError(f"warmup_proportion={self.warmup_proportion} must be in [0, 1)")
         for name in ("warmup_steps", "stage2_warmup_steps", "weight_decay_rate",
                      "stage2_weight_decay_rate", "clip_norm"):
-            if getattr(self, name) < 0:
+            if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
         if self.stage2_num_train_epochs <= 0:
             raise ValueError(f"stage2_num_train_epochs={self.stage2_num_train_epochs} must be "
@@ -217,10 +219,17 @@ class TlmConfig(RunConfig):
         return config
 
     def warmup(self, stage: int, total_steps: int) -> int:
-        """Warmup steps of `stage` (1 or 2) that runs `total_steps` steps."""
-        if self.warmup_proportion is not None:
-            return int(self.warmup_proportion * total_steps)
-        return self.warmup_steps if stage == 1 else self.stage2_warmup_steps
+        """Warmup steps of `stage` (1 or 2) that runs `total_steps` steps: the stage's own
+        setting, else --warmup_proportion of them, else the reference's share (its scripts
+        warm up 10,000 of 150,000 steps in stage 1 and 3,000 of 30,000 in stage 2; fixed
+        counts would outlast most shorter runs)."""
+        steps = self.warmup_steps if stage == 1 else self.stage2_warmup_steps
+        if steps is not None:
+            return steps
+        share = self.warmup_proportion
+        if share is None:
+            share = 1 / 15 if stage == 1 else 1 / 10
+        return int(share * total_steps)
 
     def stage1_steps(self, model_config: ModelConfig) -> int:
         if self.num_train_steps is not None:

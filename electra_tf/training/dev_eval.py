@@ -148,8 +148,9 @@ class EpochEnd(StepCallback):
             self.bar.set_postfix(loss=f"{logs['loss']:.4g}", refresh=False)
         if self.stopped:
             self.model.stop_training = True
-            self.bar.write(f"stopping early: no better dev score for {self.patience} "
-                           f"{self.period}s")
+            if self.chief and not self.bar.disable:
+                self.bar.write(f"stopping early: no better dev score for {self.patience} "
+                               f"{self.period}s")
 
     def close(self) -> None:
         self.bar.close()
