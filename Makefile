@@ -46,7 +46,7 @@ docs: install
 demo: install
 	$(BIN)/electra-study --flagfile=flags/study/demo.flags
 
-# The equal-FLOP BERT / ELECTRA / ALE study (2 h here); `make study-quick`: the same, smaller.
+# The equal-FLOP BERT / ELECTRA / ALE study (hours here); `make study-quick`: the same, smaller.
 study: install
 	$(BIN)/electra-study --flagfile=flags/study/samples.flags
 
