@@ -70,11 +70,15 @@ def query_term_counts(text: str, analyzer) -> dict[str, int]:
 def build_query(text: str, analyzer):
     """``Or([Term("text", t, boost=count), ...])`` of the text's terms, or None if it has
     none (a term's boost is its count: Whoosh drops duplicate clauses)."""
+    counts = query_term_counts(text, analyzer)
+    return _term_query(counts) if counts else None
+
+
+def _term_query(counts: dict[str, int]):
+    """An Or of one Term per distinct term, boosted by its count."""
     from whoosh.query import Or, Term
 
-    counts = query_term_counts(text, analyzer)
-    return Or([Term(TEXT_FIELD, t, boost=float(n)) for t, n in counts.items()]) if counts \
-        else None
+    return Or([Term(TEXT_FIELD, t, boost=float(n)) for t, n in counts.items()])
 
 
 # ----------------------------------------------------------------------- BM25 and ranking
@@ -273,11 +277,9 @@ def _open_worker(index_dir: str, k1: float, b: float) -> None:
 
 def _search_terms(searcher, queries: Sequence[dict[str, int]], k: int) -> list[list[Hit]]:
     """Top `k` of each query (term -> count) over `searcher`, ties by document id."""
-    from whoosh.query import Or, Term
-
     results = []
     for counts in queries:
-        query = Or([Term(TEXT_FIELD, t, boost=float(n)) for t, n in counts.items()])
+        query = _term_query(counts)
         limit = k + 1
         while True:
             found = [(hit[ID_FIELD], float(hit.score))
