@@ -90,7 +90,7 @@ def test_flags_parse_into_the_config_and_a_bad_fraction_is_refused():
     flag_values(["prog", "--flagfile=flags/baselines/samples.flags", "--data_dir=d",
                  "--init_checkpoint=m"])
     config = run_baselines.build_config(flag_values)
-    assert config.fractions == [0.01, 0.1, 0.3, 0.5, 0.7, 0.9]
+    assert config.fractions == [0.01, 0.1] and config.num_trials == 2
     assert config.models == ["pretrained", "LSTM-2-256", "LSTM-2-256+emb"]
     assert config.finetune["learning_rate"] == 3e-4
     flag_values = run_baselines.define_flags(flags.FlagValues())
@@ -244,6 +244,13 @@ def test_early_stopping_waits_for_patience_and_min_steps_and_resumes(sweep_dir, 
                             lstm_num_train_epochs=10, min_train_steps=9), "b")
     assert (trained["epochs"], trained["steps"], trained["stopped_early"]) == (5, 10, True)
     # (Patience 0 trains every epoch: the small sweep below.)
+    # 2 epochs are 4 steps; min_train_steps 10 stretches the run to 5 epochs, scored at
+    # every half of it (steps 5 and 10), not after each 2-step epoch.
+    stretched = train(_config(sweep_dir, lstm_early_stopping_patience=0,
+                              lstm_num_train_epochs=2, min_train_steps=10), "c")
+    assert [(h["eval"], h["step"]) for h in stretched["history"]] == [(1, 5), (2, 10)]
+    assert (stretched["epochs"], stretched["steps"]) == (5, 10)
+    assert stretched["best_epoch"] in (2.5, 5)
 
 
 def test_the_learning_rate_grid_keeps_the_best_on_dev_per_cell(sweep_dir):

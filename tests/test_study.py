@@ -48,7 +48,7 @@ def _parse(argv):
 def test_flagfiles_parse_and_quick_shrinks_the_same_study():
     study = _parse([f"--flagfile={REPO}/flags/study/samples.flags"])
     assert study.objectives == ["bert", "electra", "ale"] and study.num_trials == 2
-    assert study.tasks == ["sst2_mr", "stsb_mr", "wiki_topics", "pos_wsj", "pos_wsj-crf"]
+    assert study.tasks == ["sst2_mr", "stsb_mr", "wiki_topics", "pos_wsj"]
     assert study.checkpoint_fractions == [0.25, 0.5, 0.75, 1.0]
     quick = _parse([f"--flagfile={REPO}/flags/study/samples.flags", "--quick"])
     assert quick.output_dir == "data/study_quick"

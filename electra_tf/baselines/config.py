@@ -94,7 +94,10 @@ class BaselinesConfig(RunConfig):
     eval_batch_size: int = setting(128, help="Prediction batch size.")
     min_train_steps: int = setting(100, help="Every cell trains at least this many steps (a "
                                    "1 % subset would otherwise stop after a handful of "
-                                   "updates).")
+                                   "updates). A BiLSTM run it stretches past "
+                                   "--lstm_num_train_epochs epochs scores dev every "
+                                   "1/lstm_num_train_epochs of its steps instead of every "
+                                   "epoch, so it still has that many scoring points.")
 
     # the BiLSTMs
     lstm_models: list[str] = setting(default_factory=lambda: ["LSTM-2-256"],

@@ -90,9 +90,12 @@ def train_lstm(config: BaselinesConfig, name: str, learning_rate: float, train: 
     """Train one BiLSTM (``LSTM-n-k``, ``+emb`` = frozen `table`) on `train` with Adam at
     `learning_rate`, scoring dev after each epoch, up to ``lstm_num_train_epochs`` (at
     least ``min_train_steps`` steps) and stopping once dev has not improved for
-    ``lstm_early_stopping_patience`` epochs. Returns the model at its best-dev epoch and
-    {"steps" (trained), "epochs", "stopped_early", "best_epoch", "dev", "history"}; a
-    re-run resumes from `run_dir`'s last epoch."""
+    ``lstm_early_stopping_patience`` scorings. A run that ``min_train_steps`` stretches
+    past ``lstm_num_train_epochs`` epochs (a tiny subset) scores every
+    1/``lstm_num_train_epochs`` of its steps instead, not every epoch of a few steps.
+    Returns the model at its best-dev scoring and {"steps" (trained), "epochs" (trained,
+    in passes over `train`), "stopped_early", "best_epoch" (likewise), "dev", "history"};
+    a re-run resumes from `run_dir`'s last scoring."""
     layers, units = parse_lstm_model(name.removesuffix("+emb"))
     keras.utils.set_random_seed(seed)
     model = BiLstmClassifier(vocab_size, task.num_outputs, layers, units,
@@ -103,6 +106,9 @@ def train_lstm(config: BaselinesConfig, name: str, learning_rate: float, train: 
     steps_per_epoch = math.ceil(len(train) / batch_size)
     total_steps = max(config.min_train_steps,
                       int(config.lstm_num_train_epochs * len(train) / batch_size))
+    steps_per_score = max(steps_per_epoch,
+                          math.ceil(total_steps / config.lstm_num_train_epochs))
+    period = "epoch" if steps_per_score == steps_per_epoch else "eval"
     schedule = lstm_schedule(config, learning_rate, total_steps)
     optimizer = keras.optimizers.Adam(schedule, global_clipnorm=1.0)
     model.compile(optimizer=optimizer,
@@ -119,15 +125,19 @@ def train_lstm(config: BaselinesConfig, name: str, learning_rate: float, train: 
         return {task.name: {"dev": _scores(model, task, dev, config.eval_batch_size)}}
 
     history, best, _ = fit_with_dev_eval(
-        model, optimizer, make_dataset, run_dir, total_steps, steps_per_epoch, evaluate,
-        schedule, progress=progress, desc=f"{name} lr {learning_rate:g}",
+        model, optimizer, make_dataset, run_dir, total_steps, steps_per_score, evaluate,
+        schedule, progress=progress, desc=f"{name} lr {learning_rate:g}", period=period,
         patience=config.lstm_early_stopping_patience, min_steps=config.min_train_steps)
     last = history[-1]
     best = best or last
     stopped = last["step"] < total_steps
-    return model, {"steps": last["step"], "epochs": last["epoch"], "stopped_early": stopped,
-                   "best_epoch": best["epoch"], "dev": best["dev"][task.name]["dev"],
-                   "history": history}
+
+    def epochs(step: int) -> float:
+        return round(step / steps_per_epoch, 2)
+
+    return model, {"steps": last["step"], "epochs": epochs(last["step"]),
+                   "stopped_early": stopped, "best_epoch": epochs(best["step"]),
+                   "dev": best["dev"][task.name]["dev"], "history": history}
 
 
 def _lstm_run(config: BaselinesConfig, model: str, learning_rate: float, cell_dir: str,
