@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from absl import app, flags, logging
 
-from electra_tf.configs import parse_json_object
+from electra_tf.configs import RunConfig, parse_json_object
 
 
 def define_flags(table: Sequence[tuple], flag_values: flags.FlagValues,
@@ -44,7 +44,9 @@ def _field_type(annotation) -> type:
 def config_flags(config_class) -> list[tuple[dataclasses.Field, type]]:
     """(field, type) for each field of `config_class` that has a flag."""
     hints = typing.get_type_hints(config_class)
-    return [(field, _field_type(hints[field.name])) for field in dataclasses.fields(config_class)
+    shared = {f.name for f in dataclasses.fields(RunConfig)}  # last: the command's own
+    fields = sorted(dataclasses.fields(config_class), key=lambda f: f.name in shared)
+    return [(field, _field_type(hints[field.name])) for field in fields
             if field.metadata.get("flag", True) is not False]
 
 
@@ -141,25 +143,34 @@ _OWN_DIRS = tuple(os.path.dirname(os.path.abspath(__import__(name).__file__)) + 
 
 def _raised_here(error: BaseException) -> bool:
     """True when the package's own code raised `error`: its innermost frame is in the
-    package (wherever it is installed) or outside any library (a script of the user's)."""
+    package (wherever it is installed) or outside any library (a script of the user's).
+    A ValueError must come from a ``raise`` statement there, a check of the input; one
+    the interpreter raised (unpacking, ``int("x")``) is a bug."""
     frames = traceback.extract_tb(error.__traceback__)
     if not frames:
         return True
     filename = os.path.abspath(frames[-1].filename)
-    if filename.startswith(_OWN_DIRS):
-        return True
     paths = sysconfig.get_paths()
     library = (paths["stdlib"], paths["purelib"], paths["platlib"])
-    return not (filename.startswith(library) or "site-packages" in filename)
+    if not filename.startswith(_OWN_DIRS) and (filename.startswith(library)
+                                               or "site-packages" in filename):
+        return False
+    line = (frames[-1].line or "").lstrip()
+    return not isinstance(error, ValueError) or line.startswith("raise")
+
+
+def debugging() -> bool:
+    """Whether every error shows its traceback: absl's ``--verbosity`` (``-v``) at 1 or
+    more, or ``ELECTRA_TF_TRACEBACK=1``."""
+    return (bool(os.environ.get("ELECTRA_TF_TRACEBACK"))
+            or flags.FLAGS["verbosity"].value >= 1)
 
 
 def error_line(error: BaseException, expected: tuple = ()) -> str | None:
     """The one line that reports `error` as bad input, or None when it is an internal
     failure (a bug) whose traceback must be shown. Bad input: an OSError/ValueError (or
     one of `expected`) raised by the package's own checks, or a TensorFlow error about a
-    file, its data or access to it. ``ELECTRA_TF_TRACEBACK=1`` shows every traceback."""
-    if os.environ.get("ELECTRA_TF_TRACEBACK"):
-        return None
+    file, its data or access to it."""
     kind = type(error).__name__
     if kind in _INPUT_OP_ERRORS + _PATH_OP_ERRORS and hasattr(error, "message"):
         lines = [line.strip() for line in error.message.splitlines() if line.strip()
@@ -175,12 +186,15 @@ def error_line(error: BaseException, expected: tuple = ()) -> str | None:
 def run_main(prog: str, run: Callable[[], str], expected: tuple = ()) -> Callable:
     """An absl main that prints `run()`'s closing line, and bad input as one
     ``<prog>: error: ...`` line (exit 1). Anything else is a bug: its traceback is shown,
-    after a line saying so."""
+    after a line saying so. With ``--verbosity=1`` (or ``-v 1``) every error shows its
+    traceback, and TensorFlow's INFO logs stay on."""
 
     def _main(argv):
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-        logging.set_verbosity(logging.WARNING)  # TF's per-checkpoint INFO lines
+        debug = debugging()
+        if not debug:
+            logging.set_verbosity(logging.WARNING)  # TF's per-checkpoint INFO lines
         try:
             print(run(), flush=True)
         except Exception as e:
@@ -190,6 +204,8 @@ def run_main(prog: str, run: Callable[[], str], expected: tuple = ()) -> Callabl
                       f"your input; the traceback follows", file=sys.stderr)
                 raise
             print(f"{prog}: error: {line}", file=sys.stderr)
+            if debug:
+                raise
             sys.exit(1)
 
     return _main

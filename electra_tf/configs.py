@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 MODEL_TYPES = ("bert", "electra", "ale")
@@ -224,7 +224,8 @@ def one_of(name: str, value, allowed) -> None:
 
 
 def setting(default=dataclasses.MISSING, *, help: str, default_factory=dataclasses.MISSING,
-            flag: bool | str = True, shown_default: str | None = None):
+            flag: bool | str = True, shown_default: str | None = None,
+            kw_only: bool = False):
     """A run config field with its help, the one source of its command-line flag and docs.
 
     `help` must not restate the default: the flag's help gets " (default: ...)" appended,
@@ -233,34 +234,60 @@ def setting(default=dataclasses.MISSING, *, help: str, default_factory=dataclass
     to override the one the annotation gives.
     """
     return dataclasses.field(default=default, default_factory=default_factory,
-                             metadata={"help": help, "flag": flag,
+                             kw_only=kw_only, metadata={"help": help, "flag": flag,
                                        "shown_default": shown_default})
 
 
+@dataclasses.dataclass
 class RunConfig:
     """JSON round trip for the run configs (dataclasses): ``from_dict`` refuses unknown
     keys, listing the allowed ones, as the original's ``--hparams`` should have.
 
     ``MAY_CHANGE``: the fields a re-run of the same run folder may change (see
-    :class:`electra_tf.training.run_dir.RunDir`); every other one must match."""
+    :class:`electra_tf.training.run_dir.RunDir`); every other one must match, unless the
+    re-run names it in ``change_settings``. ``FIXED``: fields not even that may change
+    (the model's shape, what the step count means). ``ADDED_DEFAULTS``: for a field
+    added after runs were saved, the value those runs used when it differs from today's
+    default (a function of the saved settings)."""
 
     MAY_CHANGE: ClassVar[tuple[str, ...]] = ()
+    FIXED: ClassVar[tuple[str, ...]] = ()
+    ADDED_DEFAULTS: ClassVar[dict[str, Callable[[dict], Any]]] = {}
+    # Fields of every run config that describe the command, not the run: never saved.
+    COMMAND_ONLY: ClassVar[tuple[str, ...]] = ("change_settings",)
+
+    change_settings: list[str] = setting(
+        default_factory=list, kw_only=True,
+        help="Settings this re-run of an existing run changes knowingly (comma-separated "
+        "names, e.g. learning_rate,mask_prob). Each change is recorded, with the steps "
+        "reached, in the run folder's settings_history.json. Without it, a re-run whose "
+        "settings differ stops and names each changed setting.")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        for name in self.COMMAND_ONLY:
+            values.pop(name)
+        return values
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
-    def changes_from(self, path: str, allowed: Sequence[str] = ()) -> list[str]:
-        """``"key: old -> new"`` for each setting that differs from the run saved at `path`
-        (this class's JSON), leaving out the `allowed` keys."""
-        from electra_tf import files  # imports TensorFlow: not at this module's import
-
-        before = files.read_json(path)
+    def setting_changes(self, saved: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """{field: (saved value, value now)} for each setting that differs from `saved`
+        (this class's JSON, as a run folder keeps it). A field `saved` lacks counts as
+        its ``ADDED_DEFAULTS`` value, else as today's default."""
         now = json.loads(self.to_json())
-        return [f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in sorted(now)
-                if k not in allowed and before.get(k) != now[k]]
+        changes = {}
+        for key in sorted(now):
+            if key in saved:
+                before = saved[key]
+            elif key in self.ADDED_DEFAULTS:
+                before = self.ADDED_DEFAULTS[key](saved)
+            else:
+                before = _json_value(_default(self, key))
+            if before != now[key]:
+                changes[key] = (before, now[key])
+        return changes
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]):
@@ -270,6 +297,16 @@ class RunConfig:
             raise ValueError(f"unknown --hparams key(s) {', '.join(map(repr, unknown))}; "
                              f"allowed: {', '.join(allowed)}")
         return cls(**values)
+
+
+def _default(config, name: str):
+    field = next(f for f in dataclasses.fields(config) if f.name == name)
+    return (field.default if field.default is not dataclasses.MISSING
+            else field.default_factory())
+
+
+def _json_value(value):
+    return json.loads(json.dumps(value))
 
 
 def get_config(model_type: str = "electra", size: str = "small",

@@ -54,3 +54,23 @@ def built(sample_paths, two_books, tmp_path_factory):
     summary = bpd.build_dataset(corpora, sample_paths["vocab"], out, max_seq_length=64,
                                 num_shards=3, seed=7, progress=False)
     return corpora, out, summary
+
+
+@pytest.fixture
+def fault_report(request):
+    """Record one injected fault for the docs' fault table: ``fault_report(stage, fault,
+    survived, user_saw)``. The rows go, as JSON lines, to the file named by
+    ``ELECTRA_TF_FAULT_REPORT`` (``tests/fault_table.py`` sets it and renders the table);
+    without it they are dropped. Call it after the test's assertions, with what the test
+    measured, so that only a passing test reports."""
+    import json
+
+    def record(stage: str, fault: str, survived: str, user_saw: str) -> None:
+        path = os.environ.get("ELECTRA_TF_FAULT_REPORT")
+        if path:
+            row = {"stage": stage, "fault": fault, "survived": survived,
+                   "user_saw": user_saw, "test": request.node.nodeid}
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+
+    return record

@@ -15,12 +15,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from batches import make_batch
 
 from electra_tf.configs import get_config
 from electra_tf.finetuning.model import FinetuningModel
 from electra_tf.masking import MaskingConfig
 from electra_tf.modeling import Encoder, build_pretrainer
-from electra_tf.optimization import AdamWeightDecay
+from electra_tf.optimization import AdamWeightDecay, make_optimizer
 from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.inputs import make_dataset
 from electra_tf.pretraining.objectives import PretrainingModel
@@ -124,3 +125,51 @@ def test_fp16_with_loss_scaling_pretrains_and_learns(built, sample_paths, tmp_pa
     assert encoder.weights[0].dtype == "float32"  # float16 compute, float32 weights
     first_mlm = summary["last_logged"]["masked_lm_loss"]
     assert first_mlm < np.log(30522) - 1.0  # below a uniform guess: it learned
+
+
+def test_fp16_loss_scaling_skips_an_overflowing_step_and_lowers_the_scale(fault_report):
+    config = get_config("electra", "debug", {"vocab_size": 500, "dropout_rate": 0.0})
+    batch = make_batch(config, batch_size=4, seq_len=16, num_predictions=3, seed=2)
+    batch["masked_lm_weights"] = batch["masked_lm_weights"].astype("float32")
+    with dtype_policy("mixed_float16"):
+        keras.utils.set_random_seed(5)
+        task = PretrainingModel(build_pretrainer(config, temperature=1e-6, seed=0))
+        task.compile(optimizer=make_optimizer("lamb", 1e-2, weight_decay_rate=0.01,
+                                              clip_norm=1.0))
+    optimizer = task.optimizer
+    assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    dataset = tf.data.Dataset.from_tensors(batch).repeat()
+
+    def step():
+        return task.fit(dataset, steps_per_epoch=1, verbose=0).history["loss"][0]
+
+    initial_scale = float(optimizer.initial_scale)
+    losses = [step() for _ in range(10)]
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0] - 1.0, losses
+    scale, steps = float(optimizer.dynamic_scale.numpy()), int(optimizer.iterations.numpy())
+    # Keras starts the scale at 2**15: the first steps overflow, apply nothing, and halve
+    # it until the gradients fit.
+    skipped = 10 - steps
+    assert skipped >= 1 and scale == initial_scale / 2**skipped, (skipped, scale)
+
+    # A token embedding past float16's largest value (65504): every activation and
+    # gradient of the step is inf or NaN.
+    table = task.pretrainer.embeddings.word_embeddings.embeddings
+    kept = table.numpy()
+    table.assign(np.full_like(kept, 1e5))
+    before = {w.path: w.numpy() for w in task.trainable_weights}
+    overflow = step()
+    assert not np.isfinite(overflow)
+    assert int(optimizer.iterations.numpy()) == steps  # the step applied nothing
+    assert float(optimizer.dynamic_scale.numpy()) == scale / 2
+    for w in task.trainable_weights:
+        np.testing.assert_array_equal(w.numpy(), before[w.path], err_msg=w.path)
+
+    table.assign(kept)
+    after = step()
+    assert np.isfinite(after) and int(optimizer.iterations.numpy()) == steps + 1
+    fault_report("pretraining, fp16", "a step whose float16 gradients overflow (an "
+                 "embedding set past 65504)", f"the step skipped, no weight changed; loss "
+                 f"scale {scale:g} -> {scale / 2:g}; the next step trained. Of the first 10 "
+                 f"steps {skipped} overflowed at the initial scale {initial_scale:g}; loss "
+                 f"{losses[0]:.2f} -> {losses[-1]:.2f}", "nothing (dynamic loss scaling)")

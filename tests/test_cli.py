@@ -42,8 +42,12 @@ def test_bad_input_is_one_line_and_library_failures_are_not(monkeypatch):
     assert "/nonexistent/shard.tfrecord" in cli.error_line(missing)
     internal = _raise(lambda: tf.reshape(tf.zeros([3]), [2]))
     assert cli.error_line(internal) is None
-    monkeypatch.setenv("ELECTRA_TF_TRACEBACK", "1")
-    assert cli.error_line(_raise(check)) is None
+
+    def unpack():  # a ValueError of the interpreter's, in the package's code: a bug
+        first, second = "abc"
+        return first, second
+
+    assert cli.error_line(_raise(unpack)) is None
 
 
 def test_run_main_prints_one_line_or_labels_the_traceback(capsys, monkeypatch):
@@ -62,6 +66,18 @@ def test_run_main_prints_one_line_or_labels_the_traceback(capsys, monkeypatch):
         cli.run_main("prog", lambda: json.loads("{"))(["prog"])
     assert capsys.readouterr().err.startswith(
         "prog: internal error (JSONDecodeError); this is a bug, not your input")
+
+    # -v 1 (or ELECTRA_TF_TRACEBACK=1): the line, then the traceback of the input error.
+    monkeypatch.setattr(flags.FLAGS["verbosity"], "value", 1)
+    assert cli.debugging()
+    with pytest.raises(ValueError, match="must be a positive multiple of 2"):
+        cli.run_main("prog", bad_input)(["prog"])
+    assert capsys.readouterr().err == (
+        "prog: error: --train_batch_size=7 must be a positive multiple of 2\n")
+    monkeypatch.setattr(flags.FLAGS["verbosity"], "value", -1)
+    assert not cli.debugging()
+    monkeypatch.setenv("ELECTRA_TF_TRACEBACK", "1")
+    assert cli.debugging()
 
 
 def test_the_packages_own_errors_are_input_wherever_it_is_installed(monkeypatch):
@@ -105,7 +121,9 @@ def test_a_config_field_becomes_a_flag_of_its_annotations_type():
     kinds = {name: values[name].flag_type() for name in values}
     assert kinds == {"name": "string", "steps": "int", "rate": "float", "fast": "bool",
                      "fractions": "comma separated list of strings", "overrides": "string",
-                     "corpus": "multi string", "path": "string", "hparams": "string"}
+                     "corpus": "multi string", "path": "string",
+                     "change_settings": "comma separated list of strings", "hparams": "string"}
+    assert list(kinds)[-2:] == ["change_settings", "hparams"]  # every config's, last
     # not given is None: the config's default or the --hparams value
     assert all(values[name].default is None for name in kinds if name != "hparams")
     helps = {name: values[name].help for name in ("name", "steps", "rate", "fast",

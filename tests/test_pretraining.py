@@ -2,6 +2,7 @@
 budget, TensorBoard scalars, export, resume after SIGKILL, mirrored = single replica, and
 the command line's errors and flagfiles."""
 
+import dataclasses
 import glob
 import json
 import os
@@ -26,6 +27,7 @@ from electra_tf.flops import train_flops_per_step
 from electra_tf.modeling import encoder_of
 from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.trainer import pretrain
+from electra_tf.training.run_dir import RunDir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH, SEQ = 16, 64
@@ -100,6 +102,44 @@ def test_pretraining_on_sample_records_learns_and_stops_at_the_budget(
     for model in (encoder, loaded):
         np.testing.assert_array_equal(model(batch, training=False)["sequence_output"].numpy(),
                                       expected)
+    if objective == "bert":
+        _check_settings_integrity(config, summary)
+
+
+def _check_settings_integrity(config, summary):
+    """A finished run re-run with other settings: refused, naming each; accepted and
+    recorded when named in change_settings; a run saved before bert_random_tokens existed
+    compares as the 80/10/10 masking it used."""
+    settings = os.path.join(config.model_dir, "pretraining_config.json")
+    with open(settings) as f:
+        saved = json.load(f)
+    changed = dataclasses.replace(config, learning_rate=1e-2, mixed_precision="fp16",
+                                  mask_prob=0.2)
+    with pytest.raises(ValueError) as refused:
+        pretrain(changed, progress=False)
+    assert str(refused.value) == (
+        f"{config.model_dir} holds a run with other settings (learning_rate: 0.03 -> 0.01; "
+        f"mask_prob: 0.15 -> 0.2; mixed_precision: '' -> 'fp16'); to change them "
+        f"knowingly, add --change_settings=learning_rate,mask_prob,mixed_precision; or use "
+        f"another --model_name, or delete that folder to start over")
+    with pytest.raises(ValueError, match=r"\(train_batch_size: 16 -> 32\); use another "):
+        pretrain(dataclasses.replace(config, train_batch_size=32), progress=False)
+    with open(settings) as f:
+        assert json.load(f) == saved
+
+    knowing = dataclasses.replace(config, learning_rate=1e-2,
+                                  change_settings=["learning_rate"])
+    assert pretrain(knowing, progress=False) == summary  # finished: nothing to train
+    (entry,) = RunDir(config.model_dir).history()
+    assert entry["changed"] == {"learning_rate": [0.03, 0.01]}
+    assert entry["checkpoint_steps"] == {".": 100}
+
+    saved.pop("bert_random_tokens")  # as written before the setting existed
+    with open(settings, "w") as f:
+        json.dump(saved, f)
+    run = RunDir(config.model_dir, "pretraining_config.json")
+    assert run.changed_settings(config) == {"bert_random_tokens": (True, False)}
+    assert run.changed_settings(dataclasses.replace(config, bert_random_tokens=True)) == {}
 
 
 def test_do_eval_scores_the_newest_checkpoint_after_training_or_alone(

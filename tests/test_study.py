@@ -16,6 +16,7 @@ from electra_tf.study.config import StudyConfig
 from electra_tf.study.pipeline import pretraining_config
 from electra_tf.study.report import markdown_table
 from electra_tf.study.runner import run_study as run_whole_study
+from electra_tf.training.run_dir import RunDir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -76,6 +77,20 @@ def test_every_objective_gets_the_same_budget_and_its_own_warmup():
         assert pretraining.learning_rate == 5e-3 and pretraining.mixed_precision == "bf16"
     # BERT has no generator: more steps for the same FLOPs; ELECTRA-Tiny ~1,000 steps
     assert steps["bert"] > steps["electra"] and 950 < steps["electra"] < 1050
+
+
+def test_a_knowing_change_of_the_study_reaches_the_stages_it_decides():
+    study = StudyConfig(output_dir="unused", change_settings=["warmup_fraction",
+                                                              "pretrain_hparams", "seed"],
+                        pretrain_hparams={"gen_weight": 2.0,
+                                          "change_settings": ["mask_prob"]})
+    assert study.stage_changes("pretrain_hparams") == ["gen_weight", "mask_prob",
+                                                       "num_warmup_steps", "seed"]
+    pretraining = pretraining_config(study, "electra", num_tokens=30522)
+    assert pretraining.change_settings == ["gen_weight", "mask_prob", "num_warmup_steps",
+                                           "seed"]
+    assert study.stage_changes("finetune_hparams") == ["seed"]
+    assert StudyConfig(change_settings=["learning_rate"]).stage_changes("tlm_hparams") == []
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +170,19 @@ def test_rerun_reads_everything_back_and_refuses_changed_settings(small_study):
     with pytest.raises(ValueError, match=r"holds a study with other settings \(flop_budget: "
                                          r"200000000000.0 -> 800000000000.0\)"):
         run_whole_study(changed, progress=False)
+
+    # Named in change_settings, the change goes through, recorded by the study and by
+    # the pretraining run it decides (finished: nothing trains again); then back.
+    knowing = StudyConfig(**{**config.to_dict(), "learning_rate": 1e-3,
+                             "change_settings": ["learning_rate"]})
+    assert run_whole_study(knowing, progress=False)["rows"] == results["rows"]
+    back = StudyConfig(**{**config.to_dict(), "change_settings": ["learning_rate"]})
+    assert run_whole_study(back, progress=False) == results
+    for folder in (config.output_dir, config.model_dir("electra")):
+        history = RunDir(folder).history()
+        assert [entry["changed"] for entry in history] == [
+            {"learning_rate": [5e-3, 1e-3]}, {"learning_rate": [1e-3, 5e-3]}], folder
+    assert history[0]["checkpoint_steps"]["."] == results["rows"][0]["pretrain_steps"]
 
 
 def test_snapshot_fractions_must_lie_inside_the_run():

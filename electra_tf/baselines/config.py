@@ -66,8 +66,8 @@ class BaselinesConfig(RunConfig):
     best on dev of ``lstm_learning_rates``, batch 64, up to 10 epochs with early stopping
     on dev."""
 
-    MAY_CHANGE = ("fractions", "lstm_models", "lstm_embeddings", "num_trials",
-                  "eval_batch_size", "finetune")
+    MAY_CHANGE = ("model_name", "data_dir", "fractions", "lstm_models", "lstm_embeddings",
+                  "num_trials", "eval_batch_size", "finetune")
 
     model_name: str = setting("baselines", help="Outputs go to <data_dir>/models/<model_name>.")
     data_dir: str = setting("data", help="Holds finetuning_data/<task>/ (and vocab.txt).")

@@ -35,11 +35,11 @@ def is_large(hidden_size: int, num_hidden_layers: int) -> bool:
 class FinetuningConfig(RunConfig):
     """Everything a finetuning run reads."""
 
-    # What a re-run of a run (a resume, more trials, test outputs) may change; every other
-    # setting must match the run that wrote the folder.
-    MAY_CHANGE = ("do_eval", "do_train", "write_test_outputs", "score_test",
-                  "eval_batch_size", "num_trials", "output_dir", "steps_per_execution",
-                  "jit_compile")
+    # What a re-run of a run (a resume, more trials, test outputs, the folder moved) may
+    # change; every other setting must match the run that wrote the folder.
+    MAY_CHANGE = ("model_name", "data_dir", "do_eval", "do_train", "write_test_outputs",
+                  "score_test", "eval_batch_size", "num_trials", "output_dir",
+                  "steps_per_execution", "jit_compile")
 
     model_name: str = setting("electra_small", help="The pretrained model's name: the encoder is "
                               "read from, and results go to, <data_dir>/models/<model_name>.")

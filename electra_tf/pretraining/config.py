@@ -33,17 +33,17 @@ MODEL_CONFIG_FILE = "model_config.json"  # a run's architecture, in its model di
 class PretrainingConfig(RunConfig):
     """Everything a pretraining run reads. Defaults are ELECTRA-Small's in the original."""
 
-    # A resumed run may change these; the others (model, batch, length, steps or
-    # budget, optimizer) must match, or it would train another model or break the FLOP
-    # accounting.
-    MAY_CHANGE = ("model_name", "data_dir", "seed", "learning_rate", "lr_decay_power",
-                  "weight_decay_rate", "num_warmup_steps", "clip_norm", "adam_epsilon",
-                  "mask_prob", "bert_random_tokens", "vocab_file", "pretrain_tfrecords",
-                  "gen_weight", "disc_weight", "temperature", "disallow_correct",
-                  "save_checkpoints_steps", "keep_checkpoint_max", "encoder_snapshots",
-                  "log_every_steps", "steps_per_execution", "jit_compile",
-                  "mixed_precision", "do_train", "do_eval", "num_eval_steps",
-                  "eval_tfrecords")
+    # A resumed run may change these without a word: where the run and its data live,
+    # how often it saves and logs, how fast it runs, and what else it does (evaluate,
+    # snapshot). Any other change is refused unless named in --change_settings.
+    MAY_CHANGE = ("model_name", "data_dir", "save_checkpoints_steps", "keep_checkpoint_max",
+                  "encoder_snapshots", "log_every_steps", "steps_per_execution",
+                  "jit_compile", "do_train", "do_eval", "num_eval_steps", "eval_tfrecords")
+    # Not even knowingly: another model, optimizer state or FLOPs per step.
+    FIXED = ("objective", "model_size", "model_hparam_overrides", "optimizer",
+             "train_batch_size", "max_seq_length")
+    # Runs saved before the setting existed masked BERT's inputs 80/10/10.
+    ADDED_DEFAULTS = {"bert_random_tokens": lambda saved: saved.get("objective") == "bert"}
 
     model_name: str = setting("electra_small", help="Run name: checkpoints, events and the "
                               "exported encoder go to <data_dir>/models/<model_name>.")

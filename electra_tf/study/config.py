@@ -39,12 +39,29 @@ CLASSIFICATION_TASKS = ("sst2_mr", "sst5_mr", "wiki_topics")  # what TLM and BiL
 # settings).
 
 
+# For each stage (by the study field of its JSON overrides): the study settings that
+# decide one of its settings, and which.
+_STAGE_FIELDS = {
+    "pretrain_hparams": {"seed": "seed", "flop_budget": "flop_budget",
+                         "train_batch_size": "train_batch_size",
+                         "max_seq_length": "max_seq_length", "learning_rate": "learning_rate",
+                         "mixed_precision": "mixed_precision",
+                         "warmup_fraction": "num_warmup_steps",
+                         "checkpoint_fractions": "encoder_snapshots"},
+    "finetune_hparams": {"seed": "seed"},
+    "tlm_hparams": {"seed": "seed", "mixed_precision": "mixed_precision",
+                    "train_batch_size": "train_batch_size", "flop_budget": "flop_budget",
+                    "tlm_budget_fraction": "flop_budget"},
+    "lstm_hparams": {"seed": "seed", "num_trials": "num_trials"},
+}
+
+
 @dataclasses.dataclass
 class StudyConfig(RunConfig):
     """Everything the study reads. Defaults: the tiny study on the sample data."""
 
-    MAY_CHANGE = ("num_trials", "tasks", "curve_tasks", "curve_trials", "scratch",
-                  "tlm_task", "lstm_model", "lstm_hparams", "num_processes")
+    MAY_CHANGE = ("output_dir", "samples_dir", "num_trials", "tasks", "curve_tasks", "curve_trials",
+                  "scratch", "tlm_task", "lstm_model", "lstm_hparams", "num_processes")
 
     output_dir: str = setting("data/study", help="The study's data dir (original layout): "
                               "vocab.txt, pretrain_tfrecords/, finetuning_data/, models/, "
@@ -161,6 +178,20 @@ class StudyConfig(RunConfig):
                                  f"in (0, 1]")
         if self.lstm_model:
             parse_lstm_model(self.lstm_model)
+
+    def stage_changes(self, hparams: str) -> list[str]:
+        """The ``change_settings`` of a stage run this study builds, the stage named by
+        its JSON overrides field `hparams` (e.g. ``pretrain_hparams``): the stage
+        settings that the study's own ``change_settings`` decide (every key of `hparams`
+        when it is named), and those `hparams` names itself."""
+        overrides = getattr(self, hparams)
+        names = set(overrides.get("change_settings", []))
+        for name in self.change_settings:
+            if name == hparams:
+                names.update(k for k in overrides if k != "change_settings")
+            elif name in _STAGE_FIELDS[hparams]:
+                names.add(_STAGE_FIELDS[hparams][name])
+        return sorted(names)
 
     # -- names and paths -----------------------------------------------------------------
 

@@ -89,7 +89,8 @@ def pretraining_config(config: StudyConfig, objective: str, num_tokens: int | No
                   flop_budget=config.flop_budget, train_batch_size=config.train_batch_size,
                   max_seq_length=config.max_seq_length, learning_rate=config.learning_rate,
                   mixed_precision=config.mixed_precision,
-                  encoder_snapshots=[f for f in config.checkpoint_fractions if f < 1.0])
+                  encoder_snapshots=[f for f in config.checkpoint_fractions if f < 1.0],
+                  change_settings=config.stage_changes("pretrain_hparams"))
     pretraining = PretrainingConfig.from_dict(values)
     steps = pretraining.train_steps(pretraining.model_config(num_tokens or vocab_size(config)))
     pretraining.num_warmup_steps = round(config.warmup_fraction * steps)
@@ -124,7 +125,8 @@ def finetuning_config(config: StudyConfig, row: str, task: str, num_trials: int,
     values.update(data_dir=config.output_dir, model_name=config.model_name(row),
                   task_names=[task_folder(task)], use_crf=task.endswith("-crf"),
                   num_trials=num_trials, seed=config.seed, init_checkpoint=init_checkpoint,
-                  output_dir=output_dir)
+                  output_dir=output_dir,
+                  change_settings=config.stage_changes("finetune_hparams"))
     if row == "scratch":
         # the control: the discriminator's shape (ELECTRA's), freshly initialized
         values.update(from_scratch=True, model_size=config.model_size,
@@ -189,7 +191,8 @@ def tlm_config(config: StudyConfig):
                   task_name=config.tlm_task, runs=["tlm"], corpus=corpora,
                   model_size=config.model_size, seed=config.seed,
                   train_batch_size=config.train_batch_size,
-                  flop_budget=config.tlm_budget_fraction * config.flop_budget)
+                  flop_budget=config.tlm_budget_fraction * config.flop_budget,
+                  change_settings=config.stage_changes("tlm_hparams"))
     return TlmConfig.from_dict(values)
 
 
@@ -210,7 +213,8 @@ def lstm_config(config: StudyConfig, task: str):
     values.update(model_name=f"bilstm_{task}", data_dir=config.output_dir, task_name=task,
                   fractions=[config.finetune_hparams.get("train_fraction", 1.0)],
                   seed=config.seed, lstm_models=[config.lstm_model],
-                  max_seq_length=config.finetune_hparams.get("max_seq_length", 128))
+                  max_seq_length=config.finetune_hparams.get("max_seq_length", 128),
+                  change_settings=config.stage_changes("lstm_hparams"))
     return BaselinesConfig.from_dict(values)
 
 

@@ -34,8 +34,8 @@ class TlmConfig(RunConfig):
     external data: every stage-1 batch is a task batch) and ``random`` (as many random
     corpus documents as TLM retrieved); all three train the same steps, so the same FLOPs."""
 
-    MAY_CHANGE = ("runs", "stages", "corpus", "index_procs", "search_procs",
-                  "eval_batch_size", "log_every_steps", "save_checkpoints_steps",
+    MAY_CHANGE = ("model_name", "data_dir", "runs", "stages", "corpus", "index_procs",
+                  "search_procs", "eval_batch_size", "log_every_steps", "save_checkpoints_steps",
                   "steps_per_execution", "jit_compile")
 
     model_name: str = setting("tlm", help="Outputs go to <data_dir>/models/<model_name>.")

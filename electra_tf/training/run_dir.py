@@ -2,19 +2,37 @@
 
 Every stage keeps its run in one folder (local or ``gs://``) and follows one rule: the
 folder's settings file records the config it was started with, and a re-run of the same
-folder may change only the config class's ``MAY_CHANGE`` fields; any other change stops
-with an error that names each changed key. Results are written whole or not at all (a
-temporary name, then a rename), so a result file on disk is also the marker that its work
-is done.
+folder may change only the config class's ``MAY_CHANGE`` fields, and those it names in
+``--change_settings`` (recorded, with the steps reached, in ``settings_history.json``);
+any other change stops with an error that names each changed key. Results are written
+whole or not at all (a temporary name, then a rename), so a result file on disk is also
+the marker that its work is done.
 """
 
 from __future__ import annotations
 
+import datetime
+import re
 from collections.abc import Sequence
 
 from electra_tf import files
 from electra_tf.configs import RunConfig
 from electra_tf.distribute import chief_decides
+from electra_tf.training.checkpointing import CHECKPOINT_NAME
+
+HISTORY_FILE = "settings_history.json"  # a run's knowingly changed settings
+
+
+def checkpoint_steps(path: str) -> dict[str, int]:
+    """{folder under `path` (``.`` for itself): the newest step of its checkpoints}."""
+    pattern = re.compile(re.escape(CHECKPOINT_NAME) + r"-(\d+)\.index$")
+    steps: dict[str, int] = {}
+    for name in files.walk_files(path) if files.isdir(path) else ():
+        match = pattern.search(name)
+        if match:
+            folder = files.parent(name)[len(path.rstrip("/")):].strip("/") or "."
+            steps[folder] = max(steps.get(folder, 0), int(match.group(1)))
+    return dict(sorted(steps.items()))
 
 
 class RunDir:
@@ -47,30 +65,71 @@ class RunDir:
     def join(self, *parts: str) -> str:
         return files.join(self.path, *parts)
 
-    def changed_settings(self, config: RunConfig) -> list[str]:
-        """``"key: old -> new"`` for each setting that differs from the saved ones and
-        is not one of the config's ``MAY_CHANGE`` fields (none without saved settings)."""
+    def changed_settings(self, config: RunConfig) -> dict[str, tuple]:
+        """{key: (saved, now)} for each setting that differs from the saved ones and is
+        not one of the config's ``MAY_CHANGE`` fields (none without saved settings)."""
         if self.settings_file is None:
             raise ValueError(f"{self.path}: a run folder without a settings file has no "
                              f"settings to check")
-        path = self.join(self.settings_file)
-        if not files.exists(path):
-            return []
-        return config.changes_from(path, type(config).MAY_CHANGE)
+        saved = files.read_json(self.join(self.settings_file), missing_ok=True)
+        if saved is None:
+            return {}
+        return {k: v for k, v in config.setting_changes(saved).items()
+                if k not in type(config).MAY_CHANGE}
 
     def start(self, config: RunConfig) -> None:
-        """Check `config` against the folder's saved settings, then save it (the chief)."""
-        changed = self.changed_settings(config)
-        if changed:
+        """Check `config` against the folder's saved settings, then save it (the chief).
+
+        A setting may differ from the saved ones when it is one of the config's
+        ``MAY_CHANGE`` fields, or named in ``config.change_settings`` (and not ``FIXED``):
+        then the change is appended to :data:`HISTORY_FILE` with the steps each
+        checkpoint folder of the run had reached. Any other change is a ValueError
+        naming each changed key."""
+        kind = type(config)
+        named = set(config.change_settings)
+        unknown = sorted(named - set(config.to_dict()))
+        if unknown:
+            raise ValueError(f"change_settings: unknown setting(s) {', '.join(unknown)}; "
+                             f"allowed: {', '.join(sorted(config.to_dict()))}")
+        fixed = sorted(named & set(kind.FIXED))
+        if fixed:
+            raise ValueError(f"change_settings: {', '.join(fixed)} cannot change within a "
+                             f"run (the model or its step count would no longer be the "
+                             f"one saved); use another {self.name_flag}")
+        changes = self.changed_settings(config)
+        refused = {k: change for k, change in changes.items() if k not in named}
+        if refused:
+            listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in refused.items())
+            may = [k for k in refused if k not in kind.FIXED]
+            hint = (f"to change {'it' if len(may) == 1 else 'them'} knowingly, add "
+                    f"--change_settings={','.join(may)}; or " if may else "")
             raise ValueError(f"{self.path} holds {self.what} with other settings "
-                             f"({'; '.join(changed)}); use another {self.name_flag}, or "
-                             f"delete that folder to start over")
-        if self.chief:
-            path = self.join(self.settings_file)
-            text = config.to_json() + "\n"
-            if not files.exists(path) or files.read_text(path) != text:
-                files.makedirs(self.path)
-                files.atomic_write(path, text)
+                             f"({listed}); {hint}use another {self.name_flag}, or delete "
+                             f"that folder to start over")
+        if not self.chief:
+            return
+        if changes:
+            self._record(changes)
+        path = self.join(self.settings_file)
+        text = config.to_json() + "\n"
+        if not files.exists(path) or files.read_text(path) != text:
+            files.makedirs(self.path)
+            files.atomic_write(path, text)
+
+    def history(self) -> list[dict]:
+        """The settings changed knowingly in this run, oldest first."""
+        return files.read_json(self.join(HISTORY_FILE), missing_ok=True) or []
+
+    def _record(self, changes: dict[str, tuple]) -> None:
+        entry = {"changed": {k: list(change) for k, change in changes.items()},
+                 "checkpoint_steps": checkpoint_steps(self.path),
+                 "time": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                     timespec="seconds")}
+        history = self.history()
+        # Killed between this write and the settings' own: the re-run records it once.
+        if history and history[-1]["changed"] == entry["changed"]:
+            return
+        files.write_json(self.join(HISTORY_FILE), [*history, entry])
 
     def result(self, name: str, strategy=None) -> dict | None:
         """The JSON result `name` that finished work left here, or None. With a
