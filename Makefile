@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 TEST_STAMP := $(VENV)/.installed-test-stamp
 
-.PHONY: install install-test test lint flops docs demo study study-quick bench clean
+.PHONY: install install-test test lint flops docs faults demo study study-quick bench clean
 
 # What the package needs to run (and `make demo`); `make test` adds the test extras.
 install: $(STAMP)
@@ -40,6 +40,10 @@ flops: install
 # configs' fields and help); tests/test_flag_docs.py fails when one is stale.
 docs: install
 	$(BIN)/python -m electra_tf.flag_docs docs
+
+# docs/faults.md's measured fault table, from the tests that inject the faults.
+faults: install-test
+	$(BIN)/python tests/fault_table.py
 
 # The main job end to end on real sample data, in minutes: fetch, build, pretrain a tiny
 # ELECTRA, finetune it and a from-scratch control, print the table. Re-running resumes.

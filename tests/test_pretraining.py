@@ -57,7 +57,7 @@ def run_config(built, sample_paths, data_dir, **overrides):
 
 @pytest.mark.parametrize("objective", ["bert", "electra", "ale"])
 def test_pretraining_on_sample_records_learns_and_stops_at_the_budget(
-        objective, built, sample_paths, tmp_path):
+        objective, built, sample_paths, tmp_path, fault_report):
     per_step = train_flops_per_step(get_config(objective, "debug"), BATCH, SEQ)
     budget = 100.5 * per_step
     config = run_config(built, sample_paths, tmp_path, objective=objective,
@@ -103,10 +103,10 @@ def test_pretraining_on_sample_records_learns_and_stops_at_the_budget(
         np.testing.assert_array_equal(model(batch, training=False)["sequence_output"].numpy(),
                                       expected)
     if objective == "bert":
-        _check_settings_integrity(config, summary)
+        _check_settings_integrity(config, summary, fault_report)
 
 
-def _check_settings_integrity(config, summary):
+def _check_settings_integrity(config, summary, fault_report):
     """A finished run re-run with other settings: refused, naming each; accepted and
     recorded when named in change_settings; a run saved before bert_random_tokens existed
     compares as the 80/10/10 masking it used."""
@@ -140,6 +140,17 @@ def _check_settings_integrity(config, summary):
     run = RunDir(config.model_dir, "pretraining_config.json")
     assert run.changed_settings(config) == {"bert_random_tokens": (True, False)}
     assert run.changed_settings(dataclasses.replace(config, bert_random_tokens=True)) == {}
+    fault_report("pretraining", "a finished run re-run with another learning rate, "
+                 "mask_prob and fp16", "nothing written; the settings file unchanged",
+                 "one line naming each change: learning_rate: 0.03 -> 0.01; mask_prob: 0.15 "
+                 "-> 0.2; mixed_precision: '' -> 'fp16', and the --change_settings that "
+                 "would allow them")
+    fault_report("pretraining", "the same with --change_settings=learning_rate",
+                 "the run continues; settings_history.json records the change at step 100",
+                 "the run's summary line")
+    fault_report("pretraining", "a BERT run saved before bert_random_tokens existed, "
+                 "resumed with today's default", "nothing written",
+                 "one line: bert_random_tokens: True -> False (the 80/10/10 masking it used)")
 
 
 def test_do_eval_scores_the_newest_checkpoint_after_training_or_alone(

@@ -1,6 +1,8 @@
 """RunDir: the settings a run folder keeps, the re-run rule, results written whole."""
 
 import dataclasses
+import os
+import re
 from typing import ClassVar
 
 import pytest
@@ -95,3 +97,26 @@ def test_results_are_done_markers_and_only_the_chief_writes():
     assert files.read_text(run.join("results.md")) == "| a | b |\n|---|---:|\n| 1 | 2 |"
     with pytest.raises(ValueError, match="no settings to check"):
         run.start(_Config())
+
+
+def test_the_docs_list_what_each_command_may_change():
+    """docs/faults.md's table is the configs' MAY_CHANGE and FIXED, in their order."""
+    from electra_tf.baselines.config import BaselinesConfig
+    from electra_tf.finetuning.config import FinetuningConfig
+    from electra_tf.pretraining.config import PretrainingConfig
+    from electra_tf.study.config import StudyConfig
+    from electra_tf.tlm.config import TlmConfig
+
+    page = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "faults.md")
+    with open(page, encoding="utf-8") as f:
+        rows = {m.group(1): (m.group(2), m.group(3))
+                for m in re.finditer(r"^\| `(electra-\w+)` \| (.*) \| (.*) \|$", f.read(), re.M)}
+
+    def listed(names):
+        return ", ".join(f"`{n}`" for n in names) or "—"
+
+    for command, config in [("electra-pretrain", PretrainingConfig),
+                            ("electra-finetune", FinetuningConfig), ("electra-tlm", TlmConfig),
+                            ("electra-baselines", BaselinesConfig),
+                            ("electra-study", StudyConfig)]:
+        assert rows[command] == (listed(config.MAY_CHANGE), listed(config.FIXED)), command

@@ -41,6 +41,10 @@ class FinetuningConfig(RunConfig):
                   "score_test", "eval_batch_size", "num_trials", "output_dir",
                   "steps_per_execution", "jit_compile")
 
+    # Not even knowingly: another model (the checkpoints would not restore).
+    FIXED = ("task_names", "init_checkpoint", "from_scratch", "model_size",
+             "model_hparam_overrides", "use_crf", "optimizer")
+
     model_name: str = setting("electra_small", help="The pretrained model's name: the encoder is "
                               "read from, and results go to, <data_dir>/models/<model_name>.")
     data_dir: str = setting("data", help="Holds finetuning_data/<task>/ and models/ (the "

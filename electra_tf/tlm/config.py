@@ -38,6 +38,10 @@ class TlmConfig(RunConfig):
                   "search_procs", "eval_batch_size", "log_every_steps", "save_checkpoints_steps",
                   "steps_per_execution", "jit_compile")
 
+    # Not even knowingly: another model, optimizer state or FLOPs per step.
+    FIXED = ("task_name", "model_size", "model_hparam_overrides", "optimizer",
+             "max_seq_length", "train_batch_size")
+
     model_name: str = setting("tlm", help="Outputs go to <data_dir>/models/<model_name>.")
     data_dir: str = setting("data", help="Holds vocab.txt, finetuning_data/<task>/ and "
                             "models/.")
