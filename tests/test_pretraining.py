@@ -254,21 +254,17 @@ def test_two_replicas_train_like_one_on_the_same_global_batch(objective, mirrore
 
 def test_pretraining_runs_under_a_mirrored_strategy(built, sample_paths, tmp_path,
                                                     mirrored_strategy):
-    config = run_config(built, sample_paths, tmp_path, objective="ale", num_train_steps=4,
-                        log_every_steps=2)
-    summary = pretrain(config, mirrored_strategy, progress=False)
-    assert summary["step"] == 4
-    assert np.isfinite(summary["last_logged"]["loss"])
-    assert [step for step, _ in scalars(os.path.join(config.model_dir, "train"))["loss"]] == [2, 4]
     # Several steps per call (Keras' own loop fails here) train exactly like one per call.
     weights = {}
     for per_call in (1, 2):
-        several = run_config(built, sample_paths, tmp_path, model_name=f"spe{per_call}",
-                             num_train_steps=4, steps_per_execution=per_call,
-                             log_every_steps=2)
-        summary = pretrain(several, mirrored_strategy, progress=False)
-        assert summary["step"] == 4
-        reader = tf.train.load_checkpoint(os.path.join(several.model_dir, "model.ckpt-4"))
+        config = run_config(built, sample_paths, tmp_path, model_name=f"spe{per_call}",
+                            objective="ale", num_train_steps=4,
+                            steps_per_execution=per_call, log_every_steps=2)
+        summary = pretrain(config, mirrored_strategy, progress=False)
+        assert summary["step"] == 4 and np.isfinite(summary["last_logged"]["loss"])
+        logged = scalars(os.path.join(config.model_dir, "train"))["loss"]
+        assert [step for step, _ in logged] == [2, 4]
+        reader = tf.train.load_checkpoint(os.path.join(config.model_dir, "model.ckpt-4"))
         weights[per_call] = {name: reader.get_tensor(name)
                              for name in reader.get_variable_to_shape_map()
                              if name.startswith("weights/")}
