@@ -17,6 +17,11 @@ dropped in a :class:`ReadStats`. Formats:
 Sentences come from blingfire's rule-based splitter (no model download). Text is
 NFC-normalized; empty or markup-only documents are dropped and counted. Corpus paths go
 through :mod:`electra_tf.files`, so a corpus may live in a bucket (``gs://...``).
+
+Bad input stops the read with a :class:`CorpusError` naming the file and the line (or
+page) and what was expected: bytes that are not UTF-8, a NUL character (a binary or
+UTF-16 file), a line longer than MAX_LINE_CHARS, an empty file named as a corpus, XML
+that is not a MediaWiki dump, a ``.bz2`` stream cut off before its end.
 """
 
 from __future__ import annotations
@@ -264,10 +269,18 @@ def read_wikipedia_dump(path: str, stats: ReadStats | None = None,
     return finished(raw_wikipedia_dump(path, stats, namespaces), stats)
 
 
+_DUMP = "a MediaWiki XML dump (.xml or .xml.bz2)"
+
+
 def raw_wikipedia_dump(path: str, stats: ReadStats,
                        namespaces: tuple[int, ...] = (0,)) -> Iterator[RawDocument]:
     if not files.exists(path):
         raise CorpusError(f"{path}: no such file")
+    if files.isdir(path):
+        raise CorpusError(f"{path}: a folder; expected {_DUMP}")
+    if files.size_and_mtime(path)[0] == 0:
+        raise CorpusError(f"{path}: empty file; expected {_DUMP}")
+    pages, title = 0, ""
     try:
         with _open_dump(path) as f:
             context = ET.iterparse(f, events=("start", "end"))
@@ -275,15 +288,19 @@ def raw_wikipedia_dump(path: str, stats: ReadStats,
             for event, element in context:
                 if root is None:
                     root = element
+                    if element.tag.rsplit("}", 1)[-1] != "mediawiki":
+                        raise CorpusError(f"{path}: the root element is <{element.tag}>; "
+                                          f"expected {_DUMP}, whose root is <mediawiki>")
                 if event != "end" or not element.tag.endswith("}page") and element.tag != "page":
                     continue
+                pages += 1
                 page = {child.tag.rsplit("}", 1)[-1]: child for child in element}
                 title = (page["title"].text or "") if "title" in page else ""
                 try:
                     namespace = int(page["ns"].text) if "ns" in page else 0
                 except (TypeError, ValueError):
-                    raise CorpusError(f"{path}: page {title!r}: <ns> is not a number "
-                                      f"({page['ns'].text!r})") from None
+                    raise CorpusError(f"{path}: page {pages} ({title!r}): <ns> is "
+                                      f"{page['ns'].text!r}; expected a number") from None
                 if "redirect" in page:
                     stats.skipped_redirects += 1
                 elif namespace not in namespaces:
@@ -298,14 +315,18 @@ def raw_wikipedia_dump(path: str, stats: ReadStats,
                         yield RawDocument(title, wikitext, wikitext=True)
                 element.clear()
                 root.clear()  # keep memory flat: drop finished pages
+    except EOFError:
+        # bz2's error when the stream stops before its end marker: a cut-off download
+        where = f"after page {pages} ({title!r})" if pages else "before the first page"
+        raise CorpusError(f"{path}: the compressed stream ends early, {where}; expected a "
+                          f"complete .bz2 file (a truncated download?)") from None
     except _READ_ERRORS as e:
-        reason = e.message if isinstance(e, tf.errors.OpError) else e
-        raise CorpusError(f"{path}: cannot read ({reason}); expected a MediaWiki XML dump "
-                          f"(.xml or .xml.bz2)") from None
+        raise CorpusError(f"{path}: cannot read ({_reason(e)}); expected {_DUMP}") from None
     except ET.ParseError as e:
         line, column = e.position
-        raise CorpusError(f"{path}: line {line}, column {column}: not valid XML ({e.msg})"
-                          ) from None
+        reason = re.sub(r": line \d+, column \d+$", "", e.msg)  # the position comes first
+        raise CorpusError(f"{path}: line {line}, column {column}: not valid XML ({reason}); "
+                          f"expected {_DUMP}") from None
 
 
 # ----------------------------------------------------------------------- others
@@ -320,7 +341,10 @@ def all_files(path: str) -> list[str]:
     return sorted(found)
 
 
-def _files(path: str, suffixes: tuple[str, ...] | None = None) -> list[str]:
+def _files(path: str, suffixes: tuple[str, ...] | None = None,
+           expected: str = "a text file") -> list[str]:
+    """The files of corpus `path`: the files of a folder (with one of `suffixes`), or
+    `path` itself, which must not be empty (a folder may hold empty files: dropped)."""
     if files.isdir(path):
         found = [file for file in all_files(path)
                  if not os.path.basename(file).startswith(".")
@@ -331,15 +355,33 @@ def _files(path: str, suffixes: tuple[str, ...] | None = None) -> list[str]:
         return found
     if not files.exists(path):
         raise CorpusError(f"{path}: no such file or folder")
+    if files.size_and_mtime(path)[0] == 0:
+        raise CorpusError(f"{path}: empty file; expected {expected}")
     return [path]
+
+
+# A line longer than this is read as an error rather than held in memory whole: text
+# without line breaks (a binary or a one-line dump) would otherwise take all of it.
+MAX_LINE_CHARS = 32 << 20
 
 
 def _read_text_file(path: str) -> Iterator[tuple[int, str]]:
     """(line number, line) of a UTF-8 text file, line endings made ``\\n`` (as Python's
-    universal newlines do); bad bytes are an error naming the file and line."""
+    universal newlines do); bad bytes, NUL characters and lines longer than
+    MAX_LINE_CHARS are errors naming the file and line."""
     try:
         with files.open_file(path, encoding="utf-8") as f:
-            for line_no, line in enumerate(f, 1):
+            line_no = 0
+            while line := f.readline(MAX_LINE_CHARS + 1):
+                line_no += 1
+                if len(line) > MAX_LINE_CHARS:
+                    raise CorpusError(f"{path}: line {line_no}: longer than "
+                                      f"{MAX_LINE_CHARS:,} characters; expected text with "
+                                      f"line breaks")
+                if "\x00" in line:  # valid UTF-8, but no text has it: binary or UTF-16
+                    raise CorpusError(f"{path}: line {line_no}: a NUL character at column "
+                                      f"{line.index(chr(0)) + 1}; expected UTF-8 text, not "
+                                      f"binary or UTF-16")
                 if line.endswith("\r\n"):
                     line = line[:-2] + "\n"
                 elif line.endswith("\r"):
@@ -394,38 +436,53 @@ def read_wikiextractor(path: str, stats: ReadStats | None = None) -> Iterator[Do
     return finished(raw_wikiextractor(path, stats), stats)
 
 
+_WIKIEXTRACTOR = "WikiExtractor output (<doc> blocks or JSON lines)"
+
+
 def raw_wikiextractor(path: str, stats: ReadStats) -> Iterator[RawDocument]:
-    for file in _files(path):
-        title, lines, inside = "", [], False
+    for file in _files(path, expected=_WIKIEXTRACTOR):
+        title, lines, opened = "", [], 0  # opened: the line of the open <doc>, or 0
         for line_no, line in _read_text_file(file):
             stripped = line.strip()
-            if not inside and stripped.startswith("{"):
-                try:
-                    record = json.loads(stripped)
-                    text = record["text"]
-                except (json.JSONDecodeError, KeyError, TypeError) as e:
-                    raise CorpusError(f"{file}: line {line_no}: expected a WikiExtractor "
-                                      f"JSON record with a 'text' field ({e})") from None
-                title = record.get("title", "")
+            if not opened and stripped.startswith("{"):
+                title, text = _json_record(stripped, file, line_no)
                 yield RawDocument(title, _without_title(title, text))
             elif stripped.startswith("<doc"):
-                if inside:
-                    raise CorpusError(f"{file}: line {line_no}: <doc> opened inside "
-                                      f"another <doc>")
+                if opened:
+                    raise CorpusError(f"{file}: line {line_no}: <doc> inside the <doc> of "
+                                      f"line {opened}; expected </doc> first")
                 match = _DOC_TITLE.search(stripped)
-                title, lines, inside = match.group(1) if match else "", [], True
+                title, lines, opened = match.group(1) if match else "", [], line_no
             elif stripped == "</doc>":
-                if not inside:
-                    raise CorpusError(f"{file}: line {line_no}: </doc> without <doc>")
+                if not opened:
+                    raise CorpusError(f"{file}: line {line_no}: </doc> without <doc>; "
+                                      f"expected {_WIKIEXTRACTOR}")
                 yield RawDocument(html.unescape(title), _without_title(title, "".join(lines)))
-                inside = False
-            elif inside:
+                opened = 0
+            elif opened:
                 lines.append(line)
             elif stripped:
                 raise CorpusError(f"{file}: line {line_no}: text outside <doc> blocks; "
-                                  f"expected WikiExtractor output")
-        if inside:
-            raise CorpusError(f"{file}: ends inside a <doc> block (truncated file?)")
+                                  f"expected {_WIKIEXTRACTOR}")
+        if opened:
+            raise CorpusError(f"{file}: ends inside a <doc> block (opened at line {opened}); "
+                              f"expected </doc> (a truncated file?)")
+
+
+def _json_record(line: str, file: str, line_no: int) -> tuple[str, str]:
+    """(title, text) of one JSON line of WikiExtractor's ``--json`` output."""
+    expected = "expected a WikiExtractor JSON record with a 'text' string"
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise CorpusError(f"{file}: line {line_no}: not valid JSON ({e.msg}: column "
+                          f"{e.colno}); {expected}") from None
+    if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+        got = ("no 'text'" if not isinstance(record, dict) or "text" not in record
+               else f"'text' of type {type(record['text']).__name__}")
+        raise CorpusError(f"{file}: line {line_no}: {got}; {expected}")
+    title = record.get("title")
+    return title if isinstance(title, str) else "", record["text"]
 
 
 def read_books(path: str, stats: ReadStats | None = None) -> Iterator[Document]:
@@ -437,7 +494,7 @@ def read_books(path: str, stats: ReadStats | None = None) -> Iterator[Document]:
 
 def raw_books(path: str, stats: ReadStats) -> Iterator[RawDocument]:
     if not files.isdir(path):
-        raise CorpusError(f"{path}: not a folder (a books corpus is a folder of .txt files)")
+        raise CorpusError(f"{path}: not a folder; expected a folder of .txt books")
     for file in _files(path, (".txt",)):
         text = "".join(line for _, line in _read_text_file(file))
         yield RawDocument(os.path.basename(file), text, join_lines=True)
@@ -450,7 +507,7 @@ def read_plain_text(path: str, stats: ReadStats | None = None) -> Iterator[Docum
 
 
 def raw_plain_text(path: str, stats: ReadStats) -> Iterator[RawDocument]:
-    for file in _files(path):
+    for file in _files(path, expected="text, blank lines between documents"):
         lines: list[str] = []
         for _, line in _read_text_file(file):
             if line.strip():

@@ -29,6 +29,7 @@ import os
 import posixpath
 import re
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterable, Mapping
 
 import keras
@@ -1107,6 +1108,10 @@ def load_keras(path: str) -> keras.Model:
     if not files.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
     with files.local_copy(path) as local:  # Keras reads local files only
+        if not zipfile.is_zipfile(local):
+            raise ValueError(f"{path}: not a .keras file (no zip archive); expected a model "
+                             f"saved by this package, such as the finetuned.keras that "
+                             f"electra-finetune writes")
         try:
             return keras.models.load_model(local)
         except (ValueError, OSError) as e:

@@ -209,3 +209,25 @@ def run_main(prog: str, run: Callable[[], str], expected: tuple = ()) -> Callabl
             sys.exit(1)
 
     return _main
+
+
+def parse_flags(prog: str, flag_values: flags.FlagValues = flags.FLAGS
+                ) -> Callable[[list[str]], list[str]]:
+    """An absl ``flags_parser`` whose errors (an unknown flag, a bad value, a missing
+    required flag or flagfile) are one ``<prog>: error: ...`` line, exit 1."""
+
+    def parse(argv: list[str]) -> list[str]:
+        try:
+            return flag_values(argv)
+        except flags.Error as e:
+            message = str(e).removeprefix("ERROR:: ").rstrip(".")
+            print(f"{prog}: error: {message}; see {prog} --helpshort", file=sys.stderr)
+            sys.exit(1)
+
+    return parse
+
+
+def run_command(prog: str, run: Callable[[], str], expected: tuple = ()) -> None:
+    """Parse the command line and run :func:`run_main`'s main: the body of a command's
+    ``main()``."""
+    app.run(run_main(prog, run, expected), flags_parser=parse_flags(prog))

@@ -16,7 +16,7 @@ was running continues from its last epoch's checkpoint.
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from electra_tf import cli
 from electra_tf.baselines.config import BaselinesConfig
@@ -53,7 +53,7 @@ def run() -> str:
 
 def main():
     define_flags()
-    app.run(cli.run_main("run_baselines", run))
+    cli.run_command("run_baselines", run)
 
 
 if __name__ == "__main__":

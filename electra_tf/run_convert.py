@@ -36,7 +36,7 @@ ElectraTokenizer. A keras-hub preset holds one encoder: the export writes the
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from electra_tf import cli
 
@@ -276,15 +276,11 @@ def convert() -> str:
     return "\n".join(lines)
 
 
-def _main(argv):
+def main():
     from safetensors import SafetensorError
 
-    return cli.run_main("electra-convert", convert,
-                        expected=(ImportError, TypeError, SafetensorError))(argv)
-
-
-def main():
-    app.run(_main)
+    cli.run_command("electra-convert", convert,
+                    expected=(ImportError, TypeError, SafetensorError))
 
 
 if __name__ == "__main__":

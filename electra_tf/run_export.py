@@ -19,7 +19,7 @@ Every path may be local or remote (gs://...).
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from electra_tf import cli
 
@@ -57,7 +57,7 @@ def export(flag_values: flags.FlagValues = FLAGS) -> str:
 
 def main():
     define_flags()
-    app.run(cli.run_main("electra-export", export))
+    cli.run_command("electra-export", export)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ exports), or --init_checkpoint (a TF1 checkpoint or a Hugging Face folder), or a
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from electra_tf import cli
 from electra_tf.finetuning.config import FinetuningConfig
@@ -64,7 +64,7 @@ def run() -> str:
 
 def main():
     define_flags()
-    app.run(cli.run_main("run_finetuning", run))
+    cli.run_command("run_finetuning", run)
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -92,7 +92,7 @@ def score_main():
         metrics = evaluate_predictions(FLAGS.task, FLAGS.predictions, FLAGS.labels)
         return ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
 
-    app.run(cli.run_main("score_predictions", run_scoring))
+    cli.run_command("score_predictions", run_scoring)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ when it has one. Every path may be local or remote (gs://...).
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from electra_tf import cli
 
@@ -68,7 +68,7 @@ def predict(flag_values: flags.FlagValues = FLAGS) -> str:
 
 def main():
     define_flags()
-    app.run(cli.run_main("electra-predict", predict))
+    cli.run_command("electra-predict", predict)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ Re-running an interrupted command resumes from the newest checkpoint in
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from electra_tf import cli
 from electra_tf.pretraining.config import PretrainingConfig
@@ -73,7 +73,7 @@ def run() -> str:
 
 def main():
     define_flags()
-    app.run(cli.run_main("run_pretraining", run))
+    cli.run_command("run_pretraining", run)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from absl import app, flags
+from absl import flags
 
 from electra_tf import cli
 from electra_tf.study.config import StudyConfig
@@ -72,7 +72,7 @@ def run() -> str:
 
 def main():
     define_flags()
-    app.run(cli.run_main("run_study", run))
+    cli.run_command("run_study", run)
 
 
 if __name__ == "__main__":

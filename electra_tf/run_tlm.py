@@ -17,7 +17,7 @@ command resumes where it stopped; finished steps are skipped.
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from electra_tf import cli
 from electra_tf.tlm.config import TlmConfig
@@ -55,7 +55,7 @@ def run() -> str:
 
 def main():
     define_flags()
-    app.run(cli.run_main("run_tlm", run))
+    cli.run_command("run_tlm", run)
 
 
 if __name__ == "__main__":

@@ -33,28 +33,47 @@ class SpecialIds:
 
 
 def load_vocab(path: str) -> list[str]:
-    """Tokens of a vocab.txt, checked: not empty, no duplicates, the special tokens present."""
+    """Tokens of a vocab.txt, checked: UTF-8, not empty, no empty lines or duplicates, the
+    special tokens present."""
+    if files.isdir(path):
+        raise VocabError(f"{path}: a folder; expected a vocab file, one token per line")
     if not files.isfile(path):
         raise VocabError(f"{path}: no such vocab file")
     tokens: list[str] = []
     seen: dict[str, int] = {}
-    with files.open_file(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            token = line.rstrip("\n").rstrip("\r")
-            if not token.strip():
-                raise VocabError(f"{path}: line {line_no}: empty token")
-            if token in seen:
-                raise VocabError(f"{path}: line {line_no}: duplicate token {token!r} (first on "
-                                 f"line {seen[token]})")
-            seen[token] = line_no
-            tokens.append(token)
+    try:
+        with files.open_file(path, encoding="utf-8") as f:
+            for line_no, line in enumerate(f, 1):
+                token = line.rstrip("\n").rstrip("\r")
+                if not token.strip():
+                    raise VocabError(f"{path}: line {line_no}: empty line; expected one "
+                                     f"token per line")
+                if token in seen:
+                    raise VocabError(f"{path}: line {line_no}: duplicate token {token!r} "
+                                     f"(first on line {seen[token]}); expected each token once")
+                seen[token] = line_no
+                tokens.append(token)
+    except UnicodeDecodeError:
+        raise VocabError(_not_utf8(path)) from None
     if not tokens:
-        raise VocabError(f"{path}: empty vocab file")
+        raise VocabError(f"{path}: empty vocab file; expected one token per line")
     missing = [t for t in SPECIAL_TOKENS if t not in seen]
     if missing:
         raise VocabError(f"{path}: lacks the special token(s) {', '.join(missing)} "
                          f"(expected {', '.join(SPECIAL_TOKENS)})")
     return tokens
+
+
+def _not_utf8(path: str) -> str:
+    """Where a vocab file's first invalid UTF-8 byte is (a vocab is small: read whole)."""
+    data = files.read_bytes(path)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        before = data[:e.start]
+        line = before.count(b"\n") + before.count(b"\r") - before.count(b"\r\n") + 1
+        return f"{path}: line {line}: not UTF-8 text ({e.reason} at byte {e.start})"
+    return f"{path}: not UTF-8 text"
 
 
 def special_ids(vocab: list[str]) -> SpecialIds:

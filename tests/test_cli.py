@@ -210,3 +210,19 @@ assert not loaded(), ("run_convert, run_flops or electra-score-predictions", loa
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--flagfile=/nonexistent/x.flags"], "Unable to open flagfile: [Errno 2] No such file "
+     "or directory: '/nonexistent/x.flags'"),
+    (["--name=n", "--bogus"], "Unknown command line flag 'bogus'"),
+    ([], "flag --name=None: Flag --name must have a value other than None"),
+    (["--name=n", "--steps=abc"], "flag --steps=abc: invalid literal for int() with base 10: "
+     "'abc'"),
+])
+def test_a_command_line_absl_refuses_is_one_line(argv, message, capsys):
+    values = cli.define_config_flags(_Config, flags.FlagValues(), required=("name",))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.parse_flags("prog", values)(["prog", *argv])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == f"prog: error: {message}; see prog --helpshort\n"

@@ -302,30 +302,6 @@ def test_qqp_train_skips_malformed_rows_counts_and_logs_them(tmp_path, caplog):
         readers.read_glue("qqp", str(tmp_path), "dev")
 
 
-@pytest.mark.parametrize("task,folder,rows,message", [
-    ("mrpc", "MRPC", [["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"],
-                      ["1", "1", "2", "a", "b"], ["0", "3", "4", "c"]],
-     r"MRPC/train.tsv:3: expected 5 tab-separated fields \(as the header\), got 4"),
-    ("cola", "cola", [["gj04", "1", "", "fine"], ["gj04", "1", "missing the star column"]],
-     r"cola/train.tsv:2: expected 4 tab-separated fields, got 3"),
-    ("rte", "RTE", [["index", "sentence1", "sentence2", "label"], ["0", "a", "b", "entailed"]],
-     r"RTE/train.tsv:2: label 'entailed' is not one of rte's labels "
-     r"\['entailment', 'not_entailment'\]"),
-    ("sst2", "SST-2", [["sentence", "label"], ["ok", "1"], ["bad", "positive"]],
-     r"SST-2/train.tsv:3: label 'positive' is not one of sst2's labels \['0', '1'\]"),
-    ("stsb", "STS-B", [["index", "genre", "filename", "year", "old_index", "source1",
-                        "source2", "sentence1", "sentence2", "score"],
-                       ["0", "g", "f", "y", "o", "s", "s", "a", "b", "n/a"]],
-     r"STS-B/train.tsv:2: expected a numeric score for stsb, got 'n/a'"),
-    ("qnli", "QNLI", [["index", "question", "sentence", "label"]],
-     r"QNLI/train.tsv: no examples \(empty qnli train split\)"),
-])
-def test_bad_glue_rows_name_file_and_line(tmp_path, task, folder, rows, message):
-    write_task(tmp_path, folder, {"train.tsv": rows})
-    with pytest.raises(ValueError, match=message):
-        readers.read_glue(task, str(tmp_path), "train")
-
-
 def test_sample_tasks_from_the_movie_review_snippets():
     data_dir = os.path.dirname(samples.path("movie_reviews"))
     counts = {}
@@ -473,20 +449,6 @@ def test_race_reader(tmp_path):
         readers.read_race(str(tmp_path), "test")  # test/middle missing
 
 
-@pytest.mark.parametrize("record,message", [
-    ('{"article": "x", "questions": [', r"bad.txt: not valid json"),
-    ({"article": "x", "questions": ["q0", "q1"], "options": [list("abcd"), list("abc")],
-      "answers": ["A", "B"]}, r"bad.txt: question index 1: expected 4 options, got 3"),
-    ({"article": "x", "questions": ["q0"], "options": [list("abcd")], "answers": ["E"]},
-     r"bad.txt: question index 0: answer 'E' is not one of A, B, C, D"),
-    ({"article": "x", "questions": ["q0"], "answers": ["A"]}, r"bad.txt: missing key 'options'"),
-])
-def test_bad_race_files_name_file_and_question(tmp_path, record, message):
-    write_race(tmp_path, "train", "high", "bad.txt", record)
-    with pytest.raises(ValueError, match=message):
-        readers.read_race(str(tmp_path), "train", "high")
-
-
 # ----------------------------------------------------------------------------- POS
 
 SLASH_TEXT = """Pierre/NNP Vinken/NNP ,/, 61/CD years/NNS old/JJ ./.
@@ -541,9 +503,6 @@ def test_word_slash_tag_lines(tmp_path):
                        ["NNP", "NNP", ",", "CD", "NNS", "JJ", "."]),
         TaggedSentence("train-1", ["The", "1/2", "point", "rise", "."],
                        ["DT", "CD", "NN", "NN", "."])]
-    path.write_text("Pierre/NNP Vinken/NNP\nsaid/VBD hello ./.\n")
-    with pytest.raises(ValueError, match=r"train.txt:2: token 'hello' is not word/TAG"):
-        readers.read_tagged(str(path), fmt="slash")
 
 
 def test_conll_columns(tmp_path):
@@ -559,13 +518,6 @@ def test_conll_columns(tmp_path):
         TaggedSentence("dev-0", ["Confidence", "in"], ["NN", "IN"]),
         TaggedSentence("dev-1", ["the"], ["DT"])]
     assert readers.read_tagged(str(path), fmt="conll", tag_column=None)[1].tags is None
-    path.write_text("Pierre\tNNP\nVinken\n")
-    with pytest.raises(ValueError, match=r"dev.conll:2: expected a word in column 0 and a tag "
-                                         r"in column 1, got 1 field"):
-        readers.read_tagged(str(path), tag_column=1)
-    path.write_text("\n\n")
-    with pytest.raises(ValueError, match=r"dev.conll: no tagged sentences"):
-        readers.read_tagged(str(path))
 
 
 def test_nltk_treebank_pos_files(tmp_path):
@@ -586,13 +538,6 @@ def test_nltk_treebank_pos_files(tmp_path):
     other = tmp_path / "test.txt"
     other.write_text(POS_TEXT)
     assert [s.words for s in readers.read_tagged(str(other))] == [s.words for s in sentences]
-    path.write_text("[ Pierre/NNP Vinken/NNP\n,/, ./.\n=======\n")
-    with pytest.raises(ValueError, match=r"wsj_0001.pos:1: '\[' not closed before the "
-                                         r"separator at line 3"):
-        readers.read_tagged(str(path))
-    path.write_text("[ Pierre/NNP ]\n Vinken ]\n")
-    with pytest.raises(ValueError, match=r"wsj_0001.pos:2: token 'Vinken' is not word/TAG"):
-        readers.read_tagged(str(path))
 
 
 def test_read_pos_picks_the_split_file(tmp_path):

@@ -312,18 +312,29 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
     tokenizer = WordPieceTokenizer(vocab_path(config), do_lower_case=config.do_lower_case)
     tasks = _tasks(config)
     source = encoder_source(config)
-    RunDir(config.run_dir, "finetuning_config.json", chief=chief).start(config)
+    run = RunDir(config.run_dir, "finetuning_config.json", chief=chief)
+    run.check(config)
 
     examples: dict[tuple[str, str], list] = {}
     cache_hits: dict[str, bool] = {}
 
-    def featurized(task: Task, split: str) -> Features:
+    def read(task: Task, split: str) -> list:
         key = (task.name, split)
         if key not in examples:
             examples[key] = task.read(config.data_dir, split)
             if not examples[key]:
                 raise ValueError(f"{task.name}: the {split} split has no examples")
-        features, hit = cached_features(task, split, examples[key], tokenizer,
+        return examples[key]
+
+    # Bad task data stops the run before it writes anything.
+    for task in tasks:
+        for split in ((["train"] if config.do_train or isinstance(task, TaggingTask) else [])
+                      + (list(task.eval_splits) if config.do_eval else [])):
+            read(task, split)
+    run.start(config)
+
+    def featurized(task: Task, split: str) -> Features:
+        features, hit = cached_features(task, split, read(task, split), tokenizer,
                                         config.max_seq_length, config.cache_dir, write=chief)
         cache_hits[f"{task.name}/{split}"] = hit
         return features
@@ -331,8 +342,7 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
     train: list[Features] = []
     for task in tasks:
         if isinstance(task, TaggingTask):  # the tag set comes first: it fixes the label ids
-            examples[(task.name, "train")] = task.read(config.data_dir, "train")
-            task.set_tags(examples[(task.name, "train")],
+            task.set_tags(read(task, "train"),
                           files.join(config.run_dir, f"{task.name}_tags.json"), write=chief)
         if config.do_train:
             features = featurized(task, "train")

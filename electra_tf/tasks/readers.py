@@ -3,7 +3,7 @@
 GLUE: ``<data_dir>/finetuning_data/<task>/{train,dev,test}.tsv`` as the original ELECTRA
 code reads them (lower-case folders such as ``mnli/``, ``sst/``, ``sts/``) or as the GLUE
 download unpacks them (``CoLA``, ``SST-2``, ``STS-B``, ...), each task with its real column
-layout. Files are read with ``csv.QUOTE_NONE`` because GLUE text holds unbalanced quotes.
+layout. Rows are split at tabs and quotes are text (GLUE text holds unbalanced quotes).
 A row with the wrong number of fields, a label outside the task's label set or a score
 that is not a number raises ``ValueError`` naming file and 1-based line; only QQP's train
 file, whose real rows are partly malformed, has such rows skipped (counted and logged),
@@ -20,9 +20,9 @@ RACE: ``<data_dir>/{train,dev,test}/{middle,high}/*.txt``, one json document per
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
+import math
 import os
 import posixpath
 import re
@@ -282,9 +282,35 @@ def get_task(task: str | GlueTask) -> GlueTask:
 
 
 def _open_text(path: str):
-    # utf-8-sig: some hand-made copies of the GLUE files start with a byte-order mark;
-    # line endings are kept (newline=""), as the csv reader wants them.
+    # utf-8-sig: some hand-made copies of the GLUE files start with a byte-order mark.
     return files.open_file(path, encoding="utf-8-sig")
+
+
+def _line_breaks(data: bytes) -> int:
+    """Line ends in `data` as text mode counts them: ``\\n``, ``\\r`` and ``\\r\\n``."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+
+def _not_utf8(path: str) -> str:
+    """The error line for a file that does not decode: the line and byte of its first
+    invalid UTF-8 byte (found by reading it again in blocks of whole lines; the text
+    decoder fails a chunk ahead of the line it reached)."""
+    offset, breaks, carry = 0, 0, b""
+    with files.open_file(path, "rb") as f:
+        while True:
+            block = f.read(1 << 20)
+            data = carry + block
+            cut = data.rfind(b"\n") + 1 if block else len(data)
+            lines, carry = data[:cut], data[cut:]
+            try:
+                lines.decode("utf-8")
+            except UnicodeDecodeError as e:
+                line = breaks + _line_breaks(lines[:e.start]) + 1
+                return f"{path}:{line}: not UTF-8 text ({e.reason} at byte {offset + e.start})"
+            if not block:
+                return f"{path}: not UTF-8 text"
+            offset += len(lines)
+            breaks += _line_breaks(lines)
 
 
 def _normpath(path: str) -> str:
@@ -295,7 +321,8 @@ def _normpath(path: str) -> str:
     return f"{scheme}://{posixpath.normpath(rest)}"
 
 
-def _column(layout: Layout, field: str, header: list[str] | None, path: str) -> int | None:
+def _column(layout: Layout, field: str, header: list[str] | None, path: str,
+            header_line: int = 1) -> int | None:
     column = getattr(layout, field)
     if column is None or isinstance(column, int):
         return column
@@ -305,7 +332,8 @@ def _column(layout: Layout, field: str, header: list[str] | None, path: str) -> 
         return header.index(column)
     if field in ("label", "index", "text_b"):
         return None
-    raise ValueError(f"{path}:1: header has no {column!r} column (header: {header})")
+    raise ValueError(f"{path}:{header_line}: header has no {column!r} column (header: "
+                     f"{header})")
 
 
 def read_glue_file(task: str | GlueTask, path: str, split: str,
@@ -320,41 +348,49 @@ def read_glue_file(task: str | GlueTask, path: str, split: str,
     layout = spec.layouts[split]
     skip_malformed = split in spec.skip_malformed
     examples, skipped = [], []
-    header = None
+    header, header_line = None, 0
     columns = None
     row_index = -1
-    with _open_text(path) as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        for row in reader:
-            line = reader.line_num
-            if not row:
-                continue
-            if layout.header and header is None:
-                header = row
-                continue
-            if columns is None:
-                columns = {field: _column(layout, field, header, path)
-                           for field in ("text_a", "text_b", "label", "index")}
-                needed = max(c if c >= 0 else -c - 1 for c in columns.values()
-                             if c is not None) + 1
-            row_index += 1
-            expected = len(header) if header is not None else layout.num_fields
-            if (expected is not None and len(row) != expected) or len(row) < needed:
-                if skip_malformed:
-                    skipped.append(line)
+    try:
+        with _open_text(path) as f:
+            for line, text in enumerate(f, 1):
+                text = text.rstrip("\r\n")
+                if not text:
                     continue
-                what = (f"{expected} tab-separated fields" if expected is not None
-                        else f"at least {needed} tab-separated fields")
-                raise ValueError(f"{path}:{line}: expected {what}"
-                                 f"{' (as the header)' if header is not None else ''}, "
-                                 f"got {len(row)}")
-            text_a = row[columns["text_a"]]
-            text_b = row[columns["text_b"]] if columns["text_b"] is not None else None
-            label = None
-            if columns["label"] is not None:
-                label = _parse_label(spec, row[columns["label"]], path, line)
-            example_id = row[columns["index"]] if columns["index"] is not None else row_index
-            examples.append(PairExample(f"{split}-{example_id}", text_a, text_b, label))
+                row = text.split("\t")
+                if layout.header and header is None:
+                    header, header_line = row, line
+                    continue
+                if columns is None:
+                    columns = {field: _column(layout, field, header, path, header_line)
+                               for field in ("text_a", "text_b", "label", "index")}
+                    needed = max(c if c >= 0 else -c - 1 for c in columns.values()
+                                 if c is not None) + 1
+                    if header is not None and len(header) < needed:
+                        raise ValueError(f"{path}:{header_line}: the header has {len(header)} "
+                                         f"tab-separated fields; expected at least {needed} "
+                                         f"(the {spec.name} {split} layout)")
+                row_index += 1
+                expected = len(header) if header is not None else layout.num_fields
+                if (expected is not None and len(row) != expected) or len(row) < needed:
+                    if skip_malformed:
+                        skipped.append(line)
+                        continue
+                    what = (f"{expected} tab-separated fields" if expected is not None
+                            else f"at least {needed} tab-separated fields")
+                    raise ValueError(f"{path}:{line}: expected {what}"
+                                     f"{' (as the header)' if header is not None else ''}, "
+                                     f"got {len(row)}")
+                text_a = row[columns["text_a"]]
+                text_b = row[columns["text_b"]] if columns["text_b"] is not None else None
+                label = None
+                if columns["label"] is not None:
+                    label = _parse_label(spec, row[columns["label"]], path, line)
+                example_id = (row[columns["index"]] if columns["index"] is not None
+                              else row_index)
+                examples.append(PairExample(f"{split}-{example_id}", text_a, text_b, label))
+    except UnicodeDecodeError:
+        raise ValueError(_not_utf8(path)) from None
     if skipped:
         shown = ", ".join(map(str, skipped[:10])) + (", ..." if len(skipped) > 10 else "")
         logging.warning("%s: skipped %d malformed row(s) with the wrong number of fields "
@@ -363,17 +399,22 @@ def read_glue_file(task: str | GlueTask, path: str, split: str,
         stats["skipped"] = len(skipped)
         stats["skipped_lines"] = skipped
     if not examples:
-        raise ValueError(f"{path}: no examples (empty {spec.name} {split} split)")
+        after = " after a header row" if layout.header else ""
+        raise ValueError(f"{path}: no examples; expected tab-separated rows{after} "
+                         f"({spec.name} {split} split)")
     return examples
 
 
 def _parse_label(spec: GlueTask, raw: str, path: str, line: int) -> str | float:
     if spec.labels is None:
         try:
-            return float(raw)
+            score = float(raw)
         except ValueError:
+            score = math.nan
+        if not math.isfinite(score):  # float() takes "nan" and "inf": no score to learn
             raise ValueError(f"{path}:{line}: expected a numeric score for {spec.name}, got "
-                             f"{raw!r}") from None
+                             f"{raw!r}")
+        return score
     if raw not in spec.labels:
         raise ValueError(f"{path}:{line}: label {raw!r} is not one of {spec.name}'s labels "
                          f"{list(spec.labels)}")
@@ -477,36 +518,83 @@ RACE_LEVELS = ("middle", "high")
 _ANSWER_LETTERS = "ABCD"
 
 
+_RACE_RECORD = "a json object with article, questions, options and answers"
+
+
+def _is_list(value) -> bool:
+    # tfds gives NumPy arrays where the json files have lists
+    return isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) >= 1
+
+
+def _kind(value) -> str:
+    """What a json value is, as an error message says it."""
+    if isinstance(value, (str, bytes)):
+        return "a string"
+    if _is_list(value):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    if value is None:
+        return "null"
+    return "a boolean" if isinstance(value, bool) else "a number"
+
+
+def _race_string(value, source: str, what: str) -> str:
+    if not isinstance(value, (str, bytes)):
+        raise ValueError(f"{source}: {what} is {_kind(value)}; expected a string")
+    return _text(value)
+
+
+def _race_list(value, source: str, what: str, expected: str) -> list:
+    if not _is_list(value):
+        raise ValueError(f"{source}: {what} is {_kind(value)}; expected {expected}")
+    return list(value)
+
+
 def _race_examples(record, source: str, level: str, default_id: str,
                    num_options: int = 4) -> list[MultipleChoiceExample]:
     if not isinstance(record, dict):
-        raise ValueError(f"{source}: expected a json object, got {type(record).__name__}")
+        raise ValueError(f"{source}: {_kind(record)}; expected {_RACE_RECORD}")
     for key in ("article", "questions", "options"):
         if key not in record:
-            raise ValueError(f"{source}: missing key {key!r}")
-    questions, options = list(record["questions"]), list(record["options"])
+            raise ValueError(f"{source}: missing key {key!r}; expected {_RACE_RECORD}")
+    letters = _ANSWER_LETTERS[:num_options]
+    article = _race_string(record["article"], source, "'article'")
+    questions = _race_list(record["questions"], source, "'questions'",
+                           "a list of question strings")
+    options = _race_list(record["options"], source, "'options'",
+                         f"a list of {num_options} options per question")
     answers = record.get("answers")
-    answers = list(answers) if answers is not None and len(answers) else None
+    if answers is not None:  # an empty list too: an unlabelled (test) file
+        answers = _race_list(answers, source, "'answers'",
+                             f"a list of letters {letters[0]}-{letters[-1]}, one per "
+                             f"question") or None
     if len(options) != len(questions) or (answers is not None
                                            and len(answers) != len(questions)):
-        raise ValueError(f"{source}: {len(questions)} questions but {len(options)} option "
-                         f"lists and {len(answers or [])} answers")
+        counts = (f"{len(questions)} questions, {len(options)} option lists and "
+                  f"{len(answers)} answers" if answers is not None
+                  else f"{len(questions)} questions and {len(options)} option lists")
+        raise ValueError(f"{source}: {counts}; expected one of each per question")
     record_id = _text(record.get("id", default_id))
-    article = _text(record["article"])
     examples = []
     for i, question in enumerate(questions):
-        choices = [_text(option) for option in options[i]]
+        where = f"{source}: question index {i}"
+        question = _race_string(question, where, "the question")
+        choices = _race_list(options[i], where, "its options entry",
+                             f"a list of {num_options} strings")
+        choices = [_race_string(option, where, f"option {j}")
+                   for j, option in enumerate(choices)]
         if len(choices) != num_options:
-            raise ValueError(f"{source}: question index {i}: expected {num_options} options, "
-                             f"got {len(choices)}")
+            raise ValueError(f"{where}: expected {num_options} options, got {len(choices)}")
         label = None
         if answers is not None:
-            answer = _text(answers[i]).strip()
-            if len(answer) != 1 or answer not in _ANSWER_LETTERS[:num_options]:
-                raise ValueError(f"{source}: question index {i}: answer {answer!r} is not "
-                                 f"one of {', '.join(_ANSWER_LETTERS[:num_options])}")
-            label = _ANSWER_LETTERS.index(answer)
-        examples.append(MultipleChoiceExample(f"{record_id}-{i}", article, _text(question),
+            raw = answers[i]
+            answer = _text(raw).strip() if isinstance(raw, (str, bytes)) else raw
+            if answer not in tuple(letters):
+                raise ValueError(f"{where}: answer {answer!r} is not one of "
+                                 f"{', '.join(letters)}")
+            label = letters.index(answer)
+        examples.append(MultipleChoiceExample(f"{record_id}-{i}", article, question,
                                               choices, label, level))
     return examples
 
@@ -525,10 +613,14 @@ def read_race(data_dir: str, split: str,
         for path in files.glob(files.join(folder, "*.txt")):
             if os.path.basename(path).startswith("."):
                 continue  # as glob.glob: no hidden (e.g. temporary) files
+            text = files.read_text(path)
+            if not text.strip():
+                raise ValueError(f"{path}: empty file; expected {_RACE_RECORD}")
             try:
-                record = json.loads(files.read_text(path))
+                record = json.loads(text)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: not valid json ({e})") from None
+                raise ValueError(f"{path}:{e.lineno}: not valid JSON ({e.msg}: column "
+                                 f"{e.colno}); expected {_RACE_RECORD}") from None
             examples += _race_examples(record, path, level, os.path.basename(path))
     if not examples:
         raise ValueError(f"no RACE questions in {data_dir}/{split}/{{{','.join(levels)}}}")
@@ -579,7 +671,10 @@ def _sniff_format(path: str, lines: list[str]) -> str:
     sample = [line for line in lines if line.strip()][:50]
     if any(_POS_SEPARATOR.match(line) or line.lstrip().startswith("[ ") for line in sample):
         return "pos"
-    if sample and all("/" in token for line in sample for token in line.split()):
+    # Most tokens word/TAG: slash, so that an untagged token is an error, not a column.
+    # In CoNLL at most the word column holds a '/', which is half the tokens or less.
+    tokens = [token for line in sample for token in line.split()]
+    if tokens and sum("/" in token for token in tokens) > len(tokens) / 2:
         return "slash"
     return "conll"
 
@@ -638,8 +733,14 @@ def _read_pos(path, lines):
     return sentences
 
 
+def _column_name(column: int) -> str:
+    return (f"column {column}" if column >= 0 else "the last column" if column == -1
+            else f"column {column} (from the end)")
+
+
 def _read_conll(path, lines, word_column, tag_column):
     sentences, words, tags = [], [], []
+    first = None  # (line, number of fields) of the first token line
 
     def flush():
         if words:
@@ -657,13 +758,20 @@ def _read_conll(path, lines, word_column, tag_column):
         fields = line.split("\t") if "\t" in line else line.split()
         if len(fields) == 10 and _CONLLU_RANGE.match(fields[0]):
             continue
-        try:
-            word = fields[word_column]
-            tag = fields[tag_column] if tag_column is not None else None
-        except IndexError:
-            raise ValueError(f"{path}:{line_no}: expected a word in column {word_column} and "
-                             f"a tag in column {tag_column}, got {len(fields)} field(s)"
-                             ) from None
+        n = len(fields)
+        columns = [word_column] + ([tag_column] if tag_column is not None else [])
+        resolved = {c % n for c in columns if -n <= c < n}
+        if len(resolved) < len(columns):  # out of range, or the tag is the word itself
+            tag = f" and a tag in {_column_name(tag_column)}" if tag_column is not None else ""
+            raise ValueError(f"{path}:{line_no}: expected a word in "
+                             f"{_column_name(word_column)}{tag}, got {n} field(s)")
+        if first is None:
+            first = (line_no, n)
+        elif n != first[1]:
+            raise ValueError(f"{path}:{line_no}: {n} field(s); expected {first[1]}, as on "
+                             f"line {first[0]}")
+        word = fields[word_column]
+        tag = fields[tag_column] if tag_column is not None else None
         if not word.strip() or (tag is not None and not tag.strip()):
             raise ValueError(f"{path}:{line_no}: empty word or tag in {line!r}")
         words.append(word.strip())
@@ -685,8 +793,11 @@ def read_tagged(path: str, fmt: str = "auto", word_column: int = 0,
     if fmt not in ("auto", *TAGGED_FORMATS):
         raise ValueError(f"unknown tagged format {fmt!r}; allowed: auto, "
                          f"{', '.join(TAGGED_FORMATS)}")
-    with _open_text(path) as f:
-        lines = f.read().splitlines()
+    try:
+        with _open_text(path) as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(_not_utf8(path)) from None
     if fmt == "auto":
         fmt = _sniff_format(path, lines)
     if fmt == "slash":
@@ -696,7 +807,8 @@ def read_tagged(path: str, fmt: str = "auto", word_column: int = 0,
     else:
         sentences = _read_conll(path, lines, word_column, tag_column)
     if not sentences:
-        raise ValueError(f"{path}: no tagged sentences (read as {fmt})")
+        raise ValueError(f"{path}: no tagged sentences (read as {fmt}); expected word/TAG "
+                         f"tokens, CoNLL columns or a treebank .pos file")
     stem = os.path.splitext(os.path.basename(path))[0]
     return [TaggedSentence(f"{stem}-{i}", words, tags)
             for i, (words, tags) in enumerate(sentences)]

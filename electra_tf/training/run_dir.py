@@ -77,14 +77,13 @@ class RunDir:
         return {k: v for k, v in config.setting_changes(saved).items()
                 if k not in type(config).MAY_CHANGE}
 
-    def start(self, config: RunConfig) -> None:
-        """Check `config` against the folder's saved settings, then save it (the chief).
+    def check(self, config: RunConfig) -> dict[str, tuple]:
+        """The changes :meth:`start` would make, {key: (saved, now)}; a ValueError naming
+        each change that is not allowed. Writes nothing.
 
         A setting may differ from the saved ones when it is one of the config's
-        ``MAY_CHANGE`` fields, or named in ``config.change_settings`` (and not ``FIXED``):
-        then the change is appended to :data:`HISTORY_FILE` with the steps each
-        checkpoint folder of the run had reached. Any other change is a ValueError
-        naming each changed key."""
+        ``MAY_CHANGE`` fields, or named in ``config.change_settings`` (and not
+        ``FIXED``)."""
         kind = type(config)
         named = set(config.change_settings)
         unknown = sorted(named - set(config.to_dict()))
@@ -106,6 +105,13 @@ class RunDir:
             raise ValueError(f"{self.path} holds {self.what} with other settings "
                              f"({listed}); {hint}use another {self.name_flag}, or delete "
                              f"that folder to start over")
+        return changes
+
+    def start(self, config: RunConfig) -> None:
+        """:meth:`check` `config`, then save it (the chief): the knowingly changed
+        settings appended to :data:`HISTORY_FILE` with the steps each checkpoint folder
+        of the run had reached, the settings file rewritten."""
+        changes = self.check(config)
         if not self.chief:
             return
         if changes:
