@@ -34,11 +34,12 @@ import json
 import multiprocessing
 import os
 import random
+import signal
 import sys
 from collections.abc import Iterable
 
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
 from data_prep import readers
 from data_prep.samples import sha256
@@ -245,6 +246,20 @@ def _read_documents(path: str):
 _TOKENIZERS: dict = {}
 
 
+def _die_with_parent(parent: int) -> None:
+    """A pool worker's start: have the kernel kill it when process `parent`, the build,
+    dies (on Linux; elsewhere an orphan ends at its next task). A build killed outright
+    (SIGKILL, the OOM killer) cannot stop its workers itself, and one left writing its
+    shard would write into the same temporary file as the re-run's worker."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the build died before the line above
+        os._exit(1)
+
+
 def _tokenizer(vocab_file: str, do_lower_case: bool, strip_accents: bool):
     """One tokenizer per process (building and tracing it costs about a second)."""
     key = (_absolute(vocab_file), do_lower_case, strip_accents)
@@ -354,32 +369,31 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
     present = set(files.listdir(output_dir))
     missing = [k for k in range(num_shards) if shard_name(k, num_shards) not in present]
     if not missing and files.exists(summary_path):
+        if files.exists(work_dir):  # a build killed while deleting its work files
+            files.rmtree(work_dir)
         return read_state(summary_path)
 
     split_done = files.exists(files.join(work_dir, SPLIT_DONE))
-    pool = reader_pool = None
-    if num_processes > 1:
+    # Recorded before the split: a split that a killed build finished is then never
+    # taken for one made with other settings (another shard count, other corpora).
+    files.write_json(settings_path, settings)
+    pool = None
+    if num_processes > 1 and (not split_done or len(missing) > 1):
         # TensorFlow does not survive a fork once initialized: fork (fast) only while
-        # this process has not imported it, else spawn.
+        # this process has not imported it, else spawn. One pool for both stages (its
+        # workers clean and split the text, then write the shards): each spawned worker
+        # pays TensorFlow's import once.
         context = multiprocessing.get_context(
             "spawn" if "tensorflow" in sys.modules else "fork")
-        # Cleaning and sentence splitting in workers; the shard writers start now too,
-        # so they import TensorFlow and build their tokenizers meanwhile.
-        if not split_done:
-            reader_pool = context.Pool(num_processes)
-        if len(missing) > 1:
-            pool = context.Pool(min(num_processes, len(missing)), initializer=_tokenizer,
-                                initargs=(vocab_file, do_lower_case, strip_accents))
+        pool = context.Pool(num_processes, initializer=_die_with_parent,
+                            initargs=(os.getpid(),))
     try:
         try:
-            read_summary = split_corpus(corpora, work_dir, num_shards, progress, reader_pool)
+            read_summary = split_corpus(corpora, work_dir, num_shards, progress, pool)
         except BaseException:
-            if files.isdir(work_dir) and not files.listdir(work_dir):
-                files.rmtree(work_dir)  # a failed first read leaves nothing behind
+            if not split_done:
+                files.rmtree(work_dir)  # a failed read leaves nothing behind
             raise
-        files.write_json(settings_path, settings)
-        if reader_pool is not None:
-            reader_pool.terminate()
         # Missing shards, and any whose counts were lost (killed between writing the
         # shard and its counts).
         known = set(done_counts) | {
@@ -389,10 +403,9 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
         _write_shards(pending, work_dir, output_dir, num_shards, vocab_file, max_seq_length,
                       seed, do_lower_case, strip_accents, pool, progress)
     finally:
-        for workers in (reader_pool, pool):
-            if workers is not None:
-                workers.terminate()
-                workers.join()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
     for k in range(num_shards):
         counts_path = files.join(work_dir, f"shard-{k}.json")
         if files.exists(counts_path):
@@ -465,6 +478,7 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> flags.FlagValues:
     flags.DEFINE_bool("do_lower_case", True, "Lower-case the text.", **fv)
     flags.DEFINE_bool("strip_accents", None, "Strip accents (default: as --do_lower_case, "
                       "like the original).", **fv)
+    flags.DEFINE_bool("progress", True, "Show progress bars.", **fv)
     return flag_values
 
 
@@ -472,7 +486,7 @@ def _run() -> str:
     summary = build_dataset(
         FLAGS.corpus, FLAGS.vocab_file, FLAGS.output_dir, FLAGS.max_seq_length,
         FLAGS.num_shards, FLAGS.num_processes, FLAGS.seed, FLAGS.do_lower_case,
-        FLAGS.strip_accents, FLAGS.max_position_embeddings)
+        FLAGS.strip_accents, FLAGS.max_position_embeddings, FLAGS.progress)
     return (f"{FLAGS.output_dir}: {summary['shards']} shards, {summary['examples']:,} "
             f"examples, {summary['tokens']:,} tokens from {summary['documents']:,} documents "
             f"/ {summary['sentences']:,} sentences; padding {summary['padding_fraction']:.1%}")
@@ -480,7 +494,7 @@ def _run() -> str:
 
 def main():
     define_flags()
-    app.run(cli.run_main("build_pretraining_dataset", _run))
+    cli.run_command("build_pretraining_dataset", _run)
 
 
 if __name__ == "__main__":

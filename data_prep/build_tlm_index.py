@@ -35,7 +35,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from data_prep import readers
 from data_prep.build_pretraining_dataset import corpus_fingerprint, read_state
@@ -241,7 +241,7 @@ def _run() -> str:
 
 def main():
     define_flags()
-    app.run(cli.run_main("build_tlm_index", _run))
+    cli.run_command("build_tlm_index", _run)
 
 
 if __name__ == "__main__":

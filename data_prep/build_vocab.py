@@ -13,7 +13,7 @@ Corpora and output go through :mod:`electra_tf.files` (local paths or ``gs://...
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from data_prep import readers
 from electra_tf import cli, files
@@ -79,7 +79,11 @@ def build_vocab_file(corpora: list[str], output: str, vocab_size: int,
                     if count >= max_sentences:
                         return
 
-    vocab = build_vocab(sentences(), vocab_size, do_lower_case, strip_accents)
+    read = list(sentences())
+    if not read:
+        raise readers.CorpusError(f"no sentences in {', '.join(corpora)} "
+                                  f"({stats.dropped_empty} empty documents dropped)")
+    vocab = build_vocab(read, vocab_size, do_lower_case, strip_accents)
     write_vocab(vocab, output)
     return vocab, stats
 
@@ -100,20 +104,21 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> flags.FlagValues:
                       "default: as --do_lower_case).", **fv)
     flags.DEFINE_integer("max_sentences", 2_000_000, "Read at most this many sentences.",
                          lower_bound=1, **fv)
+    flags.DEFINE_bool("progress", True, "Show a progress bar.", **fv)
     return flag_values
 
 
 def _run() -> str:
     vocab, stats = build_vocab_file(FLAGS.corpus, FLAGS.output, FLAGS.vocab_size,
                                     FLAGS.do_lower_case, FLAGS.strip_accents,
-                                    FLAGS.max_sentences)
+                                    FLAGS.max_sentences, FLAGS.progress)
     return (f"wrote {FLAGS.output}: {len(vocab)} tokens from {stats.documents} documents, "
             f"{stats.sentences} sentences ({stats.dropped_empty} empty documents dropped)")
 
 
 def main():
     define_flags()
-    app.run(cli.run_main("build_vocab", _run))
+    cli.run_command("build_vocab", _run)
 
 
 if __name__ == "__main__":

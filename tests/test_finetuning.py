@@ -568,14 +568,18 @@ def test_an_interrupted_run_resumes_from_its_last_epoch(data_dir, monkeypatch):
 
     original = trainer.EpochEnd.end_epoch
 
-    def crash_after_first(self, epoch, step, logs):
+    def crash_in_the_second(self, epoch, step, logs):
+        # Killed while the epoch's checkpoint is saved: after its best weights and
+        # history were written.
+        if epoch == 2:
+            def killed(**kwargs):
+                raise KeyboardInterrupt("killed")
+            monkeypatch.setattr(self.manager, "save", killed)
         original(self, epoch, step, logs)
-        if epoch == 1:
-            raise KeyboardInterrupt("killed")
 
     config = run_config(data_dir, task_names=["sst2"], num_train_epochs=3,
                         model_name="interrupted")
-    monkeypatch.setattr(trainer.EpochEnd, "end_epoch", crash_after_first)
+    monkeypatch.setattr(trainer.EpochEnd, "end_epoch", crash_in_the_second)
     with pytest.raises(KeyboardInterrupt):
         finetune(config, progress=False)
     monkeypatch.setattr(trainer.EpochEnd, "end_epoch", original)
@@ -584,6 +588,12 @@ def test_an_interrupted_run_resumes_from_its_last_epoch(data_dir, monkeypatch):
     assert trial["steps"] == 18
     assert [h["epoch"] for h in trial["history"]] == [1, 2, 3]
     assert [h["step"] for h in trial["history"]] == [6, 12, 18]
+    (best,) = [h for h in trial["history"] if h["best"]]
+    scores = [h["dev"]["sst2"]["dev"]["accuracy"] for h in trial["history"]]
+    assert best["dev"]["sst2"]["dev"]["accuracy"] == max(scores)
+    kept = os.listdir(os.path.join(config.run_dir, "trial_0", "best"))
+    assert sorted(n for n in kept if n.endswith(".index")) == [
+        f"model.ckpt-{best['step']}.index"]
 
 
 def test_eval_only_needs_a_trained_run(data_dir):

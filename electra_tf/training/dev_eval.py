@@ -45,8 +45,7 @@ class EpochEnd(StepCallback):
         self.score = score
         self.period = period
         self.manager = manager
-        self.best = best  # (tf.train.Checkpoint, prefix) this process writes the best to
-        self.best_written = False
+        self.best = best  # (tf.train.Checkpoint, folder) this process writes the best to
         self.writer = writer
         self.evaluate = evaluate
         self.total_steps = total_steps
@@ -120,17 +119,20 @@ class EpochEnd(StepCallback):
         scores = self.evaluate() if self.evaluate else {}
         entry = {self.period: epoch, "step": step, "dev": scores,
                  "loss": float(logs.get("loss", float("nan")))}
-        if scores and (not any(h.get("best") for h in self.history)
-                       or self.score(scores) > max(self.score(h["dev"]) for h in self.history)):
-            for h in self.history:
-                h["best"] = False
-            entry["best"] = True
-            self.best[0].write(self.best[1])
-            self.best_written = True
         self.history.append(entry)
+        mark_best(self.history, self.score)
+        # Killed anywhere in these three writes, a resumed run is consistent: it resumes
+        # from the previous checkpoint, drops history entries past it and finds the best
+        # weights under their own step.
+        if entry.get("best"):
+            self.best[0].write(best_prefix(self.best[1], step))
         if self.chief:  # the history rides beside the best weights so a resumed run keeps it
             files.write_json(self.history_path, self.history, indent=1)
         self.manager.save(checkpoint_number=step)
+        if entry.get("best"):
+            for path in files.glob(files.join(self.best[1], f"{CHECKPOINT_NAME}-*")):
+                if not path.startswith(best_prefix(self.best[1], step) + "."):
+                    files.remove(path)
         with self.writer.as_default(step=step):
             for name, value in logs.items():
                 tf.summary.scalar(f"train/{name}", value)
@@ -154,6 +156,20 @@ class EpochEnd(StepCallback):
 
     def close(self) -> None:
         self.bar.close()
+
+
+def mark_best(history: list[dict], score=dev_score) -> None:
+    """Flag the first entry with the highest dev `score` as ``best`` (entries without dev
+    scores never are)."""
+    scored = [h for h in history if h.get("dev")]
+    top = max(scored, key=lambda h: score(h["dev"]), default=None)
+    for h in history:
+        h["best"] = h is top
+
+
+def best_prefix(folder: str, step: int) -> str:
+    """The best-dev weights of the period ending at `step`."""
+    return files.join(folder, f"{CHECKPOINT_NAME}-{step}")
 
 
 # ----------------------------------------------------------------------------- fitting
@@ -186,16 +202,15 @@ def fit_with_dev_eval(model: keras.Model, optimizer, make_dataset, run_dir: str,
     manager, latest = restore_or_init(model, model.optimizer or optimizer, run_dir, strategy,
                                       max_to_keep=1)
     own_dir = worker_dir(strategy, run_dir)
-    best_path = files.join(run_dir, "best", CHECKPOINT_NAME)  # the chief's: read on resume
-    best = (model_checkpoint(model), files.join(own_dir, "best", CHECKPOINT_NAME))
+    best = (model_checkpoint(model), files.join(own_dir, "best"))
     history_path = files.join(run_dir, "best", "history.json")
     history: list[dict] = []
     if latest:
         if files.exists(history_path):
             restored = current_step(optimizer)
-            # Epochs after the restored checkpoint (a crash between the two writes) run
-            # again.
+            # Periods after the restored checkpoint (killed before it was saved) run again.
             history = [h for h in files.read_json(history_path) if h["step"] <= restored]
+            mark_best(history, score)
         logging.info("resumed %s", latest)
     elif not do_train:
         raise ValueError(f"--do_train=false but {run_dir} holds no trained checkpoint: "
@@ -216,8 +231,13 @@ def fit_with_dev_eval(model: keras.Model, optimizer, make_dataset, run_dir: str,
     steps = current_step(optimizer)
     best_entry = next((h for h in history if h.get("best")), None)
     if best_entry:
-        # This process's own copy if it wrote one (the chief's may still be in writing).
-        restore(model, best[1] if epoch_end.best_written else best_path)
+        # This process's own copy if it wrote one (the chief's may still be in writing),
+        # else the chief's; unnumbered in runs saved before steps named them.
+        chiefs = files.join(run_dir, "best")
+        candidates = [best_prefix(best[1], best_entry["step"]),
+                      best_prefix(chiefs, best_entry["step"]), files.join(chiefs, CHECKPOINT_NAME)]
+        restore(model, next((p for p in candidates if files.exists(p + ".index")),
+                            candidates[1]))
     if not chief:
         files.rmtree(own_dir)
     return history, best_entry, steps
