@@ -388,37 +388,9 @@ def _read_text_file(path: str) -> Iterator[tuple[int, str]]:
                     line = line[:-1] + "\n"
                 yield line_no, line
     except UnicodeDecodeError:
-        raise CorpusError(_not_utf8(path)) from None
+        raise CorpusError(files.not_utf8(path)) from None
     except _READ_ERRORS as e:
         raise CorpusError(f"{path}: cannot read ({_reason(e)})") from None
-
-
-def _line_breaks(data: bytes) -> int:
-    """Line ends in `data` as text mode counts them: ``\\n``, ``\\r`` and ``\\r\\n``."""
-    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
-
-
-def _not_utf8(path: str) -> str:
-    """Where the first invalid UTF-8 byte of `path` is: its line and offset (the file is
-    read again, a block of whole lines at a time; the text decoder fails a whole chunk
-    ahead of the line it reached)."""
-    offset, breaks, carry = 0, 0, b""
-    with files.open_file(path, "rb") as f:
-        while True:
-            block = f.read(1 << 20)
-            data = carry + block
-            cut = data.rfind(b"\n") + 1 if block else len(data)
-            lines, carry = data[:cut], data[cut:]
-            try:
-                lines.decode("utf-8")
-            except UnicodeDecodeError as e:
-                line_no = breaks + _line_breaks(lines[:e.start]) + 1
-                return (f"{path}: line {line_no}: not UTF-8 text ({e.reason} at byte "
-                        f"{offset + e.start})")
-            if not block:
-                return f"{path}: not UTF-8 text"
-            offset += len(lines)
-            breaks += _line_breaks(lines)
 
 
 _DOC_TITLE = re.compile(r'\btitle="([^"]*)"')

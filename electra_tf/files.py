@@ -202,6 +202,44 @@ def read_json(path: str, missing_ok: bool = False):
         raise ValueError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
 
 
+def first_invalid_utf8(path: str) -> tuple[int, int, str] | None:
+    """(line, byte offset, reason) of the first byte of `path` that is not UTF-8, or None.
+    Lines count as text mode counts them (``\n``, ``\r``, ``\r\n``). Read a block of
+    whole lines at a time: a text decoder fails a whole chunk ahead of the line it
+    reached, so its own error cannot say where."""
+    offset, breaks, carry = 0, 0, b""
+
+    def line_breaks(data: bytes) -> int:
+        return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+    with open_file(path, "rb") as f:
+        while True:
+            block = f.read(1 << 20)
+            data = carry + block
+            cut = data.rfind(b"\n") + 1 if block else len(data)
+            lines, carry = data[:cut], data[cut:]
+            try:
+                lines.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return (breaks + line_breaks(lines[:e.start]) + 1, offset + e.start,
+                        e.reason)
+            if not block:
+                return None
+            offset += len(lines)
+            breaks += line_breaks(lines)
+
+
+def not_utf8(path: str, line_mark: str = ": line ") -> str:
+    """The error line for `path` when it does not decode as UTF-8, e.g. ``corpus.txt: line
+    3: not UTF-8 text (invalid start byte at byte 41)``; `line_mark` ``":"`` gives the
+    ``corpus.txt:3:`` form."""
+    found = first_invalid_utf8(path)
+    if found is None:
+        return f"{path}: not UTF-8 text"
+    line, byte, reason = found
+    return f"{path}{line_mark}{line}: not UTF-8 text ({reason} at byte {byte})"
+
+
 def atomic_write(path: str, data: bytes | str) -> None:
     """Write `data` beside `path` under a temporary name, then rename it over `path`; the
     folder is created when missing. A reader never sees half of the file."""

@@ -54,7 +54,7 @@ def load_vocab(path: str) -> list[str]:
                 seen[token] = line_no
                 tokens.append(token)
     except UnicodeDecodeError:
-        raise VocabError(_not_utf8(path)) from None
+        raise VocabError(files.not_utf8(path)) from None
     if not tokens:
         raise VocabError(f"{path}: empty vocab file; expected one token per line")
     missing = [t for t in SPECIAL_TOKENS if t not in seen]
@@ -62,18 +62,6 @@ def load_vocab(path: str) -> list[str]:
         raise VocabError(f"{path}: lacks the special token(s) {', '.join(missing)} "
                          f"(expected {', '.join(SPECIAL_TOKENS)})")
     return tokens
-
-
-def _not_utf8(path: str) -> str:
-    """Where a vocab file's first invalid UTF-8 byte is (a vocab is small: read whole)."""
-    data = files.read_bytes(path)
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        before = data[:e.start]
-        line = before.count(b"\n") + before.count(b"\r") - before.count(b"\r\n") + 1
-        return f"{path}: line {line}: not UTF-8 text ({e.reason} at byte {e.start})"
-    return f"{path}: not UTF-8 text"
 
 
 def special_ids(vocab: list[str]) -> SpecialIds:

@@ -286,33 +286,6 @@ def _open_text(path: str):
     return files.open_file(path, encoding="utf-8-sig")
 
 
-def _line_breaks(data: bytes) -> int:
-    """Line ends in `data` as text mode counts them: ``\\n``, ``\\r`` and ``\\r\\n``."""
-    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
-
-
-def _not_utf8(path: str) -> str:
-    """The error line for a file that does not decode: the line and byte of its first
-    invalid UTF-8 byte (found by reading it again in blocks of whole lines; the text
-    decoder fails a chunk ahead of the line it reached)."""
-    offset, breaks, carry = 0, 0, b""
-    with files.open_file(path, "rb") as f:
-        while True:
-            block = f.read(1 << 20)
-            data = carry + block
-            cut = data.rfind(b"\n") + 1 if block else len(data)
-            lines, carry = data[:cut], data[cut:]
-            try:
-                lines.decode("utf-8")
-            except UnicodeDecodeError as e:
-                line = breaks + _line_breaks(lines[:e.start]) + 1
-                return f"{path}:{line}: not UTF-8 text ({e.reason} at byte {offset + e.start})"
-            if not block:
-                return f"{path}: not UTF-8 text"
-            offset += len(lines)
-            breaks += _line_breaks(lines)
-
-
 def _normpath(path: str) -> str:
     """`path` with ``..`` resolved, the ``scheme://`` of a remote path kept."""
     if files.is_local(path):
@@ -390,7 +363,7 @@ def read_glue_file(task: str | GlueTask, path: str, split: str,
                               else row_index)
                 examples.append(PairExample(f"{split}-{example_id}", text_a, text_b, label))
     except UnicodeDecodeError:
-        raise ValueError(_not_utf8(path)) from None
+        raise ValueError(files.not_utf8(path, ":")) from None
     if skipped:
         shown = ", ".join(map(str, skipped[:10])) + (", ..." if len(skipped) > 10 else "")
         logging.warning("%s: skipped %d malformed row(s) with the wrong number of fields "
@@ -797,7 +770,7 @@ def read_tagged(path: str, fmt: str = "auto", word_column: int = 0,
         with _open_text(path) as f:
             lines = f.read().splitlines()
     except UnicodeDecodeError:
-        raise ValueError(_not_utf8(path)) from None
+        raise ValueError(files.not_utf8(path, ":")) from None
     if fmt == "auto":
         fmt = _sniff_format(path, lines)
     if fmt == "slash":
