@@ -179,15 +179,21 @@ def read_bytes(path: str) -> bytes:
         return f.read()
 
 
+def _line_breaks(data: bytes) -> int:
+    """Line ends in `data` as text mode counts them: ``\\n``, ``\\r`` and ``\\r\\n``."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+
 def read_text(path: str, encoding: str = "utf-8") -> str:
     """The whole of text file `path`; invalid bytes raise ValueError naming the file."""
     data = read_bytes(path)
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise ValueError(f"{path}:{line}: not valid {encoding} text (byte "
-                         f"{data[e.start]:#04x} at offset {e.start})") from None
+        line = _line_breaks(data[:e.start]) + 1
+        name = "UTF-8" if encoding.lower().replace("_", "-").startswith("utf-8") else encoding
+        raise ValueError(f"{path}:{line}: not {name} text ({e.reason} at byte {e.start})"
+                         ) from None
 
 
 def read_json(path: str, missing_ok: bool = False):
@@ -208,10 +214,6 @@ def first_invalid_utf8(path: str) -> tuple[int, int, str] | None:
     whole lines at a time: a text decoder fails a whole chunk ahead of the line it
     reached, so its own error cannot say where."""
     offset, breaks, carry = 0, 0, b""
-
-    def line_breaks(data: bytes) -> int:
-        return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
-
     with open_file(path, "rb") as f:
         while True:
             block = f.read(1 << 20)
@@ -221,12 +223,12 @@ def first_invalid_utf8(path: str) -> tuple[int, int, str] | None:
             try:
                 lines.decode("utf-8")
             except UnicodeDecodeError as e:
-                return (breaks + line_breaks(lines[:e.start]) + 1, offset + e.start,
+                return (breaks + _line_breaks(lines[:e.start]) + 1, offset + e.start,
                         e.reason)
             if not block:
                 return None
             offset += len(lines)
-            breaks += line_breaks(lines)
+            breaks += _line_breaks(lines)
 
 
 def not_utf8(path: str, line_mark: str = ": line ") -> str:

@@ -28,16 +28,25 @@ def reporting_tests() -> list[str]:
                   and "fault_report(" in open(os.path.join(folder, name)).read())
 
 
+# The tables, by the test module that injected the fault.
+TABLES = (("Interruptions, changed settings and fp16", lambda test: "hostile" not in test),
+          ("Bad input", lambda test: "hostile" in test))
+
+
 def render(rows: list[dict]) -> str:
     def cell(text: str) -> str:
         return text.replace("|", "\\|").replace("\n", " ")
 
-    lines = ["| Stage | Fault injected | What survived | What the user saw |",
-             "|---|---|---|---|"]
-    for row in sorted(rows, key=lambda r: (r["stage"], r["test"])):
-        lines.append("| " + " | ".join(cell(row[k]) for k in ("stage", "fault", "survived",
-                                                               "user_saw")) + " |")
-    return "\n".join(lines)
+    parts = []
+    for title, belongs in TABLES:
+        lines = [f"### {title}", "", "| Stage | Fault injected | What survived | "
+                 "What the user saw |", "|---|---|---|---|"]
+        for row in sorted((r for r in rows if belongs(r["test"])),
+                          key=lambda r: (r["stage"], r["test"])):
+            lines.append("| " + " | ".join(cell(row[k]) for k in (
+                "stage", "fault", "survived", "user_saw")) + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
 
 
 def main() -> int:

@@ -336,9 +336,9 @@ RACE_CASES = [
                  "options and answers", id="invalid-json"),
     pytest.param("", "1.txt: empty file; expected a json object with article, questions, "
                  "options and answers", id="empty-file"),
-    pytest.param(b'{"article": "caf\xe9"}', "1.txt:1: not valid utf-8 text (byte 0xe9 at "
-                 "offset 16)", id="invalid-utf8"),
-    pytest.param(PNG, "1.txt:1: not valid utf-8 text (byte 0x89 at offset 0)", id="png"),
+    pytest.param(b'{"article": "caf\xe9"}', "1.txt:1: not UTF-8 text (invalid continuation "
+                 "byte at byte 16)", id="invalid-utf8"),
+    pytest.param(PNG, "1.txt:1: not UTF-8 text (invalid start byte at byte 0)", id="png"),
     pytest.param("[1, 2]", "1.txt: a list; expected a json object with article, questions, "
                  "options and answers", id="not-an-object"),
     pytest.param(race(options=...), "1.txt: missing key 'options'; expected a json object "
@@ -430,10 +430,10 @@ def test_pos_reader(name, content, options, expected, request, tmp_path, fault_r
 
 PREDICT_CASES = [
     pytest.param("rows.tsv", b"sentence\nfine\ncaf\xe9\n", "classification",
-                 "rows.tsv:3: not valid utf-8-sig text (byte 0xe9 at offset 17)",
+                 "rows.tsv:3: not UTF-8 text (invalid continuation byte at byte 17)",
                  id="invalid-utf8"),
     pytest.param("rows.tsv", PNG, "classification",
-                 "rows.tsv:1: not valid utf-8-sig text (byte 0x89 at offset 0)", id="png"),
+                 "rows.tsv:1: not UTF-8 text (invalid start byte at byte 0)", id="png"),
     pytest.param("rows.tsv", "", "classification", "rows.tsv: empty file", id="empty-file"),
     pytest.param("rows.tsv", "sentence\nfine\tx\n", "classification",
                  "rows.tsv:2: 2 tab-separated fields, the header has 1", id="extra-tab"),
