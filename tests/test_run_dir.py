@@ -110,7 +110,7 @@ def test_the_docs_list_what_each_command_may_change():
     page = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "faults.md")
     with open(page, encoding="utf-8") as f:
         rows = {m.group(1): (m.group(2), m.group(3))
-                for m in re.finditer(r"^\| `(electra-\w+)` \| (.*) \| (.*) \|$", f.read(), re.M)}
+                for m in re.finditer(r"^\| `(electra-\w+)` \| (`.*`) \| (.*) \|$", f.read(), re.M)}
 
     def listed(names):
         return ", ".join(f"`{n}`" for n in names) or "—"
