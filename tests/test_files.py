@@ -40,7 +40,8 @@ def test_json_round_trip_and_bad_json_names_the_line(root):
 def test_invalid_utf8_and_missing_files_are_named(root):
     path = files.join(root, "bad.txt")
     files.atomic_write(path, b"fine\nbad \xff here\n")
-    with pytest.raises(ValueError, match=r"^.*bad\.txt:2: not UTF-8 text \(invalid start byte at byte 9\)$"):
+    with pytest.raises(ValueError, match=r"^.*bad\.txt:2: not UTF-8 text \(invalid start "
+                                         r"byte at byte 9\)$"):
         files.read_text(path)
     with pytest.raises(FileNotFoundError, match="missing.txt"):
         files.open_file(files.join(root, "missing.txt"))
