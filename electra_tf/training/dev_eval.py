@@ -163,7 +163,7 @@ def mark_best(history: list[dict], score=dev_score) -> None:
     scores never are)."""
     scored = [h for h in history if h.get("dev")]
     top = max(scored, key=lambda h: score(h["dev"]), default=None)
-    for h in history:
+    for h in scored:
         h["best"] = h is top
 
 
