@@ -247,8 +247,8 @@ class RunConfig:
     :class:`electra_tf.training.run_dir.RunDir`); every other one must match, unless the
     re-run names it in ``change_settings``. ``FIXED``: fields not even that may change
     (the model's shape, what the step count means). ``ADDED_DEFAULTS``: for a field
-    added after runs were saved, the value those runs used when it differs from today's
-    default (a function of the saved settings)."""
+    added after runs were saved, what those runs did, as a function of their saved
+    settings; a field added without an entry makes such runs stop and name it."""
 
     MAY_CHANGE: ClassVar[tuple[str, ...]] = ()
     FIXED: ClassVar[tuple[str, ...]] = ()
@@ -274,17 +274,18 @@ class RunConfig:
 
     def setting_changes(self, saved: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
         """{field: (saved value, value now)} for each setting that differs from `saved`
-        (this class's JSON, as a run folder keeps it). A field `saved` lacks counts as
-        its ``ADDED_DEFAULTS`` value, else as today's default."""
+        (this class's JSON, as a run folder keeps it). A field `saved` lacks (the run
+        predates it) counts as its ``ADDED_DEFAULTS`` value: what the code that saved the
+        run did; without one it is :data:`NOT_RECORDED`, which differs from any value."""
         now = json.loads(self.to_json())
         changes = {}
         for key in sorted(now):
             if key in saved:
                 before = saved[key]
             elif key in self.ADDED_DEFAULTS:
-                before = self.ADDED_DEFAULTS[key](saved)
+                before = _json_value(self.ADDED_DEFAULTS[key](saved))
             else:
-                before = _json_value(_default(self, key))
+                before = NOT_RECORDED
             if before != now[key]:
                 changes[key] = (before, now[key])
         return changes
@@ -299,10 +300,14 @@ class RunConfig:
         return cls(**values)
 
 
-def _default(config, name: str):
-    field = next(f for f in dataclasses.fields(config) if f.name == name)
-    return (field.default if field.default is not dataclasses.MISSING
-            else field.default_factory())
+class _NotRecorded:
+    """The saved value of a setting the saved run predates."""
+
+    def __repr__(self) -> str:
+        return "not recorded"
+
+
+NOT_RECORDED = _NotRecorded()
 
 
 def _json_value(value):

@@ -218,7 +218,10 @@ def first_invalid_utf8(path: str) -> tuple[int, int, str] | None:
         while True:
             block = f.read(1 << 20)
             data = carry + block
-            cut = data.rfind(b"\n") + 1 if block else len(data)
+            # Whole lines only, whichever their line ends; a final "\r" waits for a
+            # possible "\n" in the next block.
+            cut = max(data.rfind(b"\n"), data.rfind(b"\r", 0, len(data) - 1)) + 1 \
+                if block else len(data)
             lines, carry = data[:cut], data[cut:]
             try:
                 lines.decode("utf-8")

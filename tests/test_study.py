@@ -91,6 +91,10 @@ def test_a_knowing_change_of_the_study_reaches_the_stages_it_decides():
                                            "seed"]
     assert study.stage_changes("finetune_hparams") == ["seed"]
     assert StudyConfig(change_settings=["learning_rate"]).stage_changes("tlm_hparams") == []
+    # A budget decides each run's warmup too; the finetuning length the BiLSTMs' length.
+    more = StudyConfig(change_settings=["flop_budget", "finetune_hparams"])
+    assert more.stage_changes("pretrain_hparams") == ["flop_budget", "num_warmup_steps"]
+    assert more.stage_changes("lstm_hparams") == ["max_seq_length"]
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +174,19 @@ def test_rerun_reads_everything_back_and_refuses_changed_settings(small_study):
     with pytest.raises(ValueError, match=r"holds a study with other settings \(flop_budget: "
                                          r"200000000000.0 -> 800000000000.0\)"):
         run_whole_study(changed, progress=False)
+
+    # A change the study allows but one of its stages does not: refused before the study
+    # saves anything, naming the stage's folder.
+    saved = (config.output_dir + "/study_config.json")
+    with open(saved) as f:
+        before = f.read()
+    grid = StudyConfig(**{**config.to_dict(), "lstm_hparams": {
+        **config.lstm_hparams, "lstm_learning_rates": [2e-3]}})
+    with pytest.raises(ValueError, match=r"bilstm_sst2_mr holds a sweep with other settings "
+                                         r"\(lstm_learning_rates: \[0.001\] -> \[0.002\]\)"):
+        run_whole_study(grid, progress=False)
+    with open(saved) as f:
+        assert f.read() == before
 
     # Named in change_settings, the change goes through, recorded by the study and by
     # the pretraining run it decides (finished: nothing trains again); then back.

@@ -42,6 +42,8 @@ from electra_tf.tokenization import WordPieceTokenizer
 from electra_tf.training.dev_eval import fit_with_dev_eval
 from electra_tf.training.run_dir import RunDir, format_table
 
+SETTINGS_FILE = "sweep_config.json"  # a sweep's settings, in its folder
+
 
 def finetuning_config(config: BaselinesConfig, fraction: float = 1.0, trial: int = 0,
                       output_dir: str = "", score_test: bool = False,
@@ -325,7 +327,7 @@ def run_sweep(config: BaselinesConfig, progress: bool = True) -> dict:
     table = None
     if "pretrained" in config.lstm_embeddings:
         table = embeddings_from_encoder(config.init_checkpoint, vocab)
-    run = RunDir(config.output_dir, "sweep_config.json", "a sweep")
+    run = RunDir(config.output_dir, SETTINGS_FILE, "a sweep")
     run.start(config)
 
     plan = [(model, fraction, trial) for fraction in config.fractions

@@ -42,8 +42,8 @@ class FinetuningConfig(RunConfig):
                   "steps_per_execution", "jit_compile")
 
     # Not even knowingly: another model (the checkpoints would not restore).
-    FIXED = ("task_names", "init_checkpoint", "from_scratch", "model_size",
-             "model_hparam_overrides", "use_crf", "optimizer")
+    FIXED = ("task_names", "from_scratch", "model_size", "model_hparam_overrides", "use_crf",
+             "optimizer")
 
     model_name: str = setting("electra_small", help="The pretrained model's name: the encoder is "
                               "read from, and results go to, <data_dir>/models/<model_name>.")

@@ -66,6 +66,7 @@ from electra_tf.training.precision import dtype_policy
 from electra_tf.training.run_dir import RunDir, format_table
 
 HEAD_PATTERN = r"_head/|_head_crf/"
+SETTINGS_FILE = "finetuning_config.json"  # a run's settings, in its run dir
 FINETUNED_FILE = "finetuned.keras"  # the model with its best-dev weights, heads and vocab
 
 
@@ -312,7 +313,7 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
     tokenizer = WordPieceTokenizer(vocab_path(config), do_lower_case=config.do_lower_case)
     tasks = _tasks(config)
     source = encoder_source(config)
-    run = RunDir(config.run_dir, "finetuning_config.json", chief=chief)
+    run = RunDir(config.run_dir, SETTINGS_FILE, chief=chief)
     run.check(config)
 
     examples: dict[tuple[str, str], list] = {}

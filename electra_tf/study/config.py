@@ -40,19 +40,19 @@ CLASSIFICATION_TASKS = ("sst2_mr", "sst5_mr", "wiki_topics")  # what TLM and BiL
 
 
 # For each stage (by the study field of its JSON overrides): the study settings that
-# decide one of its settings, and which.
+# decide some of its settings, and which.
 _STAGE_FIELDS = {
-    "pretrain_hparams": {"seed": "seed", "flop_budget": "flop_budget",
-                         "train_batch_size": "train_batch_size",
-                         "max_seq_length": "max_seq_length", "learning_rate": "learning_rate",
-                         "mixed_precision": "mixed_precision",
-                         "warmup_fraction": "num_warmup_steps",
-                         "checkpoint_fractions": "encoder_snapshots"},
-    "finetune_hparams": {"seed": "seed"},
-    "tlm_hparams": {"seed": "seed", "mixed_precision": "mixed_precision",
-                    "train_batch_size": "train_batch_size", "flop_budget": "flop_budget",
-                    "tlm_budget_fraction": "flop_budget"},
-    "lstm_hparams": {"seed": "seed", "num_trials": "num_trials"},
+    "pretrain_hparams": {"seed": ("seed",),
+                         "flop_budget": ("flop_budget", "num_warmup_steps"),
+                         "learning_rate": ("learning_rate",),
+                         "mixed_precision": ("mixed_precision",),
+                         "warmup_fraction": ("num_warmup_steps",),
+                         "checkpoint_fractions": ("encoder_snapshots",)},
+    "finetune_hparams": {"seed": ("seed",)},
+    "tlm_hparams": {"seed": ("seed",), "mixed_precision": ("mixed_precision",),
+                    "flop_budget": ("flop_budget",), "tlm_budget_fraction": ("flop_budget",)},
+    "lstm_hparams": {"seed": ("seed",), "num_trials": ("num_trials",),
+                     "finetune_hparams": ("max_seq_length",)},
 }
 
 
@@ -60,6 +60,9 @@ _STAGE_FIELDS = {
 class StudyConfig(RunConfig):
     """Everything the study reads. Defaults: the tiny study on the sample data."""
 
+    # Not even knowingly: the data and the models' shape, which every stage is built on.
+    FIXED = ("corpora", "max_seq_length", "num_shards", "data_seed", "model_size",
+             "train_batch_size")
     MAY_CHANGE = ("output_dir", "samples_dir", "num_trials", "tasks", "curve_tasks", "curve_trials",
                   "scratch", "tlm_task", "lstm_model", "lstm_hparams", "num_processes")
 
@@ -190,7 +193,7 @@ class StudyConfig(RunConfig):
             if name == hparams:
                 names.update(k for k in overrides if k != "change_settings")
             elif name in _STAGE_FIELDS[hparams]:
-                names.add(_STAGE_FIELDS[hparams][name])
+                names.update(_STAGE_FIELDS[hparams][name])
         return sorted(names)
 
     # -- names and paths -----------------------------------------------------------------

@@ -20,15 +20,20 @@ from data_prep import samples
 from data_prep.build_pretraining_dataset import build_dataset
 from electra_tf import files
 from electra_tf.baselines.config import BaselinesConfig
+from electra_tf.baselines.sweep import SETTINGS_FILE as SWEEP_SETTINGS
 from electra_tf.baselines.sweep import run_sweep
 from electra_tf.finetuning.config import FinetuningConfig
+from electra_tf.finetuning.trainer import SETTINGS_FILE as FINETUNING_SETTINGS
 from electra_tf.finetuning.trainer import finetune
+from electra_tf.pretraining.config import SETTINGS_FILE as PRETRAINING_SETTINGS
 from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.trainer import pretrain
 from electra_tf.study.config import CORPORA, StudyConfig
 from electra_tf.tlm.config import TlmConfig
+from electra_tf.tlm.trainer import SETTINGS_FILE as TLM_SETTINGS
 from electra_tf.tlm.trainer import run_tlm
 from electra_tf.tokenization import load_vocab
+from electra_tf.training.run_dir import RunDir
 
 STAGES = ("data", "pretrain", "finetune", "tlm", "lstm", "report")
 
@@ -226,3 +231,31 @@ def run_lstm_rows(config: StudyConfig, progress: bool = True) -> dict[str, dict]
         announce(f"{config.lstm_model} from scratch on {task}, {baselines.num_trials} seed(s)")
         results[task] = run_sweep(baselines, progress=progress)
     return results
+
+
+# ----------------------------------------------------------------------------- re-runs
+
+def check_stages(config: StudyConfig) -> None:
+    """Every stage run the study has started, checked against the settings the study
+    would give it now (:meth:`RunDir.check`): a setting it may not change stops the study
+    before the study saves its own settings, naming the stage's folder."""
+    if not files.exists(files.join(config.output_dir, "vocab.txt")):
+        return  # no stage past the data has started
+    runs = [(RunDir(p.model_dir, PRETRAINING_SETTINGS), p)
+            for p in (pretraining_config(config, o) for o in config.objectives)]
+    cells = [(row, task, config.num_trials, "", "") for row in config.rows
+             for task in config.tasks]
+    cells += [(objective, task, config.curve_trials, directory, directory)
+              for objective in config.objectives for directory, _ in snapshots(config, objective)
+              for task in config.curve_tasks]
+    for cell in cells:
+        finetuning = finetuning_config(config, *cell)
+        runs.append((RunDir(finetuning.run_dir, FINETUNING_SETTINGS), finetuning))
+    if config.tlm_task:
+        tlm = tlm_config(config)
+        runs.append((RunDir(tlm.model_dir, TLM_SETTINGS, "a TLM run"), tlm))
+    for task in config.lstm_tasks:
+        sweep = lstm_config(config, task)
+        runs.append((RunDir(sweep.output_dir, SWEEP_SETTINGS, "a sweep"), sweep))
+    for run, stage_config in runs:
+        run.check(stage_config)

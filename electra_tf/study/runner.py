@@ -12,6 +12,7 @@ from electra_tf.study.config import StudyConfig
 from electra_tf.study.pipeline import (
     STAGES,
     announce,
+    check_stages,
     finetune_all,
     prepare_data,
     pretrain_all,
@@ -32,7 +33,10 @@ def run_study(config: StudyConfig, stages=STAGES, progress: bool = True) -> dict
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; allowed: {', '.join(STAGES)}")
-    RunDir(config.output_dir, "study_config.json", "a study", "--output_dir").start(config)
+    run = RunDir(config.output_dir, "study_config.json", "a study", "--output_dir")
+    run.check(config)
+    check_stages(config)  # a stage that would refuse stops the study before it saves
+    run.start(config)
     announce(f"outputs in {config.output_dir}; watch with: tensorboard --logdir "
              f"{files.join(config.output_dir, 'models')}")
     started = time.time()

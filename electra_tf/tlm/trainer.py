@@ -43,6 +43,8 @@ from electra_tf.training.loop import train_to_step
 from electra_tf.training.precision import dtype_policy
 from electra_tf.training.run_dir import RunDir, format_table
 
+SETTINGS_FILE = "tlm_config.json"  # a TLM run's settings, in its folder
+
 # ----------------------------------------------------------------------------- task data
 
 def query_text(example: readers.PairExample) -> str:
@@ -339,7 +341,7 @@ def run_tlm(config: TlmConfig, strategy: tf.distribute.Strategy | None = None,
     # A model that cannot be built or a budget below one step fails before anything is
     # written (or indexed, or retrieved).
     config.stage1_steps(config.model_config(len(tokenizer.vocab)))
-    RunDir(config.model_dir, "tlm_config.json", "a TLM run", chief=chief).start(config)
+    RunDir(config.model_dir, SETTINGS_FILE, "a TLM run", chief=chief).start(config)
     _check_retrieved_for_workers(config, strategy)
     examples, features = task.labelled_splits(config.data_dir, tokenizer,
                                               config.max_seq_length)

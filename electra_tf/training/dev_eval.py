@@ -130,9 +130,7 @@ class EpochEnd(StepCallback):
             files.write_json(self.history_path, self.history, indent=1)
         self.manager.save(checkpoint_number=step)
         if entry.get("best"):
-            for path in files.glob(files.join(self.best[1], f"{CHECKPOINT_NAME}-*")):
-                if not path.startswith(best_prefix(self.best[1], step) + "."):
-                    files.remove(path)
+            drop_other_best(self.best[1], step)
         with self.writer.as_default(step=step):
             for name, value in logs.items():
                 tf.summary.scalar(f"train/{name}", value)
@@ -170,6 +168,14 @@ def mark_best(history: list[dict], score=dev_score) -> None:
 def best_prefix(folder: str, step: int) -> str:
     """The best-dev weights of the period ending at `step`."""
     return files.join(folder, f"{CHECKPOINT_NAME}-{step}")
+
+
+def drop_other_best(folder: str, step: int) -> None:
+    """Remove the best-dev weights in `folder` of periods other than `step`'s."""
+    keep = best_prefix(folder, step) + "."
+    for path in files.glob(files.join(folder, f"{CHECKPOINT_NAME}-*")):
+        if not path.startswith(keep):
+            files.remove(path)
 
 
 # ----------------------------------------------------------------------------- fitting
@@ -238,6 +244,8 @@ def fit_with_dev_eval(model: keras.Model, optimizer, make_dataset, run_dir: str,
                       best_prefix(chiefs, best_entry["step"]), files.join(chiefs, CHECKPOINT_NAME)]
         restore(model, next((p for p in candidates if files.exists(p + ".index")),
                             candidates[1]))
+        if chief:  # a resumed run's leftovers: periods it dropped or trained again
+            drop_other_best(chiefs, best_entry["step"])
     if not chief:
         files.rmtree(own_dir)
     return history, best_entry, steps

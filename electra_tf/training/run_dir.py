@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 
 from electra_tf import files
-from electra_tf.configs import RunConfig
+from electra_tf.configs import NOT_RECORDED, RunConfig
 from electra_tf.distribute import chief_decides
 from electra_tf.training.checkpointing import CHECKPOINT_NAME
 
@@ -90,12 +90,12 @@ class RunDir:
         if unknown:
             raise ValueError(f"change_settings: unknown setting(s) {', '.join(unknown)}; "
                              f"allowed: {', '.join(sorted(config.to_dict()))}")
-        fixed = sorted(named & set(kind.FIXED))
-        if fixed:
-            raise ValueError(f"change_settings: {', '.join(fixed)} cannot change within a "
-                             f"run (the model or its step count would no longer be the "
-                             f"one saved); use another {self.name_flag}")
         changes = self.changed_settings(config)
+        fixed = sorted(named & set(kind.FIXED) & set(changes))
+        if fixed:
+            raise ValueError(f"{self.path}: {', '.join(fixed)} cannot change within a run "
+                             f"(the model or its step count would no longer be the one "
+                             f"saved); use another {self.name_flag}")
         refused = {k: change for k, change in changes.items() if k not in named}
         if refused:
             listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in refused.items())
@@ -127,7 +127,8 @@ class RunDir:
         return files.read_json(self.join(HISTORY_FILE), missing_ok=True) or []
 
     def _record(self, changes: dict[str, tuple]) -> None:
-        entry = {"changed": {k: list(change) for k, change in changes.items()},
+        entry = {"changed": {k: [None if v is NOT_RECORDED else v for v in change]
+                             for k, change in changes.items()},
                  "checkpoint_steps": checkpoint_steps(self.path),
                  "time": datetime.datetime.now(datetime.timezone.utc).isoformat(
                      timespec="seconds")}
