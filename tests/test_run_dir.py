@@ -89,6 +89,19 @@ def test_settings_added_later_compare_as_what_earlier_runs_did(tmp_path):
     run.start(_Later(style=True, change_settings=["batch_size"]))
 
 
+def test_results_are_done_markers_and_only_the_chief_writes():
+    run = RunDir("ram://run_dir_test/run")
+    assert run.result("results.json") is None
+    RunDir(run.path, chief=False).write_json("results.json", {"score": 1.0})
+    assert run.result("results.json") is None
+    run.write_json("results.json", {"score": 0.5})
+    assert run.result("results.json") == {"score": 0.5}
+    run.write_text("results.md", format_table(["a", "b"], [["1", "2"]], right_from=1))
+    assert files.read_text(run.join("results.md")) == "| a | b |\n|---|---:|\n| 1 | 2 |"
+    with pytest.raises(ValueError, match="no settings to check"):
+        run.start(_Config())
+
+
 def test_the_docs_list_what_each_command_may_change():
     """docs/faults.md's table is the configs' MAY_CHANGE and FIXED, in their order."""
     from electra_tf.baselines.config import BaselinesConfig
