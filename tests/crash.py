@@ -3,8 +3,8 @@ process, SIGKILLed the moment a file appears (or a line is printed), never after
 
 The kill goes to the command's process alone, as the kernel's OOM killer or ``kill -9``
 would send it; its worker processes must then die with it and write nothing more:
-:func:`kill_when` fails the test when one outlives it or the watched folder changes
-after the kill.
+:func:`kill_when` freezes them (SIGSTOP) just before the kill, so none can write after
+it, and fails the test when one outlives the command or the watched folder changes.
 """
 
 from __future__ import annotations
@@ -84,6 +84,12 @@ def kill_when(module: str, args: list[str], watch: str, appears: str | list[str]
                                 f"{timeout:.0f} s; its output ends with:\n{_tail(log_path)}")
                 time.sleep(POLL_SECONDS)
             workers = _descendants(process.pid)
+            # Frozen first, so that no worker can write between the kill and the snapshot
+            # below: killed with the command they die frozen; left alive, they stay
+            # frozen and _wait_gone fails. Not multiprocessing's resource tracker, which
+            # ends by itself when the command's end closes its pipe.
+            for pid in workers - _resource_trackers(workers):
+                _signal(pid, signal.SIGSTOP)
             process.send_signal(signal.SIGKILL)
             seconds = time.monotonic() - started
             process.wait()
@@ -98,7 +104,7 @@ def kill_when(module: str, args: list[str], watch: str, appears: str | list[str]
                 os.killpg(process.pid, signal.SIGKILL)  # its own session: its group
                 process.wait()
             for pid in _alive(workers):
-                os.kill(pid, signal.SIGKILL)
+                _signal(pid, signal.SIGKILL)
     return Killed(fired, seconds, output)
 
 
@@ -161,6 +167,25 @@ def _descendants(pid: int) -> set[int]:
         frontier = {child for child, (parent, _) in processes.items()
                     if parent in frontier} - found
         found |= frontier
+    return found
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:  # ended meanwhile
+        pass
+
+
+def _resource_trackers(pids: set[int]) -> set[int]:
+    found = set()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"resource_tracker" in f.read():
+                    found.add(pid)
+        except OSError:
+            continue
     return found
 
 
