@@ -9,6 +9,7 @@ that has the five special tokens somewhere works.
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 
 import numpy as np
 import tensorflow as tf
@@ -125,3 +126,86 @@ class WordPieceTokenizer:
 
     def convert_ids_to_tokens(self, ids) -> list[str]:
         return [self.vocab[i] for i in ids]
+
+
+# BERT's CJK ideograph blocks: each such character becomes a word of its own.
+_CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
+               (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
+# ASCII symbols BERT counts as punctuation although Unicode does not (e.g. "$", "^", "`").
+_ASCII_PUNCT_RANGES = ((33, 47), (58, 64), (91, 96), (123, 126))
+
+
+def _is_cjk(cp: int) -> bool:
+    return any(lo <= cp <= hi for lo, hi in _CJK_RANGES)
+
+
+def _is_punctuation(char: str) -> bool:
+    cp = ord(char)
+    if any(lo <= cp <= hi for lo, hi in _ASCII_PUNCT_RANGES):
+        return True
+    return unicodedata.category(char).startswith("P")
+
+
+def _clean_char(char: str) -> str:
+    """The empty string for a character BERT drops, " " for whitespace, else the character."""
+    if char in " \t\n\r":
+        return " "
+    cp = ord(char)
+    category = unicodedata.category(char)
+    if cp == 0 or cp == 0xFFFD or category.startswith("C"):
+        return ""
+    return " " if category == "Zs" else char
+
+
+def _split_punctuation(word: str) -> list[str]:
+    pieces: list[str] = []
+    run: list[str] = []
+    for char in word:
+        if _is_punctuation(char):
+            if run:
+                pieces.append("".join(run))
+                run = []
+            pieces.append(char)
+        else:
+            run.append(char)
+    if run:
+        pieces.append("".join(run))
+    return pieces
+
+
+def basic_tokenize(text: str, do_lower_case: bool = True,
+                   strip_accents: bool | None = None) -> list[str]:
+    """BERT's basic tokenization in pure Python: the words WordPiece then splits further.
+
+    The same rules as the original's ``BasicTokenizer`` and as the basic step of
+    :class:`WordPieceTokenizer` in this module: control characters, NUL and U+FFFD are
+    dropped and whitespace becomes a space; CJK ideographs stand alone; the text is split
+    on whitespace; each word is lower-cased (``do_lower_case``) and has its accents
+    removed (``strip_accents``: NFD, combining marks dropped; default: as
+    ``do_lower_case``); then every punctuation character (Unicode ``P*`` or ASCII
+    symbols such as ``$``) becomes a token of its own.
+
+    For mapping WordPiece predictions back onto the original text, as the original's
+    SQuAD decoding does with ``BasicTokenizer``: these tokens are what a prediction's
+    WordPieces join into, before they are aligned with the whitespace-separated words.
+
+    The C++ tokenizer agrees on ordinary text but not on every character: it lower-cases
+    by NFKC case folding ("…" -> "...", "ß" -> "ss", "ﬁ" -> "fi"), splits words at
+    control/format characters where BERT drops them, and keeps U+FFFD and private-use
+    characters (tests/test_basic_tokenize.py lists the cases).
+    """
+    if strip_accents is None:
+        strip_accents = do_lower_case
+    cleaned = []
+    for char in text:
+        char = _clean_char(char)
+        cleaned.append(f" {char} " if char and _is_cjk(ord(char)) else char)
+    tokens: list[str] = []
+    for word in "".join(cleaned).split():
+        if do_lower_case:
+            word = word.lower()
+        if strip_accents:
+            word = "".join(c for c in unicodedata.normalize("NFD", word)
+                           if unicodedata.category(c) != "Mn")
+        tokens.extend(_split_punctuation(word))
+    return [t for t in tokens if t]

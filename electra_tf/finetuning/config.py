@@ -21,6 +21,7 @@ from electra_tf.configs import (
     one_of,
     setting,
 )
+from electra_tf.tasks.specs import QAOptions
 
 
 def is_large(hidden_size: int, num_hidden_layers: int) -> bool:
@@ -43,7 +44,16 @@ class FinetuningConfig(RunConfig):
 
     # Not even knowingly: another model (the checkpoints would not restore).
     FIXED = ("task_names", "from_scratch", "model_size", "model_hparam_overrides", "use_crf",
-             "optimizer")
+             "optimizer", "joint_prediction", "answerable_classifier",
+             "answerable_uses_start_logits")
+
+    # The QA settings came later; runs saved before had no QA task, so their values did
+    # not matter: they compare as today's defaults.
+    ADDED_DEFAULTS = {name: (lambda saved, value=value: value) for name, value in (
+        ("max_query_length", 64), ("doc_stride", 128), ("n_best_size", 20),
+        ("max_answer_length", 30), ("answerable_classifier", True),
+        ("answerable_uses_start_logits", True), ("answerable_weight", 0.5),
+        ("joint_prediction", True), ("beam_size", 20), ("qa_na_threshold", -2.75))}
 
     model_name: str = setting("electra_small", help="The pretrained model's name: the encoder is "
                               "read from, and results go to, <data_dir>/models/<model_name>.")
@@ -95,7 +105,10 @@ class FinetuningConfig(RunConfig):
     warmup_proportion: float = setting(0.1, help="Fraction of steps with linear warmup.")
     train_batch_size: int = setting(32, help="Global batch size.")
     eval_batch_size: int = setting(32, help="Prediction batch size.")
-    max_seq_length: int = setting(128, help="Tokens per sequence (race.flags uses 512).")
+    max_seq_length: int | None = setting(
+        None, help="Tokens per sequence (race.flags uses 512).",
+        shown_default="as the original: 512 when the only task is a QA one (its name holds "
+        "squad or qa), 256 when it is chunk, else 128")
     dropout_rate: float = setting(0.1, help="Dropout before each task head.")
     clip_norm: float = setting(1.0, help="Global gradient-norm clipping (0: none).")
     mean_loss: bool = setting(
@@ -105,6 +118,27 @@ class FinetuningConfig(RunConfig):
         "clipping: the sum's gradient is as many times larger as the batch has examples "
         "(words), so --clip_norm cuts it far more often; with the mean, how often clipping "
         "acts does not depend on the batch size.")
+
+    # question answering: the original's settings
+    max_query_length: int = setting(64, help="QA: WordPieces of the question kept.")
+    doc_stride: int = setting(128, help="QA: WordPieces between the starts of a context's "
+                              "windows.")
+    n_best_size: int = setting(20, help="QA: spans kept per question when decoding.")
+    max_answer_length: int = setting(30, help="QA: the longest answer, in WordPieces.")
+    joint_prediction: bool = setting(True, help="QA: predict the end given the start (a "
+                                     "512-unit layer over [start; token], decoded with a "
+                                     "beam) instead of independently.")
+    beam_size: int = setting(20, help="QA: starts, and ends per start, kept by joint "
+                             "prediction.")
+    answerable_classifier: bool = setting(
+        True, help="QA: an answerability logit (SQuAD 2.0's null score; trained on every QA "
+        "task, as the original).")
+    answerable_uses_start_logits: bool = setting(
+        True, help="QA: the answerability logit also sees the start-probability-weighted "
+        "token vector, through a 512-unit layer.")
+    answerable_weight: float = setting(0.5, help="QA: weight of the answerability loss.")
+    qa_na_threshold: float = setting(-2.75, help="SQuAD 2.0: answer \"\" when the null score "
+                                     "exceeds this.")
 
     # tasks
     double_unordered: bool = setting(True, help="Train MRPC/STS-B pairs in both orders.")
@@ -151,11 +185,14 @@ class FinetuningConfig(RunConfig):
             raise ValueError("task_names is empty: name at least one task")
         if len(set(self.task_names)) != len(self.task_names):
             raise ValueError(f"task_names lists a task twice: {self.task_names}")
+        if self.max_seq_length is None:
+            self.max_seq_length = self.default_max_seq_length()
         one_of("model_size", self.model_size, SIZES)
         one_of("optimizer", self.optimizer, OPTIMIZER_NAMES)
         one_of("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         for name in ("train_batch_size", "eval_batch_size", "max_seq_length", "num_trials",
-                     "steps_per_execution"):
+                     "steps_per_execution", "max_query_length", "doc_stride", "n_best_size",
+                     "max_answer_length", "beam_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be positive")
         if self.num_train_epochs is not None and self.num_train_epochs <= 0:
@@ -172,13 +209,43 @@ class FinetuningConfig(RunConfig):
             raise ValueError(f"max_seq_length={self.max_seq_length} is too short (< 8)")
 
     @property
+    def single_task(self) -> str | None:
+        return self.task_names[0].lower() if len(self.task_names) == 1 else None
+
+    def _single_qa(self) -> bool:
+        # The original's test: "squad" or "qa" in the only task's name (not naturalqs).
+        single = self.single_task or ""
+        return "squad" in single or "qa" in single
+
+    def default_max_seq_length(self) -> int:
+        """The original's choice for a single task: 512 for QA, 256 for chunk, else 128."""
+        return 512 if self._single_qa() else 256 if self.single_task == "chunk" else 128
+
+    @property
     def epochs(self) -> float:
-        """num_train_epochs, or the original's choice: 10 when the only task is RTE or STS-B
-        (``configure_finetuning.py`` sets it for single-task runs only), else 3."""
+        """num_train_epochs, or the original's choice (``configure_finetuning.py``, for
+        single-task runs only): 10 when the only task is RTE or STS-B, 2 for a QA task,
+        else 3."""
         if self.num_train_epochs is not None:
             return self.num_train_epochs
-        single = self.task_names[0].lower() if len(self.task_names) == 1 else None
-        return 10.0 if single in ("rte", "stsb", "sts", "sts-b") else 3.0
+        if self.single_task in ("rte", "stsb", "sts", "sts-b"):
+            return 10.0
+        return 2.0 if self._single_qa() else 3.0
+
+    @property
+    def qa_options(self):
+        """The QA tasks' featurization and decoding settings."""
+        return QAOptions(self.max_query_length, self.doc_stride, self.n_best_size,
+                         self.max_answer_length, self.joint_prediction,
+                         self.answerable_classifier, self.qa_na_threshold)
+
+    @property
+    def qa_head(self) -> dict:
+        """The QA head's settings (:class:`~electra_tf.finetuning.model.FinetuningModel`)."""
+        return {"joint_prediction": self.joint_prediction, "beam_size": self.beam_size,
+                "answerable_classifier": self.answerable_classifier,
+                "answerable_uses_start_logits": self.answerable_uses_start_logits,
+                "answerable_weight": self.answerable_weight}
 
     def resolved(self, large_encoder: bool) -> dict:
         """The learning rate, layer-wise decay and epochs a run uses: the given values,
@@ -225,6 +292,11 @@ class FinetuningConfig(RunConfig):
     @property
     def test_predictions_dir(self) -> str:
         return join(self.model_dir, "test_predictions")
+
+    @property
+    def qa_predictions_dir(self) -> str:
+        """The best trial's official QA prediction files of the dev sets."""
+        return join(self.model_dir, "qa_predictions")
 
     @property
     def policy(self) -> str:

@@ -4,8 +4,16 @@ Heads as in the original ``finetune/``: dropout then a dense layer on the [CLS] 
 (classification: one logit per label; regression: one value; multiple choice: one score
 per option's [CLS]); for tagging a dense layer over every token, softmax over tags at the
 first WordPiece of each word, or with ``use_crf`` a linear-chain CRF over the words
-(first-WordPiece vectors gathered into a word sequence). The dense layers start as the
-original's ``tf.layers.dense`` default: a Glorot-uniform kernel and a zero bias.
+(first-WordPiece vectors gathered into a word sequence). Extractive QA as the original's
+``qa_tasks.py``: start logits from a dense layer over every token, masked to the context
+and [CLS]; with ``joint_prediction`` the end logits come from a 512-unit GELU layer over
+[start token's vector; each token's vector] (the gold start in training, each of the
+``beam_size`` best starts in prediction, which then returns the top starts and for each
+the top ends), else from a second dense layer; with ``answerable_classifier`` an
+answerability logit from [CLS] (and the start-probability-weighted token vector); the
+loss is the mean of the start and end losses plus ``answerable_weight`` times the
+answerability loss. The dense layers start as the original's ``tf.layers.dense``
+default: a Glorot-uniform kernel and a zero bias.
 
 Batches hold one task each (``task_id``); every head runs on the shared encoder output
 and only the batch's task contributes to the loss, so several tasks train together as the
@@ -28,11 +36,15 @@ import tensorflow as tf
 
 from electra_tf.distribute import DistributedTrainer, cross_replica_sum, global_batch_mean
 from electra_tf.modeling.crf import CRF
-from electra_tf.modeling.layers import Dropout
+from electra_tf.modeling.layers import Dropout, gelu_approximate
 from electra_tf.tasks.specs import NUM_CHOICES, Task
 
 ENCODER_KEYS = ("input_ids", "input_mask", "segment_ids")
 MULTIPLE_CHOICE_LABELS = ("A", "B", "C", "D")  # RACE's answer letters
+# The original's QA head settings (configure_finetuning.py).
+QA_HEAD_DEFAULTS = {"joint_prediction": True, "beam_size": 20, "answerable_classifier": True,
+                    "answerable_uses_start_logits": True, "answerable_weight": 0.5}
+QA_HIDDEN = 512  # the original's qa_hidden and answerability layer width
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,11 +100,15 @@ class FinetuningModel(DistributedTrainer, keras.Model):
       mean_loss: average each task's loss over the global batch instead of summing it.
       preprocessing: ``{"vocab": [...], "do_lower_case": bool, "max_seq_length": int}``,
         the tokenizer and length the model was finetuned with.
+      qa_head: QA head settings over :data:`QA_HEAD_DEFAULTS` (``joint_prediction``,
+        ``beam_size``, ``answerable_classifier``, ``answerable_uses_start_logits``,
+        ``answerable_weight``).
     """
 
     def __init__(self, encoder: keras.Model, tasks: list[Task | Head],
                  dropout_rate: float = 0.1, use_crf: bool = False,
-                 preprocessing: dict | None = None, mean_loss: bool = False, **kwargs):
+                 preprocessing: dict | None = None, mean_loss: bool = False,
+                 qa_head: dict | None = None, **kwargs):
         super().__init__(**kwargs)
         if len(tasks) > 1 and any(t.kind == "multiple_choice" for t in tasks):
             raise ValueError("a multiple-choice task (RACE) must be finetuned alone, not with "
@@ -104,9 +120,18 @@ class FinetuningModel(DistributedTrainer, keras.Model):
         self.preprocessing = preprocessing
         self.mean_loss = mean_loss
         self.dropout = Dropout(dropout_rate)
+        unknown = set(qa_head or {}) - set(QA_HEAD_DEFAULTS)
+        if unknown:
+            raise ValueError(f"unknown QA head settings {sorted(unknown)}; allowed: "
+                             f"{', '.join(QA_HEAD_DEFAULTS)}")
+        self.qa_head = {**QA_HEAD_DEFAULTS, **(qa_head or {})}
         self.heads = {}
         self.crfs = {}
+        self.qa_layers = {}
         for task in tasks:
+            if task.kind == "qa":
+                self._add_qa_head(task.name)
+                continue
             # Keras' Dense defaults are the original's tf.layers.dense ones: Glorot-uniform
             # kernel, zero bias (not the encoder's truncated normal).
             self.heads[task.name] = keras.layers.Dense(
@@ -115,6 +140,23 @@ class FinetuningModel(DistributedTrainer, keras.Model):
             if task.kind == "tagging" and use_crf:
                 self.crfs[task.name] = CRF(task.num_outputs, name=f"{task.name}_head_crf")
         self._loss_tracker = keras.metrics.Mean(name="loss")
+
+    def _add_qa_head(self, name: str) -> None:
+        def dense(units, suffix, activation=None):
+            return keras.layers.Dense(units, activation=activation,
+                                      kernel_initializer="glorot_uniform",
+                                      bias_initializer="zeros", name=f"{name}_head{suffix}")
+
+        self.heads[name] = dense(1, "")  # start logits
+        if self.qa_head["joint_prediction"]:
+            # Applied to [start vector; token vector] through its kernel's two halves.
+            self.qa_layers[f"{name}/end_hidden"] = dense(QA_HIDDEN, "_end_hidden")
+        self.qa_layers[f"{name}/end"] = dense(1, "_end")
+        if self.qa_head["answerable_classifier"]:
+            if self.qa_head["answerable_uses_start_logits"]:
+                self.qa_layers[f"{name}/answerable_hidden"] = dense(
+                    QA_HIDDEN, "_answerable_hidden", gelu_approximate)
+            self.qa_layers[f"{name}/answerable"] = dense(1, "_answerable")
 
     @property
     def metrics(self):
@@ -125,7 +167,7 @@ class FinetuningModel(DistributedTrainer, keras.Model):
                 "tasks": [dataclasses.asdict(Head.of(t)) for t in self.tasks],
                 "dropout_rate": self.dropout_rate, "use_crf": self.use_crf,
                 "preprocessing": self.preprocessing, "mean_loss": self.mean_loss,
-                "name": self.name}
+                "qa_head": self.qa_head, "name": self.name}
 
     @classmethod
     def from_config(cls, config):
@@ -152,6 +194,8 @@ class FinetuningModel(DistributedTrainer, keras.Model):
         if any(t.kind == "tagging" for t in self.tasks):
             inputs.update(word_positions=np.zeros((1, seq_length), np.int32),
                           word_mask=np.zeros((1, seq_length), np.int32))
+        if any(t.kind == "qa" for t in self.tasks):
+            inputs["start_positions"] = np.zeros((1,), np.int32)
         self(inputs)
 
     def call(self, inputs, training=None):
@@ -174,6 +218,9 @@ class FinetuningModel(DistributedTrainer, keras.Model):
                 # Emissions of each word's first WordPiece: (batch, words, tags).
                 words = tf.gather(sequence, inputs["word_positions"], batch_dims=1)
                 results[task.name] = tf.cast(head(words), tf.float32)
+            elif task.kind == "qa":
+                results[task.name] = self._qa_outputs(task.name, inputs,
+                                                      outputs["sequence_output"], training)
             elif task.kind == "multiple_choice":
                 results[task.name] = tf.reshape(tf.cast(head(pooled), tf.float32),
                                                 [-1, NUM_CHOICES])
@@ -182,6 +229,64 @@ class FinetuningModel(DistributedTrainer, keras.Model):
             else:
                 results[task.name] = tf.cast(head(pooled), tf.float32)
         return results
+
+    def _qa_outputs(self, name, inputs, hidden, training):
+        """The QA head's logits: in training start/end logits over the tokens and the
+        answerability logit; in prediction also the beam's top starts and their top ends
+        (joint prediction)."""
+        options, layers = self.qa_head, self.qa_layers
+        length = hidden.shape[1] or tf.shape(hidden)[1]
+        # Only [CLS] and the context may hold an answer (padding and question excluded).
+        answer_mask = tf.cast(inputs["input_mask"], tf.float32) * tf.cast(
+            inputs["segment_ids"], tf.float32)
+        answer_mask += tf.one_hot(tf.zeros_like(inputs["input_mask"][:, 0]), length)
+        penalty = 1000.0 * (answer_mask - 1.0)
+        start_logits = tf.cast(tf.squeeze(self.heads[name](hidden), -1), tf.float32) + penalty
+        result = {"start_logits": start_logits}
+        if options["joint_prediction"]:
+            layer = layers[f"{name}/end_hidden"]
+            size = hidden.shape[-1]
+            if not layer.built:
+                layer.build((None, 2 * size))
+            kernel = tf.cast(layer.kernel, hidden.dtype)
+            bias = tf.cast(layer.bias, hidden.dtype)
+            # dense([start; token]) = start @ K[:H] + token @ K[H:] + b, without tiling
+            # [start; token] over every (start, token) pair.
+            token_part = tf.matmul(hidden, kernel[size:]) + bias
+            if training:
+                start = tf.gather(hidden, tf.cast(inputs["start_positions"], tf.int32),
+                                  batch_dims=1)
+                end_hidden = gelu_approximate(token_part
+                                              + tf.matmul(start, kernel[:size])[:, None])
+                end_logits = tf.cast(tf.squeeze(layers[f"{name}/end"](end_hidden), -1),
+                                     tf.float32) + penalty
+                result["end_logits"] = end_logits
+            else:
+                beam = min(options["beam_size"], hidden.shape[1] or options["beam_size"])
+                start_top, start_index = tf.math.top_k(tf.nn.log_softmax(start_logits), beam)
+                starts = tf.gather(hidden, start_index, batch_dims=1)  # (batch, beam, H)
+                end_hidden = gelu_approximate(token_part[:, None]
+                                              + tf.matmul(starts, kernel[:size])[:, :, None])
+                end_logits = tf.cast(tf.squeeze(layers[f"{name}/end"](end_hidden), -1),
+                                     tf.float32) + penalty[:, None]
+                end_top, end_index = tf.math.top_k(tf.nn.log_softmax(end_logits), beam)
+                result.update(start_top_log_probs=start_top, start_top_index=start_index,
+                              end_top_log_probs=end_top, end_top_index=end_index)
+        else:
+            result["end_logits"] = tf.cast(tf.squeeze(layers[f"{name}/end"](hidden), -1),
+                                           tf.float32) + penalty
+        if options["answerable_classifier"]:
+            features = hidden[:, 0]
+            if options["answerable_uses_start_logits"]:
+                start_p = tf.cast(tf.nn.softmax(start_logits), hidden.dtype)
+                weighted = tf.reduce_sum(start_p[:, :, None] * hidden, axis=1)
+                features = layers[f"{name}/answerable_hidden"](
+                    tf.concat([features, weighted], -1))
+            result["answerable_logit"] = tf.cast(
+                tf.squeeze(layers[f"{name}/answerable"](features), -1), tf.float32)
+        else:
+            result["answerable_logit"] = tf.zeros_like(start_logits[:, 0])
+        return result
 
     def _reduce(self, losses, weights):
         if self.mean_loss:
@@ -200,6 +305,15 @@ class FinetuningModel(DistributedTrainer, keras.Model):
                        else tf.cast(tf.equal(task_id, index), tf.float32))
             if task.kind == "regression":
                 per_example = tf.square(out - tf.cast(y, tf.float32))
+            elif task.kind == "qa":
+                y = tf.cast(y, tf.int32)
+                per_example = 0.5 * (
+                    tf.nn.sparse_softmax_cross_entropy_with_logits(y[:, 0], out["start_logits"])
+                    + tf.nn.sparse_softmax_cross_entropy_with_logits(y[:, 1], out["end_logits"]))
+                if self.qa_head["answerable_classifier"]:
+                    per_example += self.qa_head["answerable_weight"] * \
+                        tf.nn.sigmoid_cross_entropy_with_logits(
+                            labels=tf.cast(y[:, 2], tf.float32), logits=out["answerable_logit"])
             elif task.kind == "tagging":
                 word_mask = tf.cast(inputs["word_mask"], tf.float32)
                 word_tags = tf.gather(y, inputs["word_positions"], batch_dims=1)

@@ -53,6 +53,7 @@ from electra_tf.tasks.cache import cached_features
 from electra_tf.tasks.specs import (
     Features,
     PairTask,
+    QATask,
     RaceTask,
     TaggingTask,
     Task,
@@ -65,9 +66,10 @@ from electra_tf.training.dev_eval import fit_with_dev_eval
 from electra_tf.training.precision import dtype_policy
 from electra_tf.training.run_dir import RunDir, format_table
 
-HEAD_PATTERN = r"_head/|_head_crf/"
+HEAD_PATTERN = r"_head(_[a-z_]+)?/"  # a task's head layers: <task>_head, <task>_head_crf, ...
 SETTINGS_FILE = "finetuning_config.json"  # a run's settings, in its run dir
 FINETUNED_FILE = "finetuned.keras"  # the model with its best-dev weights, heads and vocab
+QA_PREDICTIONS = "qa_predictions"  # a trial's official QA prediction files
 
 
 # ----------------------------------------------------------------------------- the encoder
@@ -158,6 +160,10 @@ def _union_inputs(task_index: int, tasks: list[Task], features: Features) -> dic
     if any(t.kind == "tagging" for t in tasks):
         for key in ("word_positions", "word_mask"):
             inputs.setdefault(key, np.zeros((n, length), np.int32))
+    if any(t.kind == "qa" for t in tasks):  # the gold start the joint end head trains on
+        own = tasks[task_index].kind == "qa" and features.labels is not None
+        inputs["start_positions"] = (features.labels[:, 0].astype(np.int32) if own
+                                     else np.zeros((n,), np.int32))
     inputs["task_id"] = np.full((n,), task_index, np.int32)
     return inputs
 
@@ -170,6 +176,8 @@ def _union_labels(task_index: int, tasks: list[Task], features: Features) -> dic
             labels[task.name] = features.labels
         elif task.kind == "tagging":
             labels[task.name] = np.zeros((n, length), np.int32)
+        elif task.kind == "qa":
+            labels[task.name] = np.zeros((n, 3), np.int32)
         elif task.kind == "regression":
             labels[task.name] = np.zeros((n,), np.float32)
         else:
@@ -200,6 +208,8 @@ def predict(model: FinetuningModel, task: Task, features: Features, batch_size: 
     inputs = _union_inputs(tasks.index(task), tasks, features)
     data = tf.data.Dataset.from_tensor_slices(inputs).batch(batch_size)
     outputs = model.predict(data, verbose=0)[task.name]
+    if isinstance(outputs, dict):  # a QA head's several outputs
+        return task.predictions({key: np.asarray(value) for key, value in outputs.items()})
     return task.predictions(np.asarray(outputs))
 
 
@@ -231,12 +241,31 @@ def write_test_predictions(task: Task, split: str, features: Features, predictio
     return path
 
 
+def write_qa_predictions(task: QATask, split: str, predictions: dict, features: Features,
+                         out_dir: str) -> list[str]:
+    """The official scripts' inputs, as the original writes them: ``<task>_<split>_preds.json``
+    (question id -> answer; for SQuAD 2.0 "" where the null score exceeds
+    ``qa_na_threshold``), for SQuAD 2.0 ``<task>_<split>_null_odds.json`` (question id ->
+    null score, the official script's ``--na-prob-file``), and
+    ``<task>_<split>_nbest.json`` (the n-best spans with their scores)."""
+    answers, null_scores, nbest = task.answers(predictions, features)
+    written = {"preds": task.official_predictions(answers, null_scores), "nbest": nbest}
+    if task.v2:
+        written["null_odds"] = null_scores
+    paths = []
+    for kind, value in written.items():
+        paths.append(files.join(out_dir, f"{task.name}_{split}_{kind}.json"))
+        files.write_json(paths[-1], value)
+    return paths
+
+
 # ----------------------------------------------------------------------------- a run
 
 def _tasks(config: FinetuningConfig) -> list[Task]:
     return [get_task(name, source="tfds" if config.use_tfds else "tsv",
                      double_unordered=config.double_unordered,
-                     tfds_data_dir=config.tfds_data_dir) for name in config.task_names]
+                     tfds_data_dir=config.tfds_data_dir, qa_options=config.qa_options)
+            for name in config.task_names]
 
 
 def _over_trials(trials: list[dict], key: str, reduce) -> dict:
@@ -343,8 +372,12 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
     train: list[Features] = []
     for task in tasks:
         if isinstance(task, TaggingTask):  # the tag set comes first: it fixes the label ids
-            task.set_tags(read(task, "train"),
-                          files.join(config.run_dir, f"{task.name}_tags.json"), write=chief)
+            sentences = read(task, "train")
+            if task.spans:  # chunking: every split's tags, as the original
+                sentences = sentences + [s for split in task.eval_splits
+                                         if config.do_eval for s in read(task, split)]
+            task.set_tags(sentences, files.join(config.run_dir, f"{task.name}_tags.json"),
+                          write=chief)
         if config.do_train:
             features = featurized(task, "train")
             if features.labels is None:
@@ -377,6 +410,11 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
             results["majority_baseline"] = {}
             for task, features in zip(tasks, train, strict=True):
                 for split in task.eval_splits:
+                    if isinstance(task, QATask):  # no label to take the majority of
+                        questions = {e.guid: e.question for e in read(task, split)}
+                        results.setdefault("qa_baselines", {}).setdefault(task.name, {})[
+                            split] = task.baseline_scores(dev[(task.name, split)], questions)
+                        continue
                     results["majority_baseline"].setdefault(task.name, {})[split] = \
                         task.score(majority_predictions(task, features, dev[(task.name, split)]),
                                    dev[(task.name, split)])
@@ -391,6 +429,13 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
         files.copy(best_model, files.join(config.run_dir, f".{FINETUNED_FILE}.tmp"))
         files.rename(files.join(config.run_dir, f".{FINETUNED_FILE}.tmp"),
                      files.join(config.run_dir, FINETUNED_FILE))
+    qa_dir = files.join(config.run_dir, f"trial_{best}", QA_PREDICTIONS)
+    if files.isdir(qa_dir):
+        files.makedirs(config.qa_predictions_dir)
+        for name in files.listdir(qa_dir):
+            tmp = files.join(config.qa_predictions_dir, f".{name}.tmp")
+            files.copy(files.join(qa_dir, name), tmp)
+            files.rename(tmp, files.join(config.qa_predictions_dir, name))
     if config.write_test_outputs:
         src = files.join(config.run_dir, f"trial_{best}", "test_predictions")
         files.makedirs(config.test_predictions_dir)
@@ -471,7 +516,8 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
         steps_per_epoch = max(1, min(total_steps,
                                      math.ceil(train_size / config.train_batch_size)))
         model = FinetuningModel(encoder, tasks, config.dropout_rate, config.use_crf,
-                                preprocessing, mean_loss=config.mean_loss, name="finetuning")
+                                preprocessing, mean_loss=config.mean_loss,
+                                qa_head=config.qa_head, name="finetuning")
         schedule = WarmupPolynomialDecay(resolved["learning_rate"], max(total_steps, 1),
                                          int(config.warmup_proportion * total_steps))
         multipliers = lr_multipliers(encoder, resolved["layerwise_lr_decay"],
@@ -502,6 +548,12 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
         save_keras(model.without_optimizer(), trial_run.join(FINETUNED_FILE))
     if test:
         result["test_at_best_dev"] = score_splits(model, test, config.eval_batch_size)
+    for (name, split), features in dev.items():  # QA: the official prediction files
+        task = next(t for t in tasks if t.name == name)
+        if isinstance(task, QATask) and chief:
+            write_qa_predictions(task, split, predict(model, task, features,
+                                                      config.eval_batch_size),
+                                 features, trial_run.join(QA_PREDICTIONS))
     if config.write_test_outputs:
         out_dir = trial_run.join("test_predictions")
         for task in tasks:
@@ -514,7 +566,9 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
                     logging.warning("no AX.tsv: %s", e)  # optional in a submission
                     continue
                 predictions = predict(model, task, features, config.eval_batch_size)
-                if chief:
+                if chief and isinstance(task, QATask):
+                    write_qa_predictions(task, split, predictions, features, out_dir)
+                elif chief:
                     write_test_predictions(task, split, features, predictions,
                                            examples[(task.name, split)], out_dir)
         result["test_predictions"] = True

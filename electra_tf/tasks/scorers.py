@@ -118,6 +118,48 @@ def token_accuracy(predictions, labels, ignore_label: int = -1, unpredicted: int
     return correct / (int(keep.sum()) + int(unpredicted))
 
 
+def chunks(tags: Sequence[str]) -> list[tuple[str, int, int]]:
+    """(type, first, last) of each chunk in a BIO or BIOES tag sequence, as conlleval
+    (CoNLL-2000's scorer) reads them: a chunk also ends where the type changes, and an
+    I- tag after O starts one (seqeval's default mode)."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    return [(kind, first, last) for kind, first, last in get_entities(list(tags))]
+
+
+def bio_to_bioes(tags: Sequence[str]) -> list[str]:
+    """BIO chunk tags as BIOES (the original trains chunking on BIOES): a one-word chunk
+    S-, a longer one B- I-... E-; O stays."""
+    out = ["O"] * len(tags)
+    for kind, first, last in chunks(tags):
+        if first == last:
+            out[first] = f"S-{kind}"
+            continue
+        out[first] = f"B-{kind}"
+        out[first + 1:last] = [f"I-{kind}"] * (last - first - 1)
+        out[last] = f"E-{kind}"
+    return out
+
+
+def span_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]
+                ) -> dict[str, float]:
+    """Chunk precision, recall and F1 over sentences of BIO/BIOES tags (seqeval, micro
+    average over chunks, as conlleval); 0 when nothing is predicted or nothing is gold."""
+    from seqeval.metrics import f1_score, precision_score, recall_score
+
+    if len(gold) != len(predicted):
+        raise ValueError(f"{len(predicted)} predicted sentences for {len(gold)}")
+    for i, (g, p) in enumerate(zip(gold, predicted, strict=True)):
+        if len(g) != len(p):
+            raise ValueError(f"sentence {i}: {len(p)} predicted tags for {len(g)}")
+    gold, predicted = [list(g) for g in gold], [list(p) for p in predicted]
+    with warnings.catch_warnings():  # seqeval warns when a side has no chunk
+        warnings.simplefilter("ignore")
+        return {"precision": float(precision_score(gold, predicted, zero_division=0)),
+                "recall": float(recall_score(gold, predicted, zero_division=0)),
+                "f1": float(f1_score(gold, predicted, zero_division=0))}
+
+
 # ----------------------------------------------------------------------------- by task
 
 _MNLI_NAMES = {"mnli": "mnli", "mnli-m": "mnli", "mnli_matched": "mnli", "mnli-mm": "mnli",
@@ -395,13 +437,21 @@ def evaluate_predictions(task: str, predictions_path: str,
                  label_ids(spec, [str(gold[i]) for i in order], f"{labelled_tsv_path}: "))
 
 
+# What picks the best epoch of a span task: EM and F1 for QA, F1 for chunking.
+SELECTION_METRICS = ("exact_match", "exact", "f1")
+
+
 def dev_score(scores: dict) -> float:
     """One number to pick the best epoch and trial by, from ``{task: {split: metrics}}``:
     the mean task score (GLUE's two-metric tasks count their mean, MNLI the mean of
-    matched and mismatched; other tasks the mean of their metrics)."""
+    matched and mismatched; QA the mean of EM and F1, chunking its F1; other tasks the
+    mean of their metrics)."""
     values = []
     for task, splits in scores.items():
         for metrics in splits.values():
+            span_task = any(m in metrics for m in ("exact_match", "exact", "precision"))
+            chosen = [metrics[m] for m in SELECTION_METRICS if m in metrics and span_task]
             values.append(task_score(task, metrics) if task in GLUE_SCORE_TASKS
+                          else float(np.mean(chosen)) if chosen
                           else float(np.mean(list(metrics.values()))))
     return float(np.mean(values)) if values else 0.0

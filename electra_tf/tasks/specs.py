@@ -9,9 +9,13 @@ Four kinds, as in the original ``finetune/`` package:
   or for a cloze question (one with a ``_`` blank) ``[CLS] article [SEP] question with
   the option in the blank [SEP]``, as the common RACE finetuning code builds them; the
   article truncated first; one score per option.
-* ``tagging`` (POS): the first WordPiece of each word carries the word's tag, the other
-  pieces label -1; scored over every word, words cut off beyond ``max_seq_length``
-  counting as errors.
+* ``tagging`` (POS, chunking): the first WordPiece of each word carries the word's tag,
+  the other pieces label -1; scored over every word, words cut off beyond
+  ``max_seq_length`` counting as errors (as tag "O" for chunking). Chunk tags are read
+  as BIO and trained as BIOES, as the original; chunking is scored by span F1.
+* ``qa`` (SQuAD 1.1/2.0, MRQA): ``[CLS] question [SEP] context window [SEP]`` per
+  window of the context (:mod:`qa`); labels (start, end, unanswerable) per window;
+  predictions decoded per question over its windows and scored as the official scripts.
 
 Features are NumPy arrays keyed like the model's inputs; labels sit under ``label``.
 """
@@ -26,9 +30,9 @@ import numpy as np
 from absl import logging
 
 from electra_tf import files
-from electra_tf.tasks import readers, scorers
+from electra_tf.tasks import qa, qa_eval, readers, scorers
 
-KINDS = ("classification", "regression", "multiple_choice", "tagging")
+KINDS = ("classification", "regression", "multiple_choice", "tagging", "qa")
 NUM_CHOICES = 4
 # Label ranges of the regression tasks: the model learns (label - low) / (high - low).
 REGRESSION_RANGES = {"stsb": (0.0, 5.0), "stsb_mr": (-4.0, 4.0)}  # VADER valence: [-4, 4]
@@ -337,15 +341,21 @@ class RaceTask(Task):
 
 
 class TaggingTask(Task):
-    """POS tagging from ``finetuning_data/<name>/{train,dev,test}.<ext>`` (``word/TAG``
-    lines, CoNLL columns or ``.pos`` files); the tag set is the training split's, kept in
-    ``tags.json`` of the model dir so dev/test and later runs use the same ids."""
+    """Tagging from ``finetuning_data/<name>/{train,dev,test}.<ext>`` (``word/TAG`` lines,
+    CoNLL columns, the tag in the last one, or ``.pos`` files); the tag set is kept in
+    ``<task>_tags.json`` of the run dir so dev/test and later runs use the same ids.
+
+    POS (``spans`` off): tags as read, the tag set the training split's; scored by word
+    accuracy. Chunking (``spans`` on): BIO tags read as chunks and written as BIOES, the
+    tag set that of every split read (as the original, so a chunk type seen only in dev
+    has an id); scored by chunk precision, recall and F1 and word accuracy."""
 
     kind = "tagging"
 
-    def __init__(self, name: str = "pos", folder: str | None = None):
+    def __init__(self, name: str = "pos", folder: str | None = None, spans: bool = False):
         self.name = name
         self.folder = folder or name
+        self.spans = spans
         self.tags: list[str] | None = None
 
     @property
@@ -355,10 +365,16 @@ class TaggingTask(Task):
         return len(self.tags)
 
     def cache_options(self):
-        return {"tags": self.tags}
+        return {"tags": self.tags, **({"spans": "bioes"} if self.spans else {})}
 
     def read(self, data_dir, split):
-        return readers.read_pos(files.join(data_dir, "finetuning_data", self.folder), split)
+        sentences = readers.read_pos(files.join(data_dir, "finetuning_data", self.folder),
+                                     split)
+        if self.spans:
+            for sentence in sentences:
+                if sentence.tags is not None:
+                    sentence.tags = scorers.bio_to_bioes(sentence.tags)
+        return sentences
 
     def set_tags(self, sentences: list[readers.TaggedSentence], path: str | None = None,
                  write: bool = True):
@@ -428,11 +444,163 @@ class TaggingTask(Task):
         return outputs  # word-level tag ids (the model decodes)
 
     def score(self, predictions, features):
-        """Accuracy over every word of the split: words cut off beyond max_seq_length have
-        no prediction and count as errors."""
-        return {"accuracy": scorers.token_accuracy(
-            predictions, self.word_labels(features),
-            unpredicted=int(np.sum(features.extra.get("truncated_words", 0))))}
+        """Accuracy over every word of the split, words cut off beyond max_seq_length
+        counting as errors; for chunking also chunk precision, recall and F1 over the
+        words within max_seq_length (the cut-off words' tags are not in the features)."""
+        labels = self.word_labels(features)
+        truncated = int(np.sum(features.extra.get("truncated_words", 0)))
+        scores = {"accuracy": scorers.token_accuracy(predictions, labels,
+                                                     unpredicted=truncated)}
+        if self.spans:
+            gold, predicted = [], []
+            for i in range(len(features)):
+                n = int((labels[i] >= 0).sum())
+                gold.append([self.tags[t] for t in labels[i, :n]])
+                predicted.append([self.tags[t] if t >= 0 else "O"
+                                  for t in np.asarray(predictions[i])[:n]])
+            scores.update(scorers.span_scores(gold, predicted))
+        return scores
+
+
+# The original's QA tasks: name -> (format, SQuAD 2.0). Other names: squadv1* read as SQuAD
+# 1.1, squad* as SQuAD 2.0, mrqa_* as MRQA (their folder under finetuning_data/).
+QA_TASKS = {"squadv1": ("squad", False), "squad": ("squad", True), "newsqa": ("mrqa", False),
+            "naturalqs": ("mrqa", False), "triviaqa": ("mrqa", False),
+            "searchqa": ("mrqa", False)}
+
+
+def qa_family(name: str) -> tuple[str, bool] | None:
+    """(format, SQuAD 2.0) of a QA task name, None for other tasks."""
+    key = name.lower()
+    if key in QA_TASKS:
+        return QA_TASKS[key]
+    if key.startswith("squadv1"):
+        return "squad", False
+    if key.startswith("squad"):
+        return "squad", True
+    if key.startswith("mrqa_"):
+        return "mrqa", False
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class QAOptions:
+    """The original's QA settings (``configure_finetuning.py``): featurization
+    (``max_query_length``, ``doc_stride``), decoding (``n_best_size``,
+    ``max_answer_length``, ``joint_prediction``, ``answerable_classifier``) and the
+    SQuAD 2.0 no-answer threshold on the null score (``qa_na_threshold``)."""
+
+    max_query_length: int = 64
+    doc_stride: int = 128
+    n_best_size: int = 20
+    max_answer_length: int = 30
+    joint_prediction: bool = True
+    answerable_classifier: bool = True
+    qa_na_threshold: float = -2.75
+
+
+class QATask(Task):
+    """Extractive QA from ``finetuning_data/<name>/``: SQuAD JSON ``{train,dev,test}.json``
+    or MRQA ``{train,dev,test}.jsonl[.gz]``. Scores as the official scripts, as fractions
+    (the scripts print percentages): SQuAD 1.1 and MRQA ``exact_match`` and ``f1`` (MRQA
+    skips questions without a prediction, as ELECTRA's copy of its script); SQuAD 2.0
+    ``exact``, ``f1`` with the null score thresholded at ``qa_na_threshold``, their
+    ``HasAns_``/``NoAns_`` parts and ``best_exact``/``best_f1`` at the best threshold."""
+
+    kind = "qa"
+    test_splits = ("test",)
+
+    def __init__(self, name: str, options: QAOptions | None = None):
+        family = qa_family(name)
+        if family is None:
+            raise ValueError(f"{name!r} is not a QA task")
+        self.name = name.lower()
+        self.format, self.v2 = family
+        self.options = options or QAOptions()
+
+    def cache_options(self):
+        return {"format": self.format, "v2": self.v2,
+                "max_query_length": self.options.max_query_length,
+                "doc_stride": self.options.doc_stride}
+
+    def path(self, data_dir: str, split: str) -> str:
+        """The split's file: ``<split>.json`` (SQuAD) or ``<split>.jsonl[.gz]`` (MRQA)."""
+        folder = files.join(data_dir, "finetuning_data", self.name)
+        if self.format == "squad":
+            return files.join(folder, f"{split}.json")
+        found = [files.join(folder, f"{split}.{ext}") for ext in ("jsonl", "jsonl.gz")
+                 if files.isfile(files.join(folder, f"{split}.{ext}"))]
+        if len(found) > 1:
+            raise ValueError(f"both {found[0]} and {found[1]} exist; keep one")
+        return found[0] if found else files.join(folder, f"{split}.jsonl.gz")
+
+    def read(self, data_dir, split):
+        path = self.path(data_dir, split)
+        if not files.isfile(path):
+            raise FileNotFoundError(f"{path}: no {self.name} {split} file")
+        if self.format == "squad":
+            return qa.read_squad(path, self.v2, training=split == "train")
+        return qa.read_mrqa(path, training=split == "train")
+
+    def featurize(self, examples, tokenizer, max_seq_length):
+        out = qa.featurize(examples, tokenizer, max_seq_length, self.options.doc_stride,
+                           self.options.max_query_length)
+        return Features(out["inputs"], out["labels"], out["guids"], out["extra"])
+
+    def predictions(self, outputs):
+        return outputs  # per-window head outputs: decoded per question in `answers`
+
+    def decode_options(self) -> qa.DecodeOptions:
+        o = self.options
+        return qa.DecodeOptions(o.n_best_size, o.max_answer_length, o.joint_prediction,
+                                o.answerable_classifier, self.v2)
+
+    def answers(self, predictions: dict, features: Features
+                ) -> tuple[dict[str, str], dict[str, float], dict[str, list]]:
+        """(best non-null answer, null score, n-best list) per question id."""
+        return qa.decode(predictions, features.extra, self.decode_options())
+
+    def official_predictions(self, answers: dict[str, str], null_scores: dict[str, float]
+                             ) -> dict[str, str]:
+        """What the official scripts read: SQuAD 2.0 questions whose null score exceeds
+        ``qa_na_threshold`` answered with ""."""
+        if not self.v2:
+            return dict(answers)
+        threshold = self.options.qa_na_threshold
+        return {qid: ("" if null_scores[qid] > threshold else text)
+                for qid, text in answers.items()}
+
+    def score_answers(self, answers: dict[str, str], null_scores: dict[str, float] | None,
+                      gold: dict[str, list[str]]) -> dict[str, float]:
+        """Official scores of `answers` (fractions; thresholds as they are)."""
+        if self.v2:
+            scores = qa_eval.squad_v2_scores(gold, answers, null_scores,
+                                             self.options.qa_na_threshold
+                                             if null_scores is not None else 1.0)
+        else:
+            scores = qa_eval.squad_v1_scores(gold, answers,
+                                             skip_missing=self.format == "mrqa")
+        return {key: (float(value) if key.endswith("_thresh") else float(value) / 100.0)
+                for key, value in scores.items() if not key.endswith("total")}
+
+    def score(self, predictions, features):
+        answers, null_scores, _ = self.answers(predictions, features)
+        return self.score_answers(answers, null_scores if self.v2 else None,
+                                  qa.gold_answers(features.extra))
+
+    def baseline_scores(self, features: Features, questions: dict[str, str]
+                        ) -> dict[str, dict[str, float]]:
+        """Scores of the trivial baselines on a featurized split: the context's first
+        sentence, and the sentence sharing the most words with the question
+        (`questions`: question id -> text)."""
+        extra = features.extra["qa"]
+        gold = qa.gold_answers(features.extra)
+        return {"first_sentence": self.score_answers(
+                    qa.first_sentence_answers(extra["questions"], extra["contexts"]), None,
+                    gold),
+                "overlap_sentence": self.score_answers(
+                    qa.overlap_sentence_answers(extra["questions"], extra["contexts"],
+                                                questions), None, gold)}
 
 
 def classification_task(name: str, purpose: str) -> PairTask:
@@ -447,9 +615,16 @@ def classification_task(name: str, purpose: str) -> PairTask:
 
 
 def get_task(name: str, **options) -> Task:
-    """A task by name: a GLUE or sample task, ``race`` (``race_middle``, ``race_high``)
-    or a tagging task ``pos*`` (its folder under ``finetuning_data/``)."""
+    """A task by name: a GLUE or sample task, ``race`` (``race_middle``, ``race_high``),
+    a tagging task ``pos*`` or ``chunk*`` (its folder under ``finetuning_data/``), or a QA
+    task (``squadv1``, ``squad`` for 2.0, ``newsqa``, ``naturalqs``, ``triviaqa``,
+    ``searchqa``; ``squadv1*``, ``squad*``, ``mrqa_*``); ``qa_options`` are
+    :class:`QAOptions`."""
     key = name.lower()
+    if qa_family(key) is not None:
+        return QATask(key, options.get("qa_options"))
+    if key.startswith("chunk"):
+        return TaggingTask(key, spans=True)
     if key.startswith("race"):
         levels = {"race": ("middle", "high"), "race_middle": ("middle",),
                   "race_high": ("high",)}.get(key)
