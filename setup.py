@@ -21,6 +21,7 @@ INSTALL_REQUIRES = [
     "mwparserfromhell==0.7.2",
     "blingfire==0.1.8",
     "bm25s==0.3.16",  # needs only numpy
+    "seqeval==1.2.2",  # chunk F1 as conlleval; needs numpy and scikit-learn
 ]
 
 # Reading pytorch_model.bin, and the parity tests against Hugging Face transformers.

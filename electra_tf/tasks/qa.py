@@ -417,6 +417,20 @@ def final_text(pred_text: str, orig_text: str, do_lower_case: bool) -> str:
     return orig_text[orig_start:orig_end + 1]
 
 
+def span_text(extra: dict, window: int, start: int, end: int) -> str:
+    """The context text of sequence positions start..end of featurized window `window`:
+    its WordPieces joined ("##" pieces glued on), projected onto the words they lie in
+    (:func:`final_text`)."""
+    qa = extra["qa"]
+    context = qa["contexts"][qa["questions"][extra["example_index"][window]]["context"]]
+    offset, doc_start = extra["doc_offset"][window], extra["doc_start"][window]
+    first, last = doc_start + start - offset, doc_start + end - offset
+    tok_text = " ".join(context["pieces"][first:last + 1])
+    tok_text = " ".join(tok_text.replace(" ##", "").replace("##", "").strip().split())
+    words = context["words"][context["piece_word"][first]:context["piece_word"][last] + 1]
+    return final_text(tok_text, " ".join(words), qa["do_lower_case"])
+
+
 def _softmax(scores: list[float]) -> list[float]:
     top = max(scores)
     exps = [math.exp(s - top) for s in scores]
@@ -464,7 +478,6 @@ def decode(outputs: dict, extra: dict, options: DecodeOptions
         by_question[index].append(f)
     answers, null_scores, nbest_json = {}, {}, {}
     for index, question in enumerate(qa["questions"]):
-        context = qa["contexts"][question["context"]]
         windows = [(extra["doc_start"][f], extra["doc_length"][f])
                    for f in by_question[index]]
         prelim, null = [], 1e6
@@ -491,13 +504,7 @@ def decode(outputs: dict, extra: dict, options: DecodeOptions
         for _, f, start, end, start_score, end_score in prelim:
             if len(nbest) >= options.n_best_size:
                 break
-            offset, doc_start = extra["doc_offset"][f], extra["doc_start"][f]
-            first, last = doc_start + start - offset, doc_start + end - offset
-            tok_text = " ".join(context["pieces"][first:last + 1])
-            tok_text = " ".join(tok_text.replace(" ##", "").replace("##", "").strip().split())
-            words = context["words"][context["piece_word"][first]:
-                                     context["piece_word"][last] + 1]
-            text = final_text(tok_text, " ".join(words), qa["do_lower_case"])
+            text = span_text(extra, f, start, end)
             if text in seen:
                 continue
             seen.add(text)

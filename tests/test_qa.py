@@ -1,0 +1,365 @@
+"""Extractive QA: SQuAD and MRQA readers, windowed featurization (a labelled span maps back
+to the answer's text), n-best decoding, the QA head, and a finetuning run end to end."""
+
+import gzip
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from electra_tf.configs import get_config
+from electra_tf.finetuning.config import FinetuningConfig
+from electra_tf.finetuning.model import FinetuningModel
+from electra_tf.finetuning.trainer import finetune
+from electra_tf.modeling import Encoder
+from electra_tf.tasks import qa
+from electra_tf.tasks.specs import QAOptions, QATask, get_task
+from electra_tf.tokenization import WordPieceTokenizer
+
+# From the SQuAD 2.0 article "Normans" (Wikipedia, CC BY-SA).
+NORMANS = ("The Normans (Norman: Nourmands; French: Normands; Latin: Normanni) were the people "
+           "who in the 10th and 11th centuries gave their name to Normandy, a region in France. "
+           "They were descended from Norse (\"Norman\" comes from \"Norseman\") raiders and "
+           "pirates from Denmark, Iceland and Norway who, under their leader Rollo, agreed to "
+           "swear fealty to King Charles III of West Francia.")
+KING = ("Rollo's son William Longsword succeeded him (927-942). The duchy's first rulers "
+        "were counts; Richard I (942-996) was the first to be called duke.")
+
+
+def answer(context, text, occurrence=0):
+    start = -1
+    for _ in range(occurrence + 1):
+        start = context.index(text, start + 1)
+    return {"text": text, "answer_start": start}
+
+
+def squad_json(v2=True):
+    qas = [
+        {"id": "q1", "question": "In what country is Normandy located?",
+         "answers": [answer(NORMANS, "France"), answer(NORMANS, "a region in France")],
+         "is_impossible": False},
+        {"id": "q2", "question": "Who was the Norse leader?",
+         "answers": [answer(NORMANS, "Rollo")], "is_impossible": False},
+        {"id": "q3", "question": "From which countries did the Norse originate?",
+         "answers": [answer(NORMANS, "Denmark, Iceland and Norway")], "is_impossible": False},
+    ]
+    if v2:
+        qas.append({"id": "q4", "question": "Who gave their name to France?",
+                    "answers": [], "plausible_answers": [answer(NORMANS, "Normans")],
+                    "is_impossible": True})
+    king = [{"id": "k1", "question": "When did William Longsword rule?",
+             "answers": [answer(KING, "927")], "is_impossible": False},
+            {"id": "k2", "question": "Who was the first duke?",
+             "answers": [answer(KING, "Richard I")], "is_impossible": False}]
+    return {"version": "v2.0" if v2 else "1.1",
+            "data": [{"title": "Normans", "paragraphs": [{"context": NORMANS, "qas": qas},
+                                                          {"context": KING, "qas": king}]}]}
+
+
+@pytest.fixture(scope="module")
+def tokenizer(sample_paths):
+    return WordPieceTokenizer(sample_paths["vocab"])
+
+
+def write_squad(folder, value, split="train"):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{split}.json"
+    path.write_text(value if isinstance(value, str) else json.dumps(value))
+    return str(path)
+
+
+# ----------------------------------------------------------------------------- reading
+
+def test_squad_reader_keeps_answers_offsets_and_unanswerable(tmp_path):
+    path = write_squad(tmp_path, squad_json())
+    examples = qa.read_squad(path, v2=True, training=True)
+    assert [e.guid for e in examples] == ["q1", "q2", "q3", "q4", "k1", "k2"]
+    q1 = examples[0]
+    assert q1.answers == ["France", "a region in France"]
+    assert (q1.answer_text, q1.answer_start) == ("France", NORMANS.index("France"))
+    assert examples[3].is_impossible and examples[3].answers == []
+    assert examples[3].answer_text is None
+    # read as SQuAD 1.1, is_impossible is ignored: q4 has no answer and is dropped in training
+    v1 = qa.read_squad(path, v2=False, training=True)
+    assert [e.guid for e in v1] == ["q1", "q2", "q3", "k1", "k2"]
+    assert len(qa.read_squad(path, v2=False, training=False)) == 6
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d.pop("data"), r"expected SQuAD JSON, an object with a 'data' list"),
+    (lambda d: d["data"][0].pop("paragraphs"), r"data\[0\]: expected an object with a "
+     r"'paragraphs' list"),
+    (lambda d: d["data"][0]["paragraphs"][1].pop("context"),
+     r"data\[0\]\.paragraphs\[1\]: no 'context'"),
+    (lambda d: d["data"][0]["paragraphs"][0]["qas"][1].update(question=7),
+     r"data\[0\]\.paragraphs\[0\]\.qas\[1\]: 'question' is int, expected a string"),
+    (lambda d: d["data"][0]["paragraphs"][0]["qas"][0]["answers"][0].update(answer_start=9999),
+     r"qas\[0\]\.answers\[0\]: answer start 9999 is not a character offset in the context"),
+    (lambda d: d["data"][0]["paragraphs"][0]["qas"][0].update(answers="France"),
+     r"qas\[0\]: 'answers' is str, expected a list"),
+    (lambda d: d["data"][0]["paragraphs"][0]["qas"][1].update(id="q1"),
+     r"question id 'q1' appears twice"),
+    (lambda d: d["data"][0]["paragraphs"][0]["qas"][2].pop("id"),
+     r"qas\[2\]: needs 'question' and 'id' \(SQuAD\) or 'qid' \(MRQA\)"),
+])
+def test_squad_reader_names_the_malformed_record(tmp_path, mutate, message):
+    data = squad_json()
+    mutate(data)
+    path = write_squad(tmp_path, data)
+    with pytest.raises(ValueError, match=f"^{path}: .*{message}"):
+        qa.read_squad(path, v2=True, training=False)
+
+
+def test_squad_reader_errors_on_broken_json_with_the_line(tmp_path):
+    path = write_squad(tmp_path, '{"data": [\n{"paragraphs": [}\n]}')
+    with pytest.raises(ValueError, match=f"^{path}:2: not valid JSON"):
+        qa.read_squad(path, v2=False, training=False)
+
+
+def test_training_drops_answers_not_found_again_as_the_original(tmp_path, caplog):
+    data = squad_json(v2=False)
+    qas = data["data"][0]["paragraphs"][0]["qas"]
+    qas[0]["answers"] = [{"text": "Germany", "answer_start": NORMANS.index("France")}]
+    path = write_squad(tmp_path, data)
+    assert [e.guid for e in qa.read_squad(path, v2=False, training=True)] == [
+        "q2", "q3", "k1", "k2"]
+    assert "1 of 5 training questions dropped" in caplog.text
+    assert len(qa.read_squad(path, v2=False, training=False)) == 5  # dev keeps every one
+
+
+def mrqa_lines(tmp_path, lines, name="dev.jsonl.gz"):
+    path = tmp_path / name
+    text = "\n".join(json.dumps(line) if not isinstance(line, str) else line
+                     for line in lines) + "\n"
+    path.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
+    return str(path)
+
+
+def test_mrqa_reader_trains_on_the_detected_span_and_scores_the_gold_strings(tmp_path):
+    start = NORMANS.index("Rollo")
+    path = mrqa_lines(tmp_path, [
+        {"header": {"dataset": "SQuAD", "split": "dev"}},
+        {"context": NORMANS, "qas": [{
+            "qid": "m1", "question": "Who led the Norse?", "answers": ["Rollo", "leader Rollo"],
+            "detected_answers": [{"text": "Rollo", "char_spans": [[start, start + 4]],
+                                  "token_spans": [[30, 30]]}]}]}])
+    [example] = qa.read_mrqa(path, training=True)
+    assert (example.guid, example.answers) == ("m1", ["Rollo", "leader Rollo"])
+    assert (example.answer_text, example.answer_start) == ("Rollo", start)
+    assert get_task("newsqa").format == "mrqa" and not get_task("triviaqa").v2
+
+
+@pytest.mark.parametrize("line, message", [
+    ("{not json", r":2: not valid JSON"),
+    ({"context": "x", "qas": [{"qid": "a", "question": "?", "answers": ["x"],
+                               "detected_answers": [{"text": "x"}]}]},
+     r":2: qas\[0\]\.detected_answers\[0\]: expected an object with 'text' and 'char_spans'"),
+    ({"qas": []}, r":2: no 'context'"),
+])
+def test_mrqa_reader_names_file_and_line(tmp_path, line, message):
+    path = mrqa_lines(tmp_path, [{"header": {}}, line])
+    with pytest.raises(ValueError, match=message):
+        qa.read_mrqa(path, training=False)
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(gzip.compress(b'{"header": {}}\n' * 50)[:-9])
+    with pytest.raises(ValueError, match="not a complete gzip file"):
+        qa.read_mrqa(str(cut), training=False)
+
+
+# ----------------------------------------------------------------------------- features
+
+def test_windows_and_max_context_as_the_original():
+    assert qa.doc_windows(10, 4, 2) == [(0, 4), (2, 4), (4, 4), (6, 4)]
+    assert qa.doc_windows(3, 4, 2) == [(0, 3)]
+    # The original's example: "the man went to the store and bought a gallon of milk";
+    # windows "the man went to the", "to the store and bought", "and bought a gallon of":
+    # "bought" (word 7) has most context in the third (1 left, 3 right).
+    windows = [(0, 5), (3, 5), (6, 5)]
+    assert [qa.max_context(windows, w, 7) for w in range(3)] == [False, False, True]
+    assert [qa.max_context(windows, w, 4) for w in range(3)] == [False, True, False]
+
+
+def test_featurized_labels_map_back_to_the_answer_text(tmp_path, tokenizer):
+    path = write_squad(tmp_path, squad_json())
+    examples = qa.read_squad(path, v2=True, training=True)
+    task = QATask("squad", QAOptions(max_query_length=12, doc_stride=16))
+    features = task.featurize(examples, tokenizer, 48)
+    extra = features.extra
+    n = len(features)
+    assert features.inputs["input_ids"].shape == (n, 48) and features.labels.shape == (n, 3)
+    assert n > len(examples)  # long contexts are cut into several windows
+    ids = features.inputs["input_ids"]
+    found = {}
+    for f in range(n):
+        example = examples[extra["example_index"][f]]
+        row, segments = ids[f], features.inputs["segment_ids"][f]
+        offset = extra["doc_offset"][f]
+        question = tokenizer.tokenize(example.question)[:12]
+        assert row[0] == 101 and row[1:offset - 1].tolist() == question
+        assert row[offset - 1] == 102 and segments[:offset].sum() == 0
+        assert segments[offset:offset + extra["doc_length"][f] + 1].min() == 1
+        start, end, impossible = features.labels[f]
+        assert impossible == int(example.is_impossible)
+        if (start, end) == (0, 0):
+            continue
+        found.setdefault(example.guid, set()).add(qa.span_text(extra, f, start, end))
+    # every answerable question has a window holding its whole answer, and the label's
+    # pieces spell the answer's own text (not the whole words around it)
+    assert found == {"q1": {"France"}, "q2": {"Rollo"}, "q3": {"Denmark, Iceland and Norway"},
+                     "k1": {"927"}, "k2": {"Richard I"}}
+    q4 = [f for f in range(n) if extra["example_index"][f] == 3]
+    assert features.labels[q4].tolist() == [[0, 0, 1]] * len(q4)
+
+
+def test_final_text_projects_pieces_onto_the_original_characters():
+    assert qa.final_text("steve smith", "Steve Smith's", True) == "Steve Smith"
+    assert qa.final_text("1895", "(1895-1943).", True) == "1895"
+    assert qa.final_text("cafe", "Café,", True) == "Café"
+    assert qa.final_text("not there", "Steve Smith's", True) == "Steve Smith's"
+
+
+# ----------------------------------------------------------------------------- decoding
+
+def one_window_features(tokenizer, context, question, max_seq_length=40):
+    example = qa.QAExample("x", question, context, ["?"])
+    task = QATask("squadv1", QAOptions(max_query_length=10, doc_stride=64, n_best_size=3,
+                                     max_answer_length=4))
+    return task, task.featurize([example], tokenizer, max_seq_length)
+
+
+def test_decode_skips_invalid_spans_and_ranks_by_start_plus_end(tokenizer):
+    task, features = one_window_features(tokenizer, "Rollo agreed to swear fealty to King "
+                                         "Charles III of West Francia.", "Who swore?")
+    offset = features.extra["doc_offset"][0]
+    pieces = features.extra["qa"]["contexts"][0]["pieces"]
+    king = offset + pieces.index("king")
+    # beam of 3 starts x 3 ends: the question (position 1), a backward span, a span
+    # longer than max_answer_length, then the valid "king charles iii", "roll" (the
+    # first piece of "rollo": its text is the word's first 4 characters) and "rollo"
+    outputs = {"start_top_index": np.array([[1, king, offset]]),
+               "start_top_log_probs": np.array([[-0.1, -0.5, -1.0]]),
+               "end_top_index": np.array([[[2, 3, 4], [king - 1, king + 9, king + 2],
+                                           [offset, offset + 1, offset + 9]]]),
+               "end_top_log_probs": np.array([[[-0.1, -0.2, -0.3], [-0.1, -0.2, -0.3],
+                                               [-0.1, -0.2, -0.3]]]),
+               "answerable_logit": np.array([-3.0])}
+    answers, null, nbest = qa.decode(outputs, features.extra, task.decode_options())
+    assert answers == {"x": "King Charles III"}
+    assert pieces[:2] == ["roll", "##o"]
+    assert [e["text"] for e in nbest["x"]] == ["King Charles III", "Roll", "Rollo"]
+    assert nbest["x"][0]["start_logit"] == pytest.approx(-0.5)
+    assert sum(e["probability"] for e in nbest["x"]) == pytest.approx(1.0)
+    assert null == {}  # SQuAD 1.1 scoring: no null score
+
+
+def test_squad2_null_score_is_the_lowest_over_windows_and_thresholded(tokenizer):
+    context = " ".join(f"word{i}" for i in range(30))
+    task = QATask("squad", QAOptions(max_query_length=4, doc_stride=8))
+    features = task.featurize([qa.QAExample("x", "which?", context, [])], tokenizer, 24)
+    n = len(features)
+    assert n > 2
+    offset = features.extra["doc_offset"][0]
+    outputs = {"start_logits": np.zeros((n, 24)), "end_logits": np.zeros((n, 24)),
+               "start_top_index": np.full((n, 2), offset),
+               "start_top_log_probs": np.zeros((n, 2)),
+               "end_top_index": np.full((n, 2, 2), offset),
+               "end_top_log_probs": np.zeros((n, 2, 2)),
+               "answerable_logit": np.linspace(-3.0, -5.0, n)}
+    answers, null, _ = task.answers(outputs, features)
+    assert null == {"x": pytest.approx(-5.0)}
+    assert answers == {"x": "word"}  # the first piece of "word0", in the first window only
+    assert task.official_predictions(answers, null) == answers  # -5.0 <= -2.75: kept
+    outputs["answerable_logit"] = np.full(n, -2.0)
+    answers, null, _ = task.answers(outputs, features)
+    assert task.official_predictions(answers, null) == {"x": ""}  # -2.0 > -2.75
+
+
+def test_score_reports_the_official_squad2_numbers_as_fractions(tmp_path, tokenizer):
+    path = write_squad(tmp_path, squad_json(), "dev")
+    examples = qa.read_squad(path, v2=True, training=False)
+    task = QATask("squad")
+    gold = qa.gold_answers(task.featurize(examples, tokenizer, 64).extra)
+    answers = {"q1": "France", "q2": "Rollo", "q3": "Denmark", "q4": "Normans",
+               "k1": "927", "k2": "Richard"}
+    null = {"q1": -5.0, "q2": -5.0, "q3": -5.0, "q4": 0.0, "k1": -5.0, "k2": -5.0}
+    scores = task.score_answers(answers, null, gold)
+    # q4's null score 0 > -2.75: answered "" (right); q3: P 1, R 1/4 ("denmark iceland
+    # and norway" has 4 tokens), F1 0.4; k2: P 1, R 1/2 ("richard i"), F1 2/3
+    assert scores["exact"] == pytest.approx(4 / 6)
+    assert scores["f1"] == pytest.approx((4 + 0.4 + 2 / 3) / 6)
+    assert scores["NoAns_exact"] == 1.0 and scores["HasAns_exact"] == pytest.approx(3 / 5)
+    # the best threshold keeps the five answers (null -5) and blanks q4 (null 0)
+    assert scores["best_f1_thresh"] == -5.0
+    assert scores["best_f1"] == pytest.approx((1 + 4 + 0.4 + 2 / 3) / 6 - 1 / 6)
+    assert "total" not in scores
+
+
+# ----------------------------------------------------------------------------- the head
+
+@pytest.mark.parametrize("joint", [True, False])
+def test_qa_head_trains_and_predicts_beams(tokenizer, joint):
+    keras.utils.set_random_seed(0)
+    encoder = Encoder(get_config("electra", "debug", {"vocab_size": len(tokenizer.vocab)}))
+    task = QATask("squad", QAOptions(max_query_length=8, doc_stride=16,
+                                     joint_prediction=joint))
+    examples = [qa.QAExample("a", "who led the norse?", NORMANS, ["Rollo"], "Rollo",
+                             NORMANS.index("Rollo")),
+                qa.QAExample("b", "who was king?", KING, [], is_impossible=True)]
+    features = task.featurize(examples, tokenizer, 32)
+    model = FinetuningModel(encoder, [task], qa_head={"joint_prediction": joint,
+                                                      "beam_size": 5})
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    inputs = dict(features.inputs, start_positions=features.labels[:, 0])
+    history = model.fit(inputs, {"squad": features.labels}, batch_size=len(features),
+                        epochs=12, verbose=0, shuffle=False)
+    losses = history.history["loss"]
+    assert losses[-1] < losses[0] / 2
+    out = model.predict(features.inputs, verbose=0)["squad"]
+    n = len(features)
+    assert out["answerable_logit"].shape == (n,)
+    if joint:
+        assert out["start_top_index"].shape == (n, 5)
+        assert out["end_top_log_probs"].shape == (n, 5, 5)
+        # starts only at [CLS] or in the context
+        segments = features.inputs["segment_ids"]
+        starts = out["start_top_index"]
+        assert all(s == 0 or segments[i, s] == 1 for i in range(n) for s in starts[i][:2])
+    else:
+        assert out["end_logits"].shape == (n, 32)
+    answers, null, _ = task.answers(out, features)
+    assert set(answers) == {"a", "b"} and set(null) == {"a", "b"}
+
+
+# ----------------------------------------------------------------------------- a run
+
+def test_squad2_finetuning_writes_official_files_and_beats_nothing(tmp_path, sample_paths):
+    for split in ("train", "dev"):
+        write_squad(tmp_path / "finetuning_data" / "squad", squad_json(), split)
+    (tmp_path / "vocab.txt").write_bytes(open(sample_paths["vocab"], "rb").read())
+    config = FinetuningConfig(data_dir=str(tmp_path), model_name="scratch", from_scratch=True,
+                              model_size="debug", task_names=["squad"], learning_rate=3e-3,
+                              num_train_epochs=20, train_batch_size=8, max_seq_length=40,
+                              doc_stride=16, max_query_length=12, beam_size=8, seed=0)
+    assert config.max_seq_length == 40
+    results = finetune(config, progress=False)
+    dev = results["dev_best"]["squad"]["dev"]
+    # learns the six questions it trains on (5 of 6 at least, from scratch in 60 steps)
+    assert dev["exact"] > 0.8 and dev["NoAns_exact"] == 1.0
+    baselines = results["qa_baselines"]["squad"]["dev"]
+    assert baselines["first_sentence"]["exact"] == 0.0
+    assert 0 < baselines["overlap_sentence"]["f1"] < 0.5
+    out = tmp_path / "models" / "scratch" / "qa_predictions"
+    preds = json.loads((out / "squad_dev_preds.json").read_text())
+    gold = {"q1": "France", "q2": "Rollo", "q3": "Denmark, Iceland and Norway", "q4": "",
+            "k1": "927", "k2": "Richard I"}
+    assert set(preds) == set(gold) and preds["q4"] == ""
+    assert sum(preds[q] == gold[q] for q in gold) / 6 == pytest.approx(
+        results["trials"][0]["dev_best"]["squad"]["dev"]["exact"])
+    null_odds = json.loads((out / "squad_dev_null_odds.json").read_text())
+    assert set(null_odds) == set(gold)
+    assert all((preds[q] == "") == (null_odds[q] > -2.75) for q in gold)
+    nbest = json.loads((out / "squad_dev_nbest.json").read_text())
+    assert nbest["q1"][0]["text"] == "France" and len(nbest["q1"]) <= 20
+    again = finetune(config, progress=False)  # a re-run reuses the finished trial
+    assert again["trials"][0]["dev_best"] == results["trials"][0]["dev_best"]
