@@ -363,3 +363,66 @@ def test_squad2_finetuning_writes_official_files_and_beats_nothing(tmp_path, sam
     assert nbest["q1"][0]["text"] == "France" and len(nbest["q1"]) <= 20
     again = finetune(config, progress=False)  # a re-run reuses the finished trial
     assert again["trials"][0]["dev_best"] == results["trials"][0]["dev_best"]
+
+
+def test_qa_joins_tagging_in_one_multi_task_run_and_refuses_serving(tmp_path, sample_paths):
+    write_squad(tmp_path / "finetuning_data" / "squadv1", squad_json(v2=False), "train")
+    write_squad(tmp_path / "finetuning_data" / "squadv1", squad_json(v2=False), "dev")
+    pos = tmp_path / "finetuning_data" / "pos"
+    pos.mkdir()
+    text = ("Rollo/NNP agreed/VBD to/TO swear/VB fealty/NN ./.\n"
+            "The/DT Normans/NNPS gave/VBD their/PRP$ name/NN to/TO Normandy/NNP ./.\n")
+    for split in ("train", "dev"):
+        (pos / f"{split}.txt").write_text(text)
+    (tmp_path / "vocab.txt").write_bytes(open(sample_paths["vocab"], "rb").read())
+    config = FinetuningConfig(data_dir=str(tmp_path), model_name="scratch", from_scratch=True,
+                              model_size="debug", task_names=["squadv1", "pos"],
+                              learning_rate=3e-3, num_train_epochs=2, train_batch_size=4,
+                              max_seq_length=40, doc_stride=16, max_query_length=12,
+                              beam_size=4, seed=0)
+    assert (config.max_seq_length, config.epochs) == (40, 2)
+    results = finetune(config, progress=False)
+    dev = results["dev_best"]
+    assert set(dev["squadv1"]["dev"]) == {"exact_match", "f1"}
+    assert set(dev["pos"]["dev"]) == {"accuracy"}
+    assert results["num_examples"]["pos/train"] == 2
+    assert results["num_examples"]["squadv1/train"] > 5  # windows, not questions
+
+    from electra_tf.finetuning import serving
+    model = keras.saving.load_model(str(tmp_path / "models" / "scratch" / "finetuning"
+                                        / "squadv1+pos" / "finetuned.keras"))
+    with pytest.raises(ValueError, match="squadv1: a question-answering model; serving it "
+                                         "from raw text is not supported"):
+        serving.preprocessing_of(model)
+
+
+def test_the_qa_and_chunk_recipes_carry_the_originals_settings():
+    import os
+
+    from absl import flags
+
+    from electra_tf import run_finetuning
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def recipe(name):
+        values = run_finetuning.define_flags(flags.FlagValues())
+        values(["prog", f"--flagfile={root}/flags/finetune/{name}.flags", "--data_dir=d",
+                "--model_name=m"])
+        return run_finetuning.build_config(values)
+
+    squad, squad2, mrqa, chunk = (recipe(n) for n in ("squad", "squad2", "mrqa", "chunk"))
+    assert squad.task_names == ["squadv1"] and squad2.task_names == ["squad"]
+    assert mrqa.task_names == ["newsqa"] and chunk.task_names == ["chunk"]
+    for config in (squad, squad2, mrqa):
+        assert (config.learning_rate, config.layerwise_lr_decay, config.weight_decay_rate,
+                config.epochs, config.max_seq_length, config.doc_stride,
+                config.max_query_length, config.n_best_size, config.max_answer_length) == (
+            1e-4, 0.8, 0.0, 2, 512, 128, 64, 20, 30)
+    assert (squad2.answerable_classifier, squad2.answerable_weight,
+            squad2.qa_na_threshold) == (True, 0.5, -2.75)
+    assert (chunk.max_seq_length, chunk.epochs) == (256, 3)
+    # without a recipe, the original's single-task defaults
+    assert FinetuningConfig(task_names=["squad"]).max_seq_length == 512
+    assert FinetuningConfig(task_names=["chunk"]).max_seq_length == 256
+    assert FinetuningConfig(task_names=["naturalqs"]).max_seq_length == 128  # its quirk

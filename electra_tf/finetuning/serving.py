@@ -224,6 +224,11 @@ def preprocessing_of(model: FinetuningModel) -> dict:
     if not isinstance(model, FinetuningModel):
         raise ValueError(f"a {type(model).__name__}, not a finetuned model (electra-finetune "
                          f"writes one: <run_dir>/{FINETUNED_FILE})")
+    questions = [t.name for t in model.tasks if t.kind == "qa"]
+    if questions:  # a context's windows and n-best decoding are not in the signatures
+        raise ValueError(f"{', '.join(questions)}: a question-answering model; serving it "
+                         f"from raw text is not supported (electra-finetune writes its "
+                         f"predictions files: <model_dir>/qa_predictions/)")
     preprocessing = model.preprocessing or {}
     missing = [k for k in ("vocab", "do_lower_case", "max_seq_length") if k not in preprocessing]
     if missing:
