@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import tensorflow as tf
 
@@ -186,7 +187,12 @@ def _line_breaks(data: bytes) -> int:
 
 def read_text(path: str, encoding: str = "utf-8") -> str:
     """The whole of text file `path`; invalid bytes raise ValueError naming the file."""
-    data = read_bytes(path)
+    return decode_text(read_bytes(path), path, encoding)
+
+
+def decode_text(data: bytes, path: str, encoding: str = "utf-8") -> str:
+    """`data` read from `path` as text; invalid bytes raise ValueError naming the file
+    and line."""
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as e:
@@ -194,6 +200,18 @@ def read_text(path: str, encoding: str = "utf-8") -> str:
         name = "UTF-8" if encoding.lower().replace("_", "-").startswith("utf-8") else encoding
         raise ValueError(f"{path}:{line}: not {name} text ({e.reason} at byte {e.start})"
                          ) from None
+
+
+def json_lines(text: str, path: str) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-blank line of JSON-lines `text` read from `path`;
+    a line that is not JSON is a ValueError naming the file and line."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{number}: not valid JSON ({e.msg})") from None
 
 
 def read_json(path: str, missing_ok: bool = False):

@@ -4,12 +4,12 @@ loss, the layer-wise rates, the heads' initialization, the epoch and large-model
 defaults, RACE's second segment, POS accuracy over every word, and the trials' summary."""
 
 import math
-import os
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from recipes import finetune_recipe
 
 from electra_tf.configs import get_config
 from electra_tf.finetuning.config import FinetuningConfig
@@ -394,19 +394,7 @@ def test_trials_report_their_median_and_their_max():
 
 
 def test_the_shao_recipe_is_the_papers_small_one_with_ten_trials():
-    from absl import flags
-
-    from electra_tf import run_finetuning
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-    def recipe(name):
-        values = run_finetuning.define_flags(flags.FlagValues())
-        values(["prog", f"--flagfile={root}/flags/finetune/{name}.flags", "--data_dir=d",
-                "--model_name=m"])
-        return run_finetuning.build_config(values)
-
-    paper, shao = recipe("glue_small_paper"), recipe("glue_small_shao")
+    paper, shao = finetune_recipe("glue_small_paper"), finetune_recipe("glue_small_shao")
     assert shao.num_trials == 10 and paper.num_trials == 1
     assert (shao.learning_rate, shao.layerwise_lr_decay, shao.weight_decay_rate) == \
         (3e-4, 0.8, 0.0)

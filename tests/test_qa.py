@@ -7,6 +7,7 @@ import json
 import keras
 import numpy as np
 import pytest
+from recipes import finetune_recipe
 
 from electra_tf.configs import get_config
 from electra_tf.finetuning.config import FinetuningConfig
@@ -397,20 +398,7 @@ def test_qa_joins_tagging_in_one_multi_task_run_and_refuses_serving(tmp_path, sa
 
 
 def test_the_qa_and_chunk_recipes_carry_the_originals_settings():
-    import os
-
-    from absl import flags
-
-    from electra_tf import run_finetuning
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-    def recipe(name):
-        values = run_finetuning.define_flags(flags.FlagValues())
-        values(["prog", f"--flagfile={root}/flags/finetune/{name}.flags", "--data_dir=d",
-                "--model_name=m"])
-        return run_finetuning.build_config(values)
-
+    recipe = finetune_recipe
     squad, squad2, mrqa, chunk = (recipe(n) for n in ("squad", "squad2", "mrqa", "chunk"))
     assert squad.task_names == ["squadv1"] and squad2.task_names == ["squad"]
     assert mrqa.task_names == ["newsqa"] and chunk.task_names == ["chunk"]

@@ -534,13 +534,7 @@ def _records(path: str):
     jsonl = (path.endswith((".jsonl", ".json", ".ndjson"))
              or not path.endswith(".tsv") and text.lstrip().startswith("{"))
     if jsonl:
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{number}: not valid JSON ({e.msg})") from None
+        for number, record in files.json_lines(text, path):
             if not isinstance(record, dict):
                 raise ValueError(f"{path}:{number}: expected a JSON object, got "
                                  f"{_type_name(record)}")

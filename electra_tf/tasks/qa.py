@@ -26,7 +26,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import gzip
-import json
 import math
 import re
 from collections.abc import Iterable
@@ -233,20 +232,8 @@ def read_mrqa(path: str, training: bool) -> list[QAExample]:
             data = gzip.decompress(data)
         except (OSError, EOFError) as e:
             raise ValueError(f"{path}: not a complete gzip file ({e})") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise ValueError(f"{path}:{line}: not UTF-8 text ({e.reason} at byte {e.start})"
-                         ) from None
     examples = []
-    for line_no, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{line_no}: not valid JSON ({e.msg})") from None
+    for line_no, record in files.json_lines(files.decode_text(data, path), path):
         if isinstance(record, dict) and "header" in record:
             continue
         examples += _paragraph_examples(record, f"{path}:{line_no}", "", v2=False)
