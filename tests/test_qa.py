@@ -337,11 +337,17 @@ def test_qa_head_trains_and_predicts_beams(tokenizer, joint):
 def test_squad2_finetuning_writes_official_files_and_beats_nothing(tmp_path, sample_paths):
     for split in ("train", "dev"):
         write_squad(tmp_path / "finetuning_data" / "squad", squad_json(), split)
+    test = squad_json()  # a test file without answers, as SQuAD's hidden test set
+    for paragraph in test["data"][0]["paragraphs"]:
+        for question in paragraph["qas"]:
+            del question["answers"], question["is_impossible"]
+    write_squad(tmp_path / "finetuning_data" / "squad", test, "test")
     (tmp_path / "vocab.txt").write_bytes(open(sample_paths["vocab"], "rb").read())
     config = FinetuningConfig(data_dir=str(tmp_path), model_name="scratch", from_scratch=True,
                               model_size="debug", task_names=["squad"], learning_rate=3e-3,
                               num_train_epochs=20, train_batch_size=8, max_seq_length=40,
-                              doc_stride=16, max_query_length=12, beam_size=8, seed=0)
+                              doc_stride=16, max_query_length=12, beam_size=8, seed=0,
+                              write_test_outputs=True)
     assert config.max_seq_length == 40
     results = finetune(config, progress=False)
     dev = results["dev_best"]["squad"]["dev"]
@@ -350,18 +356,24 @@ def test_squad2_finetuning_writes_official_files_and_beats_nothing(tmp_path, sam
     baselines = results["qa_baselines"]["squad"]["dev"]
     assert baselines["first_sentence"]["exact"] == 0.0
     assert 0 < baselines["overlap_sentence"]["f1"] < 0.5
-    out = tmp_path / "models" / "scratch" / "qa_predictions"
-    preds = json.loads((out / "squad_dev_preds.json").read_text())
+    out = tmp_path / "models" / "scratch" / "qa_predictions" / "squad_dev"
+    assert sorted(p.name for p in out.iterdir()) == ["nbest_predictions.json",
+                                                     "null_odds.json", "predictions.json"]
+    preds = json.loads((out / "predictions.json").read_text())
     gold = {"q1": "France", "q2": "Rollo", "q3": "Denmark, Iceland and Norway", "q4": "",
             "k1": "927", "k2": "Richard I"}
     assert set(preds) == set(gold) and preds["q4"] == ""
     assert sum(preds[q] == gold[q] for q in gold) / 6 == pytest.approx(
         results["trials"][0]["dev_best"]["squad"]["dev"]["exact"])
-    null_odds = json.loads((out / "squad_dev_null_odds.json").read_text())
+    null_odds = json.loads((out / "null_odds.json").read_text())
     assert set(null_odds) == set(gold)
     assert all((preds[q] == "") == (null_odds[q] > -2.75) for q in gold)
-    nbest = json.loads((out / "squad_dev_nbest.json").read_text())
+    nbest = json.loads((out / "nbest_predictions.json").read_text())
     assert nbest["q1"][0]["text"] == "France" and len(nbest["q1"]) <= 20
+    # the test file's answers come from the same model as dev's
+    test_preds = json.loads((tmp_path / "models" / "scratch" / "test_predictions"
+                             / "squad_test" / "predictions.json").read_text())
+    assert test_preds == preds
     again = finetune(config, progress=False)  # a re-run reuses the finished trial
     assert again["trials"][0]["dev_best"] == results["trials"][0]["dev_best"]
 

@@ -25,6 +25,7 @@ Layout under ``<data_dir>/models/<model_name>/``::
 from __future__ import annotations
 
 import math
+import posixpath
 
 import keras
 import numpy as np
@@ -243,18 +244,19 @@ def write_test_predictions(task: Task, split: str, features: Features, predictio
 
 def write_qa_predictions(task: QATask, split: str, predictions: dict, features: Features,
                          out_dir: str) -> list[str]:
-    """The official scripts' inputs, as the original writes them: ``<task>_<split>_preds.json``
+    """The official scripts' inputs in ``<out_dir>/<task>_<split>/``: ``predictions.json``
     (question id -> answer; for SQuAD 2.0 "" where the null score exceeds
-    ``qa_na_threshold``), for SQuAD 2.0 ``<task>_<split>_null_odds.json`` (question id ->
-    null score, the official script's ``--na-prob-file``), and
-    ``<task>_<split>_nbest.json`` (the n-best spans with their scores)."""
+    ``qa_na_threshold``), for SQuAD 2.0 ``null_odds.json`` (question id -> null score,
+    the official script's ``--na-prob-file``), and ``nbest_predictions.json`` (the n-best
+    spans with their scores and probabilities)."""
     answers, null_scores, nbest = task.answers(predictions, features)
-    written = {"preds": task.official_predictions(answers, null_scores), "nbest": nbest}
+    written = {"predictions": task.official_predictions(answers, null_scores),
+               "nbest_predictions": nbest}
     if task.v2:
         written["null_odds"] = null_scores
     paths = []
-    for kind, value in written.items():
-        paths.append(files.join(out_dir, f"{task.name}_{split}_{kind}.json"))
+    for name, value in written.items():
+        paths.append(files.join(out_dir, f"{task.name}_{split}", f"{name}.json"))
         files.write_json(paths[-1], value)
     return paths
 
@@ -431,20 +433,23 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
                      files.join(config.run_dir, FINETUNED_FILE))
     qa_dir = files.join(config.run_dir, f"trial_{best}", QA_PREDICTIONS)
     if files.isdir(qa_dir):
-        files.makedirs(config.qa_predictions_dir)
-        for name in files.listdir(qa_dir):
-            tmp = files.join(config.qa_predictions_dir, f".{name}.tmp")
-            files.copy(files.join(qa_dir, name), tmp)
-            files.rename(tmp, files.join(config.qa_predictions_dir, name))
+        _copy_files(qa_dir, config.qa_predictions_dir)
     if config.write_test_outputs:
-        src = files.join(config.run_dir, f"trial_{best}", "test_predictions")
-        files.makedirs(config.test_predictions_dir)
-        for name in files.listdir(src):
-            tmp = files.join(config.test_predictions_dir, f".{name}.tmp")
-            files.copy(files.join(src, name), tmp)
-            files.rename(tmp, files.join(config.test_predictions_dir, name))
+        _copy_files(files.join(config.run_dir, f"trial_{best}", "test_predictions"),
+                    config.test_predictions_dir)
     files.write_json(config.results_path, results)
     return results
+
+
+def _copy_files(source: str, target_dir: str) -> None:
+    """Every file under `source` to the same place under `target_dir`, each written to a
+    temporary name and renamed."""
+    for name in files.relative_files(source):
+        target = files.join(target_dir, name)
+        files.makedirs(files.parent(target))
+        tmp = files.join(files.parent(target), f".{posixpath.basename(name)}.tmp")
+        files.copy(files.join(source, name), tmp)
+        files.rename(tmp, target)
 
 
 def _check_fits(config: FinetuningConfig, encoder, vocab_size: int) -> None:
