@@ -426,3 +426,18 @@ def test_the_qa_and_chunk_recipes_carry_the_originals_settings():
     assert FinetuningConfig(task_names=["squad"]).max_seq_length == 512
     assert FinetuningConfig(task_names=["chunk"]).max_seq_length == 256
     assert FinetuningConfig(task_names=["naturalqs"]).max_seq_length == 128  # its quirk
+
+
+def test_every_qa_head_layer_learns_at_the_full_rate_under_layerwise_decay():
+    import re
+
+    from electra_tf.finetuning.trainer import lr_multipliers
+
+    encoder = Encoder(get_config("electra", "debug", {"vocab_size": 100}))
+    model = FinetuningModel(encoder, [QATask("squad")])
+    model.build_heads(16)
+    factors = lr_multipliers(encoder, 0.8)
+    heads = [v.path for v in model.trainable_variables if "squad_head" in v.path]
+    assert len(heads) == 10  # start, end hidden + end, answerability hidden + logit
+    for path in heads:  # the original's _get_layer_lrs: task-specific variables at decay^0
+        assert [f for pattern, f in factors.items() if re.search(pattern, path)][0] == 1.0
