@@ -426,6 +426,83 @@ def test_pos_reader(name, content, options, expected, request, tmp_path, fault_r
     fault_report("POS reader", fault_name(request), "nothing read", shown(message, tmp_path))
 
 
+# ----------------------------------------------------------------------------- QA
+
+def squad(mutate=None) -> str:
+    """A valid SQuAD 2.0 file of two questions, changed by `mutate` (in place)."""
+    context = "Rollo led the Norse raiders."
+    data = {"version": "v2.0", "data": [{"title": "Normans", "paragraphs": [{
+        "context": context, "qas": [
+            {"id": "q1", "question": "Who led them?", "is_impossible": False,
+             "answers": [{"text": "Rollo", "answer_start": 0}]},
+            {"id": "q2", "question": "Who followed?", "is_impossible": True, "answers": []}]}]}]}
+    if mutate:
+        mutate(data)
+    return json.dumps(data, indent=1)
+
+
+def _qa(data, **changes):
+    data["data"][0]["paragraphs"][0]["qas"][0].update(changes)
+
+
+QA_CASES = [
+    pytest.param("train.json", squad()[:60], "train.json:6: not valid JSON (Expecting "
+                 "property name enclosed in double quotes)", id="squad-cut-off"),
+    pytest.param("train.json", "[]", "train.json: expected SQuAD JSON, an object with a 'data' "
+                 "list", id="squad-not-an-object"),
+    pytest.param("train.json", squad(lambda d: d["data"][0].pop("paragraphs")),
+                 "train.json: data[0]: expected an object with a 'paragraphs' list",
+                 id="squad-no-paragraphs"),
+    pytest.param("train.json", squad(lambda d: d["data"][0]["paragraphs"][0].pop("context")),
+                 "train.json: data[0].paragraphs[0]: no 'context'", id="squad-no-context"),
+    pytest.param("train.json", squad(lambda d: _qa(d, question=7)), "train.json: "
+                 "data[0].paragraphs[0].qas[0]: 'question' is int, expected a string",
+                 id="squad-question-a-number"),
+    pytest.param("train.json", squad(lambda d: _qa(d, answers="Rollo")), "train.json: "
+                 "data[0].paragraphs[0].qas[0]: 'answers' is str, expected a list",
+                 id="squad-answers-a-string"),
+    pytest.param("train.json", squad(lambda d: _qa(d, answers=[{"text": "Rollo",
+                                                                "answer_start": 99}])),
+                 "train.json: data[0].paragraphs[0].qas[0].answers[0]: answer start 99 is not "
+                 "a character offset in the context (0..27)", id="squad-start-past-the-end"),
+    pytest.param("train.json", squad(lambda d: _qa(d, answers=[{"text": "Rollo"}])),
+                 "train.json: data[0].paragraphs[0].qas[0].answers[0]: answer start None is "
+                 "not a character offset in the context (0..27)", id="squad-no-start"),
+    pytest.param("train.json", squad(lambda d: _qa(d, id="q2")), "train.json: question id "
+                 "'q2' appears twice", id="squad-duplicate-id"),
+    pytest.param("train.json", squad(lambda d: _qa(d, id=None) or d["data"][0]["paragraphs"][0][
+                 "qas"][0].pop("id")), "train.json: data[0].paragraphs[0].qas[0]: needs "
+                 "'question' and 'id' (SQuAD) or 'qid' (MRQA)", id="squad-no-id"),
+    pytest.param("train.json", b'{"data": ["caf\xe9"]}', "train.json:1: not UTF-8 text "
+                 "(invalid continuation byte at byte 14)", id="squad-invalid-utf8"),
+    pytest.param("train.json", GZIP, "train.json:1: not UTF-8 text (invalid start byte at "
+                 "byte 1)", id="squad-gzip-named-json"),
+    pytest.param("dev.jsonl", '{"header": {}}\n{"context": "x", "qas": [\n',
+                 "dev.jsonl:2: not valid JSON (Expecting value)", id="mrqa-cut-off-line"),
+    pytest.param("dev.jsonl", '{"header": {}}\n{"context": "x", "qas": [{"qid": "a", '
+                 '"question": "?", "answers": ["x"], "detected_answers": [{"text": "x"}]}]}\n',
+                 "dev.jsonl:2: qas[0].detected_answers[0]: expected an object with 'text' and "
+                 "'char_spans' ([[start, end], ...])", id="mrqa-answer-without-spans"),
+    pytest.param("dev.jsonl", '{"header": {}}\n', "dev.jsonl: no questions (expected MRQA "
+                 "lines with 'context' and 'qas')", id="mrqa-header-only"),
+    pytest.param("dev.jsonl.gz", GZIP, "dev.jsonl.gz: not a whole gzip file (Error -3 while "
+                 "decompressing data: invalid code lengths set)", id="mrqa-corrupt-gzip"),
+]
+
+
+@pytest.mark.parametrize("name, content, expected", QA_CASES)
+def test_qa_reader(name, content, expected, request, tmp_path, fault_report):
+    from electra_tf.tasks import qa
+
+    write_files(tmp_path, {name: content})
+    path = str(tmp_path / name)
+    read = (lambda: qa.read_squad(path, v2=True, training=False)) if name.endswith(".json") \
+        else (lambda: qa.read_mrqa(path, training=False))
+    message = error_of(read)
+    assert message == f"{tmp_path}/{expected}"
+    fault_report("QA reader", fault_name(request), "nothing read", shown(message, tmp_path))
+
+
 # ----------------------------------------------------------------------------- predict
 
 PREDICT_CASES = [

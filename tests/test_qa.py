@@ -87,35 +87,7 @@ def test_squad_reader_keeps_answers_offsets_and_unanswerable(tmp_path):
     assert len(qa.read_squad(path, v2=False, training=False)) == 6
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d.pop("data"), r"expected SQuAD JSON, an object with a 'data' list"),
-    (lambda d: d["data"][0].pop("paragraphs"), r"data\[0\]: expected an object with a "
-     r"'paragraphs' list"),
-    (lambda d: d["data"][0]["paragraphs"][1].pop("context"),
-     r"data\[0\]\.paragraphs\[1\]: no 'context'"),
-    (lambda d: d["data"][0]["paragraphs"][0]["qas"][1].update(question=7),
-     r"data\[0\]\.paragraphs\[0\]\.qas\[1\]: 'question' is int, expected a string"),
-    (lambda d: d["data"][0]["paragraphs"][0]["qas"][0]["answers"][0].update(answer_start=9999),
-     r"qas\[0\]\.answers\[0\]: answer start 9999 is not a character offset in the context"),
-    (lambda d: d["data"][0]["paragraphs"][0]["qas"][0].update(answers="France"),
-     r"qas\[0\]: 'answers' is str, expected a list"),
-    (lambda d: d["data"][0]["paragraphs"][0]["qas"][1].update(id="q1"),
-     r"question id 'q1' appears twice"),
-    (lambda d: d["data"][0]["paragraphs"][0]["qas"][2].pop("id"),
-     r"qas\[2\]: needs 'question' and 'id' \(SQuAD\) or 'qid' \(MRQA\)"),
-])
-def test_squad_reader_names_the_malformed_record(tmp_path, mutate, message):
-    data = squad_json()
-    mutate(data)
-    path = write_squad(tmp_path, data)
-    with pytest.raises(ValueError, match=f"^{path}: .*{message}"):
-        qa.read_squad(path, v2=True, training=False)
-
-
-def test_squad_reader_errors_on_broken_json_with_the_line(tmp_path):
-    path = write_squad(tmp_path, '{"data": [\n{"paragraphs": [}\n]}')
-    with pytest.raises(ValueError, match=f"^{path}:2: not valid JSON"):
-        qa.read_squad(path, v2=False, training=False)
+# Malformed SQuAD and MRQA files: the QA rows of tests/test_hostile_input.py.
 
 
 def test_training_drops_answers_not_found_again_as_the_original(tmp_path, caplog):
@@ -149,23 +121,6 @@ def test_mrqa_reader_trains_on_the_detected_span_and_scores_the_gold_strings(tmp
     assert (example.guid, example.answers) == ("m1", ["Rollo", "leader Rollo"])
     assert (example.answer_text, example.answer_start) == ("Rollo", start)
     assert get_task("newsqa").format == "mrqa" and not get_task("triviaqa").v2
-
-
-@pytest.mark.parametrize("line, message", [
-    ("{not json", r":2: not valid JSON"),
-    ({"context": "x", "qas": [{"qid": "a", "question": "?", "answers": ["x"],
-                               "detected_answers": [{"text": "x"}]}]},
-     r":2: qas\[0\]\.detected_answers\[0\]: expected an object with 'text' and 'char_spans'"),
-    ({"qas": []}, r":2: no 'context'"),
-])
-def test_mrqa_reader_names_file_and_line(tmp_path, line, message):
-    path = mrqa_lines(tmp_path, [{"header": {}}, line])
-    with pytest.raises(ValueError, match=message):
-        qa.read_mrqa(path, training=False)
-    cut = tmp_path / "cut.jsonl.gz"
-    cut.write_bytes(gzip.compress(b'{"header": {}}\n' * 50)[:-9])
-    with pytest.raises(ValueError, match="not a complete gzip file"):
-        qa.read_mrqa(str(cut), training=False)
 
 
 # ----------------------------------------------------------------------------- features

@@ -28,6 +28,7 @@ import dataclasses
 import gzip
 import math
 import re
+import zlib
 from collections.abc import Iterable
 
 import numpy as np
@@ -230,8 +231,8 @@ def read_mrqa(path: str, training: bool) -> list[QAExample]:
     if path.endswith(".gz"):
         try:
             data = gzip.decompress(data)
-        except (OSError, EOFError) as e:
-            raise ValueError(f"{path}: not a complete gzip file ({e})") from None
+        except (OSError, EOFError, zlib.error) as e:
+            raise ValueError(f"{path}: not a whole gzip file ({e})") from None
     examples = []
     for line_no, record in files.json_lines(files.decode_text(data, path), path):
         if isinstance(record, dict) and "header" in record:
