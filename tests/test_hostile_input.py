@@ -472,7 +472,7 @@ QA_CASES = [
                  "'q2' appears twice", id="squad-duplicate-id"),
     pytest.param("train.json", squad(lambda d: _qa(d, id=None) or d["data"][0]["paragraphs"][0][
                  "qas"][0].pop("id")), "train.json: data[0].paragraphs[0].qas[0]: needs "
-                 "'question' and 'id' (SQuAD) or 'qid' (MRQA)", id="squad-no-id"),
+                 "'question' and 'id'", id="squad-no-id"),
     pytest.param("train.json", b'{"data": ["caf\xe9"]}', "train.json:1: not UTF-8 text "
                  "(invalid continuation byte at byte 14)", id="squad-invalid-utf8"),
     pytest.param("train.json", GZIP, "train.json:1: not UTF-8 text (invalid start byte at "
@@ -483,6 +483,9 @@ QA_CASES = [
                  '"question": "?", "answers": ["x"], "detected_answers": [{"text": "x"}]}]}\n',
                  "dev.jsonl:2: qas[0].detected_answers[0]: expected an object with 'text' and "
                  "'char_spans' ([[start, end], ...])", id="mrqa-answer-without-spans"),
+    pytest.param("dev.jsonl", '{"header": {}}\n{"context": "x", "qas": [{"id": "a", '
+                 '"question": "?", "answers": ["x"], "detected_answers": []}]}\n',
+                 "dev.jsonl:2: qas[0]: needs 'question' and 'qid'", id="mrqa-no-qid"),
     pytest.param("dev.jsonl", '{"header": {}}\n', "dev.jsonl: no questions (expected MRQA "
                  "lines with 'context' and 'qas')", id="mrqa-header-only"),
     pytest.param("dev.jsonl.gz", GZIP, "dev.jsonl.gz: not a whole gzip file (Error -3 while "

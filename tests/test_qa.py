@@ -119,6 +119,11 @@ def test_mrqa_reader_trains_on_the_detected_span_and_scores_the_gold_strings(tmp
                                   "token_spans": [[30, 30]]}]}]}])
     [example] = qa.read_mrqa(path, training=True)
     assert (example.guid, example.answers) == ("m1", ["Rollo", "leader Rollo"])
+    # keyed by qid, as the official MRQA script scores, even beside a source "id"
+    record = {"context": NORMANS, "qas": [{"id": "source-7", "qid": "m1", "question": "?",
+                                           "answers": ["Rollo"], "detected_answers": []}]}
+    path = mrqa_lines(tmp_path, [{"header": {}}, record], "plain.jsonl")
+    assert [e.guid for e in qa.read_mrqa(path, training=False)] == ["m1"]
     assert (example.answer_text, example.answer_start) == ("Rollo", start)
     assert get_task("newsqa").format == "mrqa" and not get_task("triviaqa").v2
 
@@ -154,6 +159,7 @@ def test_featurized_labels_map_back_to_the_answer_text(tmp_path, tokenizer):
         question = tokenizer.tokenize(example.question)[:12]
         assert row[0] == 101 and row[1:offset - 1].tolist() == question
         assert row[offset - 1] == 102 and segments[:offset].sum() == 0
+        assert features.inputs["input_mask"][f].sum() == offset + extra["doc_length"][f] + 1
         assert segments[offset:offset + extra["doc_length"][f] + 1].min() == 1
         start, end, impossible = features.labels[f]
         assert impossible == int(example.is_impossible)
@@ -251,6 +257,23 @@ def test_score_reports_the_official_squad2_numbers_as_fractions(tmp_path, tokeni
     assert "total" not in scores
 
 
+def test_without_the_answerability_logit_the_null_score_is_relative_to_the_best_span(
+        tokenizer):
+    task = QATask("squad", QAOptions(max_query_length=10, doc_stride=64,
+                                     answerable_classifier=False, joint_prediction=False))
+    features = task.featurize([qa.QAExample("x", "who?", "Rollo agreed to swear fealty.", [])],
+                              tokenizer, 24)
+    offset = features.extra["doc_offset"][0]
+    start, end = np.full((1, 24), -10.0), np.full((1, 24), -10.0)
+    start[0, 0], end[0, 0] = 1.0, 1.0  # [CLS]: 2
+    start[0, offset], end[0, offset + 1] = 3.0, 2.0  # "rollo": 5
+    answers, null, _ = task.answers({"start_logits": start, "end_logits": end,
+                                     "answerable_logit": np.zeros(1)}, features)
+    # the original's score_diff: null (2) minus the best span's start + end (5)
+    assert answers == {"x": "Rollo"} and null == {"x": pytest.approx(-3.0)}
+    assert task.official_predictions(answers, null) == {"x": "Rollo"}  # -3 <= -2.75
+
+
 # ----------------------------------------------------------------------------- the head
 
 @pytest.mark.parametrize("joint", [True, False])
@@ -276,6 +299,7 @@ def test_qa_head_trains_and_predicts_beams(tokenizer, joint):
     assert out["answerable_logit"].shape == (n,)
     if joint:
         assert out["start_top_index"].shape == (n, 5)
+        assert not out["end_logits"].any()  # as the original: none in joint prediction
         assert out["end_top_log_probs"].shape == (n, 5, 5)
         # starts only at [CLS] or in the context
         segments = features.inputs["segment_ids"]
@@ -317,18 +341,20 @@ def test_squad2_finetuning_writes_official_files_and_beats_nothing(tmp_path, sam
     preds = json.loads((out / "predictions.json").read_text())
     gold = {"q1": "France", "q2": "Rollo", "q3": "Denmark, Iceland and Norway", "q4": "",
             "k1": "927", "k2": "Richard I"}
-    assert set(preds) == set(gold) and preds["q4"] == ""
-    assert sum(preds[q] == gold[q] for q in gold) / 6 == pytest.approx(
-        results["trials"][0]["dev_best"]["squad"]["dev"]["exact"])
+    # dev predictions keep the best non-null span, as the original's; the official
+    # script applies the threshold through null_odds.json
+    assert set(preds) == set(gold) and all(preds.values())
     null_odds = json.loads((out / "null_odds.json").read_text())
     assert set(null_odds) == set(gold)
-    assert all((preds[q] == "") == (null_odds[q] > -2.75) for q in gold)
+    official = {q: "" if null_odds[q] > -2.75 else preds[q] for q in gold}
+    assert sum(official[q] == gold[q] for q in gold) / 6 == pytest.approx(
+        results["trials"][0]["dev_best"]["squad"]["dev"]["exact"])
     nbest = json.loads((out / "nbest_predictions.json").read_text())
     assert nbest["q1"][0]["text"] == "France" and len(nbest["q1"]) <= 20
-    # the test file's answers come from the same model as dev's
+    # the test file (a submission) has the threshold applied: "" for no answer
     test_preds = json.loads((tmp_path / "models" / "scratch" / "test_predictions"
                              / "squad_test" / "predictions.json").read_text())
-    assert test_preds == preds
+    assert test_preds == official
     again = finetune(config, progress=False)  # a re-run reuses the finished trial
     assert again["trials"][0]["dev_best"] == results["trials"][0]["dev_best"]
 

@@ -270,8 +270,11 @@ class FinetuningModel(DistributedTrainer, keras.Model):
                 end_logits = tf.cast(tf.squeeze(layers[f"{name}/end"](end_hidden), -1),
                                      tf.float32) + penalty[:, None]
                 end_top, end_index = tf.math.top_k(tf.nn.log_softmax(end_logits), beam)
+                # As the original: no per-token end logits in joint prediction (a null
+                # score without the answerability logit is then the [CLS] start logit).
                 result.update(start_top_log_probs=start_top, start_top_index=start_index,
-                              end_top_log_probs=end_top, end_top_index=end_index)
+                              end_top_log_probs=end_top, end_top_index=end_index,
+                              end_logits=tf.zeros_like(start_logits))
         else:
             result["end_logits"] = tf.cast(tf.squeeze(layers[f"{name}/end"](hidden), -1),
                                            tf.float32) + penalty

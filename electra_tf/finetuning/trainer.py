@@ -243,15 +243,16 @@ def write_test_predictions(task: Task, split: str, features: Features, predictio
 
 
 def write_qa_predictions(task: QATask, split: str, predictions: dict, features: Features,
-                         out_dir: str) -> list[str]:
+                         out_dir: str, submission: bool = False) -> list[str]:
     """The official scripts' inputs in ``<out_dir>/<task>_<split>/``: ``predictions.json``
-    (question id -> answer; for SQuAD 2.0 "" where the null score exceeds
+    (question id -> answer: the best non-null span, as the original writes its dev
+    predictions, or with `submission` for SQuAD 2.0 "" where the null score exceeds
     ``qa_na_threshold``), for SQuAD 2.0 ``null_odds.json`` (question id -> null score,
     the official script's ``--na-prob-file``), and ``nbest_predictions.json`` (the n-best
     spans with their scores and probabilities)."""
     answers, null_scores, nbest = task.answers(predictions, features)
-    written = {"predictions": task.official_predictions(answers, null_scores),
-               "nbest_predictions": nbest}
+    written = {"predictions": (task.official_predictions(answers, null_scores) if submission
+                               else answers), "nbest_predictions": nbest}
     if task.v2:
         written["null_odds"] = null_scores
     paths = []
@@ -376,8 +377,11 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
         if isinstance(task, TaggingTask):  # the tag set comes first: it fixes the label ids
             sentences = read(task, "train")
             if task.spans:  # chunking: every split's tags, as the original
-                sentences = sentences + [s for split in task.eval_splits
-                                         if config.do_eval for s in read(task, split)]
+                for split in (*task.eval_splits, *task.test_splits):
+                    try:
+                        sentences = sentences + read(task, split)
+                    except FileNotFoundError:
+                        continue
             task.set_tags(sentences, files.join(config.run_dir, f"{task.name}_tags.json"),
                           write=chief)
         if config.do_train:
@@ -555,10 +559,11 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
         result["test_at_best_dev"] = score_splits(model, test, config.eval_batch_size)
     for (name, split), features in dev.items():  # QA: the official prediction files
         task = next(t for t in tasks if t.name == name)
-        if isinstance(task, QATask) and chief:
-            write_qa_predictions(task, split, predict(model, task, features,
-                                                      config.eval_batch_size),
-                                 features, trial_run.join(QA_PREDICTIONS))
+        if isinstance(task, QATask):  # every worker predicts (a collective), the chief writes
+            predictions = predict(model, task, features, config.eval_batch_size)
+            if chief:
+                write_qa_predictions(task, split, predictions, features,
+                                     trial_run.join(QA_PREDICTIONS))
     if config.write_test_outputs:
         out_dir = trial_run.join("test_predictions")
         for task in tasks:
@@ -572,7 +577,8 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
                     continue
                 predictions = predict(model, task, features, config.eval_batch_size)
                 if chief and isinstance(task, QATask):
-                    write_qa_predictions(task, split, predictions, features, out_dir)
+                    write_qa_predictions(task, split, predictions, features, out_dir,
+                                         submission=True)
                 elif chief:
                     write_test_predictions(task, split, features, predictions,
                                            examples[(task.name, split)], out_dir)

@@ -158,8 +158,9 @@ def _mrqa_answers(qa: dict, context: str, source: str, where: str
     return gold or [text], text, start
 
 
-def _paragraph_examples(paragraph, source: str, path: str, v2: bool) -> list[QAExample]:
-    """The questions of one SQuAD paragraph or MRQA line, checked."""
+def _paragraph_examples(paragraph, source: str, path: str, v2: bool, mrqa: bool = False
+                        ) -> list[QAExample]:
+    """The questions of one SQuAD paragraph or MRQA line (`mrqa`), checked."""
     if not isinstance(paragraph, dict):
         raise ValueError(f"{_where(source, path)}: expected an object with 'context' and "
                          f"'qas', got {type(paragraph).__name__}")
@@ -173,10 +174,9 @@ def _paragraph_examples(paragraph, source: str, path: str, v2: bool) -> list[QAE
         if not isinstance(qa, dict):
             raise ValueError(f"{_where(source, where)}: expected an object, got "
                              f"{type(qa).__name__}")
-        key = "id" if "id" in qa else "qid"
+        key = "qid" if mrqa else "id"  # the ids the official scripts score by
         if key not in qa or "question" not in qa:
-            raise ValueError(f"{_where(source, where)}: needs 'question' and 'id' (SQuAD) "
-                             f"or 'qid' (MRQA)")
+            raise ValueError(f"{_where(source, where)}: needs 'question' and '{key}'")
         question = _string(qa["question"], source, where, "'question'")
         read = _mrqa_answers if "detected_answers" in qa else _squad_answers
         gold, text, start = read(qa, context, source, where)
@@ -237,7 +237,7 @@ def read_mrqa(path: str, training: bool) -> list[QAExample]:
     for line_no, record in files.json_lines(files.decode_text(data, path), path):
         if isinstance(record, dict) and "header" in record:
             continue
-        examples += _paragraph_examples(record, f"{path}:{line_no}", "", v2=False)
+        examples += _paragraph_examples(record, f"{path}:{line_no}", "", v2=False, mrqa=True)
     if not examples:
         raise ValueError(f"{path}: no questions (expected MRQA lines with 'context' and 'qas')")
     _check_ids(examples, path)
@@ -354,12 +354,12 @@ def featurize(examples: list[QAExample], tokenizer, max_seq_length: int, doc_str
             extra["doc_start"].append(start)
             extra["doc_length"].append(length)
     input_ids = np.zeros((len(rows), max_seq_length), np.int32)
-    segment_ids = np.zeros_like(input_ids)
+    segment_ids, input_mask = np.zeros_like(input_ids), np.zeros_like(input_ids)
     for i, (row, segments) in enumerate(rows):
         input_ids[i, :len(row)] = row
         segment_ids[i, :len(row)] = segments
-    inputs = {"input_ids": input_ids, "input_mask": (input_ids > 0).astype(np.int32),
-              "segment_ids": segment_ids}
+        input_mask[i, :len(row)] = 1
+    inputs = {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
     vocab = tokenizer.vocab
     extra = dict(extra)
     extra["qa"] = {
@@ -503,10 +503,13 @@ def decode(outputs: dict, extra: dict, options: DecodeOptions
                                                        for e in nbest]), strict=True):
             entry["probability"] = probability
         qid = question["id"]
-        answers[qid] = next((e["text"] for e in nbest if e["text"]), "")
+        best = next((e for e in nbest if e["text"]), None)
+        answers[qid] = best["text"] if best else ""
         nbest_json[qid] = nbest
-        if options.v2:
+        if options.v2 and options.answerable_classifier:
             null_scores[qid] = null
+        elif options.v2:  # the [CLS] score against the best span's, as the original
+            null_scores[qid] = null - (best["start_logit"] + best["end_logit"] if best else 0.0)
     return answers, null_scores, nbest_json
 
 
