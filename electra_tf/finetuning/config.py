@@ -21,7 +21,6 @@ from electra_tf.configs import (
     one_of,
     setting,
 )
-from electra_tf.tasks.specs import QAOptions
 
 
 def is_large(hidden_size: int, num_hidden_layers: int) -> bool:
@@ -233,11 +232,12 @@ class FinetuningConfig(RunConfig):
         return 2.0 if self._single_qa() else 3.0
 
     @property
-    def qa_options(self):
-        """The QA tasks' featurization and decoding settings."""
-        return QAOptions(self.max_query_length, self.doc_stride, self.n_best_size,
-                         self.max_answer_length, self.joint_prediction,
-                         self.answerable_classifier, self.qa_na_threshold)
+    def qa_options(self) -> dict:
+        """The QA tasks' featurization and decoding settings
+        (:class:`~electra_tf.tasks.specs.QAOptions`)."""
+        return {name: getattr(self, name) for name in (
+            "max_query_length", "doc_stride", "n_best_size", "max_answer_length",
+            "joint_prediction", "answerable_classifier", "qa_na_threshold")}
 
     @property
     def qa_head(self) -> dict:

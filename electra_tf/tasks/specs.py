@@ -619,10 +619,13 @@ def get_task(name: str, **options) -> Task:
     a tagging task ``pos*`` or ``chunk*`` (its folder under ``finetuning_data/``), or a QA
     task (``squadv1``, ``squad`` for 2.0, ``newsqa``, ``naturalqs``, ``triviaqa``,
     ``searchqa``; ``squadv1*``, ``squad*``, ``mrqa_*``); ``qa_options`` are
-    :class:`QAOptions`."""
+    :class:`QAOptions` (or a dict of its fields)."""
     key = name.lower()
     if qa_family(key) is not None:
-        return QATask(key, options.get("qa_options"))
+        qa_options = options.get("qa_options")
+        if isinstance(qa_options, dict):
+            qa_options = QAOptions(**qa_options)
+        return QATask(key, qa_options)
     if key.startswith("chunk"):
         return TaggingTask(key, spans=True)
     if key.startswith("race"):
