@@ -90,6 +90,19 @@ def test_squad_reader_keeps_answers_offsets_and_unanswerable(tmp_path):
 # Malformed SQuAD and MRQA files: the QA rows of tests/test_hostile_input.py.
 
 
+def test_a_test_split_counts_as_labelled_only_with_every_answer(tmp_path):
+    folder = tmp_path / "finetuning_data" / "squadv1"
+    task = get_task("squadv1")
+    assert task.read_labelled_test(str(tmp_path)) is None  # no test.json
+    write_squad(folder, squad_json(v2=False), "test")
+    assert [e.guid for e in task.read_labelled_test(str(tmp_path))] == [
+        "q1", "q2", "q3", "k1", "k2"]
+    hidden = squad_json(v2=False)
+    hidden["data"][0]["paragraphs"][1]["qas"][0]["answers"] = []  # as SQuAD's hidden test set
+    write_squad(folder, hidden, "test")
+    assert task.read_labelled_test(str(tmp_path)) is None
+
+
 def test_training_drops_answers_not_found_again_as_the_original(tmp_path, caplog):
     data = squad_json(v2=False)
     qas = data["data"][0]["paragraphs"][0]["qas"]

@@ -157,8 +157,8 @@ class FinetuningConfig(RunConfig):
         "", help="Where the run's folders go.",
         shown_default="<data_dir>/models/<model_name>, beside the pretrained encoder")
     score_test: bool = setting(False, help="Also score each task's labelled test split (its "
-                               "own labels or a test_labels.tsv beside it) at the best-dev "
-                               "epoch.")
+                               "own labels or a test_labels.tsv beside it; for QA a test file "
+                               "whose every question has its answers) at the best-dev epoch.")
     num_trials: int = setting(1, help="Runs with seeds seed, seed+1, ...; results report each, "
                               "their median and their max.")
     seed: int = setting(0, help="Seed of initialization, dropout and shuffling.")

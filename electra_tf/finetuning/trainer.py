@@ -473,12 +473,14 @@ def labelled_test_features(config: FinetuningConfig, tasks: list[Task],
     the task whose test labels are not known."""
     test = {}
     for task in tasks:
-        examples = (task.read_labelled_test(config.data_dir) if isinstance(task, PairTask)
-                    else None)
+        examples = (task.read_labelled_test(config.data_dir)
+                    if isinstance(task, PairTask | QATask) else None)
         if not examples:
+            expected = ("a test.json or test.jsonl[.gz] whose every question has its answers"
+                        if isinstance(task, QATask) else "a test.tsv with labels, or one "
+                        "with a test_labels.tsv beside it")
             raise ValueError(f"--score_test: {task.name} has no labelled test split under "
-                             f"{config.data_dir} (a test.tsv with labels, or one with a "
-                             f"test_labels.tsv beside it)")
+                             f"{config.data_dir} ({expected})")
         test[(task.name, "test")] = cached_features(task, "test", examples, tokenizer,
                                                     config.max_seq_length, config.cache_dir,
                                                     write=write_cache)[0]

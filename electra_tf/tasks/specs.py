@@ -542,6 +542,15 @@ class QATask(Task):
             return qa.read_squad(path, self.v2, training=split == "train")
         return qa.read_mrqa(path, training=split == "train")
 
+    def read_labelled_test(self, data_dir: str) -> list[qa.QAExample] | None:
+        """The test split when every question has its gold answers (SQuAD 2.0: or is
+        marked unanswerable), else None (SQuAD's own test sets are hidden)."""
+        if not files.isfile(self.path(data_dir, "test")):
+            return None
+        examples = self.read(data_dir, "test")
+        labelled = all(e.answers or e.is_impossible for e in examples)
+        return examples if examples and labelled else None
+
     def featurize(self, examples, tokenizer, max_seq_length):
         out = qa.featurize(examples, tokenizer, max_seq_length, self.options.doc_stride,
                            self.options.max_query_length)
