@@ -120,6 +120,11 @@ class WordPieceTokenizer:
         flat, splits = self._tokenize(self._tf.constant(texts))
         return flat.numpy(), splits.numpy()
 
+    def tokenize_each(self, texts: list[str]) -> list[list[int]]:
+        """The ids of each text, tokenized in one batch."""
+        flat, splits = self.tokenize_batch(texts)
+        return [flat[splits[i]:splits[i + 1]].tolist() for i in range(len(texts))]
+
     def tokenize(self, text: str) -> list[int]:
         flat, _ = self.tokenize_batch([text])
         return flat.tolist()

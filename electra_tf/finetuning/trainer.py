@@ -417,9 +417,8 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
             for task, features in zip(tasks, train, strict=True):
                 for split in task.eval_splits:
                     if isinstance(task, QATask):  # no label to take the majority of
-                        questions = {e.guid: e.question for e in read(task, split)}
                         results.setdefault("qa_baselines", {}).setdefault(task.name, {})[
-                            split] = task.baseline_scores(dev[(task.name, split)], questions)
+                            split] = task.baseline_scores(dev[(task.name, split)])
                         continue
                     results["majority_baseline"].setdefault(task.name, {})[split] = \
                         task.score(majority_predictions(task, features, dev[(task.name, split)]),

@@ -22,8 +22,9 @@ from electra_tf import files
 from electra_tf.tasks.specs import Features, Task
 
 # Part of every key: raise it when featurization changes, so old caches are not reused.
-# 2: RACE no longer repeats the option after a filled blank; 3: words cut off per sentence
-FEATURES_VERSION = 3
+# 2: RACE no longer repeats the option after a filled blank; 3: words cut off per sentence;
+# 4: QA extras hold the question text
+FEATURES_VERSION = 4
 
 
 def cache_key(task: Task, split: str, examples: list, vocab: list[str], do_lower_case: bool,

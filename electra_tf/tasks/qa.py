@@ -283,10 +283,6 @@ def max_context(windows: list[tuple[int, int]], window: int, position: int) -> b
     return best_window == window
 
 
-def _tokenized(tokenizer, texts: list[str]) -> list[list[int]]:
-    flat, splits = tokenizer.tokenize_batch(texts)
-    return [flat[splits[i]:splits[i + 1]].tolist() for i in range(len(texts))]
-
 
 def featurize(examples: list[QAExample], tokenizer, max_seq_length: int, doc_stride: int,
               max_query_length: int) -> dict:
@@ -297,7 +293,7 @@ def featurize(examples: list[QAExample], tokenizer, max_seq_length: int, doc_str
     per window its question (``example_index``), where its context starts in the
     sequence (``doc_offset``) and in the context's pieces (``doc_start``, ``doc_length``),
     and under ``qa`` the contexts (words, pieces, each piece's word) and questions (id,
-    context, gold answers, unanswerable) with the casing, for decoding and scoring."""
+    text, context, gold answers, unanswerable) with the casing, for decoding and scoring."""
     cls, sep = tokenizer.special.cls, tokenizer.special.sep
     contexts: dict[str, int] = {}
     for example in examples:
@@ -305,7 +301,7 @@ def featurize(examples: list[QAExample], tokenizer, max_seq_length: int, doc_str
     context_list = list(contexts)
     split = [context_words(c) for c in context_list]
     all_words = [w for words, _ in split for w in words]
-    word_pieces = _tokenized(tokenizer, all_words)
+    word_pieces = tokenizer.tokenize_each(all_words)
     pieces, piece_word, word_first = [], [], []
     cursor = 0
     for words, _ in split:
@@ -318,8 +314,8 @@ def featurize(examples: list[QAExample], tokenizer, max_seq_length: int, doc_str
         pieces.append(ids)
         piece_word.append(owner)
         word_first.append(first)
-    questions = _tokenized(tokenizer, [e.question for e in examples])
-    answers = _tokenized(tokenizer, [e.answer_text or "" for e in examples])
+    questions = tokenizer.tokenize_each([e.question for e in examples])
+    answers = tokenizer.tokenize_each([e.answer_text or "" for e in examples])
 
     rows, labels, extra = [], [], collections.defaultdict(list)
     guids = []
@@ -366,8 +362,9 @@ def featurize(examples: list[QAExample], tokenizer, max_seq_length: int, doc_str
         "do_lower_case": tokenizer.do_lower_case,
         "contexts": [{"words": split[c][0], "pieces": [vocab[i] for i in pieces[c]],
                       "piece_word": piece_word[c]} for c in range(len(context_list))],
-        "questions": [{"id": e.guid, "context": contexts[e.context], "answers": e.answers,
-                       "impossible": e.is_impossible} for e in examples]}
+        "questions": [{"id": e.guid, "question": e.question, "context": contexts[e.context],
+                       "answers": e.answers, "impossible": e.is_impossible}
+                      for e in examples]}
     return {"inputs": inputs, "labels": np.array(labels, np.int32).reshape(-1, 3),
             "guids": guids, "extra": extra}
 
@@ -538,13 +535,13 @@ def first_sentence_answers(questions: Iterable[dict], contexts: list[dict]) -> d
             for q in questions}
 
 
-def overlap_sentence_answers(questions: Iterable[dict], contexts: list[dict],
-                             question_texts: dict[str, str]) -> dict[str, str]:
+def overlap_sentence_answers(questions: Iterable[dict], contexts: list[dict]
+                             ) -> dict[str, str]:
     """Trivial baseline: the context sentence sharing the most words with the question
     (articles aside; the first such sentence on ties)."""
     answers = {}
     for q in questions:
         candidates = sentences(" ".join(contexts[q["context"]]["words"])) or [""]
-        asked = _words(question_texts[q["id"]])
+        asked = _words(q["question"])
         answers[q["id"]] = max(candidates, key=lambda s: len(_words(s) & asked))
     return answers

@@ -103,10 +103,6 @@ def _encoder_inputs(packed, max_seq_length):
             "segment_ids": _pad([p[1] for p in packed], max_seq_length)}
 
 
-def _tokenized(tokenizer, texts: list[str]) -> list[list[int]]:
-    flat, splits = tokenizer.tokenize_batch(texts)
-    return [flat[splits[i]:splits[i + 1]].tolist() for i in range(len(texts))]
-
 
 class Task(abc.ABC):
     """A task: its name and kind, how it reads and featurizes a split, how it turns the
@@ -234,9 +230,9 @@ class PairTask(Task):
 
     def featurize(self, examples, tokenizer, max_seq_length):
         special = tokenizer.special
-        a = _tokenized(tokenizer, [e.text_a for e in examples])
+        a = tokenizer.tokenize_each([e.text_a for e in examples])
         pair = any(e.text_b is not None for e in examples)
-        b = _tokenized(tokenizer, [e.text_b or "" for e in examples]) if pair else None
+        b = tokenizer.tokenize_each([e.text_b or "" for e in examples]) if pair else None
         packed = []
         for i in range(len(examples)):
             if b is None:
@@ -302,7 +298,7 @@ class RaceTask(Task):
 
     def featurize(self, examples, tokenizer, max_seq_length):
         special = tokenizer.special
-        articles = _tokenized(tokenizer, [e.article for e in examples])
+        articles = tokenizer.tokenize_each([e.article for e in examples])
         # The second segment: a cloze question with the option written into its blank,
         # else the question then the option (split apart here only for truncation:
         # WordPiece splits at spaces, so their pieces are those of "question option").
@@ -312,8 +308,8 @@ class RaceTask(Task):
                 cloze = "_" in e.question
                 questions.append(e.question.replace("_", option) if cloze else e.question)
                 options.append("" if cloze else option)
-        questions = _tokenized(tokenizer, questions)
-        options = _tokenized(tokenizer, options)
+        questions = tokenizer.tokenize_each(questions)
+        options = tokenizer.tokenize_each(options)
         packed = []
         for i in range(len(examples)):
             for j in range(NUM_CHOICES):
@@ -390,7 +386,7 @@ class TaggingTask(Task):
     def featurize(self, examples, tokenizer, max_seq_length):
         special = tokenizer.special
         words = [w for s in examples for w in s.words]
-        pieces = _tokenized(tokenizer, words)
+        pieces = tokenizer.tokenize_each(words)
         index = {t: i for i, t in enumerate(self.tags or [])}
         ids, labels, word_positions, truncated, cursor = [], [], [], [], 0
         labelled = examples and all(s.tags is not None for s in examples)
@@ -597,19 +593,17 @@ class QATask(Task):
         return self.score_answers(answers, null_scores if self.v2 else None,
                                   qa.gold_answers(features.extra))
 
-    def baseline_scores(self, features: Features, questions: dict[str, str]
-                        ) -> dict[str, dict[str, float]]:
+    def baseline_scores(self, features: Features) -> dict[str, dict[str, float]]:
         """Scores of the trivial baselines on a featurized split: the context's first
-        sentence, and the sentence sharing the most words with the question
-        (`questions`: question id -> text)."""
+        sentence, and the sentence sharing the most words with the question."""
         extra = features.extra["qa"]
         gold = qa.gold_answers(features.extra)
         return {"first_sentence": self.score_answers(
                     qa.first_sentence_answers(extra["questions"], extra["contexts"]), None,
                     gold),
                 "overlap_sentence": self.score_answers(
-                    qa.overlap_sentence_answers(extra["questions"], extra["contexts"],
-                                                questions), None, gold)}
+                    qa.overlap_sentence_answers(extra["questions"], extra["contexts"]), None,
+                    gold)}
 
 
 def classification_task(name: str, purpose: str) -> PairTask:
