@@ -7,14 +7,18 @@ from __future__ import annotations
 import tensorflow as tf
 
 from electra_tf.distribute import global_batch_mean
+from electra_tf.modeling import fused
 
 
 def mlm_loss(logits, masked_lm_ids, masked_lm_weights):
     """Weighted mean cross entropy over the masked positions (this replica's share of
     the global-batch mean under ``tf.distribute``)."""
-    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(masked_lm_ids, tf.int32), logits=tf.cast(logits, tf.float32))
-    return global_batch_mean(losses, tf.cast(masked_lm_weights, tf.float32))
+    logits = tf.cast(logits, tf.float32)
+    losses = fused.sparse_softmax_cross_entropy(
+        tf.reshape(tf.cast(masked_lm_ids, tf.int32), [-1]),
+        tf.reshape(logits, [-1, tf.shape(logits)[-1]]))
+    return global_batch_mean(tf.reshape(losses, tf.shape(masked_lm_ids)),
+                             tf.cast(masked_lm_weights, tf.float32))
 
 
 def discriminator_loss(rtd_logits, is_replaced, input_mask):

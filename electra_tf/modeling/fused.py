@@ -1,0 +1,158 @@
+"""Element-wise kernels compiled by XLA inside TensorFlow graphs: the exact GELU, LayerNorm
+and the softmax cross entropy, each forward and backward one fused loop, while the matmuls
+around them stay on TensorFlow's oneDNN kernels (XLA's CPU matmuls are slower).
+
+Op by op, TensorFlow runs the exact GELU's forward and backward as ~12 element-wise passes
+over a (tokens, 4 x hidden) tensor, Keras' LayerNormalization as ~20 and the sparse softmax
+cross entropy over (predictions, vocab) logits as a slow generic kernel; in bfloat16 each
+pass also converts element by element. Compiled, each is one pass in float32 registers
+(measured in docs/benchmarks.md). The maths is the original's in float32, the result is
+cast back to the input's dtype.
+
+``ELECTRA_TF_FUSED=0`` in the environment (or :func:`disabled`) traces the plain
+TensorFlow ops instead, e.g. for a runtime without XLA.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import tensorflow as tf
+
+_enabled = os.environ.get("ELECTRA_TF_FUSED", "1") != "0"
+
+
+def enabled() -> bool:
+    """Whether models traced now use the compiled kernels."""
+    return _enabled
+
+
+@contextlib.contextmanager
+def disabled():
+    """Models traced inside the block use plain TensorFlow ops (for comparisons)."""
+    global _enabled
+    previous, _enabled = _enabled, False
+    try:
+        yield
+    finally:
+        _enabled = previous
+
+
+def _compiled(fn):
+    # One trace for all shapes (XLA still compiles once per concrete shape at run time).
+    return tf.function(fn, jit_compile=True, autograph=False, reduce_retracing=True)
+
+
+_SQRT_HALF = 0.7071067811865476
+_INV_SQRT_2PI = 0.3989422804014327
+
+
+def _phi(x32):
+    return 0.5 * tf.math.erfc(x32 * -_SQRT_HALF)
+
+
+@_compiled
+def _gelu_forward(x):
+    x32 = tf.cast(x, tf.float32)
+    return tf.cast(x32 * _phi(x32), x.dtype)
+
+
+@_compiled
+def _gelu_backward(x, dy):
+    x32 = tf.cast(x, tf.float32)
+    density = tf.exp(-0.5 * tf.square(x32)) * _INV_SQRT_2PI
+    return tf.cast(tf.cast(dy, tf.float32) * (_phi(x32) + x32 * density), dy.dtype)
+
+
+@tf.custom_gradient
+def _fused_gelu(x):
+    return _gelu_forward(x), lambda dy: _gelu_backward(x, dy)
+
+
+@tf.custom_gradient
+def _plain_gelu(x):
+    # The same maths op by op, with the derivative x * phi(x) + Phi(x) written out (4
+    # passes instead of autodiff's 10; bfloat16 Erfc is slow on CPU, so float32).
+    x32 = tf.cast(x, tf.float32)
+    cdf = _phi(x32)
+
+    def grad(dy):
+        density = tf.exp(-0.5 * tf.square(x32)) * _INV_SQRT_2PI
+        return dy * tf.cast(cdf + x32 * density, dy.dtype)
+
+    return tf.cast(x32 * cdf, x.dtype), grad
+
+
+def gelu(x):
+    """The exact GELU, x * Phi(x), computed in float32; the input's dtype out."""
+    return _fused_gelu(x) if _enabled else _plain_gelu(x)
+
+
+@_compiled
+def _layer_norm_forward(x, gamma, beta, epsilon):
+    x32 = tf.cast(x, tf.float32)
+    mean, variance = tf.nn.moments(x32, [-1], keepdims=True)
+    inv = tf.math.rsqrt(variance + epsilon)
+    return tf.cast((x32 - mean) * inv * gamma + beta, x.dtype), mean, inv
+
+
+@_compiled
+def _layer_norm_backward(x, gamma, mean, inv, dy):
+    x32, dy32 = tf.cast(x, tf.float32), tf.cast(dy, tf.float32)
+    normed = (x32 - mean) * inv
+    dnormed = dy32 * gamma
+    dx = inv * (dnormed - tf.reduce_mean(dnormed, -1, keepdims=True)
+                - normed * tf.reduce_mean(dnormed * normed, -1, keepdims=True))
+    rows = tf.reshape(normed * dy32, [-1, tf.shape(x)[-1]])
+    return (tf.cast(dx, dy.dtype), tf.reduce_sum(rows, 0),
+            tf.reduce_sum(tf.reshape(dy32, [-1, tf.shape(x)[-1]]), 0))
+
+
+@tf.custom_gradient
+def _fused_layer_norm(x, gamma, beta, epsilon):
+    y, mean, inv = _layer_norm_forward(x, gamma, beta, epsilon)
+
+    def grad(dy):
+        return (*_layer_norm_backward(x, gamma, mean, inv, dy), None)
+
+    return y, grad
+
+
+def layer_norm(layer, x):
+    """`layer` (a built ``keras.layers.LayerNormalization`` over the last axis, with
+    gamma and beta) applied to `x`: the same result in the layer's compute dtype, as one
+    compiled kernel when enabled."""
+    if not (_enabled and layer.center and layer.scale and not layer.rms_scaling
+            and layer.axis in (-1, [-1], [len(x.shape) - 1])):
+        return layer(x)
+    y = _fused_layer_norm(x, tf.convert_to_tensor(layer.gamma),
+                          tf.convert_to_tensor(layer.beta),
+                          tf.constant(layer.epsilon, tf.float32))
+    return tf.cast(y, layer.compute_dtype)
+
+
+@_compiled
+def _xent_forward(logits, labels):
+    logsumexp = tf.reduce_logsumexp(logits, -1)
+    return logsumexp - tf.gather(logits, labels, batch_dims=1), logsumexp
+
+
+@_compiled
+def _xent_backward(logits, labels, logsumexp, dloss):
+    probabilities = tf.exp(logits - logsumexp[:, None])
+    return dloss[:, None] * (probabilities - tf.one_hot(labels, tf.shape(logits)[-1]))
+
+
+@tf.custom_gradient
+def _fused_xent(logits, labels):
+    losses, logsumexp = _xent_forward(logits, labels)
+    return losses, lambda dloss: (_xent_backward(logits, labels, logsumexp, dloss), None)
+
+
+def sparse_softmax_cross_entropy(labels, logits):
+    """``tf.nn.sparse_softmax_cross_entropy_with_logits`` for 2-D float32 `logits`
+    (rows, classes) and in-range int32 `labels` (rows,)."""
+    if not _enabled:
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    return _fused_xent(logits, labels)

@@ -1,0 +1,120 @@
+"""The XLA-compiled element-wise kernels give the plain TensorFlow ops' values and
+gradients, the fused LAMB update the per-variable one's, and the generator samples from
+softmax(logits)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from electra_tf.modeling import fused
+from electra_tf.modeling.layers import GeneratorSampler
+from electra_tf.optimization import DEFAULT_EXCLUDE, Lamb
+
+
+def both(fn):
+    """fn() traced with the fused kernels and with the plain ops."""
+    fused_result = fn()
+    with fused.disabled():
+        plain_result = fn()
+    return fused_result, plain_result
+
+
+def value_and_grads(fn, inputs, upstream):
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        y = fn()
+    return [y, *tape.gradient(y, inputs, output_gradients=upstream)]
+
+
+@pytest.mark.parametrize("dtype, atol", [("float32", 1e-6), ("bfloat16", 0.02)])
+def test_gelu_is_the_exact_gelu_with_its_gradient(dtype, atol):
+    x = tf.cast(tf.linspace(-6.0, 6.0, 241), dtype)
+    upstream = tf.cast(tf.random.stateless_normal([241], [1, 2]), dtype)
+    for got in both(lambda: value_and_grads(lambda: fused.gelu(x), [x], upstream)):
+        assert got[0].dtype == dtype
+        x32 = tf.cast(x, "float32")
+        with tf.GradientTape() as tape:
+            tape.watch(x32)
+            want = tf.nn.gelu(x32, approximate=False)
+        want_grad = tape.gradient(want, x32, tf.cast(upstream, "float32"))
+        np.testing.assert_allclose(tf.cast(got[0], "float32"), want, atol=atol)
+        np.testing.assert_allclose(tf.cast(got[1], "float32"), want_grad, atol=atol)
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_layer_norm_equals_the_keras_layer_with_all_gradients(policy):
+    layer = keras.layers.LayerNormalization(epsilon=1e-12, dtype=policy)
+    layer.build((None, None, 32))
+    layer.gamma.assign(tf.random.stateless_normal([32], [3, 4]))
+    layer.beta.assign(tf.random.stateless_normal([32], [5, 6]))
+    x = tf.cast(tf.random.stateless_normal([2, 5, 32], [7, 8]) * 3 + 1, layer.compute_dtype)
+    upstream = tf.cast(tf.random.stateless_normal([2, 5, 32], [9, 10]), layer.compute_dtype)
+    inputs = [x, layer.gamma.value, layer.beta.value]
+    got, plain = both(lambda: value_and_grads(lambda: fused.layer_norm(layer, x), inputs,
+                                              upstream))
+    want = value_and_grads(lambda: layer(x), inputs, upstream)
+    assert got[0].dtype == want[0].dtype == layer.compute_dtype
+    atol = 1e-5 if policy == "float32" else 0.05
+    for a, b, c in zip(got, plain, want, strict=True):
+        np.testing.assert_allclose(tf.cast(a, "float32"), tf.cast(c, "float32"), atol=atol)
+        np.testing.assert_allclose(tf.cast(b, "float32"), tf.cast(c, "float32"), atol=atol)
+
+
+def test_cross_entropy_and_its_gradient_equal_tensorflows():
+    logits = tf.random.stateless_normal([6, 50], [1, 1]) * 5
+    labels = tf.constant([0, 49, 3, 3, 17, 25])
+    upstream = tf.random.stateless_normal([6], [2, 2])
+    got, _ = both(lambda: value_and_grads(
+        lambda: fused.sparse_softmax_cross_entropy(labels, logits), [logits], upstream))
+    want = value_and_grads(lambda: tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=labels, logits=logits), [logits], upstream)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_lamb_update_equals_the_per_variable_one():
+    def train():
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((3,), dtype="int32"),
+                                  keras.layers.Embedding(20, 8),
+                                  keras.layers.LayerNormalization(),
+                                  keras.layers.Dense(4)])
+        model.compile(optimizer=Lamb(0.05, weight_decay_rate=0.01, global_clipnorm=1.0,
+                                     exclude_from_weight_decay=list(DEFAULT_EXCLUDE)),
+                      loss="mse")
+        x = np.array([[1, 2, 3], [4, 5, 1]], "int32")
+        model.fit(x, np.ones((2, 3, 4), "float32"), epochs=3, verbose=0)
+        return model
+
+    fused_model, plain_model = both(train)
+    assert getattr(fused_model.optimizer, "_fused_update", None) is not None
+    assert getattr(plain_model.optimizer, "_fused_update", None) is None
+    for a, b in zip(fused_model.weights, plain_model.weights, strict=True):
+        assert not np.allclose(a.numpy(), 0)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
+
+
+def test_generator_samples_follow_the_softmax():
+    # 4,000 draws per row over 5 tokens: each frequency within 4 standard errors of
+    # softmax(logits / temperature); a banned (disallowed) token is never drawn.
+    logits = np.log(np.array([[0.5, 0.25, 0.15, 0.07, 0.03]] * 4000, "float32"))[None]
+    sampler = GeneratorSampler(temperature=1.0, seed=3)
+    ids = np.zeros((1, 8), "int32")
+    out = sampler(tf.constant(logits), ids, np.zeros((1, 4000), "int32"),
+                  np.zeros((1, 4000), "int32"), np.ones((1, 4000), "float32"))
+    counts = np.bincount(out["sampled_ids"].numpy().ravel(), minlength=5) / 4000
+    p = np.exp(logits[0, 0])
+    assert np.all(np.abs(counts - p) < 4 * np.sqrt(p * (1 - p) / 4000)), counts
+    banned = GeneratorSampler(disallow_correct=True, seed=3)(
+        tf.constant(logits), ids, np.zeros((1, 4000), "int32"),
+        np.zeros((1, 4000), "int32"), np.ones((1, 4000), "float32"))
+    assert not np.any(banned["sampled_ids"].numpy() == 0)
+
+
+def test_non_finite_logits_still_sample_valid_ids():
+    logits = tf.constant([[[np.nan] * 7, [np.inf] * 7]], "float32")
+    out = GeneratorSampler(seed=1)(logits, np.zeros((1, 4), "int32"),
+                                   np.array([[1, 2]], "int32"), np.zeros((1, 2), "int32"),
+                                   np.ones((1, 2), "float32"))
+    assert np.all((out["sampled_ids"].numpy() >= 0) & (out["sampled_ids"].numpy() < 7))
