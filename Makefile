@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 TEST_STAMP := $(VENV)/.installed-test-stamp
 
-.PHONY: install install-test test lint flops docs faults demo study study-quick bench clean
+.PHONY: install install-test test lint flops docs faults demo study study-quick bench bench-gpu clean
 
 # What the package needs to run (and `make demo`); `make test` adds the test extras.
 install: $(STAMP)
@@ -57,7 +57,8 @@ study: install
 study-quick: install
 	$(BIN)/electra-study --flagfile=flags/study/samples.flags --quick
 
-# Each benchmark prints its ratio against a peer measured in the same run.
+# Each benchmark prints its ratio against a peer measured in the same run. gpu.py measures
+# on a GPU when there is one; without, it says so in one line and passes.
 bench: install-test
 	$(BIN)/python -m data_prep.samples --only=vocab,wiki_leads,shakespeare
 	$(BIN)/python benchmarks/data_prep.py
@@ -66,6 +67,12 @@ bench: install-test
 	$(BIN)/python benchmarks/retrieval.py
 	$(BIN)/python benchmarks/inference_latency.py
 	$(BIN)/python benchmarks/steps_per_execution.py
+	$(BIN)/python benchmarks/gpu.py --output_json=data/gpu_bench.json
+
+# On a lent GPU, the one command: pretraining and inference against transformers on the
+# GPU, a few minutes, every number in gpu_bench.json.
+bench-gpu: install-test
+	$(BIN)/python benchmarks/gpu.py --require_gpu --output_json=gpu_bench.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

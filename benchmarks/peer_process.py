@@ -88,3 +88,90 @@ class CpuWatch:
                 fields = f.read().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])  # utime + stime
         return total / os.sysconf("SC_CLK_TCK")
+
+
+# ------------------------------------------------------------- precisions and ratios
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def ratio(numerator, denominator) -> float:
+    """numerator / denominator, NaN when either is missing (None, NaN) or the
+    denominator is 0: a ratio of something not measured is not a number."""
+    if numerator is None or denominator is None or denominator == 0:
+        return float("nan")
+    return float(numerator) / float(denominator)
+
+
+def best_of(values: dict, lower_is_better: bool = False) -> tuple:
+    """(key, value) of the best measured value (None and NaN skipped), (None, NaN) when
+    none was measured."""
+    measured = {k: v for k, v in values.items() if v is not None and v == v}
+    if not measured:
+        return None, float("nan")
+    key = (min if lower_is_better else max)(measured, key=measured.get)
+    return key, measured[key]
+
+
+def format_ratio(value: float) -> str:
+    """"1.23x", or "-" when not measured."""
+    return "-" if value is None or value != value else f"{value:.2f}x"
+
+
+def format_share(value: float) -> str:
+    """A fraction as "48.7%", or "-" when not measured."""
+    return "-" if value is None or value != value else f"{value:.1%}"
+
+
+def verdict(value: float, target: float) -> str:
+    if value is None or value != value:
+        return "not measured"
+    return "MET" if value >= target else "NOT met"
+
+
+def torch_autocast(device: str, precision: str):
+    """The context PyTorch runs a forward pass in at `precision`: nothing for fp32,
+    torch.autocast to bfloat16 / float16 otherwise ("cpu" or "cuda")."""
+    import contextlib
+
+    import torch
+
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return torch.autocast(device, dtype=dtype)
+
+
+def torch_sync(device: str) -> None:
+    """Waits for the device's queued work (CUDA runs asynchronously; the CPU does not)."""
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def torch_info() -> dict:
+    """What PyTorch sees (asked in the peer process): version, CUDA, the device."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    info = {"torch": torch.__version__, "cuda_available": cuda,
+            "cuda_version": torch.version.cuda, "threads": torch.get_num_threads()}
+    if cuda:
+        info.update(device=torch.cuda.get_device_name(0),
+                    capability=".".join(map(str, torch.cuda.get_device_capability(0))),
+                    bf16_supported=torch.cuda.is_bf16_supported())
+    return info
+
+
+def torch_setup(device: str, tf32: bool | None = None) -> None:
+    """The peer's process-wide settings: one thread per core on the CPU; on CUDA,
+    TensorFloat-32 for fp32 matmuls on or off (None: PyTorch's default, off) so that the
+    peer's fp32 is the same arithmetic as ours (TensorFlow uses TF32 by default)."""
+    import torch
+
+    if device == "cpu":
+        torch.set_num_threads(os.cpu_count())
+    elif tf32 is not None:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32

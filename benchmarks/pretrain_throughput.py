@@ -1,32 +1,41 @@
 """Benchmark: pretraining step throughput on this CPU, against Hugging Face transformers.
 
 Timed is one full pretraining step at the official small shapes (seq 128, vocab 30522,
-batch --batch_size): for ELECTRA-Small and ALE-Small the generator forward, Gumbel sampling
-at the masked positions, the discriminator forward on the corrupted input, the losses
-(mlm + 50 * disc), the backward pass and a LAMB update with global-norm clipping at 1.0;
-for BERT-Small the MLM model alone. Ours is ``PretrainingModel(build_pretrainer(config))``
-``.fit`` on a repeated synthetic batch (random tokens, two segments, all 128 positions real,
-19 = max_predictions_per_seq(0.15, 128) masked), in variants fp32 (TF graph), xla
-(jit_compile), bf16 ("mixed_bfloat16") and bf16_xla; BERT and ALE run only the variant
-that was fastest for ELECTRA. After --warmup_steps untimed steps (tracing, compiling:
+batch --batch_size): for ELECTRA-Small and ALE-Small the generator forward, sampling
+from its softmax at the masked positions, the discriminator forward on the corrupted
+input, the losses (mlm + 50 * disc), the backward pass and a LAMB update with
+global-norm clipping at 1.0; for BERT-Small the MLM model alone. Ours is
+``PretrainingModel(build_pretrainer(config)).fit`` on a repeated synthetic batch (random
+tokens, two segments, all 128 positions real, 19 = max_predictions_per_seq(0.15, 128)
+masked), in variants fp32 (TF graph), xla (jit_compile), bf16 ("mixed_bfloat16") and
+bf16_xla (fp16, "mixed_float16", is for GPUs); BERT and ALE run only the variant that
+was fastest for ELECTRA. After --warmup_steps untimed steps (tracing, compiling:
 "warm-up s"), --steps steps are timed from each step's start to its end.
 
-The peer is transformers (PyTorch eager, CPU, one thread per core) running the same step:
-ElectraForMaskedLM (generator: 64 hidden, 1 head, FFN 256) + ElectraForPreTraining sharing
-one embedding module, the generator's output layer tied to the word embeddings, Gumbel
-sampling under no_grad, torch AdamW and clip_grad_norm_(1.0). As in ours and the original,
-the generator's MLM head runs on the masked positions only (--hf_full_logits runs it on all
-128, as ElectraForMaskedLM.forward does). transformers has no factorized-embedding BERT
+The peer is transformers (PyTorch eager, CPU, one thread per core) running the same step,
+in each precision of --hf_precisions: fp32, and bf16 under CPU autocast (the forward pass
+and the losses under ``torch.autocast("cpu", dtype=torch.bfloat16)``, backward and
+optimizer outside it, as PyTorch recommends). Its model: ElectraForMaskedLM (generator: 64
+hidden, 1 head, FFN 256) + ElectraForPreTraining sharing one embedding module, the
+generator's output layer tied to the word embeddings, Gumbel sampling under no_grad, torch
+AdamW and clip_grad_norm_(1.0). As in ours and the original, the generator's MLM head runs
+on the masked positions only (--hf_full_logits runs it on all 128, as
+ElectraForMaskedLM.forward does). transformers has no factorized-embedding BERT
 (BertConfig has no embedding_size), so BERT-Small's peer is ElectraForMaskedLM alone at
 BERT-Small's shapes (the same architecture: factorized embedding, 12 x 256, tied MLM head);
 it has no shared-layer ELECTRA either, so ALE-Small's peer is the ELECTRA-Small pair (same
 FLOPs: sharing changes parameters only). The peer runs in its own process (TensorFlow never
-imported there), and its steps alternate with ours, so drifts hit both alike.
+imported there). In every row our steps alternate with the peer's, one step of each of its
+precisions after each of ours, so drifts hit all alike; each row's ratios use the peer's
+numbers from the same row.
 
-MFU = train_flops_per_step (electra_tf.flops, the original's accounting) per token x
-tokens/s / peak, the peak being the best fp32 2048x2048 matmul rate measured in this run
-(TensorFlow, NumPy or PyTorch); bf16 rows are divided by the fp32 peak too (the bf16 matmul
-rate is printed for reference). The targets: >= 3.5x HF tokens/s and >= 65% MFU.
+Ratios, ours / the peer's tokens/s: per precision pair (our fp32 variants against the
+peer's fp32, our bf16 variants against its bf16), and against the peer's best (its faster
+precision). MFU = train_flops_per_step (electra_tf.flops, the original's accounting) per
+token x tokens/s / a matmul rate measured in this run (2048 x 2048): the best fp32 one
+(TensorFlow, NumPy or PyTorch) and the best bf16 one (TensorFlow or PyTorch); every row is
+shown against both. Targets: ours' best >= 3.5x the peer's best, and the bf16 row at >= 60%
+of the bf16 matmul rate.
 
 "busy" is the CPU that other processes used during a row's timed window, in cores: on a
 2-core machine anything above ~0.1 distorts the numbers, PyTorch's spinning OpenMP threads
@@ -34,6 +43,7 @@ far more than ours, so run on an otherwise idle machine.
 
   python benchmarks/pretrain_throughput.py [--batch_size=32] [--steps=5]
       [--warmup_steps=2] [--models=electra,bert,ale] [--variants=fp32,xla,bf16,bf16_xla]
+      [--hf_precisions=fp32,bf16]
 """
 
 import functools
@@ -47,43 +57,74 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
-from peer_process import CpuWatch, PeerProcess, one_line, serve  # noqa: E402
+from peer_process import (  # noqa: E402
+    CpuWatch,
+    PeerProcess,
+    best_of,
+    format_ratio,
+    format_share,
+    one_line,
+    ratio,
+    serve,
+    torch_autocast,
+    torch_info,
+    torch_setup,
+    torch_sync,
+    verdict,
+)
 
 MODELS = ("electra", "bert", "ale")
-VARIANTS = ("fp32", "xla", "bf16", "bf16_xla")
+NAMES = {"electra": "ELECTRA-Small", "bert": "BERT-Small", "ale": "ALE-Small"}
+VARIANTS = ("fp32", "xla", "bf16", "bf16_xla", "fp16", "fp16_xla")
+DEFAULT_VARIANTS = ("fp32", "xla", "bf16", "bf16_xla")
+POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 SEQ_LEN = 128
+MATMUL_SIZE = 2048
 CLS, SEP, MASK = 101, 102, 103
-
-flags.DEFINE_integer("batch_size", 32, "Sequences per step.", lower_bound=1)
-flags.DEFINE_integer("steps", 5, "Timed steps per row (ours and HF each).",
-                     lower_bound=1)
-flags.DEFINE_integer("warmup_steps", 2, "Untimed steps first (trace/compile, warm caches).",
-                     lower_bound=1)
-flags.DEFINE_integer("steps_per_execution", 1, "Keras steps_per_execution for ours.",
-                     lower_bound=1)
-flags.DEFINE_list("models", list(MODELS), f"Models to run, of {', '.join(MODELS)}.")
-flags.DEFINE_list("variants", list(VARIANTS),
-                  f"Our variants for ELECTRA-Small, of {', '.join(VARIANTS)}.")
-flags.DEFINE_bool("hf_full_logits", False,
-                  "Peer computes generator logits at all positions (HF's forward).")
-flags.DEFINE_integer("seed", 0, "Seed of the batch and the models.")
+TARGET_RATIO = 3.5  # ours' best / the peer's best, tokens/s
+TARGET_MFU = 0.60  # the bf16 row's share of the bf16 matmul rate
 FLAGS = flags.FLAGS
 
 
-def synthetic_batch(batch_size, vocab_size, seed):
+def define_flags():
+    """The command's flags (defined only when run as a script: benchmarks/gpu.py imports
+    this module and defines its own)."""
+    flags.DEFINE_integer("batch_size", 32, "Sequences per step.", lower_bound=1)
+    flags.DEFINE_integer("steps", 5, "Timed steps per row (ours and the peer's each).",
+                         lower_bound=1)
+    flags.DEFINE_integer("warmup_steps", 2,
+                         "Untimed steps first (trace/compile, warm caches).", lower_bound=1)
+    flags.DEFINE_integer("steps_per_execution", 1, "Keras steps_per_execution for ours.",
+                         lower_bound=1)
+    flags.DEFINE_list("models", list(MODELS), f"Models to run, of {', '.join(MODELS)}.")
+    flags.DEFINE_list("variants", list(DEFAULT_VARIANTS),
+                      f"Our variants for ELECTRA-Small, of {', '.join(VARIANTS)}.")
+    flags.DEFINE_list("hf_precisions", ["fp32", "bf16"],
+                      "The peer's precisions, of fp32, bf16 (CPU autocast); none: no peer.")
+    flags.DEFINE_bool("hf_full_logits", False,
+                      "Peer computes generator logits at all positions (HF's forward).")
+    flags.DEFINE_integer("seed", 0, "Seed of the batch and the models.")
+
+
+def precision_of(variant: str) -> str:
+    """"fp32", "bf16" or "fp16": the precision of one of our variants."""
+    return variant.split("_")[0] if variant.startswith(("bf16", "fp16")) else "fp32"
+
+
+def synthetic_batch(batch_size, vocab_size, seed, seq_len=SEQ_LEN):
     """Full-length two-segment sequences (pretraining packs to the maximum length) with
-    the ELECTRA masking: max_predictions_per_seq(0.15, 128) = 19 positions per row, 85%
-    of them [MASK], the rest kept."""
+    the ELECTRA masking: max_predictions_per_seq(0.15, seq_len) positions per row (19 at
+    128), 85% of them [MASK], the rest kept."""
     from electra_tf.masking import max_predictions_per_seq
 
     rng = np.random.default_rng(seed)
-    num_predictions = max_predictions_per_seq(0.15, SEQ_LEN)
-    ids = rng.integers(1000, vocab_size, (batch_size, SEQ_LEN)).astype("int32")
-    segment_ids = np.zeros((batch_size, SEQ_LEN), "int32")
+    num_predictions = max_predictions_per_seq(0.15, seq_len)
+    ids = rng.integers(1000, vocab_size, (batch_size, seq_len)).astype("int32")
+    segment_ids = np.zeros((batch_size, seq_len), "int32")
     ids[:, 0] = CLS
     ids[:, -1] = SEP
     for row in range(batch_size):
-        split = int(rng.integers(SEQ_LEN // 4, 3 * SEQ_LEN // 4))
+        split = int(rng.integers(seq_len // 4, 3 * seq_len // 4))
         ids[row, split] = SEP
         segment_ids[row, split + 1:] = 1
     special = np.isin(ids, [CLS, SEP])
@@ -96,7 +137,7 @@ def synthetic_batch(batch_size, vocab_size, seed):
     np.put_along_axis(masked, positions, np.where(replace, MASK, masked_lm_ids), axis=1)
     return {
         "input_ids": masked,
-        "input_mask": np.ones((batch_size, SEQ_LEN), "int32"),
+        "input_mask": np.ones((batch_size, seq_len), "int32"),
         "segment_ids": segment_ids,
         "masked_lm_positions": positions,
         "masked_lm_ids": masked_lm_ids,
@@ -104,45 +145,78 @@ def synthetic_batch(batch_size, vocab_size, seed):
     }
 
 
-def _matmul_rate(matmul):
-    """FLOP/s of a 2048x2048 matmul: best of 3 rounds of 10, after one untimed call."""
-    matmul()  # thread pools, kernel selection
+# ----------------------------------------------------------------------- matmul rates
+
+
+def matmul_rate(matmul, size, repeats=10):
+    """FLOP/s of a size x size matmul: best of 3 rounds of `repeats`, after one untimed
+    call. Reading one element of the last product waits for the device (a GPU queues)."""
+    float(matmul()[0, 0])  # thread pools, kernel selection, a GPU's start-up
     best = float("inf")
     for _ in range(3):
         start = time.perf_counter()
-        for _ in range(10):
+        for _ in range(repeats):
             out = matmul()
-        float(out[0, 0])  # eager CPU ops are done when they return; cheap anyway
-        best = min(best, (time.perf_counter() - start) / 10)
-    return 2 * 2048**3 / best
+        float(out[0, 0])
+        best = min(best, (time.perf_counter() - start) / repeats)
+    return 2 * size**3 / best
 
 
-def _matrices():
+def matrices(size):
     rng = np.random.default_rng(0)
-    return [rng.standard_normal((2048, 2048)).astype("float32") for _ in range(2)]
+    return [rng.standard_normal((size, size)).astype("float32") for _ in range(2)]
 
 
-def measure_peak():
-    """{name: FLOP/s} for TensorFlow fp32 and bf16 and NumPy fp32 matmuls."""
+def tensorflow_rates(size=MATMUL_SIZE, device="CPU", precisions=("fp32", "bf16")):
+    """{"tensorflow <precision>": FLOP/s} of size x size matmuls on `device`."""
     import tensorflow as tf
 
-    a, b = _matrices()
-    ta, tb = tf.constant(a), tf.constant(b)
-    ha, hb = tf.cast(ta, tf.bfloat16), tf.cast(tb, tf.bfloat16)
-    return {"tensorflow fp32": _matmul_rate(lambda: tf.linalg.matmul(ta, tb)),
-            "numpy fp32": _matmul_rate(lambda: a @ b),
-            "tensorflow bf16": _matmul_rate(lambda: tf.linalg.matmul(ha, hb))}
+    dtypes = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
+    rates = {}
+    with tf.device(f"/{device}:0"):
+        a, b = (tf.constant(m) for m in matrices(size))
+        for precision in precisions:
+            x, y = tf.cast(a, dtypes[precision]), tf.cast(b, dtypes[precision])
+            rates[f"tensorflow {precision}"] = matmul_rate(
+                lambda x=x, y=y: tf.linalg.matmul(x, y), size)
+    return rates
 
 
-def prepare_ours(config, batch, variant):
-    """Builds, compiles and warms one TF variant: (run, warm-up seconds), where run()
-    trains steps_per_execution steps and returns their seconds."""
+def torch_rates(size, device, precisions):
+    """{"torch <precision>": FLOP/s} of size x size matmuls (in the peer process)."""
+    import torch
+
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    a, b = (torch.from_numpy(m).to(device) for m in matrices(size))
+    return {f"torch {p}": matmul_rate(functools.partial(
+        torch.mm, a.to(dtypes[p]), b.to(dtypes[p])), size) for p in precisions}
+
+
+def best_peaks(rates):
+    """{precision: (name, FLOP/s)}: the fastest matmul measured in each precision."""
+    peaks = {}
+    for name, value in rates.items():
+        precision = name.split()[-1]
+        if value and value > peaks.get(precision, (None, 0.0))[1]:
+            peaks[precision] = (name, value)
+    return peaks
+
+
+# ------------------------------------------------------------------------------- ours
+
+
+def prepare_ours(config, batch, variant, device="CPU", warmup_steps=2, steps_per_execution=1,
+                 seed=0):
+    """Builds, compiles and warms one TF variant on `device` ("CPU" or "GPU"): (run,
+    warm-up seconds), where run() trains steps_per_execution steps and returns their
+    seconds."""
     import keras
     import tensorflow as tf
 
     from electra_tf.modeling.models import build_pretrainer
     from electra_tf.optimization import DEFAULT_EXCLUDE, Lamb, WarmupPolynomialDecay
     from electra_tf.pretraining.objectives import PretrainingModel
+    from electra_tf.training.precision import dtype_policy
 
     class StepClock(keras.callbacks.Callback):
         """First step's start to last step's end: fit's own set-up is not counted."""
@@ -154,18 +228,21 @@ def prepare_ours(config, batch, variant):
                 self.start = time.perf_counter()
 
         def on_train_batch_end(self, batch, logs=None):
+            # A GPU runs the step after the call has queued it: reading the loss to the
+            # host waits for the step (on the CPU it is ready already).
+            float(logs["loss"])
             self.end = time.perf_counter()
 
-    spe = FLAGS.steps_per_execution
+    spe = steps_per_execution
     keras.utils.clear_session(free_memory=True)
-    # Layers take the global policy when they are built; it is reset afterwards so the
-    # next variant runs in float32.
-    keras.mixed_precision.set_global_policy("mixed_bfloat16" if "bf16" in variant
-                                            else "float32")
-    try:
-        task = PretrainingModel(build_pretrainer(config, seed=FLAGS.seed))
+    placement = tf.device(f"/{device}:0")
+    # Layers take the global policy when they are built: building inside the block
+    # makes them mixed; the next variant is built under float32 again.
+    with placement, dtype_policy(POLICIES[precision_of(variant)]):
+        task = PretrainingModel(build_pretrainer(config, seed=seed))
         # The original's small-model schedule and LAMB settings; the learning rate does
-        # not change the cost of a step.
+        # not change the cost of a step. Under mixed_float16 Keras wraps the optimizer
+        # in a LossScaleOptimizer.
         optimizer = Lamb(WarmupPolynomialDecay(5e-4, 1_000_000, warmup_steps=10_000),
                          weight_decay_rate=0.01, exclude_from_weight_decay=DEFAULT_EXCLUDE,
                          global_clipnorm=1.0)
@@ -173,18 +250,21 @@ def prepare_ours(config, batch, variant):
                      steps_per_execution=spe)
         data = tf.data.Dataset.from_tensors(batch).repeat()
         start = time.perf_counter()
-        task.fit(data, steps_per_epoch=-(-FLAGS.warmup_steps // spe) * spe, verbose=0,
+        task.fit(data, steps_per_epoch=-(-warmup_steps // spe) * spe, verbose=0,
                  shuffle=False)
         warmup_seconds = time.perf_counter() - start
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
 
     def run():
         clock = StepClock()
-        task.fit(data, steps_per_epoch=spe, verbose=0, shuffle=False, callbacks=[clock])
+        with tf.device(f"/{device}:0"):
+            task.fit(data, steps_per_epoch=spe, verbose=0, shuffle=False,
+                     callbacks=[clock])
         return clock.end - clock.start
 
     return run, warmup_seconds
+
+
+# ------------------------------------------------------------------------------ peer
 
 
 def hf_configs(config):
@@ -203,8 +283,10 @@ def hf_configs(config):
     return convert(config), convert(config.generator_config()) if config.has_generator else None
 
 
-def build_peer(disc_config, gen_config, batch, seed, full_logits):
-    """transformers' training step for one batch: a function that runs one step."""
+def build_peer(disc_config, gen_config, batch, seed, full_logits, device="cpu",
+               precision="fp32"):
+    """transformers' training step for one batch on `device` ("cpu" or "cuda") at
+    `precision` (fp32, or bf16 / fp16 autocast): a function that runs one step."""
     import torch
     import transformers
 
@@ -220,12 +302,15 @@ def build_peer(disc_config, gen_config, batch, seed, full_logits):
         modules = [gen, disc]
     # ...and the generator's output layer is the word-embedding matrix.
     gen.generator_lm_head.weight = gen.electra.embeddings.word_embeddings.weight
-    params = list({id(p): p for m in modules for p in m.parameters()}.values())
     for module in modules:
-        module.train()
+        module.to(device).train()  # moves parameters in place: the ties hold
+    params = list({id(p): p for m in modules for p in m.parameters()}.values())
     optimizer = torch.optim.AdamW(params, lr=5e-4, weight_decay=0.01)
-    t = {k: torch.from_numpy(v).long() for k, v in batch.items() if k != "masked_lm_weights"}
-    weights = torch.from_numpy(batch["masked_lm_weights"]).flatten()
+    # fp16 gradients underflow without loss scaling; bf16 has fp32's range.
+    scaler = torch.amp.GradScaler(device) if precision == "fp16" else None
+    t = {k: torch.from_numpy(v).long().to(device) for k, v in batch.items()
+         if k != "masked_lm_weights"}
+    weights = torch.from_numpy(batch["masked_lm_weights"]).flatten().to(device)
     positions = t["masked_lm_positions"]
     inputs = dict(input_ids=t["input_ids"], attention_mask=t["input_mask"],
                   token_type_ids=t["segment_ids"])
@@ -235,14 +320,14 @@ def build_peer(disc_config, gen_config, batch, seed, full_logits):
     def gather(x):
         return x.gather(1, positions[..., None].expand(-1, -1, x.shape[-1]))
 
-    def step():
+    def forward():
         if full_logits:  # ElectraForMaskedLM.forward: the head on every position
             logits = gather(gen(**inputs).logits)
         else:  # the head on the masked positions only, as ours and the original
             hidden = gather(gen.electra(**inputs).last_hidden_state)
             logits = gen.generator_lm_head(gen.generator_predictions(hidden))
         losses = torch.nn.functional.cross_entropy(
-            logits.flatten(0, 1), t["masked_lm_ids"].flatten(), reduction="none")
+            logits.flatten(0, 1).float(), t["masked_lm_ids"].flatten(), reduction="none")
         loss = (losses * weights).sum() / (weights.sum() + 1e-6)
         if disc is not None:
             with torch.no_grad():  # Gumbel-max sampling, no gradient through it
@@ -252,184 +337,352 @@ def build_peer(disc_config, gen_config, batch, seed, full_logits):
                 labels = (fake != original).float()
             rtd = disc(**dict(inputs, input_ids=fake)).logits
             disc_losses = torch.nn.functional.binary_cross_entropy_with_logits(
-                rtd, labels, reduction="none")
+                rtd.float(), labels, reduction="none")
             loss = loss + 50.0 * (disc_losses * mask).sum() / (mask.sum() + 1e-6)
-        loss.backward()
+        return loss
+
+    def step():
+        with torch_autocast(device, precision):  # the forward pass and the losses only
+            loss = forward()
+        if scaler is None:
+            loss.backward()
+        else:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)  # clipping sees the true gradients
         torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)
+            scaler.update()
         optimizer.zero_grad(set_to_none=True)
 
     return step
 
 
-def _peer_server(conn, seed, warmup_steps, full_logits):
-    """The peer process: answers ("peak",), ("build", key, disc, gen, batch) and
-    ("step", key)."""
-    import torch
-
-    torch.set_num_threads(os.cpu_count())
+def peer_handler(device):
+    """The peer's answers to ("info",), ("peak", size, precisions), ("build", key, disc,
+    gen, batch, precision, seed, warmup_steps, full_logits) -> warm-up seconds,
+    ("step", key) -> seconds, and ("clear",) (frees the models)."""
     steps = {}
 
-    def handle(command):
-        if command[0] == "peak":
-            return _matmul_rate(functools.partial(
-                torch.mm, *(torch.from_numpy(m) for m in _matrices())))
-        if command[0] == "build":
-            key, disc_config, gen_config, batch = command[1:]
-            steps[key] = build_peer(disc_config, gen_config, batch, seed, full_logits)
-            start = time.perf_counter()
-            for _ in range(warmup_steps):
-                steps[key]()
-            return time.perf_counter() - start
+    def timed(step):
         start = time.perf_counter()
-        steps[command[1]]()
+        step()
+        torch_sync(device)
         return time.perf_counter() - start
 
-    serve(conn, handle)
+    def handle(command):
+        what, args = command[0], command[1:]
+        if what == "info":
+            return torch_info()
+        if what == "peak":
+            return torch_rates(args[0], device, args[1])
+        if what == "build":
+            key, disc_config, gen_config, batch, precision, seed, warmup, full_logits = args
+            steps[key] = build_peer(disc_config, gen_config, batch, seed, full_logits,
+                                    device, precision)
+            return sum(timed(steps[key]) for _ in range(warmup))
+        if what == "step":
+            return timed(steps[args[0]])
+        if what == "clear":
+            steps.clear()
+            if device == "cuda":
+                import torch
+
+                torch.cuda.empty_cache()
+            return None
+        raise ValueError(f"unknown peer command {what!r}")
+
+    return handle
+
+
+def _peer_server(conn, device, tf32):
+    torch_setup(device, tf32)
+    serve(conn, peer_handler(device))
 
 
 class Peer(PeerProcess):
-    """PyTorch / transformers in its own process."""
+    """PyTorch / transformers training in its own process, on "cpu" or "cuda" (`tf32`:
+    see peer_process.torch_setup)."""
 
-    def __init__(self):
-        super().__init__(_peer_server, FLAGS.seed, FLAGS.warmup_steps, FLAGS.hf_full_logits)
+    def __init__(self, device="cpu", tf32=None):
+        super().__init__(_peer_server, device, tf32)
+        self.device = device
 
-    def peak(self):
-        return self.call("peak")
+    def info(self):
+        return self.call("info")
 
-    def build(self, key, config, batch):
-        """Builds and warms the peer of `config` under `key`: the warm-up seconds."""
-        return self.call("build", key, *hf_configs(config), batch)
+    def peak(self, size, precisions):
+        return self.call("peak", size, list(precisions))
+
+    def build(self, key, config, batch, precision, seed=0, warmup_steps=2,
+              full_logits=False):
+        """Builds and warms the peer of `config` at `precision` under `key`: the warm-up
+        seconds."""
+        return self.call("build", key, *hf_configs(config), batch, precision, seed,
+                         warmup_steps, full_logits)
 
     def step(self, key):
         return self.call("step", key)
 
+    def clear(self):
+        return self.call("clear")
 
-def measure(run_ours, peer_step, pids):
-    """Alternates our executions with as many peer steps (either may be None), so slow
-    drifts in the machine's state hit both alike: (ours s/step, peer s/step, cores used
-    by other processes meanwhile)."""
-    spe = FLAGS.steps_per_execution
-    rounds = -(-FLAGS.steps // spe)
-    ours = theirs = 0.0
+
+# -------------------------------------------------------------------------- measuring
+
+
+def measure(run_ours, peer_steps, steps, steps_per_execution=1, pids=()):
+    """Alternates our executions with as many steps of each peer in `peer_steps`
+    ({precision: step function}; `run_ours` may be None), so slow drifts in the machine's
+    state hit all alike: (ours s/step or None, {precision: peer s/step}, cores used by
+    other processes meanwhile)."""
+    spe = steps_per_execution
+    rounds = -(-steps // spe)
+    ours, theirs = 0.0, dict.fromkeys(peer_steps, 0.0)
     with CpuWatch(*pids) as watch:
         for _ in range(rounds):
             if run_ours is not None:
                 ours += run_ours()
-            if peer_step is not None:
-                theirs += sum(peer_step() for _ in range(spe))
-    steps = rounds * spe
-    return (ours / steps if run_ours else None, theirs / steps if peer_step else None,
+            for precision, step in peer_steps.items():
+                theirs[precision] += sum(step() for _ in range(spe))
+    done = rounds * spe
+    return (ours / done if run_ours else None, {p: s / done for p, s in theirs.items()},
             watch.other_cores)
 
 
-def _attempt(what, fn, *args):
-    """fn(*args), or None after printing the failure in one line."""
+def attempt(what, fn, *args, **kwargs):
+    """fn(*args, **kwargs), or None after printing the failure in one line."""
     try:
-        return fn(*args)
+        return fn(*args, **kwargs)
     except Exception as e:  # a failing variant is a result, not a crash
         print(f"  {what} FAILED: {one_line(e)}", flush=True)
         return None
 
 
-NAMES = {"electra": "ELECTRA-Small", "bert": "BERT-Small", "ale": "ALE-Small"}
+def rates_of_row(row, tokens):
+    """(ours tokens/s, {precision: peer tokens/s}) of a measured row."""
+    return (tokens / row["step_s"] if row.get("step_s") else None,
+            {p: tokens / s for p, s in row.get("hf_step_s", {}).items() if s})
+
+
+def row_ratios(precision, ours, peer):
+    """Ours / the peer in the same precision, and ours / the peer's best (its faster
+    precision): {"same", "best", "peer_best"} (NaN where not measured)."""
+    peer_best, best_rate = best_of(peer)
+    return {"same": ratio(ours, peer.get(precision)), "best": ratio(ours, best_rate),
+            "peer_best": peer_best}
+
+
+def mfu(flops_per_token, tokens_per_s, peak):
+    """Model FLOPs utilization: the model's FLOPs per second over a matmul rate."""
+    if tokens_per_s is None or not peak:
+        return float("nan")
+    return flops_per_token * tokens_per_s / peak
+
+
+def model_summary(rows, tokens):
+    """Per precision pair and best vs best, from one model's rows: {"fp32": ...,
+    "bf16": ..., "best": ...}, each {ours_variant, ours, peer_precision, peer, ratio},
+    using the peer's numbers from the window of our chosen row."""
+    measured = [(rates_of_row(row, tokens), row) for row in rows if row.get("step_s")]
+    summary = {}
+    for precision in ("fp32", "bf16", "fp16"):
+        candidates = [(ours, peer, row) for (ours, peer), row in measured
+                      if row["precision"] == precision and precision in peer]
+        if candidates:
+            ours, peer, row = max(candidates, key=lambda c: c[0])
+            summary[precision] = {"ours_variant": row["variant"], "ours": ours,
+                                  "peer_precision": precision, "peer": peer[precision],
+                                  "ratio": ratio(ours, peer[precision])}
+    if measured:
+        (ours, peer), row = max(measured, key=lambda m: m[0][0])
+        name, value = best_of(peer)
+        summary["best"] = {"ours_variant": row["variant"], "ours": ours,
+                           "peer_precision": name, "peer": value if name else None,
+                           "ratio": ratio(ours, value)}
+    return summary
+
+
+def format_summary(name, summary):
+    """One line: ours / the peer per precision pair and best vs best."""
+    parts = []
+    for key, label in (("fp32", "fp32 vs HF fp32"), ("bf16", "bf16 vs HF bf16"),
+                       ("fp16", "fp16 vs HF fp16")):
+        if key in summary:
+            parts.append(f"{label} {format_ratio(summary[key]['ratio'])}")
+    if "best" in summary:
+        b = summary["best"]
+        peer = (f"HF {b['peer_precision']} {b['peer']:,.0f}" if b["peer_precision"]
+                else "HF not measured")
+        parts.append(f"best vs best {format_ratio(b['ratio'])} (ours {b['ours_variant']} "
+                     f"{b['ours']:,.0f} vs {peer} tokens/s)")
+    return f"{name}, ours / HF tokens/s: " + ("; ".join(parts) or "not measured")
+
+
+# ------------------------------------------------------------------------------- main
 
 
 def main(argv):
     del argv
-    unknown = sorted(set(FLAGS.models) - set(MODELS)) + sorted(set(FLAGS.variants)
-                                                               - set(VARIANTS))
+    unknown = sorted(set(FLAGS.models) - set(MODELS)) + sorted(
+        set(FLAGS.variants) - set(VARIANTS)) + sorted(set(FLAGS.hf_precisions)
+                                                       - {"fp32", "bf16"})
     models = [m for m in MODELS if m in FLAGS.models]
     variants = [v for v in VARIANTS if v in FLAGS.variants]
     if unknown or not models or not variants:
-        raise app.UsageError(f"unknown or empty --models/--variants: {unknown}")
+        # One line, no traceback, exit status 1 (absl's UsageError prints the whole doc).
+        print(f"pretrain_throughput.py: error: unknown or empty --models/--variants/"
+              f"--hf_precisions: {unknown}; allowed: models {', '.join(MODELS)}; variants "
+              f"{', '.join(VARIANTS)}; hf_precisions fp32, bf16", file=sys.stderr)
+        sys.exit(1)
     started = time.perf_counter()
-    peer = Peer()  # started first: it must not inherit anything from TensorFlow
+    peer = Peer() if FLAGS.hf_precisions else None  # before TensorFlow is imported
     try:
-        rows, peaks = run(models, variants, peer)
+        rates = cpu_rates(peer)
+        rows = measure_rows(models, variants, peer, FLAGS.hf_precisions,
+                            batch_size=FLAGS.batch_size, steps=FLAGS.steps,
+                            warmup_steps=FLAGS.warmup_steps,
+                            steps_per_execution=FLAGS.steps_per_execution, seed=FLAGS.seed,
+                            full_logits=FLAGS.hf_full_logits)
     finally:
-        peer.close()
-    report(rows, peaks, time.perf_counter() - started)
+        if peer is not None:
+            peer.close()
+    report(rows, rates, time.perf_counter() - started)
 
 
-def run(models, variants, peer):
-    """Measures everything: (rows, fp32 peak FLOP/s, a line about the peaks)."""
+def cpu_rates(peer):
+    """The CPU's matmul rates (TensorFlow fp32 / bf16, NumPy, and the peer's torch), printed
+    with the CPU other processes used meanwhile: {name: FLOP/s}."""
+    with CpuWatch(*([peer.pid] if peer else [])) as watch:
+        rates = tensorflow_rates(MATMUL_SIZE)
+        rates["numpy fp32"] = matmul_rate(functools.partial(np.matmul, *matrices(
+            MATMUL_SIZE)), MATMUL_SIZE)
+        if peer is not None:
+            rates.update(attempt("torch matmul", peer.peak, MATMUL_SIZE, ["fp32", "bf16"])
+                         or {})
+    print(f"matmul {MATMUL_SIZE}x{MATMUL_SIZE} GFLOP/s: " + ", ".join(
+        f"{k} {v / 1e9:.0f}" for k, v in rates.items())
+        + f" (other processes meanwhile: {watch.other_cores:.2f} cores)", flush=True)
+    return rates
+
+
+def measure_rows(models, variants, peer, hf_precisions, *, device="CPU", size="small",
+                 batch_size=32, seq_len=SEQ_LEN, steps=5, warmup_steps=2,
+                 steps_per_execution=1, seed=0, full_logits=False):
+    """Measures every row: a list of {model, variant, precision, warmup_s, step_s,
+    hf_step_s: {precision: s}, busy, flops_per_token} (step_s None when it failed).
+    `device` is ours ("CPU" or "GPU"); the peer's is its own. BERT and ALE run only the
+    variant that was fastest for ELECTRA."""
     from electra_tf.configs import get_config
     from electra_tf.flops import train_flops_per_step
 
-    with CpuWatch(peer.pid) as watch:
-        peaks = measure_peak()
-        torch_peak = _attempt("torch matmul", peer.peak)
-        if torch_peak:
-            peaks["torch fp32"] = torch_peak
-    print("matmul 2048x2048 GFLOP/s: " + ", ".join(f"{k} {v / 1e9:.0f}"
-                                                   for k, v in peaks.items())
-          + f" (other processes meanwhile: {watch.other_cores:.2f} cores)", flush=True)
-
-    tokens = FLAGS.batch_size * SEQ_LEN
+    hf_precisions = list(hf_precisions) if peer is not None else []
+    pids = [peer.pid] if peer else []
     rows, built, best = [], {}, None
     for model in models:
-        config = get_config(model, "small")
-        batch = synthetic_batch(FLAGS.batch_size, config.vocab_size, FLAGS.seed)
-        flops_per_token = train_flops_per_step(config, FLAGS.batch_size, SEQ_LEN) / tokens
+        config = get_config(model, size)
+        batch = synthetic_batch(batch_size, config.vocab_size, seed, seq_len)
+        flops_per_token = train_flops_per_step(config, batch_size, seq_len) / (
+            batch_size * seq_len)
         key = "bert" if model == "bert" else "electra"  # ALE's peer is ELECTRA's
-        if key not in built:
-            print(f"{model}: transformers: build, warm up ...", flush=True)
-            built[key] = _attempt(f"{model} transformers", peer.build, key, config, batch)
-        peer_step = (lambda key=key: peer.step(key)) if built[key] is not None else None
+        for precision in hf_precisions:
+            if (key, precision) not in built:
+                print(f"{model}: transformers {precision}: build, warm up ...", flush=True)
+                built[key, precision] = attempt(
+                    f"{model} transformers {precision}", peer.build, f"{key} {precision}",
+                    config, batch, precision, seed, warmup_steps, full_logits)
+        peer_steps = {p: functools.partial(peer.step, f"{key} {p}") for p in hf_precisions
+                      if built.get((key, p)) is not None}
         for variant in variants if model == "electra" or best is None else [best]:
             print(f"{model}: {variant}: build, compile, warm up, time ...", flush=True)
-            prepared = _attempt(f"{model} {variant}", prepare_ours, config, batch, variant)
-            timed = prepared and _attempt(f"{model} {variant}", measure, prepared[0],
-                                          peer_step, [peer.pid])
-            rows.append((model, variant, prepared and prepared[1], timed, flops_per_token))
+            prepared = attempt(f"{model} {variant}", prepare_ours, config, batch, variant,
+                               device, warmup_steps, steps_per_execution, seed)
+            timed = prepared and attempt(f"{model} {variant}", measure, prepared[0],
+                                         peer_steps, steps, steps_per_execution, pids)
+            rows.append({"model": model, "variant": variant,
+                         "precision": precision_of(variant),
+                         "warmup_s": prepared[1] if prepared else None,
+                         "step_s": timed[0] if timed else None,
+                         "hf_step_s": timed[1] if timed else {},
+                         "busy": timed[2] if timed else None,
+                         "flops_per_token": flops_per_token})
             del prepared  # frees the Keras model before the next one is built
         if model == "electra":
-            timed = [(row[3][0], row[1]) for row in rows if row[3]]
+            timed = [(row["step_s"], row["variant"]) for row in rows if row["step_s"]]
             best = min(timed)[1] if timed else None
-    return rows, peaks
+    return rows
 
 
-def report(rows, peaks, seconds):
-    tokens = FLAGS.batch_size * SEQ_LEN
-    fp32 = {k: v for k, v in peaks.items() if k.endswith("fp32")}
-    peak_name = max(fp32, key=fp32.get)
-    peak = fp32[peak_name]
-    print(f"\n{os.cpu_count()} cores; batch {FLAGS.batch_size} x seq {SEQ_LEN}; "
-          f"{FLAGS.warmup_steps} warm-up + {FLAGS.steps} timed steps; peak: {peak_name} "
-          f"matmul {peak / 1e9:.0f} GFLOP/s (tensorflow bf16: "
-          f"{peaks['tensorflow bf16'] / 1e9:.0f})")
-    header = (f"{'model':<14}{'variant':<10}{'tokens/s':>10}{'HF tokens/s':>13}"
-              f"{'ours/HF':>9}{'MFU':>7}{'HF MFU':>8}{'step s':>8}{'HF step s':>11}"
-              f"{'warm-up s':>11}"
-              f"{'busy':>6}")
-    print(header)
-    print("-" * len(header))
-    busiest = 0.0
-    for model, variant, warmup, timed, flops_per_token in rows:
-        if not timed:
-            print(f"{NAMES[model]:<14}{variant:<10}{'failed':>10}")
+def format_rows(rows, peaks, tokens, half="bf16", names=NAMES):
+    """The table: one line per row of ours, the peer's tokens/s in fp32 and in `half`
+    (bf16 or fp16) measured in the same window, ours / the peer (same precision, and its
+    best), MFU against the fp32 and the `half` matmul rate."""
+    fp32_peak = peaks.get("fp32", (None, None))[1]
+    half_peak = peaks.get(half, (None, None))[1]
+    header = (f"{'model':<14}{'variant':<10}{'tokens/s':>10}{'HF fp32':>9}{'HF ' + half:>9}"
+              f"{'vs same':>9}{'vs best':>9}{'MFU fp32':>10}{'MFU ' + half:>10}{'step s':>8}"
+              f"{'warm-up s':>11}{'busy':>6}")
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        name = names.get(row["model"], row["model"])
+        if not row.get("step_s"):
+            lines.append(f"{name:<14}{row['variant']:<10}{'failed':>10}")
             continue
-        ours, theirs, busy = timed
-        busiest = max(busiest, busy)
-        rate = tokens / ours
-        peer_rate = tokens / theirs if theirs else float("nan")
-        print(f"{NAMES[model]:<14}{variant:<10}{rate:>10,.0f}{peer_rate:>13,.0f}"
-              f"{rate / peer_rate:>8.2f}x{flops_per_token * rate / peak:>7.1%}"
-              f"{flops_per_token * peer_rate / peak:>8.1%}{ours:>8.2f}"
-              f"{theirs or float('nan'):>11.2f}{warmup:>11.1f}{busy:>6.2f}")
-    print(f"MFU: train FLOPs per token (electra_tf.flops) x tokens/s / {peak / 1e9:.0f} "
-          f"GFLOP/s (bf16 rows too; against the bf16 matmul rate their MFU would be "
-          f"{peak / peaks['tensorflow bf16']:.2f}x that). HF: transformers "
-          f"{metadata.version('transformers')}, torch {metadata.version('torch')}, "
-          f"{os.cpu_count()} threads, own process, MLM head on "
+        ours, peer = rates_of_row(row, tokens)
+        ratios = row_ratios(row["precision"], ours, peer)
+
+        def peer_rate(p, peer=peer):
+            return f"{peer[p]:,.0f}" if p in peer else "-"
+
+        lines.append(
+            f"{name:<14}{row['variant']:<10}{ours:>10,.0f}{peer_rate('fp32'):>9}"
+            f"{peer_rate(half):>9}{format_ratio(ratios['same']):>9}"
+            f"{format_ratio(ratios['best']):>9}"
+            f"{format_share(mfu(row['flops_per_token'], ours, fp32_peak)):>10}"
+            f"{format_share(mfu(row['flops_per_token'], ours, half_peak)):>10}"
+            f"{row['step_s']:>8.2f}{row['warmup_s']:>11.1f}{row['busy']:>6.2f}")
+    return lines
+
+
+def report(rows, rates, seconds):
+    tokens = FLAGS.batch_size * SEQ_LEN
+    peaks = best_peaks(rates)
+    print(f"\n{os.cpu_count()} cores; batch {FLAGS.batch_size} x seq {SEQ_LEN}; "
+          f"{FLAGS.warmup_steps} warm-up + {FLAGS.steps} timed steps; matmul rates: "
+          + ", ".join(f"{p} {peaks[p][1] / 1e9:.0f} GFLOP/s ({peaks[p][0]})"
+                      for p in ("fp32", "bf16") if p in peaks))
+    print("\n".join(format_rows(rows, peaks, tokens)))
+    busiest = max([row["busy"] for row in rows if row.get("busy") is not None] or [0.0])
+    versions = (f"transformers {metadata.version('transformers')}, torch "
+                f"{metadata.version('torch')}")
+    print(f"HF: {versions}, {os.cpu_count()} threads, own process, fp32 and bf16 "
+          f"(torch.autocast on CPU) as measured in the row's window, MLM head on "
           f"{'all' if FLAGS.hf_full_logits else 'masked'} positions; BERT-Small's peer is "
           "ElectraForMaskedLM alone (HF BERT has no factorized embedding), ALE-Small's the "
-          "ELECTRA-Small pair (HF has no shared-layer ELECTRA). Ours and HF alternate step "
-          "by step; busy = cores used by other processes meanwhile"
-          + (f" (max {busiest:.2f}: timings perturbed)." if busiest > 0.1 else "."))
-    print(f"Goals: >= 3.5x HF tokens/s, >= 65% MFU. Total {seconds:.0f} s.")
+          "ELECTRA-Small pair (HF has no shared-layer ELECTRA). vs same: ours / HF in the "
+          "row's precision (fp32 variants vs HF fp32, bf16 vs HF bf16); vs best: ours / "
+          "HF's faster precision. MFU: train FLOPs per token (electra_tf.flops) x tokens/s "
+          "/ the fp32 and the bf16 matmul rate. busy = cores used by other processes "
+          "meanwhile" + (f" (max {busiest:.2f}: timings perturbed)." if busiest > 0.1
+                         else "."))
+    for model in dict.fromkeys(row["model"] for row in rows):
+        summary = model_summary([r for r in rows if r["model"] == model], tokens)
+        print(format_summary(NAMES[model], summary))
+        if model == "electra":
+            best_ratio = summary.get("best", {}).get("ratio")
+            bf16 = [r for r in rows if r["model"] == model and r["variant"] == "bf16"
+                    and r.get("step_s")]
+            share = (mfu(bf16[0]["flops_per_token"], tokens / bf16[0]["step_s"],
+                         peaks.get("bf16", (None, None))[1]) if bf16 else float("nan"))
+            print(f"Targets (ELECTRA-Small): ours' best >= {TARGET_RATIO:g}x HF's best: "
+                  f"{format_ratio(best_ratio)} -> {verdict(best_ratio, TARGET_RATIO)}; "
+                  f"bf16 >= {TARGET_MFU:.0%} of the bf16 matmul rate: "
+                  f"{format_share(share)} -> {verdict(share, TARGET_MFU)}")
+    print(f"Total {seconds:.0f} s.")
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

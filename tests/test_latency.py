@@ -1,6 +1,6 @@
 """The parameter and latency table ("To Pretrain or Not to Pretrain", Table 3): model names,
 parameter counts without the token table, the compiled timing, the markdown layout, bad
-input."""
+input; the bfloat16 copy of a model and how far its outputs are from float32's."""
 
 import json
 import math
@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pytest
 
+from data_prep import samples
 from electra_tf.baselines import latency
 from electra_tf.baselines.latency import (
     format_table,
@@ -22,6 +23,9 @@ from electra_tf.baselines.latency import (
     random_inputs,
     time_inference,
 )
+from electra_tf.configs import get_config
+from electra_tf.modeling import build_pretrainer
+from electra_tf.tokenization import SpecialIds
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -189,4 +193,104 @@ def test_benchmark_rejects_bad_flags_in_one_line():
     assert len(errors) == 1
     assert errors[0].startswith("inference_latency.py: error: --models: unknown model "
                                 "'GPT-2'; allowed: ELECTRA-<")
+    assert "Traceback" not in done.stderr
+
+
+# ------------------------------------------------------------------ lower precision
+
+SPECIAL = SpecialIds(pad=0, unk=100, cls=101, sep=102, mask=103)
+
+
+def tiny_electra():
+    return build_pretrainer(get_config("electra", "debug", {"vocab_size": 200}), seed=3)
+
+
+def tiny_features(seq_len=16):
+    rng = np.random.default_rng(0)
+    sentences = [rng.integers(104, 200, n).tolist() for n in (5, 9, 14, 3, 20, 7)]
+    return sentences, latency.masked_sentences(sentences, SPECIAL, 200, seq_len, seed=0)
+
+
+def test_masked_sentences_are_cls_sentence_sep_padded_and_masked():
+    sentences, features = tiny_features()
+    assert set(features) == {"input_ids", "input_mask", "segment_ids", "masked_lm_positions",
+                             "masked_lm_ids", "masked_lm_weights"}
+    lengths = [min(len(s), 14) + 2 for s in sentences]  # 20 tokens are cut to 14 + 2
+    np.testing.assert_array_equal(features["input_mask"].sum(1), lengths)
+    assert (features["input_ids"][:, 0] == SPECIAL.cls).all()
+    assert features["masked_lm_positions"].shape == (6, 2)  # int((0.15 + 0.005) * 16)
+    original = features["input_ids"].copy()
+    np.put_along_axis(original, features["masked_lm_positions"],
+                      features["masked_lm_ids"], 1)
+    for row, (sentence, length) in enumerate(zip(sentences, lengths, strict=True)):
+        assert original[row, 1:length - 1].tolist() == sentence[:14]
+        assert original[row, length - 1] == SPECIAL.sep and not original[row, length:].any()
+        chosen = features["masked_lm_positions"][row][features["masked_lm_weights"][row] > 0]
+        assert len(chosen) >= 1 and ((chosen > 0) & (chosen < length - 1)).all()
+    with pytest.raises(ValueError, match="sequence length must be >= 3"):
+        latency.masked_sentences([[5]], SPECIAL, 200, 2)
+
+
+def test_with_policy_is_the_same_model_in_bfloat16():
+    model = tiny_electra()
+    twin = latency.with_policy(model, "mixed_bfloat16")
+    assert type(twin) is type(model) and twin is not model
+    for a, b in zip(model.weights, twin.weights, strict=True):
+        assert b.dtype == "float32"  # weights stay float32; the compute is bfloat16
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert twin.discriminator.transformer.dtype_policy.compute_dtype == "bfloat16"
+    keras.utils.clear_session()
+
+
+def test_precision_agreement_of_a_tiny_model():
+    model = tiny_electra()
+    _, features = tiny_features()
+    same = latency.precision_agreement(model, features, "float32", batch_size=4)
+    assert (same["sentences"], same["tokens"]) == (6, int(features["input_mask"].sum()))
+    assert same["masked"] == int(features["masked_lm_weights"].sum())
+    for key in ("mlm", "rtd", "hidden"):
+        assert same[key]["max_abs_diff"] == 0.0 and same[key]["max_abs"] > 0
+    assert same["mlm"]["agreement"] == same["rtd"]["agreement"] == 1.0
+    bf16 = latency.precision_agreement(model, features, "mixed_bfloat16", batch_size=4)
+    for key in ("mlm", "rtd", "hidden"):
+        diff = bf16[key]["max_abs_diff"]
+        # bfloat16 keeps 8 bits of mantissa: differences of a few percent of the scale.
+        assert 0 < diff < 0.1 * bf16[key]["max_abs"] + 0.05 and math.isfinite(diff)
+    for key in ("mlm", "rtd"):
+        assert 0.0 <= bf16[key]["agreement"] <= 1.0
+        assert set(bf16[key]["accuracy"]) == {"float32", "mixed_bfloat16"}
+        assert bf16[key]["accuracy"]["float32"] == same[key]["accuracy"]["float32"]
+    json.loads(json.dumps(bf16))
+    bert = build_pretrainer(get_config("bert", "debug", {"vocab_size": 200}))
+    with pytest.raises(TypeError, match="needs an ELECTRA .* got BertPretrainer"):
+        latency.precision_agreement(bert, features)
+    keras.utils.clear_session()
+
+
+def test_real_wikipedia_sentences_tokenize_into_masked_rows():
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import inference_latency
+
+    from electra_tf.tokenization import WordPieceTokenizer
+
+    sentences = inference_latency.real_sentences(4)
+    assert len(sentences) == 4 and all(len(s.split()) >= 5 for s in sentences)
+    tokenizer = WordPieceTokenizer(samples.path("vocab"))
+    features = latency.masked_sentences(tokenizer.tokenize_each(sentences), tokenizer.special,
+                                        len(tokenizer.vocab), 64)
+    assert features["input_ids"].shape == (4, 64)
+    assert (features["input_mask"].sum(1) > 7).all()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--precisions=fp32,fp64"], "--precisions=fp32,fp64: allowed: fp32, bf16"),
+    (["--check_model=/no/such/model"], "--check_model=/no/such/model: no such file or folder"),
+])
+def test_benchmark_rejects_bad_precision_and_check_flags_in_one_line(args, message):
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "inference_latency.py"), *args],
+        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=120)
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"inference_latency.py: error: {message}")
     assert "Traceback" not in done.stderr

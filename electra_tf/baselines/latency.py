@@ -28,6 +28,10 @@ part whose size follows the vocabulary. An encoder's position and segment tables
 (514 x width) and embedding LayerNorm are counted: they are few (66K for Small, 396K for
 Base) and are kept in the result (``position_segment_embeddings``) so a reader can
 subtract them. Factorized encoders (Small) count their embedding projection.
+
+Lower precision: :func:`with_policy` rebuilds a model under a Keras dtype policy
+(``mixed_bfloat16``) with the same weights, and :func:`precision_agreement` measures how
+far that copy's outputs are from the float32 model's on given (real) text.
 """
 
 from __future__ import annotations
@@ -46,8 +50,11 @@ import tensorflow as tf
 
 from electra_tf.configs import SIZES, get_config
 from electra_tf.flops import count_parameters
+from electra_tf.masking import MaskingConfig, mask_batch, max_predictions_per_seq
 from electra_tf.modeling.lstm import LSTM_INPUTS, BiLstmClassifier, lstm_parameter_count
-from electra_tf.modeling.models import ENCODER_INPUTS, Encoder
+from electra_tf.modeling.models import ENCODER_INPUTS, ElectraPretrainer, Encoder
+from electra_tf.tokenization import SpecialIds
+from electra_tf.training.precision import dtype_policy
 
 VOCAB_SIZE = 30522  # ELECTRA's (uncased BERT) vocab, for the encoders and the LSTMs
 LSTM_EMBEDDING_SIZE = 128  # the paper's width of a token table trained from scratch
@@ -362,3 +369,123 @@ def latency_ratio(table: dict[str, Any], slower: str, faster: str,
     if any(name not in rows or key not in rows[name] for name in names):
         return math.nan
     return rows[names[0]][key]["mean_ms"] / rows[names[1]][key]["mean_ms"]
+
+
+# ------------------------------------------------------------------ lower precision
+
+
+def with_policy(model: keras.Model, policy: str) -> keras.Model:
+    """A copy of `model` (an Encoder or pretrainer of this package) built under the Keras
+    dtype policy `policy` (e.g. "mixed_bfloat16": bfloat16 compute, float32 weights),
+    holding the same weights."""
+    with dtype_policy(policy):
+        twin = type(model).from_config(model.get_config())
+    weights = model.get_weights()
+    shapes = [w.shape for w in weights], [tuple(v.shape) for v in twin.weights]
+    if shapes[0] != shapes[1]:
+        raise ValueError(f"{model.name}: the copy under {policy!r} has other weights")
+    twin.set_weights(weights)
+    return twin
+
+
+def masked_sentences(token_ids: Sequence[Sequence[int]], special: SpecialIds,
+                     vocab_size: int, seq_len: int = 128, seed: int = 0
+                     ) -> dict[str, np.ndarray]:
+    """One row per tokenized sentence, ``[CLS] tokens [SEP]`` (cut to `seq_len`, padded),
+    masked as ELECTRA pretraining masks (15%, 85% of them [MASK]; electra_tf.masking):
+    the pretraining features as numpy arrays."""
+    check_shape(len(token_ids), seq_len)
+    if seq_len < 3:
+        raise ValueError(f"sequence length must be >= 3 for [CLS] x [SEP], got {seq_len}")
+    ids = np.full((len(token_ids), seq_len), special.pad, np.int32)
+    for row, tokens in enumerate(token_ids):
+        tokens = [special.cls] + list(tokens)[:seq_len - 2] + [special.sep]
+        ids[row, :len(tokens)] = tokens
+    features = {"input_ids": ids, "input_mask": (ids != special.pad).astype(np.int32),
+                "segment_ids": np.zeros_like(ids)}
+    config = MaskingConfig(special, vocab_size, max_predictions_per_seq(0.15, seq_len))
+    masked = mask_batch(features, config, tf.constant([seed, 0], tf.int32))
+    return {name: value.numpy() for name, value in masked.items()}
+
+
+def _float32(tensor) -> np.ndarray:
+    return np.asarray(tf.cast(tensor, tf.float32))
+
+
+def _generator_logits(model: ElectraPretrainer, inputs: dict) -> np.ndarray:
+    """The generator's MLM logits at the masked positions."""
+    return _float32(model.generator_logits({name: inputs[name] for name in ENCODER_INPUTS},
+                                           inputs["masked_lm_positions"], training=False))
+
+
+def _discriminator_outputs(model: ElectraPretrainer, inputs: dict, fake_ids) -> tuple:
+    """(hidden states, replaced-token logits) of the discriminator on `fake_ids`."""
+    encoder_inputs = {name: inputs[name] for name in ENCODER_INPUTS}
+    hidden = model.discriminator(dict(encoder_inputs, input_ids=fake_ids),
+                                 training=False)["sequence_output"]
+    return _float32(hidden), _float32(model.discriminator_head(hidden))
+
+
+def precision_agreement(pretrainer: keras.Model, features: dict[str, np.ndarray],
+                        policy: str = "mixed_bfloat16", batch_size: int = 32,
+                        seed: int = 0) -> dict[str, Any]:
+    """How far an ELECTRA pretrainer's outputs under `policy` are from its float32 ones.
+
+    `features` are masked pretraining features (:func:`masked_sentences`). Compared:
+    the generator's MLM logits at the masked positions (and its predictions, the
+    argmax); then, on the same corrupted input for both (the masked positions replaced
+    by Gumbel-max samples of the float32 generator, as pretraining corrupts them), the
+    discriminator's hidden states and its replaced-token logits (prediction: logit > 0)
+    at the real tokens. Returns a JSON-able dict: sentences, tokens (real ones),
+    masked, and for "mlm" / "rtd" / "hidden": max_abs_diff, max_abs (the float32
+    values' largest magnitude, for scale), and for mlm / rtd agreement (the share of
+    identical predictions) and accuracy {"float32": ..., policy: ...} against the
+    original tokens / the true replaced labels.
+    """
+    if not isinstance(pretrainer, ElectraPretrainer):
+        raise TypeError(f"precision_agreement needs an ELECTRA (or ALE) pretrainer, got "
+                        f"{type(pretrainer).__name__}")
+    twin = with_policy(pretrainer, policy)
+    rng = np.random.default_rng(seed)
+    sums = {"mlm": [0.0, 0.0, 0, 0, 0, 0], "rtd": [0.0, 0.0, 0, 0, 0, 0]}
+    hidden_diff = hidden_max = 0.0
+    total = len(features["input_ids"])
+    for start in range(0, total, batch_size):
+        chunk = {k: v[start:start + batch_size] for k, v in features.items()}
+        weights = chunk["masked_lm_weights"] > 0
+        real = chunk["input_mask"] > 0
+        logits = _generator_logits(pretrainer, chunk)
+        # Gumbel-max: a sample of the float32 generator, the same input for both.
+        gumbel = -np.log(-np.log(rng.uniform(1e-9, 1.0, logits.shape)))
+        sampled = np.where(weights, np.argmax(logits + gumbel, -1), chunk["masked_lm_ids"])
+        fake = chunk["input_ids"].copy()
+        np.put_along_axis(fake, chunk["masked_lm_positions"], sampled.astype(np.int32), 1)
+        original = chunk["input_ids"].copy()
+        np.put_along_axis(original, chunk["masked_lm_positions"], chunk["masked_lm_ids"], 1)
+        replaced = fake != original
+        ours = (logits, *_discriminator_outputs(pretrainer, chunk, fake))
+        theirs = (_generator_logits(twin, chunk), *_discriminator_outputs(twin, chunk, fake))
+        for key, a, b, where, truth, predict in (
+                ("mlm", ours[0], theirs[0], weights, chunk["masked_lm_ids"],
+                 lambda x: np.argmax(x, -1)),
+                ("rtd", ours[2], theirs[2], real, replaced, lambda x: x > 0)):
+            pa, pb = predict(a), predict(b)
+            s = sums[key]
+            s[0] = max(s[0], float(np.abs(a - b)[where].max(initial=0.0)))
+            s[1] = max(s[1], float(np.abs(a)[where].max(initial=0.0)))
+            s[2] += int((pa == pb)[where].sum())
+            s[3] += int(where.sum())
+            s[4] += int((pa == truth)[where].sum())
+            s[5] += int((pb == truth)[where].sum())
+        hidden_diff = max(hidden_diff, float(np.abs(ours[1] - theirs[1])[real].max()))
+        hidden_max = max(hidden_max, float(np.abs(ours[1])[real].max()))
+    result = {"policy": policy, "sentences": total,
+              "tokens": int(features["input_mask"].sum()),
+              "masked": int((features["masked_lm_weights"] > 0).sum()),
+              "hidden": {"max_abs_diff": hidden_diff, "max_abs": hidden_max}}
+    for key, (diff, scale, same, count, right_a, right_b) in sums.items():
+        result[key] = {"max_abs_diff": diff, "max_abs": scale,
+                       "agreement": same / count if count else math.nan,
+                       "accuracy": {"float32": right_a / count if count else math.nan,
+                                    policy: right_b / count if count else math.nan}}
+    return result
