@@ -118,3 +118,22 @@ def test_non_finite_logits_still_sample_valid_ids():
                                    np.array([[1, 2]], "int32"), np.zeros((1, 2), "int32"),
                                    np.ones((1, 2), "float32"))
     assert np.all((out["sampled_ids"].numpy() >= 0) & (out["sampled_ids"].numpy() < 7))
+
+
+@pytest.mark.parametrize("policy, atol", [("float32", 1e-5), ("mixed_bfloat16", 0.05)])
+def test_dense_gelu_equals_the_keras_dense_with_all_gradients(policy, atol):
+    from electra_tf.modeling.layers import gelu
+
+    layer = keras.layers.Dense(16, activation=gelu, dtype=policy)
+    layer.build((None, None, 8))
+    layer.bias.assign(tf.random.stateless_normal([16], [1, 2]))
+    x = tf.cast(tf.random.stateless_normal([2, 3, 8], [3, 4]), layer.compute_dtype)
+    upstream = tf.cast(tf.random.stateless_normal([2, 3, 16], [5, 6]), layer.compute_dtype)
+    inputs = [x, layer.kernel.value, layer.bias.value]
+    got, plain = both(lambda: value_and_grads(lambda: fused.dense_gelu(layer, x), inputs,
+                                              upstream))
+    want = value_and_grads(lambda: layer(x), inputs, upstream)
+    assert got[0].shape == want[0].shape == (2, 3, 16) and got[0].dtype == want[0].dtype
+    for a, b, c in zip(got, plain, want, strict=True):
+        np.testing.assert_allclose(tf.cast(a, "float32"), tf.cast(c, "float32"), atol=atol)
+        np.testing.assert_allclose(tf.cast(b, "float32"), tf.cast(c, "float32"), atol=atol)

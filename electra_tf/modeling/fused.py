@@ -90,6 +90,39 @@ def gelu(x):
 
 
 @_compiled
+def _bias_gelu_forward(y, bias):
+    z = tf.cast(y, tf.float32) + tf.cast(bias, tf.float32)
+    return tf.cast(z * _phi(z), y.dtype)
+
+
+@_compiled
+def _bias_gelu_backward(y, bias, dout):
+    z = tf.cast(y, tf.float32) + tf.cast(bias, tf.float32)
+    density = tf.exp(-0.5 * tf.square(z)) * _INV_SQRT_2PI
+    dz = tf.cast(dout, tf.float32) * (_phi(z) + z * density)
+    dbias = tf.reduce_sum(tf.reshape(dz, [-1, tf.shape(y)[-1]]), 0)
+    return tf.cast(dz, y.dtype), tf.cast(dbias, bias.dtype)
+
+
+@tf.custom_gradient
+def _bias_gelu(y, bias):
+    return _bias_gelu_forward(y, bias), lambda dout: _bias_gelu_backward(y, bias, dout)
+
+
+def dense_gelu(layer, x):
+    """`layer` (a built ``keras.layers.Dense`` with a bias whose activation is the exact
+    GELU) applied to `x`: the matmul by TensorFlow, the bias add and the GELU (and their
+    gradients) as one compiled kernel when enabled."""
+    if not _enabled:
+        return layer(x)
+    kernel = tf.cast(layer.kernel, layer.compute_dtype)
+    shape = tf.shape(x)
+    y = tf.matmul(tf.reshape(tf.cast(x, layer.compute_dtype), [-1, shape[-1]]), kernel)
+    y = _bias_gelu(y, tf.cast(layer.bias, layer.compute_dtype))
+    return tf.reshape(y, tf.concat([shape[:-1], [layer.units]], 0))
+
+
+@_compiled
 def _layer_norm_forward(x, gamma, beta, epsilon):
     x32 = tf.cast(x, tf.float32)
     mean, variance = tf.nn.moments(x32, [-1], keepdims=True)

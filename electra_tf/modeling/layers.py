@@ -124,9 +124,14 @@ class TransformerEncoderLayer(keras_hub.layers.TransformerEncoder):
                                        training=training)
         x = self._self_attention_dropout(x, training=training) + inputs
         x = fused.layer_norm(self._self_attention_layer_norm, x)
-        y = self._feedforward_output_dense(self._feedforward_intermediate_dense(x))
+        y = self._feedforward_output_dense(_dense(self._feedforward_intermediate_dense, x))
         y = self._feedforward_dropout(y, training=training) + x
         return fused.layer_norm(self._feedforward_layer_norm, y)
+
+
+def _dense(layer, x):
+    """A Dense layer on `x`; with the exact GELU, its bias and activation fused."""
+    return fused.dense_gelu(layer, x) if layer.activation is gelu else layer(x)
 
 
 def _replace_sublayer(layer, attribute, new):
@@ -341,7 +346,7 @@ class ReplacedTokenDetectionHead(keras.layers.Layer):
         self.built = True
 
     def call(self, sequence_output):
-        logits = ops.squeeze(self.dense_1(self.dense(sequence_output)), axis=-1)
+        logits = ops.squeeze(self.dense_1(_dense(self.dense, sequence_output)), axis=-1)
         return ops.cast(logits, "float32")
 
     def compute_output_spec(self, sequence_output):
@@ -398,7 +403,7 @@ class TiedMaskedLMHead(keras.layers.Layer):
     def call(self, sequence_output, masked_lm_positions):
         x = ops.take_along_axis(
             sequence_output, ops.expand_dims(masked_lm_positions, -1), axis=1)
-        x = ops.cast(fused.layer_norm(self.layer_norm, self.dense(x)), "float32")
+        x = ops.cast(fused.layer_norm(self.layer_norm, _dense(self.dense, x)), "float32")
         table = ops.cast(self.token_embedding.embeddings, "float32")
         # One 2-D matmul: a (batch, P, E) x (E, V) product broadcasts the table over the
         # batch, and its gradient then builds a (batch, E, V) tensor before summing it.
