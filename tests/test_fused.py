@@ -137,3 +137,26 @@ def test_dense_gelu_equals_the_keras_dense_with_all_gradients(policy, atol):
     for a, b, c in zip(got, plain, want, strict=True):
         np.testing.assert_allclose(tf.cast(a, "float32"), tf.cast(c, "float32"), atol=atol)
         np.testing.assert_allclose(tf.cast(b, "float32"), tf.cast(c, "float32"), atol=atol)
+
+
+@pytest.mark.parametrize("policy, atol", [("float32", 1e-5), ("mixed_bfloat16", 0.1)])
+def test_dropout_add_layer_norm_equals_the_three_steps_with_all_gradients(policy, atol):
+    layer = keras.layers.LayerNormalization(epsilon=1e-12, dtype=policy)
+    layer.build((None, None, 32))
+    layer.gamma.assign(tf.random.stateless_normal([32], [3, 4]))
+    dtype = layer.compute_dtype
+    y = tf.cast(tf.random.stateless_normal([2, 5, 32], [1, 2]), dtype)
+    residual = tf.cast(tf.random.stateless_normal([2, 5, 32], [5, 6]), dtype)
+    keep = tf.random.stateless_uniform([2, 5, 32], [7, 8]) > 0.1
+    upstream = tf.cast(tf.random.stateless_normal([2, 5, 32], [9, 10]), dtype)
+    inputs = [y, residual, layer.gamma.value, layer.beta.value]
+    for mask, kept in (((keep, 1 / 0.9), tf.cast(keep, dtype) / 0.9), (None, 1.0)):
+        got, plain = both(lambda mask=mask: value_and_grads(
+            lambda: fused.dropout_add_layer_norm(layer, y, residual, mask), inputs,
+            upstream))
+        want = value_and_grads(lambda kept=kept: layer(y * kept + residual), inputs,
+                               upstream)
+        assert got[0].dtype == want[0].dtype == dtype
+        for a, b, c in zip(got, plain, want, strict=True):
+            np.testing.assert_allclose(tf.cast(a, "float32"), tf.cast(c, "float32"), atol=atol)
+            np.testing.assert_allclose(tf.cast(b, "float32"), tf.cast(c, "float32"), atol=atol)

@@ -152,17 +152,66 @@ def _fused_layer_norm(x, gamma, beta, epsilon):
     return y, grad
 
 
+def _fusable(layer, x) -> bool:
+    return (_enabled and layer.center and layer.scale and not layer.rms_scaling
+            and layer.axis in (-1, [-1], [len(x.shape) - 1]))
+
+
 def layer_norm(layer, x):
     """`layer` (a built ``keras.layers.LayerNormalization`` over the last axis, with
     gamma and beta) applied to `x`: the same result in the layer's compute dtype, as one
     compiled kernel when enabled."""
-    if not (_enabled and layer.center and layer.scale and not layer.rms_scaling
-            and layer.axis in (-1, [-1], [len(x.shape) - 1])):
+    if not _fusable(layer, x):
         return layer(x)
     y = _fused_layer_norm(x, tf.convert_to_tensor(layer.gamma),
                           tf.convert_to_tensor(layer.beta),
                           tf.constant(layer.epsilon, tf.float32))
     return tf.cast(y, layer.compute_dtype)
+
+
+def _dropped_sum(y, residual, keep, scale):
+    y32 = tf.cast(y, tf.float32)
+    return tf.where(keep, y32 * scale, tf.zeros_like(y32)) + tf.cast(residual, tf.float32)
+
+
+@_compiled
+def _add_norm_forward(y, residual, keep, scale, gamma, beta, epsilon):
+    return _layer_norm_forward.python_function(_dropped_sum(y, residual, keep, scale),
+                                               gamma, beta, epsilon)
+
+
+@_compiled
+def _add_norm_backward(y, residual, keep, scale, gamma, mean, inv, dout):
+    # The sum is recomputed (two reads) rather than stored by the forward pass (a write).
+    dsum, dgamma, dbeta = _layer_norm_backward.python_function(
+        _dropped_sum(y, residual, keep, scale), gamma, mean, inv, dout)
+    dsum32 = tf.cast(dsum, tf.float32)
+    dy = tf.where(keep, dsum32 * scale, tf.zeros_like(dsum32))
+    return tf.cast(dy, y.dtype), tf.cast(dsum, residual.dtype), dgamma, dbeta
+
+
+@tf.custom_gradient
+def _fused_add_norm(y, residual, keep, scale, gamma, beta, epsilon):
+    out, mean, inv = _add_norm_forward(y, residual, keep, scale, gamma, beta, epsilon)
+
+    def grad(dout):
+        dy, dresidual, dgamma, dbeta = _add_norm_backward(y, residual, keep, scale, gamma,
+                                                          mean, inv, dout)
+        return dy, dresidual, None, None, dgamma, dbeta, None
+
+    return tf.cast(out, y.dtype), grad
+
+
+def dropout_add_layer_norm(layer, y, residual, mask=None):
+    """``layer_norm(layer, dropout(y) + residual)``, the post-LN residual step, as one
+    compiled kernel: `mask` is the dropout's (keep, scale) (None: no dropout)."""
+    keep, scale = mask if mask is not None else (tf.constant(True), 1.0)
+    if not _fusable(layer, y):
+        return layer(tf.where(keep, y * tf.cast(scale, y.dtype), tf.zeros_like(y)) + residual)
+    out = _fused_add_norm(y, residual, keep, tf.constant(scale, tf.float32),
+                          tf.convert_to_tensor(layer.gamma), tf.convert_to_tensor(layer.beta),
+                          tf.constant(layer.epsilon, tf.float32))
+    return tf.cast(out, layer.compute_dtype)
 
 
 @_compiled

@@ -80,20 +80,27 @@ class Dropout(keras.layers.Dropout):
     """
 
     def call(self, inputs, training=False):
-        if not training or self.rate == 0:
+        if training and self.rate and self.noise_shape is not None:
+            return super().call(inputs, training=training)  # few draws: Keras' way is fine
+        mask = self.keep_mask(inputs, training)
+        if mask is None:
             return inputs
-        if self.noise_shape is not None:  # broadcast masks: few draws, Keras' way is fine
-            return super().call(inputs, training=training)
-        drop = round(self.rate * 65536)
-        if drop >= 65536:
-            return ops.zeros_like(inputs)
+        keep, scale = mask
+        return tf.where(keep, inputs * tf.cast(scale, inputs.dtype), tf.zeros((), inputs.dtype))
+
+    def keep_mask(self, inputs, training=False):
+        """(keep, scale): which elements of `inputs` survive and their factor; None when
+        the layer passes `inputs` through (not training, or rate 0). Not for
+        ``noise_shape`` masks."""
+        if not training or self.rate == 0:
+            return None
+        drop = min(round(self.rate * 65536), 65536)
         size = tf.size(inputs)
         bits = tf.random.stateless_uniform([(size + 1) // 2], seed=replica_seed(
             self.seed_generator), minval=None, maxval=None, dtype=tf.uint32)
         draws = tf.reshape(tf.bitcast(bits, tf.uint16), [-1])[:size]
         keep = tf.reshape(draws >= drop, tf.shape(inputs))
-        scale = tf.cast(65536 / (65536 - drop), inputs.dtype)
-        return tf.where(keep, inputs * scale, tf.zeros((), inputs.dtype))
+        return keep, (65536 / (65536 - drop) if drop < 65536 else 0.0)
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -118,15 +125,16 @@ class TransformerEncoderLayer(keras_hub.layers.TransformerEncoder):
         if self.normalize_first or return_attention_scores:
             return super().call(inputs, padding_mask, attention_mask, training,
                                 return_attention_scores)
-        # keras-hub's post-LN block, its LayerNorms run by the fused kernel.
+        # keras-hub's post-LN block; dropout, residual add and LayerNorm are one kernel.
         mask = merge_padding_and_attention_mask(inputs, padding_mask, attention_mask)
         x = self._self_attention_layer(query=inputs, value=inputs, attention_mask=mask,
                                        training=training)
-        x = self._self_attention_dropout(x, training=training) + inputs
-        x = fused.layer_norm(self._self_attention_layer_norm, x)
+        x = fused.dropout_add_layer_norm(
+            self._self_attention_layer_norm, x, inputs,
+            self._self_attention_dropout.keep_mask(x, training))
         y = self._feedforward_output_dense(_dense(self._feedforward_intermediate_dense, x))
-        y = self._feedforward_dropout(y, training=training) + x
-        return fused.layer_norm(self._feedforward_layer_norm, y)
+        return fused.dropout_add_layer_norm(self._feedforward_layer_norm, y, x,
+                                            self._feedforward_dropout.keep_mask(y, training))
 
 
 def _dense(layer, x):
