@@ -67,6 +67,15 @@ class _DecoupledDecayOptimizer(keras.optimizers.Optimizer):
                          f"{self._path(variable)}; "
                          f"patterns: {list(self.lr_multipliers)}")
 
+    def _fuses_update(self) -> bool:
+        # Without a tf.distribute strategy the updates of all variables run as one XLA
+        # computation: LAMB is ~60 small element-wise ops and two norms per variable
+        # (~14,000 ops per ELECTRA-Small step), which op by op cost more than their
+        # arithmetic. Under a strategy each (mirrored) variable is updated through it.
+        # (Clipping stays outside: an embedding's IndexedSlices gradient enters the global
+        # norm by its rows, duplicates apart, as in the original, not summed densely.)
+        return fused.enabled() and not tf.distribute.has_strategy()
+
     def _clip_gradients(self, grads):
         # Keras clips each replica's gradients before summing them across replicas; sum
         # first (once: the sum below replaces Keras' own), so the global norm is the
@@ -82,11 +91,7 @@ class _DecoupledDecayOptimizer(keras.optimizers.Optimizer):
         return grads_and_vars  # already summed in _clip_gradients
 
     def _distributed_tf_update_step(self, distribution, grads_and_vars, learning_rate):
-        # Without a tf.distribute strategy all variables update in one XLA computation:
-        # LAMB is ~60 small element-wise ops and two norms per variable (~14,000 ops
-        # per ELECTRA-Small step), which op by op cost more than their arithmetic.
-        # Under a strategy each (mirrored) variable must be updated through it.
-        if not fused.enabled() or tf.distribute.has_strategy():
+        if not self._fuses_update():
             return super()._distributed_tf_update_step(distribution, grads_and_vars,
                                                        learning_rate)
         if getattr(self, "_fused_update", None) is None:

@@ -176,8 +176,9 @@ def _dropped_sum(y, residual, keep, scale):
 
 @_compiled
 def _add_norm_forward(y, residual, keep, scale, gamma, beta, epsilon):
-    return _layer_norm_forward.python_function(_dropped_sum(y, residual, keep, scale),
-                                               gamma, beta, epsilon)
+    out, mean, inv = _layer_norm_forward.python_function(
+        _dropped_sum(y, residual, keep, scale), gamma, beta, epsilon)
+    return tf.cast(out, y.dtype), mean, inv
 
 
 @_compiled
@@ -199,7 +200,7 @@ def _fused_add_norm(y, residual, keep, scale, gamma, beta, epsilon):
                                                           mean, inv, dout)
         return dy, dresidual, None, None, dgamma, dbeta, None
 
-    return tf.cast(out, y.dtype), grad
+    return out, grad
 
 
 def dropout_add_layer_norm(layer, y, residual, mask=None):
