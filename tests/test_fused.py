@@ -160,3 +160,42 @@ def test_dropout_add_layer_norm_equals_the_three_steps_with_all_gradients(policy
         for a, b, c in zip(got, plain, want, strict=True):
             np.testing.assert_allclose(tf.cast(a, "float32"), tf.cast(c, "float32"), atol=atol)
             np.testing.assert_allclose(tf.cast(b, "float32"), tf.cast(c, "float32"), atol=atol)
+
+
+def test_attention_probabilities_are_kerass_masked_softmax_and_dropout_with_gradient():
+    scores = tf.random.stateless_normal([2, 3, 4, 5], [1, 2]) * 3
+    mask = tf.constant([[True] * 5, [True, True, False, False, False]])[:, None, None, :]
+    mask = tf.broadcast_to(mask, [2, 1, 4, 5]) & tf.constant(
+        [True, True, True, False])[None, None, :, None]  # a fully masked query row
+    keep = tf.random.stateless_uniform([2, 3, 4, 5], [3, 4]) > 0.2
+    upstream = tf.random.stateless_normal([2, 3, 4, 5], [5, 6])
+    softmax = keras.layers.Softmax(axis=-1)
+
+    def reference(dropout):
+        probabilities = softmax(scores, mask=mask)
+        if dropout is None:
+            return probabilities
+        return tf.where(dropout[0], probabilities * dropout[1], 0.0)
+
+    for dropout in ((keep, 1.25), None):
+        got = value_and_grads(lambda d=dropout: fused.attention_probabilities(
+            scores, mask, d), [scores], upstream)
+        want = value_and_grads(lambda d=dropout: reference(d), [scores], upstream)
+        assert np.all(got[0].numpy()[1, :, :, 2:] == 0) and np.all(got[0].numpy()[:, :, 3] == 0)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_encoder_layer_with_a_padding_mask_equals_keras_hubs_path():
+    from electra_tf.modeling.layers import TransformerEncoderLayer, gelu
+
+    layer = TransformerEncoderLayer(intermediate_dim=16, num_heads=2, dropout=0.1,
+                                    activation=gelu)
+    layer.build((None, None, 8))
+    x = tf.random.stateless_normal([2, 5, 8], [1, 2])
+    padding = tf.constant([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]) > 0
+    got, plain = both(lambda: layer(x, padding_mask=padding, training=False))
+    np.testing.assert_allclose(got, plain, atol=1e-5)
+    with fused.disabled():  # the keras-hub layer's own call, untouched
+        base = super(TransformerEncoderLayer, layer).call(x, padding_mask=padding)
+    np.testing.assert_allclose(got, base, atol=1e-5)

@@ -215,6 +215,43 @@ def dropout_add_layer_norm(layer, y, residual, mask=None):
     return tf.cast(out, layer.compute_dtype)
 
 
+def _masked_probabilities(scores, mask):
+    probabilities = tf.nn.softmax(tf.where(mask, tf.cast(scores, tf.float32), -1e9))
+    return tf.where(mask, probabilities, 0.0)  # fully masked rows: zeros, as Keras
+
+
+@_compiled
+def _softmax_forward(scores, mask, keep, scale):
+    probabilities = _masked_probabilities(scores, mask)
+    return tf.cast(tf.where(keep, probabilities * scale, 0.0), scores.dtype)
+
+
+@_compiled
+def _softmax_backward(scores, mask, keep, scale, dout):
+    probabilities = _masked_probabilities(scores, mask)
+    dp = tf.where(keep & mask, tf.cast(dout, tf.float32) * scale, 0.0)
+    dscores = probabilities * (dp - tf.reduce_sum(dp * probabilities, -1, keepdims=True))
+    return tf.cast(tf.where(mask, dscores, 0.0), dout.dtype)
+
+
+@tf.custom_gradient
+def _fused_softmax(scores, mask, keep, scale):
+    def grad(dout):
+        return _softmax_backward(scores, mask, keep, scale, dout), None, None, None
+
+    return _softmax_forward(scores, mask, keep, scale), grad
+
+
+def attention_probabilities(scores, mask=None, dropout=None):
+    """Attention probabilities as Keras' ``MultiHeadAttention`` computes them from raw
+    `scores` (..., keys): softmax over the keys where `mask` (broadcastable, bool) holds,
+    then the `dropout` mask (keep, scale) (None: no dropout); one compiled kernel, the
+    softmax in float32, the scores' dtype out."""
+    mask = tf.constant(True) if mask is None else tf.cast(mask, tf.bool)
+    keep, scale = dropout if dropout is not None else (tf.constant(True), 1.0)
+    return _fused_softmax(scores, mask, keep, tf.constant(scale, tf.float32))
+
+
 @_compiled
 def _xent_forward(logits, labels):
     logsumexp = tf.reduce_logsumexp(logits, -1)

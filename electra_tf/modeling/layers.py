@@ -8,6 +8,8 @@ converters can map them one to one.
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import keras_hub
 import tensorflow as tf
@@ -119,6 +121,9 @@ class TransformerEncoderLayer(keras_hub.layers.TransformerEncoder):
         attention = self._self_attention_layer
         _replace_sublayer(attention, "_dropout_layer", Dropout(
             attention.dropout, dtype=attention.dtype_policy, seed=attention.seed))
+        # The attention's softmax and dropout as one kernel (plain attributes: not state).
+        object.__setattr__(attention, "_compute_attention",
+                           functools.partial(_compute_attention, attention))
 
     def call(self, inputs, padding_mask=None, attention_mask=None, training=None,
              return_attention_scores=False):
@@ -135,6 +140,26 @@ class TransformerEncoderLayer(keras_hub.layers.TransformerEncoder):
         y = self._feedforward_output_dense(_dense(self._feedforward_intermediate_dense, x))
         return fused.dropout_add_layer_norm(self._feedforward_layer_norm, y, x,
                                             self._feedforward_dropout.keep_mask(y, training))
+
+
+def _compute_attention(attention, query, key, value, attention_mask=None, training=None,
+                       return_attention_scores=False, use_causal_mask=False):
+    """``keras.layers.MultiHeadAttention._compute_attention`` of `attention` with its
+    masked softmax and dropout run by :func:`fused.attention_probabilities`, for
+    attention over one axis without returned scores; the class's method otherwise."""
+    if (return_attention_scores or use_causal_mask or not fused.enabled()
+            or len(query.shape) != 4 or tuple(attention._attention_axes) != (1,)):
+        return type(attention)._compute_attention(
+            attention, query, key, value, attention_mask, training,
+            return_attention_scores, use_causal_mask)
+    query = query * ops.cast(attention._inverse_sqrt_key_dim, query.dtype)
+    scores = ops.einsum(attention._dot_product_equation, key, query)  # (B, N, T, S)
+    if attention_mask is not None:
+        attention_mask = ops.expand_dims(attention_mask, axis=-3)  # over the heads
+    dropout = (attention._dropout_layer.keep_mask(scores, training)
+               if attention._dropout > 0 else None)
+    probabilities = fused.attention_probabilities(scores, attention_mask, dropout)
+    return ops.einsum(attention._combine_equation, probabilities, value), None
 
 
 def _dense(layer, x):
