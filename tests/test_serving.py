@@ -301,6 +301,13 @@ def test_the_multiple_choice_saved_model_answers_as_the_package(race_model, toke
                                    atol=1e-5)
 
 
+def test_the_saved_model_holds_no_xla_compiled_functions(exported):
+    # The package's XLA kernels are for training; an export runs on any TF runtime.
+    for path, _ in exported.values():
+        with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+            assert b"_XlaMustCompile" not in f.read()
+
+
 def test_the_saved_model_loads_with_tensorflow_and_tensorflow_text_alone(exported):
     script = """
 import json, sys

@@ -53,6 +53,7 @@ from electra_tf import files
 from electra_tf.checkpoints import load_keras
 from electra_tf.finetuning.model import FinetuningModel, Head
 from electra_tf.finetuning.trainer import FINETUNED_FILE
+from electra_tf.modeling import fused
 from electra_tf.tasks.specs import NUM_CHOICES
 from electra_tf.tokenization import special_ids
 
@@ -378,8 +379,10 @@ def export_saved_model(model: FinetuningModel, directory: str) -> str:
     For TF Serving, `directory` is a version folder: ``<model_base_path>/<version>``.
     """
     files.check_replaceable(directory, _is_saved_model, "a SavedModel")
-    module = ServingModule(model)
-    with tempfile.TemporaryDirectory(prefix="electra-tf-") as local:
+    # Traced with plain TensorFlow ops, not the XLA-compiled kernels: any TensorFlow
+    # runtime (TF Serving, converters) can run the export.
+    with fused.disabled(), tempfile.TemporaryDirectory(prefix="electra-tf-") as local:
+        module = ServingModule(model)
         staged = os.path.join(local, "saved_model")
         tf.saved_model.save(module, staged, signatures=module.signatures())
         # saved_model.pb last: readers (TF Serving polling its model folder) take it as
