@@ -16,10 +16,13 @@ from either builder are interchangeable.
 
 Two stages, both resumable: (1) the corpora are streamed once and split into per-shard
 sentence-per-line text (document i goes to shard i mod num_shards); (2) each shard is
-tokenized (tf-text's C++ WordPiece, whole batches of sentences) and written as
-``pretrain_data.tfrecord-K-of-N`` under a temporary name, renamed when complete. A
-re-run skips finished shards. Shard K's randomness comes from (seed, K) alone, so the
-same seed and inputs give byte-identical shards whatever --num_processes is.
+tokenized (tf-text's C++ WordPiece, whole batches of sentences), packed and serialized
+a batch at a time in numpy, and written as ``pretrain_data.tfrecord-K-of-N`` under a
+temporary name, renamed when complete. A re-run skips finished shards. Shard K's
+randomness comes from (seed, K) alone, so the same seed and inputs give byte-identical
+shards whatever --num_processes is. With --num_processes > 1 one pool of workers does
+both stages' work (cleaning and sentence splitting, then whole shards); it is forked
+when it can be (no start-up), see :func:`_start_method`.
 ``summary.json`` beside the shards counts documents, sentences, examples, tokens and
 padding.
 
@@ -36,8 +39,10 @@ import os
 import random
 import signal
 import sys
+import time
 from collections.abc import Iterable
 
+import numpy as np
 import tensorflow as tf
 from absl import flags
 
@@ -80,7 +85,7 @@ def corpus_fingerprint(spec: str) -> dict:
             "files": [[_relative(f, path) if f != path else "", *files.size_and_mtime(f)]
                       for f in found]}
 SPLIT_DONE = "split_done.json"
-SENTENCE_BATCH = 8192
+READ_BLOCK = 1 << 20  # stage 2 tokenizes whole documents about this many bytes at a time
 
 
 def shard_name(index: int, num_shards: int) -> str:
@@ -88,55 +93,68 @@ def shard_name(index: int, num_shards: int) -> str:
 
 
 class ExampleBuilder:
-    """Packs a stream of tokenized sentences into examples, as the original does.
+    """Packs tokenized sentences into examples, as the original does.
 
-    ``add_sentence(ids)`` returns an example (a pair of segments) when the target
-    length is reached; ``end_document()`` flushes what is left of a document. The
-    random calls happen in the original's order, so a seeded ``random.Random`` gives
-    the original's choices.
+    Works on sentence lengths: :meth:`pack` takes a batch's token counts and says which
+    sentence goes to which example and segment; :func:`encode_examples` then copies the
+    tokens. The random calls happen in the original's order, so a seeded
+    ``random.Random`` gives the original's choices.
     """
 
     def __init__(self, max_length: int, rng: random.Random):
         self.max_length = max_length
         self.rng = rng
         self.target_length = max_length
-        self.sentences: list[list[int]] = []
+        self.sentences: list[tuple[int, int]] = []  # (index, length) of pending sentences
         self.length = 0
 
-    def add_sentence(self, ids: list[int]):
-        self.sentences.append(ids)
-        self.length += len(ids)
-        if self.length >= self.target_length:
-            return self._create()
-        return None
+    def pack(self, lengths: list[int]) -> tuple[list[int], list[int], list[int]]:
+        """Examples from a batch of sentences: `lengths` holds each one's token count, -1
+        where a document ends (a batch must end with one). Returns the pieces of the
+        examples completed, in order: example number (from 0), sentence index in
+        `lengths`, segment (0 = A, 1 = B); sentences without tokens are left out."""
+        pieces: tuple[list[int], list[int], list[int]] = ([], [], [])
+        for index, length in enumerate(lengths):
+            if length < 0:
+                if self.length:
+                    self._create(pieces)
+                continue
+            self.sentences.append((index, length))
+            self.length += length
+            if self.length >= self.target_length:
+                self._create(pieces)
+        # Still pending now: only sentences without tokens (as in the original, they
+        # stay for the next example, where they cost coin flips but add no tokens).
+        return pieces
 
-    def end_document(self):
-        return self._create() if self.length else None
-
-    def _create(self) -> tuple[list[int], list[int]]:
+    def _create(self, pieces) -> None:
+        """One example of the pending sentences (it has tokens: callers check)."""
         rng = self.rng
         if rng.random() < 0.1:
             first_target = 100000  # one segment, as in classification tasks
         else:
             first_target = (self.target_length - 3) // 2  # room for [CLS] [SEP] [SEP]
-        first: list[int] = []
-        second: list[int] = []
-        for sentence in self.sentences:
+        example = pieces[0][-1] + 1 if pieces[0] else 0
+        first = second = 0  # tokens in A and B so far
+        for index, length in self.sentences:
             # Into A if A is empty, if it still fits, or (B still empty, A short of
             # its target) on a coin flip; otherwise into B.
-            if (not first or len(first) + len(sentence) < first_target
-                    or (not second and len(first) < first_target and rng.random() < 0.5)):
-                first += sentence
+            if (not first or first + length < first_target
+                    or (not second and first < first_target and rng.random() < 0.5)):
+                first += length
+                segment = 0
             else:
-                second += sentence
-        first = first[:self.max_length - 2]
-        second = second[:max(0, self.max_length - len(first) - 3)]
+                second += length
+                segment = 1
+            if length:
+                pieces[0].append(example)
+                pieces[1].append(index)
+                pieces[2].append(segment)
         self.sentences, self.length = [], 0
         if rng.random() < 0.05:
             self.target_length = rng.randint(5, self.max_length)
         else:
             self.target_length = self.max_length
-        return first, second
 
 
 def make_features(first: list[int], second: list[int], max_length: int, cls_id: int,
@@ -163,6 +181,138 @@ def serialize(input_ids, input_mask, segment_ids) -> bytes:
     })).SerializeToString(deterministic=True)  # map order must not depend on the process
 
 
+def encode_examples(flat: np.ndarray, splits: np.ndarray, pieces, max_length: int,
+                    cls_id: int, sep_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:meth:`ExampleBuilder.pack`'s examples as (input_ids, input_mask, segment_ids),
+    int64 [examples, max_length]: what :func:`make_features` gives for each, with A (its
+    sentences' tokens in order) cut to max_length - 2 and B to what is left. Sentence i's
+    tokens are ``flat[splits[i]:splits[i + 1]]``."""
+    example, index, segment = (np.asarray(p, np.int64) for p in pieces)
+    count = int(example[-1]) + 1 if len(example) else 0
+    group = example * 2 + segment
+    order = np.argsort(group, kind="stable")  # A's sentences, then B's, in their order
+    example, segment, group, index = example[order], segment[order], group[order], index[order]
+    start = splits[index]
+    length = splits[index + 1] - start
+    before = np.cumsum(length) - length
+    first = np.ones(len(group), bool)
+    first[1:] = group[1:] != group[:-1]
+    offset = before - np.maximum.accumulate(np.where(first, before, 0))  # within segment
+    totals = np.bincount(group, weights=length, minlength=2 * count).astype(np.int64)
+    a = np.minimum(totals[0::2], max_length - 2)
+    b = np.minimum(totals[1::2], np.maximum(0, max_length - a - 3))
+    take = np.clip(np.where(segment == 0, a[example], b[example]) - offset, 0, length)
+    column = np.where(segment == 0, 1, 2 + a[example]) + offset
+    repeat = np.repeat(np.arange(len(take)), take)
+    within = np.arange(int(take.sum())) - np.repeat(np.cumsum(take) - take, take)
+    input_ids = np.zeros((count, max_length), np.int64)
+    input_ids.reshape(-1)[example[repeat] * max_length + column[repeat] + within] = \
+        flat[start[repeat] + within]
+    rows = np.arange(count)
+    input_ids[:, 0] = cls_id
+    input_ids[rows, 1 + a] = sep_id
+    with_b = b > 0
+    input_ids[rows[with_b], (2 + a + b)[with_b]] = sep_id
+    used = (2 + a + np.where(with_b, b + 1, 0))[:, None]
+    columns = np.arange(max_length)
+    input_mask = (columns < used).astype(np.int64)
+    segment_ids = ((columns >= (2 + a)[:, None]) & (columns < used)).astype(np.int64)
+    return input_ids, input_mask, segment_ids
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _field(tag: int, length: int) -> bytes:
+    """A length-delimited field's tag and length."""
+    return bytes([tag]) + _varint(length)
+
+
+def _feature_header(name: bytes, payload: int) -> bytes:
+    """A Features map entry up to its values: key `name`, an Int64List whose packed
+    values take `payload` bytes."""
+    int64_list = 1 + len(_varint(payload)) + payload
+    feature = 1 + len(_varint(int64_list)) + int64_list
+    entry = 1 + len(_varint(len(name))) + len(name) + 1 + len(_varint(feature)) + feature
+    return (_field(0x0A, entry) + _field(0x0A, len(name)) + name + _field(0x12, feature)
+            + _field(0x1A, int64_list) + _field(0x0A, payload))
+
+
+def _packed_varints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Protobuf's packed encoding of each row of `values` (ids, each in [0, 2**28): at
+    most 4 bytes): (all rows' bytes, where each row's start, its length), as
+    :func:`_join_rows` takes them."""
+    v = values.reshape(-1)
+    low, high = (int(v.min()), int(v.max())) if len(v) else (0, 0)
+    if low < 0 or high >= 1 << 28:
+        raise ValueError(f"values must be in [0, 2**28); got {low}..{high}")
+    width = 1 + sum(high >= 1 << 7 * k for k in (1, 2, 3))
+    if width == 1:
+        data, size = v.astype(np.uint8), np.ones(len(v), np.uint8)
+    else:
+        v = v.astype(np.uint32)
+        longer = [v >= 1 << 7 * k for k in range(1, width)]  # needs a 2nd, 3rd, 4th byte
+        size = np.ones(len(v), np.uint8)
+        # The bytes of each value in one little-endian word: 7 bits per byte, the top
+        # bit set where another byte follows.
+        word = (v & 0x7F) | (v & 0x3F80) << 1 | (v & 0x1FC000) << 2 | (v & 0xFE00000) << 3
+        for k, more in enumerate(longer):
+            size += more
+            word |= more.astype(np.uint32) << (8 * k + 7)
+        data = word.astype("<u4").view(np.uint8).reshape(-1, 4)[:, :width]
+        data = data[np.arange(width, dtype=np.uint8) < size[:, None]]
+    lengths = size.reshape(values.shape).sum(axis=1, dtype=np.int64)
+    return data, np.cumsum(lengths) - lengths, lengths
+
+
+def _headers(payloads: np.ndarray, make) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`make(payload)` for each row, as :func:`_join_rows` takes them; made once per
+    distinct payload size."""
+    distinct, inverse = np.unique(payloads, return_inverse=True)
+    made = [make(int(p)) for p in distinct]
+    lengths = np.array([len(m) for m in made], np.int64)
+    return (np.frombuffer(b"".join(made), np.uint8), (np.cumsum(lengths) - lengths)[inverse],
+            lengths[inverse])
+
+
+def _join_rows(parts) -> list[bytes]:
+    """Row i: the i-th piece of each part, in order; a part is (bytes as uint8, each
+    row's start in them, its length)."""
+    lengths = np.stack([part[2] for part in parts], axis=1)
+    ends = np.cumsum(lengths.sum(axis=1))
+    starts = (ends - lengths.sum(axis=1))[:, None] + np.cumsum(lengths, axis=1) - lengths
+    out = np.empty(int(ends[-1]) if len(ends) else 0, np.uint8)
+    for column, (data, begin, length) in enumerate(parts):
+        within = np.arange(int(length.sum())) - np.repeat(np.cumsum(length) - length, length)
+        out[np.repeat(starts[:, column], length) + within] = data[np.repeat(begin, length)
+                                                                   + within]
+    joined = out.tobytes()
+    ends = ends.tolist()
+    return [joined[start:end] for start, end in zip([0] + ends[:-1], ends, strict=True)]
+
+
+FEATURE_NAMES = (b"input_ids", b"input_mask", b"segment_ids")  # in serialized map order
+
+
+def serialize_examples(input_ids: np.ndarray, input_mask: np.ndarray,
+                       segment_ids: np.ndarray) -> list[bytes]:
+    """:func:`serialize` of each row, byte for byte, for a whole batch at once, in numpy
+    (one protobuf message per example cost more than tokenizing)."""
+    parts, body = [], 0
+    for name, values in zip(FEATURE_NAMES, (input_ids, input_mask, segment_ids), strict=True):
+        payload = _packed_varints(values)
+        header = _headers(payload[2], lambda p, name=name: _feature_header(name, p))
+        parts += (header, payload)
+        body = body + header[2] + payload[2]
+    return _join_rows([_headers(body, lambda n: _field(0x0A, n))] + parts)
+
+
 # ----------------------------------------------------------------------- stage 1
 
 
@@ -184,13 +334,12 @@ def split_corpus(corpora: Iterable[str], work_dir: str, num_shards: int,
         for tmp in tmp_paths:
             outputs.append(files.open_file(tmp, "wb"))
             outputs[-1].write(b"")  # the file exists even if no document goes there
-        documents = readers.read_corpora(corpora, stats, pool)
+        documents = readers.read_corpora_lines(corpora, stats, pool)
         if progress:
             from tqdm import tqdm
             documents = tqdm(documents, unit="doc", desc="reading corpora")
-        for index, document in enumerate(documents):
-            text = "\n".join(s.replace("\n", " ") for s in document.sentences) + "\n\n"
-            outputs[index % num_shards].write(text.encode("utf-8"))
+        for index, (_, text) in enumerate(documents):
+            outputs[index % num_shards].write(text)
         if stats.documents == 0:
             raise readers.CorpusError(f"no documents in {', '.join(corpora)} "
                                       f"({stats.dropped_empty} empty documents dropped)")
@@ -228,19 +377,26 @@ def _allow_open_files(needed: int) -> None:
 # ----------------------------------------------------------------------- stage 2
 
 
-def _read_documents(path: str):
-    """Documents (lists of sentences) of a stage-1 text file."""
-    sentences: list[str] = []
-    with files.open_file(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if line:
-                sentences.append(line)
-            elif sentences:
-                yield sentences
-                sentences = []
-    if sentences:
-        yield sentences
+def _document_blocks(path: str):
+    """Lines of a stage-1 text file (bytes), whole documents about READ_BLOCK bytes at a
+    time; an empty line ends each document."""
+    with files.open_file(path, "rb") as f:
+        parts: list[bytes] = []  # read since the last document end
+        last = b""  # the byte before `block`: a "\n\n" may straddle two reads
+        while block := f.read(READ_BLOCK):
+            end = (last + block).rfind(b"\n\n")
+            if end < 0:
+                parts.append(block)
+                last = block[-1:]
+                continue
+            end += 2 - len(last)  # in `block`, after the "\n\n"
+            last = block[-1:]
+            parts.append(block[:end])
+            yield b"".join(parts)[:-1].split(b"\n")
+            parts = [block[end:]]
+        rest = b"".join(parts).rstrip(b"\n")
+        if rest:
+            yield rest.split(b"\n") + [b""]
 
 
 _TOKENIZERS: dict = {}
@@ -271,62 +427,63 @@ def _tokenizer(vocab_file: str, do_lower_case: bool, strip_accents: bool):
 def build_shard(index: int, num_shards: int, work_dir: str, output_dir: str,
                 vocab_file: str, max_seq_length: int, seed: int, do_lower_case: bool,
                 strip_accents: bool) -> dict:
-    """Tokenize shard `index`'s text and write its TFRecord; returns its counts."""
+    """Tokenize shard `index`'s text and write its TFRecord; returns its counts and, under
+    "seconds", the time each step took."""
+    seconds = dict.fromkeys(("tokenizer_setup", "read", "tokenize", "pack", "write"), 0.0)
+    start = time.perf_counter()
     tokenizer = _tokenizer(vocab_file, do_lower_case, strip_accents)
-    cls_id, sep_id = tokenizer.special.cls, tokenizer.special.sep
+    seconds["tokenizer_setup"] = time.perf_counter() - start
     rng = random.Random(f"electra-tf-{seed}-shard-{index}")
     builder = ExampleBuilder(max_seq_length, rng)
     counts = {"examples": 0, "tokens": 0, "wordpieces": 0, "padding": 0}
     final = files.join(output_dir, shard_name(index, num_shards))
     tmp = files.join(output_dir, f".tmp-{shard_name(index, num_shards)}")
-
     try:
-        _write_shard(tmp, index, work_dir, tokenizer, builder, counts, max_seq_length,
-                     cls_id, sep_id)
+        _write_shard(tmp, files.join(work_dir, f"text-{index}"), tokenizer, builder, counts,
+                     seconds)
     except BaseException:
         files.remove(tmp)
         raise
     files.rename(tmp, final)
     files.write_json(files.join(work_dir, f"shard-{index}.json"), counts)
-    return counts
+    return dict(counts, seconds=seconds)
 
 
-def _write_shard(tmp, index, work_dir, tokenizer, builder, counts, max_seq_length, cls_id,
-                 sep_id):
+def _write_shard(tmp, text_path, tokenizer, builder, counts, seconds):
+    max_length = builder.max_length
+    cls_id, sep_id = tokenizer.special.cls, tokenizer.special.sep
+    clock = time.perf_counter()
+
+    def lap(step):
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[step] += now - clock
+        clock = now
+
     with tf.io.TFRecordWriter(tmp) as writer:
-        def emit(segments):
-            if segments is None:
-                return
-            ids, mask, segment_ids = make_features(*segments, max_seq_length, cls_id, sep_id)
-            writer.write(serialize(ids, mask, segment_ids))
-            real = sum(mask)
-            counts["examples"] += 1
+        for lines in _document_blocks(text_path):
+            lap("read")
+            flat, splits = tokenizer.tokenize_batch(lines)
+            lap("tokenize")
+            lengths = np.diff(splits)
+            lengths[[i for i, line in enumerate(lines) if not line]] = -1  # document ends
+            pieces = builder.pack(lengths.tolist())
+            if not pieces[0]:
+                lap("pack")
+                continue
+            input_ids, input_mask, segment_ids = encode_examples(
+                flat, splits, pieces, max_length, cls_id, sep_id)
+            lap("pack")
+            for record in serialize_examples(input_ids, input_mask, segment_ids):
+                writer.write(record)
+            real = int(input_mask.sum())
+            counts["examples"] += len(input_ids)
             counts["tokens"] += real
-            counts["wordpieces"] += len(segments[0]) + len(segments[1])
-            counts["padding"] += max_seq_length - real
-
-        batch: list[list[str]] = []
-        batch_sentences = 0
-
-        def flush():
-            texts = [s for document in batch for s in document]
-            flat, splits = tokenizer.tokenize_batch(texts)
-            flat = flat.tolist()
-            position = 0
-            for document in batch:
-                for _ in document:
-                    emit(builder.add_sentence(flat[splits[position]:splits[position + 1]]))
-                    position += 1
-                emit(builder.end_document())
-
-        for document in _read_documents(files.join(work_dir, f"text-{index}")):
-            batch.append(document)
-            batch_sentences += len(document)
-            if batch_sentences >= SENTENCE_BATCH:
-                flush()
-                batch, batch_sentences = [], 0
-        if batch:
-            flush()
+            # Less [CLS] and [SEP] each, and the second [SEP] of those with a B segment.
+            with_b = int(np.count_nonzero(segment_ids.any(axis=1)))
+            counts["wordpieces"] += real - 2 * len(input_ids) - with_b
+            counts["padding"] += input_mask.size - real
+            lap("write")
 
 
 def _build_shard_star(args):
@@ -336,11 +493,14 @@ def _build_shard_star(args):
 def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
                   max_seq_length: int = 128, num_shards: int = 1, num_processes: int = 1,
                   seed: int = 1, do_lower_case: bool = True, strip_accents: bool | None = None,
-                  max_position_embeddings: int = 512, progress: bool = True) -> dict:
+                  max_position_embeddings: int = 512, progress: bool = True,
+                  timings: dict | None = None) -> dict:
     """Build (or finish building) the TFRecord shards; returns the summary.
 
     A re-run with the same settings (corpus files, vocab contents, sizes, seed) writes
     only the shards that are missing; other settings in a used `output_dir` are an error.
+    A `timings` dict gets the seconds of each stage (wall), and under "workers" the
+    seconds the shard writers spent per step, summed.
     """
     strip_accents = do_lower_case if strip_accents is None else strip_accents
     if max_seq_length > max_position_embeddings:
@@ -378,15 +538,18 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
     # taken for one made with other settings (another shard count, other corpora).
     files.write_json(settings_path, settings)
     pool = None
+    timings = {} if timings is None else timings
+    timings["start_method"] = None
+    clock = time.perf_counter()
     if num_processes > 1 and (not split_done or len(missing) > 1):
-        # TensorFlow does not survive a fork once initialized: fork (fast) only while
-        # this process has not imported it, else spawn. One pool for both stages (its
-        # workers clean and split the text, then write the shards): each spawned worker
-        # pays TensorFlow's import once.
-        context = multiprocessing.get_context(
-            "spawn" if "tensorflow" in sys.modules else "fork")
-        pool = context.Pool(num_processes, initializer=_die_with_parent,
-                            initargs=(os.getpid(),))
+        # One pool for both stages (its workers clean and split the text, then write
+        # the shards): workers start once.
+        timings["start_method"] = _start_method(
+            [output_dir, vocab_file] + [c.partition(":")[2] for c in corpora])
+        pool = multiprocessing.get_context(timings["start_method"]).Pool(
+            num_processes, initializer=_die_with_parent, initargs=(os.getpid(),))
+        pool.apply(os.getpid)  # a worker is up
+    timings["start_up"] = time.perf_counter() - clock
     try:
         try:
             read_summary = split_corpus(corpora, work_dir, num_shards, progress, pool)
@@ -394,14 +557,18 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
             if not split_done:
                 files.rmtree(work_dir)  # a failed read leaves nothing behind
             raise
+        timings["read_split"] = time.perf_counter() - clock - timings["start_up"]
         # Missing shards, and any whose counts were lost (killed between writing the
         # shard and its counts).
         known = set(done_counts) | {
             k for k in range(num_shards)
             if files.exists(files.join(work_dir, f"shard-{k}.json"))}
         pending = sorted(set(missing) | (set(range(num_shards)) - known))
-        _write_shards(pending, work_dir, output_dir, num_shards, vocab_file, max_seq_length,
-                      seed, do_lower_case, strip_accents, pool, progress)
+        clock = time.perf_counter()
+        timings["workers"] = _write_shards(
+            pending, work_dir, output_dir, num_shards, vocab_file, max_seq_length, seed,
+            do_lower_case, strip_accents, pool, progress)
+        timings["write_shards"] = time.perf_counter() - clock
     finally:
         if pool is not None:
             pool.terminate()
@@ -420,25 +587,46 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
     return summary
 
 
+def _start_method(paths: list[str]) -> str:
+    """fork while this process has not started TensorFlow's runtime: the workers then
+    inherit the imported modules (no start-up) and each starts its own runtime.
+    Importing TensorFlow starts no threads; running an op does, and a started runtime
+    does not survive a fork: then spawn (each worker imports TensorFlow, seconds). Remote
+    paths spawn too: a bucket's file system may keep threads of its own."""
+    from tensorflow.python.eager import context
+
+    runtime = context.context_safe()
+    started = runtime is not None and getattr(runtime, "_context_handle", 1) is not None
+    if sys.platform.startswith("linux") and not started and all(map(files.is_local, paths)):
+        return "fork"
+    return "spawn"
+
+
 def _write_shards(pending, work_dir, output_dir, num_shards, vocab_file, max_seq_length,
-                  seed, do_lower_case, strip_accents, pool, progress):
+                  seed, do_lower_case, strip_accents, pool, progress) -> dict:
+    """Build the `pending` shards; returns the seconds the workers spent per step."""
+    # Largest first: the last shards to finish are then small ones, and no worker waits
+    # long for another (the bytes do not depend on the order).
+    sizes = {k: files.size_and_mtime(files.join(work_dir, f"text-{k}"))[0] for k in pending}
     jobs = [(k, num_shards, work_dir, output_dir, vocab_file, max_seq_length, seed,
-             do_lower_case, strip_accents) for k in pending]
+             do_lower_case, strip_accents) for k in sorted(pending, key=lambda k: -sizes[k])]
     bar = None
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=len(jobs), unit="shard", desc="writing shards")
     if pool is not None and len(jobs) > 1:
-        for _ in pool.imap_unordered(_build_shard_star, jobs):
-            if bar:
-                bar.update()
+        results = pool.imap_unordered(_build_shard_star, jobs)
     else:
-        for job in jobs:
-            build_shard(*job)
-            if bar:
-                bar.update()
+        results = (build_shard(*job) for job in jobs)
+    seconds: dict[str, float] = {}
+    for counts in results:
+        for step, value in counts["seconds"].items():
+            seconds[step] = seconds.get(step, 0.0) + value
+        if bar:
+            bar.update()
     if bar:
         bar.close()
+    return seconds
 
 
 def _summarize(read_summary, shard_counts, num_shards, max_seq_length, settings) -> dict:

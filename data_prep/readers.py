@@ -16,7 +16,9 @@ dropped in a :class:`ReadStats`. Formats:
 
 Sentences come from blingfire's rule-based splitter (no model download). Text is
 NFC-normalized; empty or markup-only documents are dropped and counted. Corpus paths go
-through :mod:`electra_tf.files`, so a corpus may live in a bucket (``gs://...``).
+through :mod:`electra_tf.files`, so a corpus may live in a bucket (``gs://...``). The
+pretraining builder reads through :func:`read_corpora_lines`: each document as one
+block of UTF-8 lines, plain text handed to worker processes as blocks of bytes.
 
 Bad input stops the read with a :class:`CorpusError` naming the file and the line (or
 page) and what was expected: bytes that are not UTF-8, a NUL character (a binary or
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import ctypes
 import dataclasses
 import html
 import json
@@ -78,35 +81,43 @@ def normalize(text: str) -> str:
     return "\n".join(" ".join(line.split()) for line in text.split("\n"))
 
 
-_SPLITTER_BUFFER: list = []
+_SPLITTER: list = []  # [blingfire's TextToSentences with argument types set, out buffer]
 
 
 def split_sentences(paragraph: str) -> list[str]:
     """Rule-based sentence splitting of one paragraph (blingfire).
 
-    Calls blingfire's C function with one reusable output buffer: its Python wrapper
-    allocates and zero-fills a fresh buffer per call, which cost more than the split.
+    Calls blingfire's C function directly, with one reusable output buffer: its Python
+    wrapper allocates and zero-fills a fresh buffer per call, which cost more than the
+    split. Its own handle on the library: declaring argument types on the wrapper's
+    function would change how the wrapper's calls are converted.
     """
-    import ctypes
-
-    import blingfire
-
     paragraph = " ".join(paragraph.split())
     if not paragraph:
         return []
     data = paragraph.encode("utf-8")
     needed = 2 * len(data) + 16
-    if not _SPLITTER_BUFFER or len(_SPLITTER_BUFFER[0]) < needed:
-        _SPLITTER_BUFFER[:] = [ctypes.create_string_buffer(max(needed, 1 << 16))]
-    buffer = _SPLITTER_BUFFER[0]
-    length = blingfire.blingfire.TextToSentences(
-        ctypes.c_char_p(data), ctypes.c_int(len(data)), ctypes.byref(buffer),
-        ctypes.c_int(len(buffer)))
+    if not _SPLITTER or len(_SPLITTER[1]) < needed:
+        _SPLITTER[:] = [_text_to_sentences(), ctypes.create_string_buffer(max(needed, 1 << 16))]
+    function, buffer = _SPLITTER
+    length = function(data, len(data), buffer, len(buffer))
     if length < 0 or length > len(buffer):
+        import blingfire
+
         text = blingfire.text_to_sentences(paragraph)  # the wrapper's own fallback
     else:
-        text = buffer.raw[:length].split(b"\x00", 1)[0].decode("utf-8")
-    return [s.strip() for s in text.split("\n") if s.strip()]
+        # string_at copies `length` bytes; buffer.raw would copy the whole buffer.
+        text = ctypes.string_at(buffer, length).split(b"\x00", 1)[0].decode("utf-8")
+    return [s for s in map(str.strip, text.split("\n")) if s]
+
+
+def _text_to_sentences():
+    import blingfire
+
+    function = ctypes.CDLL(blingfire.blingfire._name).TextToSentences
+    function.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
 
 
 @dataclasses.dataclass
@@ -148,6 +159,16 @@ def finish(raw: RawDocument) -> Document | None:
     else:
         text = raw.text
     return _to_document(raw.title, text, raw.join_lines)
+
+
+def finish_lines(raw: RawDocument) -> tuple[int, bytes] | None:
+    """:func:`finish` as the pretraining builder stores a document: (sentence count, its
+    sentences one per line, UTF-8, then a blank line). One bytes object crosses between
+    processes several times faster than a list of strings."""
+    document = finish(raw)
+    if document is None:
+        return None
+    return len(document.sentences), ("\n".join(document.sentences) + "\n\n").encode("utf-8")
 
 
 def finished(raws: Iterable[RawDocument], stats: ReadStats, pool=None) -> Iterator[Document]:
@@ -479,17 +500,96 @@ def read_plain_text(path: str, stats: ReadStats | None = None) -> Iterator[Docum
 
 
 def raw_plain_text(path: str, stats: ReadStats) -> Iterator[RawDocument]:
-    for file in _files(path, expected="text, blank lines between documents"):
-        lines: list[str] = []
-        for _, line in _read_text_file(file):
-            if line.strip():
-                lines.append(line)
-                continue
-            if lines:
-                yield RawDocument(file, "".join(lines))
-                lines = []
-        if lines:
-            yield RawDocument(file, "".join(lines))
+    for file in _files(path, expected=_PLAIN_TEXT):
+        for text in _documents(line for _, line in _read_text_file(file)):
+            yield RawDocument(file, text)
+
+
+_PLAIN_TEXT = "text, blank lines between documents"
+
+
+def _documents(lines: Iterable[str]) -> Iterator[str]:
+    """The documents of plain-text `lines` (each with its line end): blank lines (only
+    whitespace) separate them."""
+    document: list[str] = []
+    for line in lines:
+        if line.strip():
+            document.append(line)
+        elif document:
+            yield "".join(document)
+            document = []
+    if document:
+        yield "".join(document)
+
+
+TEXT_BLOCK = 1 << 20  # bytes of plain text per task: whole documents, about this much
+
+
+def plain_text_blocks(path: str) -> Iterator[tuple[str, bytes]]:
+    """Plain-text corpus `path` (a file or a folder) as (file, bytes) blocks of whole
+    documents, for :func:`finish_text_block`: a block ends after a blank line ("\n\n" or
+    "\n\r\n"), so it holds the very documents the line reader finds there. Reading in
+    blocks and splitting lines in workers spares the reading process a Python step per
+    line."""
+    for file in _files(path, expected=_PLAIN_TEXT):
+        try:
+            with files.open_file(file, "rb") as f:
+                parts: list[bytes] = []  # read since the last block
+                size, tail, checked = 0, b"", False
+                while block := f.read(TEXT_BLOCK):
+                    end = _after_blank_line(tail + block) - len(tail)
+                    tail = block[-2:]  # a blank line may straddle two reads
+                    if end <= 0:
+                        parts.append(block)
+                        size += len(block)
+                        if size > 4 * MAX_LINE_CHARS and not checked:
+                            # No blank line for long: either one large document (held
+                            # whole, as the line reader would) or a line over the limit.
+                            _check_lines(file)
+                            checked = True
+                        continue
+                    parts.append(block[:end])
+                    yield file, b"".join(parts)
+                    parts, size = [block[end:]], len(block) - end
+                if size:
+                    yield file, b"".join(parts)
+        except _READ_ERRORS as e:
+            raise CorpusError(f"{file}: cannot read ({_reason(e)})") from None
+
+
+def _after_blank_line(data: bytes) -> int:
+    """Where the last "\n\n" or "\n\r\n" of `data` ends (0 if it has none): a line
+    break, then an empty line."""
+    return max((i + len(p) for p in (b"\n\n", b"\n\r\n") if (i := data.rfind(p)) >= 0),
+               default=0)
+
+
+def _check_lines(file: str) -> None:
+    """Read `file` as the line reader does: its first bad line raises an error naming
+    it (the blocks' check finds that a block is bad, not where)."""
+    for _ in _read_text_file(file):
+        pass
+
+
+def finish_text_block(block: tuple[str, bytes]) -> list[tuple[int, bytes] | None]:
+    """:func:`finish_lines` of each document of a :func:`plain_text_blocks` block. Bad
+    input (not UTF-8, a NUL, a line over MAX_LINE_CHARS) raises the line reader's error,
+    naming the line."""
+    file, data = block
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if (text is None or "\x00" in text or len(text) > MAX_LINE_CHARS
+            and max(map(len, re.split("\r\n|\r|\n", text))) + 2 > MAX_LINE_CHARS):
+        _check_lines(file)
+        if text is None or "\x00" in text:
+            raise CorpusError(f"{file}: changed while being read")
+    # The line reader's line ends: "\r\n" and "\r" become "\n".
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    last = lines.pop()  # after the last line end: "" or a last line without one
+    lines = [line + "\n" for line in lines] + ([last] if last else [])
+    return [finish_lines(RawDocument(file, document)) for document in _documents(lines)]
 
 
 def read_tfds(name: str, stats: ReadStats | None = None, split: str = "train",
@@ -560,3 +660,49 @@ def read_corpora(specs: Iterable[str], stats: ReadStats | None = None,
     parsed = [parse_spec(spec) for spec in specs]  # a typo in the last one fails at once
     raws = (raw for fmt, path in parsed for raw in RAW_READERS[fmt](path, stats))
     return finished(raws, stats, pool)
+
+
+def read_corpora_lines(specs: Iterable[str], stats: ReadStats | None = None,
+                       pool=None) -> Iterator[tuple[int, bytes]]:
+    """:func:`read_corpora`'s documents as :func:`finish_lines` gives them. Plain text
+    goes to the workers in blocks of bytes (:func:`plain_text_blocks`), other formats'
+    documents 16 at a time."""
+    stats = stats if stats is not None else ReadStats()
+    parsed = [parse_spec(spec) for spec in specs]
+    tasks = (task for fmt, path in parsed for task in (
+        plain_text_blocks(path) if fmt == "text"
+        else _batches(RAW_READERS[fmt](path, stats), 16)))
+    results = pool.imap(finish_task, tasks) if pool is not None else map(finish_task, tasks)
+    while True:
+        try:
+            result = next(results)
+        except StopIteration:
+            return
+        except CorpusError as e:  # maybe a worker's: raised again as the reader's own
+            raise CorpusError(str(e)) from None
+        for document in result:
+            if document is None:
+                stats.dropped_empty += 1
+                continue
+            stats.documents += 1
+            stats.sentences += document[0]
+            yield document
+
+
+def _batches(items: Iterable, size: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def finish_task(task: tuple[str, bytes] | list[RawDocument]) -> list:
+    """A task of :func:`read_corpora_lines`: a block of plain text or a list of raw
+    documents, finished."""
+    if isinstance(task, tuple):
+        return finish_text_block(task)
+    return [finish_lines(raw) for raw in task]

@@ -13,7 +13,7 @@ import tensorflow as tf
 from data_prep import build_pretraining_dataset as bpd
 from data_prep import readers, samples
 from data_prep.build_vocab import build_vocab, reserved_tokens, write_vocab
-from electra_tf.tokenization import BERT_SPECIAL_IDS, load_vocab
+from electra_tf.tokenization import BERT_SPECIAL_IDS, WordPieceTokenizer, load_vocab
 
 MARKUP = ("{{", "}}", "[[", "]]", "<ref", "</ref", "{|")
 
@@ -204,7 +204,8 @@ def test_interrupted_build_resumes_without_rewriting_finished_shards(two_books,
 
 
 def reference_examples(documents, max_length, rng):
-    """The original build_pretraining_dataset.py's segment logic, restated plainly."""
+    """The original build_pretraining_dataset.py's segment logic, restated plainly: one
+    example at a time, lists of token ids."""
     examples, current, target = [], [], max_length
 
     def create():
@@ -231,29 +232,162 @@ def reference_examples(documents, max_length, rng):
             current.append(sentence)
             if sum(map(len, current)) >= target:
                 examples.append(create())
-        if current:
+        # At a document's end, as the original: an example if any tokens are pending
+        # (sentences without tokens stay for the next one).
+        if sum(map(len, current)):
             examples.append(create())
     return examples
 
 
-def test_builder_matches_the_reference_segment_logic():
-    rng = random.Random(0)
-    documents = [[[1000 + rng.randrange(500) for _ in range(rng.randint(1, 30))]
-                  for _ in range(rng.randint(1, 12))] for _ in range(60)]
-    expected = reference_examples(documents, 32, random.Random(42))
-    builder = bpd.ExampleBuilder(32, random.Random(42))
+def packed_examples(documents, max_length, rng, batches=1):
+    """The builder's examples of `documents` (lists of token lists), fed in `batches`."""
+    builder = bpd.ExampleBuilder(max_length, rng)
     produced = []
-    for document in documents:
-        for sentence in document:
-            segments = builder.add_sentence(list(sentence))
-            if segments:
-                produced.append(bpd.make_features(*segments, 32, 101, 102))
-        segments = builder.end_document()
-        if segments:
-            produced.append(bpd.make_features(*segments, 32, 101, 102))
-    assert produced == expected
-    assert len({len(e[0]) for e in produced}) == 1
-    assert any(102 in e[0][1:-1] and e[2].count(1) for e in produced)  # some have B
+    step = -(-len(documents) // batches)
+    for first in range(0, len(documents), step):
+        lengths, tokens = [], []
+        for document in documents[first:first + step]:
+            for sentence in document:
+                lengths.append(len(sentence))
+                tokens.append(sentence)
+            lengths.append(-1)
+            tokens.append([])
+        splits = np.cumsum([0] + [len(t) for t in tokens])
+        flat = np.array([i for t in tokens for i in t], np.int64)
+        pieces = builder.pack(lengths)
+        if pieces[0]:
+            arrays = bpd.encode_examples(flat, splits, pieces, max_length, 101, 102)
+            produced += [tuple(a[i].tolist() for a in arrays) for i in range(len(arrays[0]))]
+    return produced
+
+
+@pytest.mark.parametrize("max_length", [8, 32, 128])
+def test_builder_matches_the_reference_segment_logic(max_length):
+    rng = random.Random(max_length)
+    # Sentences of 0 to 150 tokens: some without any, some longer than an example.
+    documents = [[[1000 + rng.randrange(30000) for _ in range(rng.choice(
+        [0, 1, 5, rng.randint(1, 30), rng.randint(1, 150)]))]
+        for _ in range(rng.randint(1, 12))] for _ in range(300)]
+    expected = reference_examples(documents, max_length, random.Random(42))
+    for batches in (1, 7):  # the builder's state carries from batch to batch
+        assert packed_examples(documents, max_length, random.Random(42), batches) == expected
+    assert any(102 in e[0][1:-1] and e[2].count(1) for e in expected)  # some have B
+    assert any(e[1][-1] == 1 for e in expected)  # some fill the whole length
+
+
+def test_serialize_examples_gives_protobufs_bytes():
+    rng = np.random.default_rng(0)
+    for length in (8, 128, 512):
+        ids = rng.integers(0, 30522, (50, length))
+        ids[0] = rng.integers(0, 1 << 28, length)  # varints of 1 to 4 bytes
+        ids[1] = 0
+        mask, segments = rng.integers(0, 2, (2, 50, length))
+        expected = [bpd.serialize(ids[i].tolist(), mask[i].tolist(), segments[i].tolist())
+                    for i in range(50)]
+        assert bpd.serialize_examples(ids, mask, segments) == expected
+    with pytest.raises(ValueError, match="2\\*\\*28"):
+        bpd.serialize_examples(np.full((1, 8), -1), np.ones((1, 8)), np.zeros((1, 8)))
+
+
+def test_shards_hold_the_reference_examples(built, sample_paths, two_books):
+    """The whole build restated one example at a time (sequential reader, one tokenizer
+    call per document, the reference segment logic, one protobuf per example): the
+    same records, in the same shards."""
+    corpora, out, summary = built
+    documents = list(readers.read_corpora(corpora))
+    tokenizer = WordPieceTokenizer(sample_paths["vocab"])
+    for k in range(3):
+        tokenized = [tokenizer.tokenize_each(d.sentences) for d in documents[k::3]]
+        expected = [bpd.serialize(*e) for e in reference_examples(
+            tokenized, 64, random.Random(f"electra-tf-7-shard-{k}"))]
+        records = [r.numpy() for r in tf.data.TFRecordDataset(
+            os.path.join(out, bpd.shard_name(k, 3)))]
+        assert records == expected, k
+
+
+def test_plain_text_blocks_hold_the_line_readers_documents(tmp_path, monkeypatch):
+    """Plain text read in blocks (split in workers) gives the line reader's documents,
+    whatever the line ends and wherever the blocks are cut."""
+    documents = [f"Document {i} has a sentence. And another one here." for i in range(40)]
+    texts = {
+        "lf.txt": "\n\n".join(documents).encode(),
+        "crlf.txt": ("\r\n\r\n".join(documents) + "\r\n").encode(),
+        "cr.txt": "\r\r".join(documents).encode(),
+        "mixed.txt": "".join(d + ["\n\n", "\r\n\r\n", "\n \t\n\x0b\n", "\r\r\n", "\n\r\n",
+                                  "\nA last line\n\u3000\n"][i % 6]
+                             for i, d in enumerate(documents)).encode(),
+    }
+    for name, data in texts.items():
+        (tmp_path / name).write_bytes(data)
+        spec = f"text:{tmp_path / name}"
+        expected = [(len(d.sentences), ("\n".join(d.sentences) + "\n\n").encode())
+                    for d in readers.read_corpora([spec])]
+        assert len(expected) >= 40
+        for block in (1, 2, 3, 50, 1 << 20):
+            monkeypatch.setattr(readers, "TEXT_BLOCK", block)
+            stats = readers.ReadStats()
+            assert list(readers.read_corpora_lines([spec], stats)) == expected, (name, block)
+            assert stats.documents == len(expected)
+
+
+def test_shard_text_is_read_in_whole_documents(tmp_path, monkeypatch):
+    """Stage 2 reads its text in blocks of whole documents, wherever the reads end
+    (documents longer than a read, "\\n\\n" split between two)."""
+    rng = random.Random(0)
+    documents = [[f"sentence {d}.{i} " * rng.randint(1, 40) for i in range(rng.randint(1, 9))]
+                 for d in range(200)]
+    lines = [line.strip().encode() for d in documents for line in d + [""]]
+    (tmp_path / "text-0").write_bytes(b"\n".join(lines) + b"\n")
+    for size in (1, 2, 3, 64, 1000, 1 << 20):
+        monkeypatch.setattr(bpd, "READ_BLOCK", size)
+        blocks = list(bpd._document_blocks(str(tmp_path / "text-0")))
+        assert [line for block in blocks for line in block] == lines, size
+        assert all(block[-1] == b"" for block in blocks)
+
+
+@pytest.mark.parametrize("data", [
+    b"Good text here.\n\n" * 1000 + b"caf\xe9 is not UTF-8.\n",
+    b"Good text here.\n\n" * 1000 + b"A NUL\x00 here.\n",
+    b"Good text.\n\n" + "ok\n".encode("utf-16"),
+    b"Good text here.\n\n" * 1000 + b"A long line " * 100 + b"\n\nMore text.\n"])
+def test_plain_text_blocks_fail_as_the_line_reader(data, tmp_path, monkeypatch):
+    """Bad input read in blocks: the line reader's error, naming the same line."""
+    monkeypatch.setattr(readers, "MAX_LINE_CHARS", 1000)
+    monkeypatch.setattr(readers, "TEXT_BLOCK", 4096)
+    (tmp_path / "c.txt").write_bytes(data)
+    spec = f"text:{tmp_path / 'c.txt'}"
+    with pytest.raises(readers.CorpusError) as expected:
+        list(readers.read_corpora([spec]))
+    with pytest.raises(readers.CorpusError) as got:
+        list(readers.read_corpora_lines([spec]))
+    assert str(got.value) == str(expected.value) and ": line " in str(got.value)
+
+
+def test_bad_input_read_by_workers_is_one_clear_line(tmp_path, sample_paths):
+    """An error found in a worker is reported as the reader's own: one line naming the
+    file and line, exit 1, nothing left behind."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_bytes(b"Good text here. More of it.\n\n" * 50000 + b"caf\xe9 is bad.\n")
+    out = tmp_path / "out"
+    result = _run_builder(f"--corpus=text:{corpus}", f"--vocab_file={sample_paths['vocab']}",
+                          f"--output_dir={out}", "--num_processes=2", "--progress=false")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"build_pretraining_dataset: error: {corpus}: line 100001: not UTF-8 text (invalid "
+        f"continuation byte at byte 1450003)")
+    assert os.listdir(out) == []
+
+
+def test_workers_fork_until_tensorflow_runs_here(tmp_path):
+    """Workers are forked (no start-up) only while this process has not started
+    TensorFlow's runtime, and never for files in a bucket."""
+    tf.constant(1)  # the runtime runs in this (test) process
+    assert bpd._start_method([str(tmp_path)]) == "spawn"
+    code = ("from data_prep import build_pretraining_dataset as b; "
+            "print(b._start_method(['/tmp']), b._start_method(['gs://bucket/x']))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.stdout.split() == ["fork", "spawn"], result.stderr[-2000:]
 
 
 def _run_builder(*args):
