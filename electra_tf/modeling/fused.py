@@ -1,16 +1,20 @@
-"""Element-wise kernels compiled by XLA inside TensorFlow graphs: the exact GELU, LayerNorm
-and the softmax cross entropy, each forward and backward one fused loop, while the matmuls
-around them stay on TensorFlow's oneDNN kernels (XLA's CPU matmuls are slower).
+"""Element-wise kernels compiled by XLA inside TensorFlow graphs, while the matmuls around
+them stay on TensorFlow's oneDNN kernels (XLA's CPU matmuls and batched attention matmuls
+are slower): the exact GELU (with the bias add before it), the post-LN residual step
+(dropout, residual add, LayerNorm), the attention's masked softmax and dropout, and the
+MLM softmax cross entropy; each is one kernel forward and one backward.
 
 Op by op, TensorFlow runs the exact GELU's forward and backward as ~12 element-wise passes
 over a (tokens, 4 x hidden) tensor, Keras' LayerNormalization as ~20 and the sparse softmax
 cross entropy over (predictions, vocab) logits as a slow generic kernel; in bfloat16 each
 pass also converts element by element. Compiled, each is one pass in float32 registers
 (measured in docs/benchmarks.md). The maths is the original's in float32, the result is
-cast back to the input's dtype.
+cast back to the input's dtype; tests/test_fused.py checks values and gradients against
+the plain ops.
 
 ``ELECTRA_TF_FUSED=0`` in the environment (or :func:`disabled`) traces the plain
-TensorFlow ops instead, e.g. for a runtime without XLA.
+TensorFlow ops instead, e.g. for a runtime without XLA; SavedModel exports are always
+traced so.
 """
 
 from __future__ import annotations
