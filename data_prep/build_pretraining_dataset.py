@@ -39,6 +39,7 @@ import os
 import random
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterable
 
@@ -588,16 +589,18 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
 
 
 def _start_method(paths: list[str]) -> str:
-    """fork while this process has not started TensorFlow's runtime: the workers then
-    inherit the imported modules (no start-up) and each starts its own runtime.
-    Importing TensorFlow starts no threads; running an op does, and a started runtime
-    does not survive a fork: then spawn (each worker imports TensorFlow, seconds). Remote
-    paths spawn too: a bucket's file system may keep threads of its own."""
+    """fork while this process has not started TensorFlow's runtime and runs no other
+    Python thread: the workers then inherit the imported modules (no start-up) and each
+    starts its own runtime. A started runtime does not survive a fork, and a lock held by
+    another thread (a notebook kernel's, a test runner's) stays held in the child: then
+    spawn (each worker imports TensorFlow, seconds). Remote paths spawn too: a bucket's
+    file system may keep threads of its own."""
     from tensorflow.python.eager import context
 
     runtime = context.context_safe()
     started = runtime is not None and getattr(runtime, "_context_handle", 1) is not None
-    if sys.platform.startswith("linux") and not started and all(map(files.is_local, paths)):
+    if (sys.platform.startswith("linux") and not started and threading.active_count() == 1
+            and all(map(files.is_local, paths))):
         return "fork"
     return "spawn"
 

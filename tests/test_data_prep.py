@@ -380,14 +380,17 @@ def test_bad_input_read_by_workers_is_one_clear_line(tmp_path, sample_paths):
 
 def test_workers_fork_until_tensorflow_runs_here(tmp_path):
     """Workers are forked (no start-up) only while this process has not started
-    TensorFlow's runtime, and never for files in a bucket."""
+    TensorFlow's runtime and runs no other Python thread, and never for files in a
+    bucket."""
     tf.constant(1)  # the runtime runs in this (test) process
     assert bpd._start_method([str(tmp_path)]) == "spawn"
-    code = ("from data_prep import build_pretraining_dataset as b; "
-            "print(b._start_method(['/tmp']), b._start_method(['gs://bucket/x']))")
+    code = ("import threading; from data_prep import build_pretraining_dataset as b; "
+            "print(b._start_method(['/tmp']), b._start_method(['gs://bucket/x'])); "
+            "t = threading.Thread(target=threading.Event().wait, daemon=True); t.start(); "
+            "print(b._start_method(['/tmp']))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=300)
-    assert result.stdout.split() == ["fork", "spawn"], result.stderr[-2000:]
+    assert result.stdout.split() == ["fork", "spawn", "spawn"], result.stderr[-2000:]
 
 
 def _run_builder(*args):
