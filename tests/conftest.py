@@ -1,7 +1,9 @@
-"""Test set-up: quiet TensorFlow, two logical CPUs so tf.distribute paths run here, and the
-real sample corpora (and TFRecords built from them) shared by the test modules."""
+"""Test set-up: quiet TensorFlow, two logical CPUs so tf.distribute paths run here, the
+real sample corpora (and TFRecords built from them) shared by the test modules, and the
+order in which the test files are handed to the workers."""
 
 import os
+import threading
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -16,6 +18,54 @@ from data_prep import samples  # noqa: E402
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+# Every sample the tests read. Under pytest-xdist the controller fetches them all at once
+# while the workers start (test files otherwise fetch their samples one by one, each
+# worker waiting on the other's fetches).
+SUITE_SAMPLES = ("vocab", "enwiki_dump", "shakespeare", "news", "movie_reviews", "wiki_leads",
+                 "wsj_pos", "chunk_wsj")
+
+# With --dist=loadfile a file runs whole on one worker; by default pytest-xdist hands out
+# the files with the most tests first, so a file whose one test trains for a minute comes
+# last and keeps one worker busy while the other idles. With --no-loadscope-reorder
+# (pyproject.toml) the files that take longest are handed out first, in this order; the
+# rest follow in collection order.
+LONGEST_FIRST = (
+    "test_pretraining.py", "test_finetuning.py", "test_accelerators.py", "test_crashes.py",
+    "test_tlm.py", "test_notebook.py", "test_study.py", "test_hardware_flags.py",
+    "test_warm_start.py", "test_multi_worker.py", "test_benchmarks.py", "test_data_prep.py",
+    "test_objectives.py", "test_serving.py", "test_baselines.py", "test_latency.py",
+    "test_chunking.py", "test_keras_hub_presets.py", "test_models.py", "test_hostile_input.py",
+    "test_checkpoints.py", "test_qa.py", "test_finetuning_faithful.py",
+    "test_remote_end_to_end.py",
+)
+_prefetch = pytest.StashKey[threading.Thread]()
+
+
+def _fetch_suite_samples():
+    try:
+        samples.fetch_many(SUITE_SAMPLES)
+    except samples.SampleError:
+        pass  # the tests that read the failed sample fetch it again and show the error
+
+
+def pytest_configure(config):
+    if hasattr(config, "workerinput"):
+        return
+    if getattr(config.option, "numprocesses", None):
+        config.stash[_prefetch] = threading.Thread(target=_fetch_suite_samples)
+        config.stash[_prefetch].start()
+
+
+def pytest_unconfigure(config):
+    if _prefetch in config.stash:
+        config.stash[_prefetch].join()
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole
 
 
 @pytest.fixture

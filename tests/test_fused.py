@@ -2,6 +2,8 @@
 gradients, the fused LAMB update the per-variable one's, and the generator samples from
 softmax(logits)."""
 
+from unittest import mock
+
 import keras
 import numpy as np
 import pytest
@@ -13,8 +15,10 @@ from electra_tf.optimization import DEFAULT_EXCLUDE, Lamb
 
 
 def both(fn):
-    """fn() traced with the fused kernels and with the plain ops."""
-    fused_result = fn()
+    """fn() traced with the fused kernels (whatever ELECTRA_TF_FUSED says) and with the
+    plain ops."""
+    with mock.patch.object(fused, "_enabled", True):
+        fused_result = fn()
     with fused.disabled():
         plain_result = fn()
     return fused_result, plain_result

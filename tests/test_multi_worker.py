@@ -41,8 +41,14 @@ def test_two_workers_train_together_and_only_the_chief_writes(built, sample_path
              os.path.join(shards, "pretrain_data.tfrecord*")],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     logs = []
-    try:  # the bound only stops a hung collective from hanging the suite
-        for process in processes:
+    try:
+        # The reference while the workers start: one step of a single process on all 4
+        # rows of the global batch they split 2 + 2.
+        batch, build_task = one_step_setup()
+        task = build_task()
+        single = task.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0)
+        single_weights = [v.numpy() for v in task.pretrainer.weights]
+        for process in processes:  # the bound only stops a hung collective hanging the suite
             logs.append(process.communicate(timeout=900)[0])
     finally:
         for process in processes:
@@ -67,10 +73,6 @@ def test_two_workers_train_together_and_only_the_chief_writes(built, sample_path
     # One step on the same global batch of 4, split 2 + 2 over the workers, equals one
     # step of a single process on all 4 rows. Only the order of the cross-worker sums
     # differs, so float32 agrees to ~1e-6 relative; 1e-5 leaves room for rounding.
-    batch, build_task = one_step_setup()
-    task = build_task()
-    single = task.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0)
-    single_weights = [v.numpy() for v in task.pretrainer.weights]
     for result in results:
         assert result["one_step_loss"] == pytest.approx(single.history["loss"][0], rel=1e-5)
     for index in range(2):
