@@ -9,14 +9,10 @@ import subprocess
 import sys
 
 import pytest
+from benchmark_scripts import ROOT, load
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-
-import gpu  # noqa: E402
-import inference_latency  # noqa: E402
-import peer_process  # noqa: E402
-import pretrain_throughput as train  # noqa: E402
+gpu, inference_latency, peer_process, train = load(
+    "gpu", "inference_latency", "peer_process", "pretrain_throughput")
 
 NAN = float("nan")
 
@@ -28,6 +24,13 @@ def run_script(name, *args, timeout=240, **env):
 
 
 # --------------------------------------------------------------- helpers, given numbers
+
+
+def test_loading_the_scripts_leaves_no_folder_on_the_path_that_shadows_a_package():
+    # benchmarks/data_prep.py on sys.path makes every process spawned later import it as
+    # the data_prep package (a spawned pool's workers then die as they start).
+    assert os.path.join(ROOT, "benchmarks") not in sys.path
+    assert sys.modules["data_prep"].__file__.endswith(os.path.join("data_prep", "__init__.py"))
 
 
 def test_ratio_best_and_formatting_of_given_numbers():

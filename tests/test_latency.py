@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import benchmark_scripts
 import keras
 import numpy as np
 import pytest
@@ -268,9 +269,7 @@ def test_precision_agreement_of_a_tiny_model():
 
 
 def test_real_wikipedia_sentences_tokenize_into_masked_rows():
-    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-    import inference_latency
-
+    (inference_latency,) = benchmark_scripts.load("inference_latency")
     from electra_tf.tokenization import WordPieceTokenizer
 
     sentences = inference_latency.real_sentences(4)
