@@ -29,7 +29,7 @@ def gelu(x):
 
     Same values as ``tf.nn.gelu(x)``; under bfloat16 on CPU about 4x faster forward and
     backward than its op-by-op form, which is itself 1.8x faster than ``tf.nn.gelu``'s
-    autodiff (bfloat16 ``Erfc`` is slow on CPU, and the derivative x * phi(x) + Phi(x)
+    autodiff (bfloat16 ``Erf`` is slow on CPU, and the derivative x * phi(x) + Phi(x)
     needs 4 element-wise passes instead of the chain rule's 10).
     """
     return fused.gelu(x)
@@ -152,14 +152,18 @@ def _compute_attention(attention, query, key, value, attention_mask=None, traini
         return type(attention)._compute_attention(
             attention, query, key, value, attention_mask, training,
             return_attention_scores, use_causal_mask)
+    # The heads moved in front of the positions, then plain batched matmuls: the same
+    # products as the class's two einsums, which TensorFlow runs ~2x slower on CPU
+    # (their batch and contraction axes interleaved; docs/benchmarks.md).
     query = query * ops.cast(attention._inverse_sqrt_key_dim, query.dtype)
-    scores = ops.einsum(attention._dot_product_equation, key, query)  # (B, N, T, S)
+    query, key, value = (tf.transpose(x, (0, 2, 1, 3)) for x in (query, key, value))
+    scores = tf.linalg.matmul(query, key, transpose_b=True)  # (B, N, T, S)
     if attention_mask is not None:
         attention_mask = ops.expand_dims(attention_mask, axis=-3)  # over the heads
     dropout = (attention._dropout_layer.keep_mask(scores, training)
                if attention._dropout > 0 else None)
     probabilities = fused.attention_probabilities(scores, attention_mask, dropout)
-    return ops.einsum(attention._combine_equation, probabilities, value), None
+    return tf.transpose(tf.linalg.matmul(probabilities, value), (0, 2, 1, 3)), None
 
 
 def _dense(layer, x):
