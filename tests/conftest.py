@@ -6,14 +6,6 @@ import os
 import threading
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# XLA compiles the tests' many tiny kernels (the fused element-wise ones, whole steps under
-# jit_compile) once per shape, and LLVM's default optimization level 3 makes that
-# compilation a large share of the suite's time; level 1 emits the same HLO program,
-# only less tuned machine code (the suite ran 12 min 11 s -> 10 min 52 s). The package
-# itself keeps XLA's defaults. Worker and subprocesses inherit the variable.
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = " ".join(
-        [os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=1"]).strip()
 
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
