@@ -153,8 +153,8 @@ def _compute_attention(attention, query, key, value, attention_mask=None, traini
             attention, query, key, value, attention_mask, training,
             return_attention_scores, use_causal_mask)
     # The heads moved in front of the positions, then plain batched matmuls: the same
-    # products as the class's two einsums, which TensorFlow runs ~2x slower on CPU
-    # (their batch and contraction axes interleaved; docs/benchmarks.md).
+    # products as the class's two einsums, which took ~1.8x as long on CPU at ELECTRA's
+    # shapes (docs/benchmarks.md).
     query = query * ops.cast(attention._inverse_sqrt_key_dim, query.dtype)
     query, key, value = (tf.transpose(x, (0, 2, 1, 3)) for x in (query, key, value))
     scores = tf.linalg.matmul(query, key, transpose_b=True)  # (B, N, T, S)
