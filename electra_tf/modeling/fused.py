@@ -53,23 +53,29 @@ _INV_SQRT_2PI = 0.3989422804014327
 
 
 def _phi(x32):
-    # The original's 0.5 (1 + erf(x / sqrt 2)): XLA's CPU erf is a short rational
-    # polynomial, ~1.7x faster over a (16384, 1024) activation than erfc (which is no
-    # more exact here: the products and gradients are rounded to float32 and bfloat16).
+    # Op by op: TensorFlow's float32 Erfc kernel is ~6x faster than its Erf.
+    return 0.5 * tf.math.erfc(x32 * -_SQRT_HALF)
+
+
+def _phi_compiled(x32):
+    # Inside the XLA kernels, the original's 0.5 (1 + erf(x / sqrt 2)): XLA's CPU erf is
+    # a short rational polynomial, ~1.7x faster than its erfc over a (16384, 1024)
+    # activation, and erfc is no more exact once the results are rounded to float32.
     return 0.5 * (1.0 + tf.math.erf(x32 * _SQRT_HALF))
 
 
 @_compiled
 def _gelu_forward(x):
     x32 = tf.cast(x, tf.float32)
-    return tf.cast(x32 * _phi(x32), x.dtype)
+    return tf.cast(x32 * _phi_compiled(x32), x.dtype)
 
 
 @_compiled
 def _gelu_backward(x, dy):
     x32 = tf.cast(x, tf.float32)
     density = tf.exp(-0.5 * tf.square(x32)) * _INV_SQRT_2PI
-    return tf.cast(tf.cast(dy, tf.float32) * (_phi(x32) + x32 * density), dy.dtype)
+    return tf.cast(tf.cast(dy, tf.float32) * (_phi_compiled(x32) + x32 * density),
+                   dy.dtype)
 
 
 @tf.custom_gradient
@@ -80,7 +86,7 @@ def _fused_gelu(x):
 @tf.custom_gradient
 def _plain_gelu(x):
     # The same maths op by op, with the derivative x * phi(x) + Phi(x) written out (4
-    # passes instead of autodiff's 10; bfloat16 Erf is slow on CPU, so float32).
+    # passes instead of autodiff's 10; bfloat16 Erfc is slow on CPU, so float32).
     x32 = tf.cast(x, tf.float32)
     cdf = _phi(x32)
 
@@ -99,14 +105,14 @@ def gelu(x):
 @_compiled
 def _bias_gelu_forward(y, bias):
     z = tf.cast(y, tf.float32) + tf.cast(bias, tf.float32)
-    return tf.cast(z * _phi(z), y.dtype)
+    return tf.cast(z * _phi_compiled(z), y.dtype)
 
 
 @_compiled
 def _bias_gelu_backward(y, bias, dout):
     z = tf.cast(y, tf.float32) + tf.cast(bias, tf.float32)
     density = tf.exp(-0.5 * tf.square(z)) * _INV_SQRT_2PI
-    dz = tf.cast(dout, tf.float32) * (_phi(z) + z * density)
+    dz = tf.cast(dout, tf.float32) * (_phi_compiled(z) + z * density)
     dbias = tf.reduce_sum(tf.reshape(dz, [-1, tf.shape(y)[-1]]), 0)
     return tf.cast(dz, y.dtype), tf.cast(dbias, bias.dtype)
 

@@ -29,7 +29,7 @@ def gelu(x):
 
     Same values as ``tf.nn.gelu(x)``; under bfloat16 on CPU about 4x faster forward and
     backward than its op-by-op form, which is itself 1.8x faster than ``tf.nn.gelu``'s
-    autodiff (bfloat16 ``Erf`` is slow on CPU, and the derivative x * phi(x) + Phi(x)
+    autodiff (bfloat16 ``Erfc`` is slow on CPU, and the derivative x * phi(x) + Phi(x)
     needs 4 element-wise passes instead of the chain rule's 10).
     """
     return fused.gelu(x)
