@@ -1,11 +1,21 @@
 """Test set-up: quiet TensorFlow, two logical CPUs so tf.distribute paths run here, the
-real sample corpora (and TFRecords built from them) shared by the test modules, and the
-order in which the test files are handed to the workers."""
+plain TensorFlow ops instead of the XLA kernels unless a test asks for them, the real
+sample corpora (and TFRecords built from them) shared by the test modules, and the order
+in which the test files are handed to the workers."""
 
 import os
 import threading
+from unittest import mock
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The package's default traces its element-wise kernels for XLA, which compiles each one
+# once per shape: for the suite's debug-size models, a few steps long, that compiling cost
+# about a fifth of the time of the largest test files (test_pretraining.py and
+# test_finetuning.py together: 298 s fused, 241 s plain). So the tests trace the plain ops
+# (the command-line tools they start inherit the setting); tests/test_fused.py checks every
+# kernel's values and gradients against them, and the tests that take the `fused_kernels`
+# fixture train end to end with the kernels. ELECTRA_TF_FUSED=1 runs the whole suite fused.
+os.environ.setdefault("ELECTRA_TF_FUSED", "0")
 
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -66,6 +76,15 @@ def pytest_unconfigure(config):
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole
+
+
+@pytest.fixture
+def fused_kernels():
+    """The test traces the XLA-compiled kernels, as the package does by default."""
+    from electra_tf.modeling import fused
+
+    with mock.patch.object(fused, "_enabled", True):
+        yield
 
 
 @pytest.fixture

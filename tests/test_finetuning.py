@@ -205,7 +205,8 @@ def run_config(data_dir, **overrides):
     return FinetuningConfig(**values)
 
 
-def test_sst2_from_scratch_learns_writes_results_events_and_a_submission(data_dir):
+def test_sst2_from_scratch_learns_writes_results_events_and_a_submission(data_dir,
+                                                                      fused_kernels):
     config = run_config(data_dir, task_names=["sst2"], num_train_epochs=8, learning_rate=3e-3)
     results = finetune(config, progress=False)
     assert "test_predictions_from_trial" not in results

@@ -56,7 +56,7 @@ def run_config(built, sample_paths, data_dir, **overrides):
 
 @pytest.mark.parametrize("objective", ["bert", "electra", "ale"])
 def test_pretraining_on_sample_records_learns_and_stops_at_the_budget(
-        objective, built, sample_paths, tmp_path, fault_report):
+        objective, built, sample_paths, tmp_path, fault_report, fused_kernels):
     per_step = train_flops_per_step(get_config(objective, "debug"), BATCH, SEQ)
     budget = 100.5 * per_step
     config = run_config(built, sample_paths, tmp_path, objective=objective,

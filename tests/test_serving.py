@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+from unittest import mock
 
 import keras
 import numpy as np
@@ -23,7 +24,7 @@ from electra_tf.configs import get_config
 from electra_tf.finetuning import serving
 from electra_tf.finetuning.model import FinetuningModel, Head
 from electra_tf.finetuning.trainer import FINETUNED_FILE
-from electra_tf.modeling import Encoder
+from electra_tf.modeling import Encoder, fused
 from electra_tf.tasks.readers import MultipleChoiceExample, PairExample, TaggedSentence
 from electra_tf.tasks.specs import PairTask, RaceTask, TaggingTask, truncate_pair
 from electra_tf.tokenization import WordPieceTokenizer, load_vocab
@@ -113,12 +114,14 @@ def race_model(vocab):
 
 @pytest.fixture(scope="module")
 def exported(multitask, race_model, tmp_path_factory):
-    """{name: (SavedModel folder, its Servable)} of the two models."""
+    """{name: (SavedModel folder, its Servable)} of the two models, exported with the XLA
+    kernels enabled (the package's default; the export must trace the plain ops)."""
     folder = tmp_path_factory.mktemp("saved_models")
     out = {}
-    for name, model in (("multitask", multitask), ("race", race_model)):
-        path = serving.export_saved_model(model, str(folder / name / "1"))
-        out[name] = (path, serving.load_servable(path))
+    with mock.patch.object(fused, "_enabled", True):
+        for name, model in (("multitask", multitask), ("race", race_model)):
+            path = serving.export_saved_model(model, str(folder / name / "1"))
+            out[name] = (path, serving.load_servable(path))
     return out
 
 
