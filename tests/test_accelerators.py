@@ -173,3 +173,40 @@ def test_fp16_loss_scaling_skips_an_overflowing_step_and_lowers_the_scale(fault_
                  f"scale {scale:g} -> {scale / 2:g}; the next step trained. Of the first 10 "
                  f"steps {skipped} overflowed at the initial scale {initial_scale:g}; loss "
                  f"{losses[0]:.2f} -> {losses[-1]:.2f}", "nothing (dynamic loss scaling)")
+
+
+def test_steps_skipped_by_fp16_overflows_at_the_end_are_retried_one_per_call():
+    from electra_tf.training.fitting import fit_steps
+
+    with dtype_policy("mixed_float16"):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16),
+                                  keras.layers.Dense(1)])
+        # A scale of 2**30: about the first 15 steps overflow, each halving it.
+        model.compile(optimizer=keras.optimizers.LossScaleOptimizer(
+            keras.optimizers.SGD(1e-3), initial_scale=2.0**30), loss="mse",
+            steps_per_execution=6)
+    rng = np.random.default_rng(0)
+    data = tf.data.Dataset.from_tensor_slices(
+        (rng.normal(size=(64, 8)).astype("float32"),
+         rng.normal(size=(64, 1)).astype("float32"))).batch(8).repeat()
+
+    class Calls(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def on_train_begin(self, logs=None):
+            self.calls.append((self.model.steps_per_execution, self.params["steps"]))
+
+    calls = Calls()
+    # 5 steps, fewer than a call's 6: every call is an end of the run.
+    assert fit_steps(model, lambda step: data, 5, 6, [calls]) == 5
+    assert int(model.optimizer.iterations.numpy()) == 5
+    skipped = 30 - round(np.log2(float(model.optimizer.dynamic_scale.numpy())))
+    assert skipped > 5, calls.calls  # overflows went on past the first call
+    # A fit of the 5 steps, compiled for 5; after it fell short, fits of the steps left
+    # one step per compiled call (one more compile, not one per count left).
+    assert calls.calls[0] == (5, 5) and len(calls.calls) > 2, calls.calls
+    assert {length for length, _ in calls.calls[1:]} == {1}, calls.calls
+    assert sum(steps for _, steps in calls.calls) == 5 + skipped, calls.calls

@@ -27,23 +27,28 @@ def fit_steps(model: keras.Model, make_dataset, total_steps: int, steps_per_exec
     """Train `model` with Keras ``fit`` from its optimizer's step to exactly `total_steps`:
     calls of `steps_per_execution` steps, then (recompiled) one shorter call for the steps
     left, as pretraining does. ``make_dataset(step)`` gives repeating batches from `step`
-    on. A step whose float16 gradients overflowed applies no update and is trained again.
-    ``stopped()``, when given, ends training early once true (a callback that decides so
-    also sets ``model.stop_training``, which ends the current call). Returns the step
-    reached."""
+    on. A step whose float16 gradients overflowed applies no update and is trained again:
+    those left after the last full call one per call, so the retries compile once
+    however many there are. ``stopped()``, when given, ends training early once true (a
+    callback that decides so also sets ``model.stop_training``, which ends the current
+    call). Returns the step reached."""
     step = current_step(model.optimizer)
     stalled = 0
+    retrying = False  # the last call applied fewer steps than it ran (fp16 overflows)
     while step < total_steps and not (stopped and stopped()):
         remaining = total_steps - step
         per_execution = min(steps_per_execution, remaining)
+        if retrying and per_execution < steps_per_execution:
+            per_execution = 1
         if model.steps_per_execution != per_execution:
             with model.distribute_strategy.scope():
                 model.compile(optimizer=model.optimizer, jit_compile=model.jit_compile,
                               steps_per_execution=per_execution)
-        model.fit(make_dataset(step), epochs=1,
-                  steps_per_epoch=remaining - remaining % per_execution, verbose=verbose,
+        ran = remaining - remaining % per_execution
+        model.fit(make_dataset(step), epochs=1, steps_per_epoch=ran, verbose=verbose,
                   shuffle=False, callbacks=callbacks)  # the dataset shuffles
         reached = current_step(model.optimizer)
+        retrying = reached < step + ran and not model.stop_training
         stalled = 0 if reached > step else stalled + 1
         if stalled >= 20:
             raise ValueError(f"training applies no update at step {step}: the gradients "
