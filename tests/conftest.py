@@ -40,10 +40,10 @@ def _without_autotuning(dataset):
 def _feed_replicas_without_autotuning():
     """Build the input pipelines that feed several local replicas (a MirroredStrategy's
     multi-device iterator and its per-device pipelines) without tf.data's autotuning.
-    Deleting such an iterator waits for its autotuning thread to wake from its sleep
-    (up to a minute once the iterator has lived that long); in the suite that showed as
-    one or two garbage collections of 10-37 s per run. Autotuning tunes only buffer
-    sizes and parallelism: what the tests check is the same without it."""
+    Deleting such an iterator waits for its autotuning thread to wake from its sleep;
+    in the suite that showed as one or two garbage collections of 10-37 s per run.
+    Autotuning tunes only buffer sizes and parallelism: what the tests check is the
+    same without it."""
     from tensorflow.python.data.ops import multi_device_iterator_ops as multi_device
 
     per_device = multi_device._create_device_dataset
