@@ -97,13 +97,16 @@ def test_a_knowing_change_of_the_study_reaches_the_stages_it_decides():
     assert more.stage_changes("lstm_hparams") == ["max_seq_length"]
 
 
+BUDGET = 1e11  # 21 ELECTRA-Debug steps at batch 8
+
+
 @pytest.fixture(scope="module")
 def small_study(tmp_path_factory):
     """ELECTRA + control + TLM + BiLSTM, debug size, news as the corpus (the per-objective
     budget split is tested above without training)."""
     config = StudyConfig(
         output_dir=str(tmp_path_factory.mktemp("study")), corpora=["news"],
-        objectives=["electra"], model_size="debug", flop_budget=2e11,
+        objectives=["electra"], model_size="debug", flop_budget=BUDGET,
         train_batch_size=8, mixed_precision="", checkpoint_fractions=[0.5, 1.0],
         tasks=["sst2_mr", "pos_wsj-crf"], curve_tasks=["sst2_mr"], num_trials=2,
         finetune_hparams={"num_train_epochs": 1, "max_seq_length": 32,
@@ -121,9 +124,9 @@ def test_small_study_writes_table_iv_json_and_plot(small_study):
     assert list(rows) == ["electra", "scratch", "tlm", "lstm"]
     per_step = flops.train_flops_per_step(
         pretraining_config(config, "electra").model_config(30522), 8, 128)
-    assert 2e11 - per_step < rows["electra"]["train_flops"] <= 2e11  # within one step
+    assert BUDGET - per_step < rows["electra"]["train_flops"] <= BUDGET  # within one step
     assert rows["electra"]["pretrain_steps"] * per_step == rows["electra"]["train_flops"]
-    assert 0 < rows["tlm"]["train_flops"] <= 0.5 * 2e11
+    assert 0 < rows["tlm"]["train_flops"] <= 0.5 * BUDGET
     for name in ("electra", "scratch"):
         assert set(rows[name]["scores"]) == {"sst2_mr", "pos_wsj-crf"}
         for score in rows[name]["scores"].values():
@@ -172,7 +175,7 @@ def test_rerun_reads_everything_back_and_refuses_changed_settings(small_study):
                                          "train_summary.json")) == stamp
     changed = StudyConfig(**{**config.to_dict(), "flop_budget": 8e11})
     with pytest.raises(ValueError, match=r"holds a study with other settings \(flop_budget: "
-                                         r"200000000000.0 -> 800000000000.0\)"):
+                                         rf"{BUDGET} -> 800000000000.0\)"):
         run_whole_study(changed, progress=False)
 
     # A change the study allows but one of its stages does not: refused before the study
