@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 TEST_STAMP := $(VENV)/.installed-test-stamp
 
-.PHONY: install install-test test lint flops docs faults demo study study-quick bench bench-gpu clean
+.PHONY: install install-test test test-profile lint flops docs faults demo study study-quick bench bench-gpu clean
 
 # What the package needs to run (and `make demo`); `make test` adds the test extras.
 install: $(STAMP)
@@ -32,6 +32,12 @@ TEST_WORKERS ?= 2
 
 test: lint
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist=loadfile
+
+# The same run, each worker sampled: where the suite's time goes (tests/time_profile.py).
+test-profile: install-test
+	rm -rf data/time_profile
+	PYTHONPATH=tests $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist=loadfile -p time_profile
+	$(BIN)/python tests/time_profile.py
 
 flops: install
 	$(BIN)/electra-flops
