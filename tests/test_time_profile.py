@@ -32,3 +32,24 @@ def test_the_table_adds_up_the_processes(tmp_path):
     assert lines[-2:] == ["     6.0 s  t.py::b", "     4.0 s  t.py::a"]
     with pytest.raises(SystemExit, match="no profile"):
         time_profile.table(str(tmp_path / "empty"))
+
+
+def test_the_sampler_survives_a_stack_it_cannot_read(monkeypatch):
+    sampler = time_profile._Sampler()
+    calls = []
+
+    def stack():
+        calls.append(1)
+        if len(calls) == 1:  # as when a frame is freed mid-walk
+            raise AttributeError("'TF_Operation' object has no attribute 'f_code'")
+        return ["test_x.py:test_y", "execute.py:quick_execute"]
+
+    monkeypatch.setattr(sampler, "_stack", stack)
+    sampler.test = "t.py::a"
+    sampler.thread.start()
+    while len(calls) < 5:
+        sampler.stopped.wait(0.01)
+    sampler.stopped.set()
+    sampler.thread.join()
+    assert set(sampler.seconds["t.py::a"]) == {"executing functions and ops"}
+    assert sampler.seconds["t.py::a"]["executing functions and ops"] > 0

@@ -58,17 +58,28 @@ class _Sampler:
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
+    def _stack(self) -> list[str]:
+        """The test thread's stack, outermost first. Walking another thread's live frames
+        can meet one just freed and reused (seen once in a whole run): the caller drops
+        such a sample."""
+        frame = sys._current_frames().get(self.main)
+        stack = []
+        while frame is not None:
+            stack.append(f"{frame.f_code.co_filename}:{frame.f_code.co_name}")
+            frame = frame.f_back
+        return stack[::-1]
+
     def _run(self):
         last = time.perf_counter()
         while not self.stopped.is_set():
-            frame = sys._current_frames().get(self.main)
-            stack = []
-            while frame is not None:
-                stack.append(f"{frame.f_code.co_filename}:{frame.f_code.co_name}")
-                frame = frame.f_back
+            try:
+                stack = self._stack()
+            except Exception:  # noqa: BLE001  a frame freed while the test thread ran on
+                stack = None
             now = time.perf_counter()
-            self.seconds[self.test][category(stack[::-1])] += now - last
-            last = now
+            if stack is not None:  # a dropped sample's time goes to the next one
+                self.seconds[self.test][category(stack)] += now - last
+                last = now
             time.sleep(INTERVAL)
 
 
