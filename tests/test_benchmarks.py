@@ -161,6 +161,9 @@ def test_gpu_helpers_of_given_values():
     assert gpu.half_precision({"compute_capability": (8, 0)}, False) == "bf16"
     assert gpu.half_precision({"compute_capability": (7, 5)}, False) == "fp16"
     assert gpu.half_precision({}, True) == "bf16"
+    no_gpu, measured = {"gpu": None}, {"gpu": {"name": "NVIDIA A100"}}
+    assert [gpu.exit_status(no_gpu, False), gpu.exit_status(no_gpu, True)] == [0, 1]
+    assert [gpu.exit_status(measured, False), gpu.exit_status(measured, True)] == [0, 0]
 
 
 def test_synthetic_batch_at_any_length():
@@ -174,10 +177,11 @@ def test_synthetic_batch_at_any_length():
 
 
 def test_gpu_benchmark_without_a_gpu_says_so_in_one_line_and_writes_the_json(tmp_path):
+    # With --require_gpu: exit status 1 (without it 0: exit_status, tested above).
     out = tmp_path / "gpu.json"
     hidden = {"CUDA_VISIBLE_DEVICES": ""}  # no GPU for TensorFlow or torch, on any machine
-    done = run_script("gpu.py", f"--output_json={out}", **hidden)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_script("gpu.py", f"--output_json={out}", "--require_gpu", **hidden)
+    assert done.returncode == 1, done.stderr[-2000:]
     assert done.stdout.splitlines() == [
         f"gpu.py: {json.loads(out.read_text())['reason']}; nothing measured; wrote {out}"]
     result = json.loads(out.read_text())
@@ -187,9 +191,6 @@ def test_gpu_benchmark_without_a_gpu_says_so_in_one_line_and_writes_the_json(tmp
     assert result["tensorflow"]["gpus"] == [] and result["torch"]["cuda_available"] is False
     assert set(result["versions"]) == {"tensorflow", "keras", "torch", "transformers"}
     assert "training" not in result and "inference" not in result
-    # --require_gpu: the same, and exit status 1.
-    done = run_script("gpu.py", f"--output_json={out}", "--require_gpu", **hidden)
-    assert done.returncode == 1 and "no GPU" in done.stdout
 
 
 def test_gpu_benchmark_code_path_forced_onto_the_cpu(tmp_path):

@@ -3,7 +3,6 @@ TensorBoard, test predictions, resume), encoder sources, and the CLI's errors.""
 
 import json
 import os
-import subprocess
 import sys
 
 import keras
@@ -454,25 +453,6 @@ def test_encoder_sources_keras_export_and_hugging_face_folder(data_dir, tmp_path
     missing = FinetuningConfig(data_dir=str(tmp_path), model_name="none", task_names=["sst2"])
     with pytest.raises(FileNotFoundError, match="no pretrained encoder"):
         load_encoder(missing, 30522)
-
-
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "electra_tf.run_finetuning", *args],
-                          capture_output=True, text=True, cwd=ROOT)
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--task_names=sst9", "--from_scratch"], "unknown task 'sst9'"),
-    (["--task_names=sst2"], "no pretrained encoder"),
-    (["--task_names=sst2", "--from_scratch", "--warmup_proportion=1.5"],
-     "warmup_proportion=1.5 must be in [0, 1)"),
-])
-def test_cli_errors_are_one_clear_line(args, message, data_dir):
-    result = _cli(f"--data_dir={data_dir}", "--model_name=cli", *args)
-    assert result.returncode == 1, result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("run_finetuning: error: ") and message in last
-    assert "Traceback" not in result.stderr
 
 
 def test_finetuning_flagfiles_parse_into_configs():

@@ -16,7 +16,7 @@ import pytest
 from absl import flags
 
 from data_prep import build_pretraining_dataset, build_tlm_index, build_vocab, readers
-from electra_tf import cli, run_finetuning, run_predict, run_pretraining
+from electra_tf import cli, run_finetuning, run_predict, run_pretraining, run_tlm
 from electra_tf.finetuning import serving
 from electra_tf.tasks import readers as task_readers
 from electra_tf.tokenization import SPECIAL_TOKENS, VocabError, load_vocab
@@ -551,6 +551,7 @@ COMMANDS = {
     "build_tlm_index": (build_tlm_index, "electra-build-tlm-index", "build-tlm-index"),
     "run_finetuning": (run_finetuning, "electra-finetune", "finetune"),
     "run_pretraining": (run_pretraining, "electra-pretrain", "pretrain"),
+    "run_tlm": (run_tlm, "electra-tlm", "tlm"),
     "electra-predict": (run_predict, "electra-predict", "predict"),
 }
 
@@ -682,6 +683,28 @@ COMMAND_CASES = [
                  [*FINETUNE, "--flagfile={tmp}/in/glue.flags"],
                  "--hparams is not valid JSON (Expecting ',' delimiter: line 1 column 23 "
                  "(char 22)): '{\"num_train_epochs\": 3'", id="finetune-flagfile-bad-json"),
+    pytest.param("run_finetuning", {}, ["--data_dir={tmp}/data", "--model_name=m",
+                                        "--task_names=sst9", "--from_scratch"],
+                 "unknown task 'sst9'; known: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, "
+                 "wnli, sst2_mr, sst5_mr, stsb_mr, wiki_topics, race, race_middle, race_high, "
+                 "squadv1, squad, newsqa, naturalqs, triviaqa, searchqa, squadv1* and squad* "
+                 "(SQuAD 1.1 and 2.0 folders), mrqa_*, pos* and chunk* (tagging folders)",
+                 id="finetune-unknown-task"),
+    pytest.param("run_finetuning", {}, ["--data_dir={tmp}/data", "--model_name=m",
+                                        "--task_names=sst2"],
+                 "{tmp}/data/models/m/encoder.keras: no pretrained encoder; pretrain one "
+                 "(electra-pretrain --model_name=m), give --init_checkpoint (a TF1 checkpoint "
+                 "or a Hugging Face folder), or train from scratch with --from_scratch",
+                 id="finetune-no-pretrained-encoder"),
+    pytest.param("run_finetuning", {}, [*FINETUNE, "--task_names=sst2",
+                                        "--warmup_proportion=1.5"],
+                 "warmup_proportion=1.5 must be in [0, 1)", id="finetune-warmup-out-of-range"),
+    pytest.param("run_tlm", {"data/corpus.txt": "Some text.\n\nMore text.\n"},
+                 ["--data_dir={tmp}/data", "--model_name=m", "--num_train_steps=5",
+                  "--task_name=stsb_mr", "--corpus=text:{tmp}/data/corpus.txt"],
+                 "task 'stsb_mr' is a regression task; TLM needs a sentence or sentence-pair "
+                 "classification task (sst2_mr, sst5_mr, sst2, cola, mrpc, qqp, mnli, qnli, rte, "
+                 "...)", id="tlm-regression-task"),
     pytest.param("run_pretraining", {"data/vocab.txt": NO_SPECIALS}, PRETRAIN,
                  "{tmp}/data/vocab.txt: lacks the special token(s) [CLS], [SEP], [MASK] "
                  "(expected [PAD], [UNK], [CLS], [SEP], [MASK])",

@@ -3,8 +3,6 @@ head reset, and the pipeline with its controls on a small corpus."""
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -268,18 +266,6 @@ def _dummy(config):
     return {"input_ids": zeros, "input_mask": zeros, "segment_ids": zeros,
             "masked_lm_positions": np.zeros((1, 3), np.int32), "is_task": np.zeros((1,),
                                                                                    np.int32)}
-
-
-def test_cli_errors_are_one_clear_line(data_dir):
-    result = subprocess.run(
-        [sys.executable, "-m", "electra_tf.run_tlm", f"--data_dir={data_dir}",
-         "--model_name=cli", "--num_train_steps=5", "--task_name=stsb_mr",
-         f"--corpus=text:{data_dir / 'corpus.txt'}"],
-        capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 1, result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("run_tlm: error: ") and "regression task" in last
-    assert "Traceback" not in result.stderr
 
 
 def test_flagfile_parses_into_the_sample_recipe():

@@ -641,6 +641,14 @@ def get_task(name: str, **options) -> Task:
                         else "json", tfds_data_dir=options.get("tfds_data_dir"))
     if key.startswith("pos"):
         return TaggingTask(key)
+    try:
+        readers.get_task(name)
+    except ValueError:  # readers know the sentence tasks only: name every kind here
+        raise ValueError(
+            f"unknown task {name!r}; known: "
+            f"{', '.join([*readers.GLUE_TASKS, *readers.SAMPLE_TASKS])}, race, race_middle, "
+            f"race_high, {', '.join(QA_TASKS)}, squadv1* and squad* (SQuAD 1.1 and 2.0 "
+            f"folders), mrqa_*, pos* and chunk* (tagging folders)") from None
     return PairTask(name, source=options.get("source", "tsv"),
                     double_unordered=options.get("double_unordered", True),
                     tfds_data_dir=options.get("tfds_data_dir"))
