@@ -445,8 +445,10 @@ def build_shard(index: int, num_shards: int, work_dir: str, output_dir: str,
     except BaseException:
         files.remove(tmp)
         raise
-    files.rename(tmp, final)
+    # The counts first: a shard under its final name always has them, so a re-run
+    # never writes a finished shard again.
     files.write_json(files.join(work_dir, f"shard-{index}.json"), counts)
+    files.rename(tmp, final)
     return dict(counts, seconds=seconds)
 
 
@@ -559,8 +561,8 @@ def build_dataset(corpora: list[str], vocab_file: str, output_dir: str,
                 files.rmtree(work_dir)  # a failed read leaves nothing behind
             raise
         timings["read_split"] = time.perf_counter() - clock - timings["start_up"]
-        # Missing shards, and any whose counts were lost (killed between writing the
-        # shard and its counts).
+        # Missing shards, and any whose counts file is gone (written again: the same
+        # bytes).
         known = set(done_counts) | {
             k for k in range(num_shards)
             if files.exists(files.join(work_dir, f"shard-{k}.json"))}
