@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import posixpath
+import re
 
 import keras
 import numpy as np
@@ -396,9 +397,11 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
         if config.do_eval else {}
     test = labelled_test_features(config, tasks, tokenizer, chief) if config.score_test else {}
 
+    compiled = CompiledTrials()
     trials = [_run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
-                         tokenizer, progress, test)
+                         tokenizer, progress, test, compiled)
               for trial in range(config.num_trials)]
+    del compiled
     results = {"model_name": config.model_name, "task_names": config.task_names,
                "encoder": {"kind": source[0], "path": source[1]},
                "config": config.to_dict(),
@@ -497,8 +500,57 @@ def score_splits(model: FinetuningModel, splits: dict[tuple[str, str], Features]
     return scores
 
 
+class CompiledTrials:
+    """The compiled model of the first trial a process trains, reused by its next trials.
+
+    Building and compiling a model again for every trial also traces its train and
+    predict functions again (on a TPU, XLA-compiles them), which for a small model or a
+    small task costs more than its training. A later trial still builds its model with
+    its own seed, exactly as a first trial does, but then copies that model's variables
+    (weights and dropout seed states) into the compiled model and resets the optimizer's
+    variables (step, moments, loss scale) to their values before the first step: the
+    trial starts from the state a fresh build would have, so its results are the same,
+    and a resumed run still equals an uninterrupted one. While the copy is made, the
+    weights are held twice."""
+
+    def __init__(self):
+        self.model: FinetuningModel | None = None
+        self.optimizer = self.schedule = self.resolved = None
+        self.start: list[tuple[tf.Variable, np.ndarray]] = []
+
+    def keep(self, model: FinetuningModel, optimizer, schedule, resolved: dict) -> None:
+        """Keep `model` (compiled with `optimizer` on `schedule`, its heads and optimizer
+        built, not yet trained)."""
+        variables = {id(v): v for v in [*model.optimizer.variables, *optimizer.variables]}
+        self.model, self.optimizer, self.schedule = model, optimizer, schedule
+        self.resolved = resolved
+        self.start = [(v, v.numpy()) for v in variables.values()]
+
+    def take(self, fresh: FinetuningModel, resolved: dict):
+        """(model, optimizer, schedule): the kept ones, the model holding `fresh`'s
+        initial state; None when none is kept or `fresh` differs in its settings or
+        variables (a new model is compiled then)."""
+        kept = self.model
+        if (kept is None or resolved != self.resolved
+                or fresh.get_config() != kept.get_config()
+                or _layout(fresh) != _layout(kept)):
+            return None
+        for target, source in zip(kept.variables, fresh.variables, strict=True):
+            target.assign(source)
+        for variable, value in self.start:
+            variable.assign(value)
+        return kept, self.optimizer, self.schedule
+
+
+def _layout(model: keras.Model) -> list[tuple]:
+    """Each variable's path, shape and dtype; Keras numbers its seed generators across
+    all models of a process, so their numbers are left out."""
+    return [(re.sub(r"seed_generator_\d+", "seed_generator", v.path), tuple(v.shape), v.dtype)
+            for v in model.variables]
+
+
 def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples, tokenizer,
-               progress, test) -> dict:
+               progress, test, compiled: CompiledTrials) -> dict:
     chief = is_chief(strategy)
     trial_run = RunDir(files.join(config.run_dir, f"trial_{trial}"), chief=chief)
     previous = trial_run.result("results.json")
@@ -528,17 +580,23 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
         model = FinetuningModel(encoder, tasks, config.dropout_rate, config.use_crf,
                                 preprocessing, mean_loss=config.mean_loss,
                                 qa_head=config.qa_head, name="finetuning")
-        schedule = WarmupPolynomialDecay(resolved["learning_rate"], max(total_steps, 1),
-                                         int(config.warmup_proportion * total_steps))
-        multipliers = lr_multipliers(encoder, resolved["layerwise_lr_decay"],
-                                     config.fix_layerwise_lr_decay)
-        optimizer = make_optimizer(config.optimizer, schedule,
-                                   weight_decay_rate=config.weight_decay_rate,
-                                   clip_norm=config.clip_norm, lr_multipliers=multipliers)
-        model.compile(optimizer=optimizer, jit_compile=config.jit_compile,
-                      steps_per_execution=config.steps_per_execution)
         model.build_heads(config.max_seq_length)
-        model.optimizer.build(model.trainable_variables)  # with fp16, its loss scale too
+        kept = compiled.take(model, resolved)
+        if kept is not None:
+            del model, encoder  # its initial state is in the kept model now
+            model, optimizer, schedule = kept
+        else:
+            schedule = WarmupPolynomialDecay(resolved["learning_rate"], max(total_steps, 1),
+                                             int(config.warmup_proportion * total_steps))
+            multipliers = lr_multipliers(encoder, resolved["layerwise_lr_decay"],
+                                         config.fix_layerwise_lr_decay)
+            optimizer = make_optimizer(config.optimizer, schedule,
+                                       weight_decay_rate=config.weight_decay_rate,
+                                       clip_norm=config.clip_norm, lr_multipliers=multipliers)
+            model.compile(optimizer=optimizer, jit_compile=config.jit_compile,
+                          steps_per_execution=config.steps_per_execution)
+            model.optimizer.build(model.trainable_variables)  # with fp16, its loss scale
+            compiled.keep(model, optimizer, schedule, resolved)
 
     def evaluate() -> dict:
         return score_splits(model, dev, config.eval_batch_size)
