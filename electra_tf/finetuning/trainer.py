@@ -585,6 +585,10 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
         if kept is not None:
             del model, encoder  # its initial state is in the kept model now
             model, optimizer, schedule = kept
+            if model.steps_per_execution != config.steps_per_execution:
+                # the last trial's last call was shorter (fit_steps recompiled it)
+                model.compile(optimizer=model.optimizer, jit_compile=config.jit_compile,
+                              steps_per_execution=config.steps_per_execution)
         else:
             schedule = WarmupPolynomialDecay(resolved["learning_rate"], max(total_steps, 1),
                                              int(config.warmup_proportion * total_steps))
