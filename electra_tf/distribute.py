@@ -158,11 +158,32 @@ class DistributedTrainer:
       ``train_step`` returns their results, as Keras' own models do). The steps run
       without XLA there (``jit_compile`` is for the default strategy and TPUs). Other
       strategies keep Keras' own function.
+    * **One traced train function per number of steps per call.** A run's last call is
+      shorter when the steps left are fewer; ``use_steps_per_execution`` switches to it
+      and back without ``compile``, which would trace (on a TPU, XLA-compile) the
+      function again each time.
     * **Several workers.** Before the first step Keras reduces a whole input batch
       across replicas only to learn its shapes; ``MultiWorkerMirroredStrategy`` cannot
       reduce a dict of tensors, and every worker would pay a collective for it. Here
       the shapes come from this worker's first replica instead.
     """
+
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        # traced for the metrics and optimizer compile replaces
+        object.__setattr__(self, "_train_functions", {})
+
+    def use_steps_per_execution(self, steps: int) -> None:
+        """Run `steps` steps per call from now on, as ``compile(...,
+        steps_per_execution=steps)`` would, but keep each count's traced (on a TPU,
+        compiled) train function: a run's last, shorter call, and the next trial's first
+        call after it, trace nothing again."""
+        if steps == self.steps_per_execution:
+            return
+        functions = self.__dict__.setdefault("_train_functions", {})
+        functions[self.steps_per_execution] = self.train_function
+        self.steps_per_execution = steps
+        self.train_function = functions.get(steps)
 
     def make_train_function(self, force=False):
         if self.train_function is not None and not force:

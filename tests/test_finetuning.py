@@ -544,39 +544,41 @@ def test_defaults_epochs_per_task_empty_split_and_lamb(data_dir, tmp_path):
         assert json.load(f)["resolved"] == results["resolved"]
 
 
-def test_later_trials_reuse_the_compiled_model_and_train_as_a_fresh_build(data_dir,
-                                                                           monkeypatch):
-    """Trial 1 trains in the model compiled for trial 0; a run that trains it as its
-    first trial, built fresh, gives the same bits. Each epoch's 6 steps run as a
-    call of 4 and a shorter one of 2, so a trial ends compiled for the shorter call."""
-    import shutil
-
+def test_later_trials_and_runs_reuse_the_compiled_model_and_train_as_a_fresh_build(
+        data_dir, monkeypatch):
+    """Trial 1 (seed 2) trains in the model compiled for trial 0, and so does the next
+    run given the same CompiledTrials, whose trial 0 has seed 2 too; a run that builds
+    and compiles its model for seed 2 gives the same bits as both. Each epoch's 6 steps
+    run as a call of 4 and a shorter one of 2, so a trial ends compiled for the shorter
+    call."""
     from electra_tf.finetuning.trainer import CompiledTrials
 
     compiles = []
     original = CompiledTrials.keep
     monkeypatch.setattr(CompiledTrials, "keep",
                         lambda self, *a: (compiles.append(1), original(self, *a))[1])
-    config = run_config(data_dir, task_names=["sst2"], num_train_epochs=1, num_trials=2,
-                        model_name="trials", steps_per_execution=4)
-    reused = finetune(config, progress=False)["trials"]
-    assert len(compiles) == 1 and [t["steps"] for t in reused] == [6, 6]
 
-    def weights(trial):
-        model = keras.models.load_model(os.path.join(config.run_dir, f"trial_{trial}",
-                                                     "finetuned.keras"))
-        return model.get_weights()
+    def run(model_name, compiled=None, **overrides):
+        config = run_config(data_dir, task_names=["sst2"], num_train_epochs=1,
+                            model_name=model_name, steps_per_execution=4, **overrides)
+        trials = finetune(config, progress=False, compiled=compiled)["trials"]
+        last = keras.models.load_model(os.path.join(
+            config.run_dir, f"trial_{trials[-1]['trial']}", "finetuned.keras"))
+        return trials, last.get_weights()
 
-    kept = weights(1)
-    shutil.rmtree(os.path.join(config.run_dir, "trial_1"))
-    fresh = finetune(config, progress=False)["trials"]
-    assert len(compiles) == 2  # trial 1 built and compiled
-    assert fresh[1]["history"] == reused[1]["history"]
-    assert fresh[1]["dev_best"] == reused[1]["dev_best"]
-    for a, b in zip(weights(1), kept, strict=True):
-        np.testing.assert_array_equal(a, b)
-    # the seeds differ: so do the trials
-    assert reused[1]["history"][0]["loss"] != reused[0]["history"][0]["loss"]
+    compiled = CompiledTrials()
+    trials, weights = run("trials", compiled, num_trials=2)
+    assert len(compiles) == 1 and [t["steps"] for t in trials] == [6, 6]
+    assert trials[1]["history"][0]["loss"] != trials[0]["history"][0]["loss"]  # seeds 1, 2
+    (next_run,), next_weights = run("next_run", compiled, seed=2)
+    assert len(compiles) == 1
+    (fresh,), fresh_weights = run("fresh", seed=2)
+    assert len(compiles) == 2
+    for trial, trained in ((trials[1], weights), (next_run, next_weights)):
+        assert (trial["seed"], trial["history"], trial["dev_best"]) == (
+            fresh["seed"], fresh["history"], fresh["dev_best"])
+        for a, b in zip(trained, fresh_weights, strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_an_interrupted_run_resumes_from_its_last_epoch(data_dir, monkeypatch):

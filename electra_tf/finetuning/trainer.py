@@ -324,7 +324,7 @@ def markdown_table(results: dict) -> str:
 
 
 def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None = None,
-             progress: bool = True) -> dict:
+             progress: bool = True, compiled: CompiledTrials | None = None) -> dict:
     """Run (or resume) the finetuning `config` describes; returns the results dict that
     is also written to ``results/<run>.json``.
 
@@ -397,11 +397,10 @@ def finetune(config: FinetuningConfig, strategy: tf.distribute.Strategy | None =
         if config.do_eval else {}
     test = labelled_test_features(config, tasks, tokenizer, chief) if config.score_test else {}
 
-    compiled = CompiledTrials()
+    compiled = CompiledTrials() if compiled is None else compiled
     trials = [_run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
                          tokenizer, progress, test, compiled)
               for trial in range(config.num_trials)]
-    del compiled
     results = {"model_name": config.model_name, "task_names": config.task_names,
                "encoder": {"kind": source[0], "path": source[1]},
                "config": config.to_dict(),
@@ -501,7 +500,9 @@ def score_splits(model: FinetuningModel, splits: dict[tuple[str, str], Features]
 
 
 class CompiledTrials:
-    """The compiled model of the first trial a process trains, reused by its next trials.
+    """The compiled model of the first trial a process trains, reused by its next trials
+    (and by the next runs given the same ``CompiledTrials``, when their models and
+    training settings are the same, as a study's rows on one task are).
 
     Building and compiling a model again for every trial also traces its train and
     predict functions again (on a TPU, XLA-compiles them), which for a small model or a
@@ -515,23 +516,23 @@ class CompiledTrials:
 
     def __init__(self):
         self.model: FinetuningModel | None = None
-        self.optimizer = self.schedule = self.resolved = None
+        self.optimizer = self.schedule = self.settings = None
         self.start: list[tuple[tf.Variable, np.ndarray]] = []
 
-    def keep(self, model: FinetuningModel, optimizer, schedule, resolved: dict) -> None:
+    def keep(self, model: FinetuningModel, optimizer, schedule, settings: dict) -> None:
         """Keep `model` (compiled with `optimizer` on `schedule`, its heads and optimizer
-        built, not yet trained)."""
+        built, not yet trained) and the `settings` it was compiled for."""
         variables = {id(v): v for v in [*model.optimizer.variables, *optimizer.variables]}
         self.model, self.optimizer, self.schedule = model, optimizer, schedule
-        self.resolved = resolved
+        self.settings = settings
         self.start = [(v, v.numpy()) for v in variables.values()]
 
-    def take(self, fresh: FinetuningModel, resolved: dict):
+    def take(self, fresh: FinetuningModel, settings: dict):
         """(model, optimizer, schedule): the kept ones, the model holding `fresh`'s
-        initial state; None when none is kept or `fresh` differs in its settings or
-        variables (a new model is compiled then)."""
+        initial state; None when none is kept or `fresh` or the `settings` differ (a new
+        model is compiled then)."""
         kept = self.model
-        if (kept is None or resolved != self.resolved
+        if (kept is None or settings != self.settings
                 or fresh.get_config() != kept.get_config()
                 or _layout(fresh) != _layout(kept)):
             return None
@@ -581,14 +582,18 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
                                 preprocessing, mean_loss=config.mean_loss,
                                 qa_head=config.qa_head, name="finetuning")
         model.build_heads(config.max_seq_length)
-        kept = compiled.take(model, resolved)
+        # What the compiled functions and the optimizer depend on besides the model.
+        settings = {"strategy": id(model.distribute_strategy), "policy": config.policy,
+                    "resolved": resolved, "total_steps": total_steps,
+                    **{name: getattr(config, name) for name in (
+                        "optimizer", "weight_decay_rate", "clip_norm", "warmup_proportion",
+                        "fix_layerwise_lr_decay", "jit_compile", "steps_per_execution")}}
+        kept = compiled.take(model, settings)
         if kept is not None:
             del model, encoder  # its initial state is in the kept model now
             model, optimizer, schedule = kept
-            if model.steps_per_execution != config.steps_per_execution:
-                # the last trial's last call was shorter (fit_steps recompiled it)
-                model.compile(optimizer=model.optimizer, jit_compile=config.jit_compile,
-                              steps_per_execution=config.steps_per_execution)
+            # the last trial's last call may have been shorter
+            model.use_steps_per_execution(config.steps_per_execution)
         else:
             schedule = WarmupPolynomialDecay(resolved["learning_rate"], max(total_steps, 1),
                                              int(config.warmup_proportion * total_steps))
@@ -600,7 +605,7 @@ def _run_trial(config, strategy, tasks, train, dev, trial, featurized, examples,
             model.compile(optimizer=optimizer, jit_compile=config.jit_compile,
                           steps_per_execution=config.steps_per_execution)
             model.optimizer.build(model.trainable_variables)  # with fp16, its loss scale
-            compiled.keep(model, optimizer, schedule, resolved)
+            compiled.keep(model, optimizer, schedule, settings)
 
     def evaluate() -> dict:
         return score_splits(model, dev, config.eval_batch_size)

@@ -24,7 +24,7 @@ from electra_tf.baselines.sweep import SETTINGS_FILE as SWEEP_SETTINGS
 from electra_tf.baselines.sweep import run_sweep
 from electra_tf.finetuning.config import FinetuningConfig
 from electra_tf.finetuning.trainer import SETTINGS_FILE as FINETUNING_SETTINGS
-from electra_tf.finetuning.trainer import finetune
+from electra_tf.finetuning.trainer import CompiledTrials, finetune
 from electra_tf.pretraining.config import SETTINGS_FILE as PRETRAINING_SETTINGS
 from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.trainer import pretrain
@@ -146,15 +146,16 @@ def _finished(path: str, num_trials: int) -> dict | None:
 
 def finetune_cell(config: StudyConfig, row: str, task: str, num_trials: int,
                   init_checkpoint: str = "", output_dir: str = "",
-                  progress: bool = True) -> dict:
-    """One finetuning run (all its trials), or its results when already written."""
+                  progress: bool = True, compiled: CompiledTrials | None = None) -> dict:
+    """One finetuning run (all its trials), or its results when already written;
+    `compiled` carries a compiled model from cell to cell."""
     finetuning = finetuning_config(config, row, task, num_trials, init_checkpoint, output_dir)
     done = _finished(finetuning.results_path, num_trials)
     if done is not None:
         return done
     where = f" (snapshot {os.path.basename(init_checkpoint)})" if init_checkpoint else ""
     announce(f"finetune {finetuning.model_name}{where} on {task}, {num_trials} seed(s)")
-    return finetune(finetuning, progress=progress)
+    return finetune(finetuning, progress=progress, compiled=compiled)
 
 
 def snapshots(config: StudyConfig, objective: str) -> list[tuple[str, dict]]:
@@ -169,16 +170,21 @@ def snapshots(config: StudyConfig, objective: str) -> list[tuple[str, dict]]:
 
 
 def finetune_all(config: StudyConfig, progress: bool = True) -> None:
-    """Every row on every task; then every snapshot on the curve tasks."""
-    for row in config.rows:
-        for task in config.tasks:
-            finetune_cell(config, row, task, config.num_trials, progress=progress)
-    for objective in config.objectives:
-        for directory, _ in snapshots(config, objective):
-            for task in config.curve_tasks:
+    """Task by task: every row, then (a curve task) every snapshot. The cells of one task
+    run one after the other, in one compiled model when their models and settings are
+    the same."""
+    for task in config.tasks:
+        compiled = CompiledTrials()
+        for row in config.rows:
+            finetune_cell(config, row, task, config.num_trials, progress=progress,
+                          compiled=compiled)
+        if task not in config.curve_tasks:
+            continue
+        for objective in config.objectives:
+            for directory, _ in snapshots(config, objective):
                 finetune_cell(config, objective, task, config.curve_trials,
                               init_checkpoint=directory, output_dir=directory,
-                              progress=progress)
+                              progress=progress, compiled=compiled)
 
 
 # ----------------------------------------------------------------------------- extra rows

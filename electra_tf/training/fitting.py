@@ -25,11 +25,12 @@ class StepCallback(keras.callbacks.Callback):
 def fit_steps(model: keras.Model, make_dataset, total_steps: int, steps_per_execution: int,
               callbacks: list, verbose: int = 0, stopped=None) -> int:
     """Train `model` with Keras ``fit`` from its optimizer's step to exactly `total_steps`:
-    calls of `steps_per_execution` steps, then (recompiled) one shorter call for the steps
-    left, as pretraining does. ``make_dataset(step)`` gives repeating batches from `step`
-    on. A step whose float16 gradients overflowed applies no update and is trained again:
-    those left after the last full call one per call, so the retries compile once
-    however many there are. ``stopped()``, when given, ends training early once true (a
+    calls of `steps_per_execution` steps, then one shorter call for the steps left, as
+    pretraining does (the package's models keep the traced train function of each
+    length). ``make_dataset(step)`` gives repeating batches from `step` on. A step whose
+    float16 gradients overflowed applies no update and is trained again: those left
+    after the last full call one per call, so the retries compile once however many
+    there are. ``stopped()``, when given, ends training early once true (a
     callback that decides so also sets ``model.stop_training``, which ends the current
     call). Returns the step reached."""
     step = current_step(model.optimizer)
@@ -41,9 +42,12 @@ def fit_steps(model: keras.Model, make_dataset, total_steps: int, steps_per_exec
         if retrying and per_execution < steps_per_execution:
             per_execution = 1
         if model.steps_per_execution != per_execution:
-            with model.distribute_strategy.scope():
-                model.compile(optimizer=model.optimizer, jit_compile=model.jit_compile,
-                              steps_per_execution=per_execution)
+            if hasattr(model, "use_steps_per_execution"):  # keeps the traced functions
+                model.use_steps_per_execution(per_execution)
+            else:
+                with model.distribute_strategy.scope():
+                    model.compile(optimizer=model.optimizer, jit_compile=model.jit_compile,
+                                  steps_per_execution=per_execution)
         ran = remaining - remaining % per_execution
         model.fit(make_dataset(step), epochs=1, steps_per_epoch=ran, verbose=verbose,
                   shuffle=False, callbacks=callbacks)  # the dataset shuffles
