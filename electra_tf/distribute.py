@@ -170,7 +170,7 @@ class DistributedTrainer:
 
     def compile(self, *args, **kwargs):
         super().compile(*args, **kwargs)
-        # traced for the metrics and optimizer compile replaces
+        # the functions traced so far use the metrics and optimizer this call replaced
         object.__setattr__(self, "_train_functions", {})
 
     def use_steps_per_execution(self, steps: int) -> None:
