@@ -574,7 +574,9 @@ def test_later_trials_and_runs_reuse_the_compiled_model_and_train_as_a_fresh_bui
     trials, weights = run("trials", compiled, num_trials=2)
     assert len(compiles) == 1 and [t["steps"] for t in trials] == [6, 6]
     assert trials[1]["history"][0]["loss"] != trials[0]["history"][0]["loss"]  # seeds 1, 2
-    (next_run,), next_weights = run("next_run", compiled, seed=2)
+    # (with test predictions: the run's own tasks predict in the kept model)
+    (next_run,), next_weights = run("next_run", compiled, seed=2, write_test_outputs=True)
+    assert next_run["test_predictions"]
     assert len(compiles) == 1
     (fresh,), fresh_weights = run("fresh", seed=2)
     assert len(compiles) == 2

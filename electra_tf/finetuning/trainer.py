@@ -540,6 +540,9 @@ class CompiledTrials:
             target.assign(source)
         for variable, value in self.start:
             variable.assign(value)
+        # The same heads (their configs matched), but this run's task objects: they
+        # read and score this run's data, and predict looks them up in `tasks`.
+        kept.tasks = fresh.tasks
         return kept, self.optimizer, self.schedule
 
 
