@@ -526,22 +526,22 @@ def format_summary(name, summary):
 
 def main(argv):
     del argv
+    hf_precisions = [] if FLAGS.hf_precisions == ["none"] else FLAGS.hf_precisions
     unknown = sorted(set(FLAGS.models) - set(MODELS)) + sorted(
-        set(FLAGS.variants) - set(VARIANTS)) + sorted(set(FLAGS.hf_precisions)
-                                                       - {"fp32", "bf16"})
+        set(FLAGS.variants) - set(VARIANTS)) + sorted(set(hf_precisions) - {"fp32", "bf16"})
     models = [m for m in MODELS if m in FLAGS.models]
     variants = [v for v in VARIANTS if v in FLAGS.variants]
     if unknown or not models or not variants:
         # One line, no traceback, exit status 1 (absl's UsageError prints the whole doc).
         print(f"pretrain_throughput.py: error: unknown or empty --models/--variants/"
               f"--hf_precisions: {unknown}; allowed: models {', '.join(MODELS)}; variants "
-              f"{', '.join(VARIANTS)}; hf_precisions fp32, bf16", file=sys.stderr)
+              f"{', '.join(VARIANTS)}; hf_precisions fp32, bf16 or none", file=sys.stderr)
         sys.exit(1)
     started = time.perf_counter()
-    peer = Peer() if FLAGS.hf_precisions else None  # before TensorFlow is imported
+    peer = Peer() if hf_precisions else None  # before TensorFlow is imported
     try:
         rates = cpu_rates(peer)
-        rows = measure_rows(models, variants, peer, FLAGS.hf_precisions,
+        rows = measure_rows(models, variants, peer, hf_precisions,
                             batch_size=FLAGS.batch_size, steps=FLAGS.steps,
                             warmup_steps=FLAGS.warmup_steps,
                             steps_per_execution=FLAGS.steps_per_execution, seed=FLAGS.seed,

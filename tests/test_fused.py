@@ -151,19 +151,57 @@ def test_dropout_add_layer_norm_equals_the_three_steps_with_all_gradients(policy
     dtype = layer.compute_dtype
     y = tf.cast(tf.random.stateless_normal([2, 5, 32], [1, 2]), dtype)
     residual = tf.cast(tf.random.stateless_normal([2, 5, 32], [5, 6]), dtype)
+    bias = tf.random.stateless_normal([32], [11, 12])
     keep = tf.random.stateless_uniform([2, 5, 32], [7, 8]) > 0.1
     upstream = tf.cast(tf.random.stateless_normal([2, 5, 32], [9, 10]), dtype)
-    inputs = [y, residual, layer.gamma.value, layer.beta.value]
     for mask, kept in (((keep, 1 / 0.9), tf.cast(keep, dtype) / 0.9), (None, 1.0)):
-        got, plain = both(lambda mask=mask: value_and_grads(
-            lambda: fused.dropout_add_layer_norm(layer, y, residual, mask), inputs,
-            upstream))
-        want = value_and_grads(lambda kept=kept: layer(y * kept + residual), inputs,
-                               upstream)
-        assert got[0].dtype == want[0].dtype == dtype
-        for a, b, c in zip(got, plain, want, strict=True):
-            np.testing.assert_allclose(tf.cast(a, "float32"), tf.cast(c, "float32"), atol=atol)
-            np.testing.assert_allclose(tf.cast(b, "float32"), tf.cast(c, "float32"), atol=atol)
+        for b in (bias, None):
+            inputs = [y, residual, layer.gamma.value, layer.beta.value] + (
+                [b] if b is not None else [])
+            got, plain = both(lambda mask=mask, b=b, inputs=inputs: value_and_grads(
+                lambda: fused.dropout_add_layer_norm(layer, y, residual, mask, b), inputs,
+                upstream))
+            want = value_and_grads(lambda kept=kept, b=b: layer(
+                (y if b is None else y + tf.cast(b, dtype)) * kept + residual), inputs,
+                upstream)
+            assert got[0].dtype == want[0].dtype == dtype and len(got) == len(inputs) + 1
+            for a, p, c in zip(got, plain, want, strict=True):
+                np.testing.assert_allclose(tf.cast(a, "float32"), tf.cast(c, "float32"),
+                                           atol=atol)
+                np.testing.assert_allclose(tf.cast(p, "float32"), tf.cast(c, "float32"),
+                                           atol=atol)
+
+
+@pytest.mark.parametrize("dtype, atol", [("float32", 1e-6), ("bfloat16", 0.02)])
+def test_split_heads_adds_the_biases_scales_the_query_and_puts_heads_first(dtype, atol):
+    batch, positions, heads, size = 2, 5, 3, 4
+    y = tf.cast(tf.random.stateless_normal([batch, positions, 3 * heads * size], [1, 2]),
+                dtype)
+    bias = tf.random.stateless_normal([3, heads, size], [3, 4])
+    upstream = [tf.cast(tf.random.stateless_normal([batch, heads, positions, size],
+                                                   [5, i]), dtype) for i in range(3)]
+
+    def reference():
+        parts = tf.split(tf.cast(y, tf.float32), 3, axis=-1)
+        return [tf.cast(tf.transpose(tf.reshape(part + tf.reshape(bias[i], [-1]),
+                                                [batch, positions, heads, size]),
+                                     (0, 2, 1, 3)) * (0.5 if i == 0 else 1.0), dtype)
+                for i, part in enumerate(parts)]
+
+    for used in (3, 1):  # all three outputs, or the query alone (None gradients)
+        results = []
+        for fn in (lambda: fused.split_heads(y, bias, 0.5), reference):
+            with tf.GradientTape() as tape:
+                tape.watch([y, bias])
+                outputs = fn()[:used]
+            results.append([*outputs, *tape.gradient(outputs, [y, bias],
+                                                     output_gradients=upstream[:used])])
+        got, want = results
+        assert [t.shape for t in got] == [t.shape for t in want]
+        assert got[0].shape == (batch, heads, positions, size) and got[0].dtype == dtype
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(tf.cast(a, "float32"), tf.cast(b, "float32"),
+                                       atol=atol)
 
 
 def test_attention_probabilities_are_kerass_masked_softmax_and_dropout_with_gradient():
@@ -190,16 +228,28 @@ def test_attention_probabilities_are_kerass_masked_softmax_and_dropout_with_grad
             np.testing.assert_allclose(a, b, atol=1e-6)
 
 
-def test_encoder_layer_with_a_padding_mask_equals_keras_hubs_path():
+@pytest.mark.parametrize("policy, atol", [("float32", 2e-5), ("mixed_bfloat16", 0.1)])
+def test_encoder_layer_with_a_padding_mask_equals_keras_hubs_path(policy, atol):
     from electra_tf.modeling.layers import TransformerEncoderLayer, gelu
 
     layer = TransformerEncoderLayer(intermediate_dim=16, num_heads=2, dropout=0.1,
-                                    activation=gelu)
+                                    activation=gelu, dtype=policy)
     layer.build((None, None, 8))
-    x = tf.random.stateless_normal([2, 5, 8], [1, 2])
+    for i, weight in enumerate(layer.weights):  # biases and LayerNorms not at 0 and 1
+        weight.assign(tf.random.stateless_normal(weight.shape, [7, i]) * 0.5)
+    x = tf.cast(tf.random.stateless_normal([2, 5, 8], [1, 2]), layer.compute_dtype)
     padding = tf.constant([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]) > 0
-    got, plain = both(lambda: layer(x, padding_mask=padding, training=False))
-    np.testing.assert_allclose(got, plain, atol=1e-5)
+    upstream = tf.cast(tf.random.stateless_normal([2, 5, 8], [3, 4]), layer.compute_dtype)
+    inputs = [x, *(weight.value for weight in layer.trainable_weights)]
+
+    def run(call):
+        return value_and_grads(lambda: call(x, padding_mask=padding, training=False),
+                               inputs, upstream)
+
+    got, plain = both(lambda: run(layer))
     with fused.disabled():  # the keras-hub layer's own call, untouched
-        base = super(TransformerEncoderLayer, layer).call(x, padding_mask=padding)
-    np.testing.assert_allclose(got, base, atol=1e-5)
+        base = run(super(TransformerEncoderLayer, layer).call)
+    assert len(got) == len(inputs) + 1 == 18 and got[0].dtype == layer.compute_dtype
+    for a, b, c in zip(got, plain, base, strict=True):
+        np.testing.assert_allclose(tf.cast(a, "float32"), tf.cast(c, "float32"), atol=atol)
+        np.testing.assert_array_equal(b, c)

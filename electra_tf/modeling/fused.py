@@ -1,8 +1,9 @@
 """Element-wise kernels compiled by XLA inside TensorFlow graphs, while the matmuls around
 them stay on TensorFlow's oneDNN kernels (XLA's CPU matmuls and batched attention matmuls
 are slower): the exact GELU (with the bias add before it), the post-LN residual step
-(dropout, residual add, LayerNorm), the attention's masked softmax and dropout, and the
-MLM softmax cross entropy; each is one kernel forward and one backward.
+(the output dense's bias, dropout, residual add, LayerNorm), the attention's
+query/key/value biases and head split, its masked softmax and dropout, and the MLM
+softmax cross entropy; each is one kernel forward and one backward.
 
 Op by op, TensorFlow runs the exact GELU's forward and backward as ~12 element-wise passes
 over a (tokens, 4 x hidden) tensor, Keras' LayerNormalization as ~20 and the sparse softmax
@@ -182,50 +183,97 @@ def layer_norm(layer, x):
     return tf.cast(y, layer.compute_dtype)
 
 
-def _dropped_sum(y, residual, keep, scale):
-    y32 = tf.cast(y, tf.float32)
+def _dropped_sum(y, bias, residual, keep, scale):
+    y32 = tf.cast(y, tf.float32) + bias
     return tf.where(keep, y32 * scale, tf.zeros_like(y32)) + tf.cast(residual, tf.float32)
 
 
 @_compiled
-def _add_norm_forward(y, residual, keep, scale, gamma, beta, epsilon):
+def _add_norm_forward(y, bias, residual, keep, scale, gamma, beta, epsilon):
     out, mean, inv = _layer_norm_forward.python_function(
-        _dropped_sum(y, residual, keep, scale), gamma, beta, epsilon)
+        _dropped_sum(y, bias, residual, keep, scale), gamma, beta, epsilon)
     return tf.cast(out, y.dtype), mean, inv
 
 
 @_compiled
-def _add_norm_backward(y, residual, keep, scale, gamma, mean, inv, dout):
+def _add_norm_backward(y, bias, residual, keep, scale, gamma, mean, inv, dout):
     # The sum is recomputed (two reads) rather than stored by the forward pass (a write).
     dsum, dgamma, dbeta = _layer_norm_backward.python_function(
-        _dropped_sum(y, residual, keep, scale), gamma, mean, inv, dout)
+        _dropped_sum(y, bias, residual, keep, scale), gamma, mean, inv, dout)
     dsum32 = tf.cast(dsum, tf.float32)
     dy = tf.where(keep, dsum32 * scale, tf.zeros_like(dsum32))
-    return tf.cast(dy, y.dtype), tf.cast(dsum, residual.dtype), dgamma, dbeta
+    dbias = tf.reduce_sum(tf.reshape(dy, [-1, tf.shape(y)[-1]]), 0)
+    return tf.cast(dy, y.dtype), dbias, tf.cast(dsum, residual.dtype), dgamma, dbeta
 
 
 @tf.custom_gradient
-def _fused_add_norm(y, residual, keep, scale, gamma, beta, epsilon):
-    out, mean, inv = _add_norm_forward(y, residual, keep, scale, gamma, beta, epsilon)
+def _fused_add_norm(y, bias, residual, keep, scale, gamma, beta, epsilon):
+    out, mean, inv = _add_norm_forward(y, bias, residual, keep, scale, gamma, beta, epsilon)
 
     def grad(dout):
-        dy, dresidual, dgamma, dbeta = _add_norm_backward(y, residual, keep, scale, gamma,
-                                                          mean, inv, dout)
-        return dy, dresidual, None, None, dgamma, dbeta, None
+        dy, dbias, dresidual, dgamma, dbeta = _add_norm_backward(
+            y, bias, residual, keep, scale, gamma, mean, inv, dout)
+        return dy, dbias, dresidual, None, None, dgamma, dbeta, None
 
     return out, grad
 
 
-def dropout_add_layer_norm(layer, y, residual, mask=None):
-    """``layer_norm(layer, dropout(y) + residual)``, the post-LN residual step, as one
-    compiled kernel: `mask` is the dropout's (keep, scale) (None: no dropout)."""
+def dropout_add_layer_norm(layer, y, residual, mask=None, bias=None):
+    """``layer_norm(layer, dropout(y + bias) + residual)``, the post-LN residual step
+    (with the bias of the dense layer before it, if given), as one compiled kernel:
+    `mask` is the dropout's (keep, scale) (None: no dropout)."""
     keep, scale = mask if mask is not None else (tf.constant(True), 1.0)
     if not _fusable(layer, y):
+        if bias is not None:
+            y = y + tf.cast(bias, y.dtype)
         return layer(tf.where(keep, y * tf.cast(scale, y.dtype), tf.zeros_like(y)) + residual)
-    out = _fused_add_norm(y, residual, keep, tf.constant(scale, tf.float32),
+    # Without a bias, a zero one: its gradient is one more sum in the same kernel.
+    bias = (tf.zeros(y.shape[-1:], tf.float32) if bias is None
+            else tf.cast(bias, tf.float32))
+    out = _fused_add_norm(y, bias, residual, keep, tf.constant(scale, tf.float32),
                           tf.convert_to_tensor(layer.gamma), tf.convert_to_tensor(layer.beta),
                           tf.constant(layer.epsilon, tf.float32))
     return tf.cast(out, layer.compute_dtype)
+
+
+@_compiled
+def _split_heads_forward(y, bias, query_scale):
+    # (B, T, 3 N H) -> (3, B, N, T, H): one pass adds the biases and moves the heads in
+    # front of the positions; the query also takes its 1 / sqrt(H).
+    z = tf.cast(y, tf.float32) + tf.reshape(bias, [-1])
+    z = tf.transpose(tf.reshape(z, tf.concat([tf.shape(y)[:2], tf.shape(bias)], 0)),
+                     (2, 0, 3, 1, 4))
+    return (tf.cast(z[0] * query_scale, y.dtype), tf.cast(z[1], y.dtype),
+            tf.cast(z[2], y.dtype))
+
+
+@_compiled
+def _split_heads_backward(y, query_scale, dq, dk, dv):
+    dz = tf.stack([tf.cast(dq, tf.float32) * query_scale, tf.cast(dk, tf.float32),
+                   tf.cast(dv, tf.float32)])
+    dz = tf.transpose(dz, (1, 3, 0, 2, 4))  # (B, T, 3, N, H)
+    return tf.cast(tf.reshape(dz, tf.shape(y)), y.dtype), tf.reduce_sum(dz, (0, 1))
+
+
+@tf.custom_gradient
+def _fused_split_heads(y, bias, query_scale):
+    def grad(*upstream):  # None for an unused output
+        dq, dk, dv = (tf.zeros_like(x) if d is None else d
+                      for x, d in zip(outputs, upstream, strict=True))
+        return (*_split_heads_backward(y, query_scale, dq, dk, dv), None)
+
+    outputs = _split_heads_forward(y, bias, query_scale)
+    return outputs, grad
+
+
+def split_heads(y, bias, query_scale):
+    """The query, key and value of multi-head attention, (batch, heads, positions,
+    head size) each, from `y` (batch, positions, 3 * heads * head size), the three
+    projections side by side without their biases: adds `bias` (3, heads, head size) in
+    float32, moves the heads in front of the positions and scales the query by
+    `query_scale`; one compiled kernel forward and one backward."""
+    return _fused_split_heads(y, tf.cast(bias, tf.float32),
+                              tf.constant(query_scale, tf.float32))
 
 
 def _masked_probabilities(scores, mask):

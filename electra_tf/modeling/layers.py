@@ -8,8 +8,6 @@ converters can map them one to one.
 
 from __future__ import annotations
 
-import functools
-
 import keras
 import keras_hub
 import tensorflow as tf
@@ -121,49 +119,75 @@ class TransformerEncoderLayer(keras_hub.layers.TransformerEncoder):
         attention = self._self_attention_layer
         _replace_sublayer(attention, "_dropout_layer", Dropout(
             attention.dropout, dtype=attention.dtype_policy, seed=attention.seed))
-        # The attention's softmax and dropout as one kernel (plain attributes: not state).
-        object.__setattr__(attention, "_compute_attention",
-                           functools.partial(_compute_attention, attention))
 
     def call(self, inputs, padding_mask=None, attention_mask=None, training=None,
              return_attention_scores=False):
-        if self.normalize_first or return_attention_scores:
+        if (self.normalize_first or return_attention_scores or not fused.enabled()
+                or not _plain_self_attention(self._self_attention_layer)):
             return super().call(inputs, padding_mask, attention_mask, training,
                                 return_attention_scores)
-        # keras-hub's post-LN block; dropout, residual add and LayerNorm are one kernel.
+        # keras-hub's post-LN block. Each residual step (the output dense's bias,
+        # dropout, residual add, LayerNorm) is one compiled kernel.
         mask = merge_padding_and_attention_mask(inputs, padding_mask, attention_mask)
-        x = self._self_attention_layer(query=inputs, value=inputs, attention_mask=mask,
-                                       training=training)
+        y, bias = _self_attention(self._self_attention_layer, inputs, mask, training)
         x = fused.dropout_add_layer_norm(
-            self._self_attention_layer_norm, x, inputs,
-            self._self_attention_dropout.keep_mask(x, training))
-        y = self._feedforward_output_dense(_dense(self._feedforward_intermediate_dense, x))
-        return fused.dropout_add_layer_norm(self._feedforward_layer_norm, y, x,
-                                            self._feedforward_dropout.keep_mask(y, training))
+            self._self_attention_layer_norm, y, inputs,
+            self._self_attention_dropout.keep_mask(y, training), bias)
+        output = self._feedforward_output_dense
+        y = _matmul(_dense(self._feedforward_intermediate_dense, x), output.kernel)
+        return fused.dropout_add_layer_norm(
+            self._feedforward_layer_norm, y, x,
+            self._feedforward_dropout.keep_mask(y, training), output.bias)
 
 
-def _compute_attention(attention, query, key, value, attention_mask=None, training=None,
-                       return_attention_scores=False, use_causal_mask=False):
-    """``keras.layers.MultiHeadAttention._compute_attention`` of `attention` with its
-    masked softmax and dropout run by :func:`fused.attention_probabilities`, for
-    attention over one axis without returned scores; the class's method otherwise."""
-    if (return_attention_scores or use_causal_mask or not fused.enabled()
-            or len(query.shape) != 4 or tuple(attention._attention_axes) != (1,)):
-        return type(attention)._compute_attention(
-            attention, query, key, value, attention_mask, training,
-            return_attention_scores, use_causal_mask)
-    # The heads moved in front of the positions, then plain batched matmuls: the same
-    # products as the class's two einsums, which took ~1.8x as long on CPU at ELECTRA's
-    # shapes (docs/benchmarks.md).
-    query = query * ops.cast(attention._inverse_sqrt_key_dim, query.dtype)
-    query, key, value = (tf.transpose(x, (0, 2, 1, 3)) for x in (query, key, value))
+def _plain_self_attention(attention) -> bool:
+    """Whether `attention` (keras' MultiHeadAttention) is the plain kind
+    :func:`_self_attention` computes: biased projections, attention over the positions,
+    no gate, no sliding window, values as wide as keys, the input's width out."""
+    return (attention._use_bias and tuple(attention._attention_axes) == (1,)
+            and not getattr(attention, "_use_gate", False)
+            and getattr(attention, "_sliding_window", None) is None
+            and attention._value_dim == attention._key_dim
+            and attention._output_shape is None)
+
+
+def _matmul(x, kernel):
+    """x (..., d) @ kernel (d, ...) flattened to (d, k), in x's dtype, as one 2-D matmul
+    (the last axis of the result: k)."""
+    width = x.shape[-1]
+    y = tf.matmul(tf.reshape(x, [-1, width]),
+                  tf.reshape(tf.cast(kernel, x.dtype), [width, -1]))
+    return tf.reshape(y, tf.concat([tf.shape(x)[:-1], tf.shape(y)[-1:]], 0))
+
+
+def _self_attention(attention, x, mask=None, training=None):
+    """`attention` (keras' MultiHeadAttention, :func:`_plain_self_attention`) over `x`
+    (batch, positions, width) as (the output before its bias, the bias).
+
+    The same products as the layer's own call, in fewer and larger kernels: Keras
+    projects the query, key and value with three einsums, adds each bias, scales the
+    query, and runs the scores and weighted values as einsums, each a oneDNN batched
+    matmul wrapped in transposes. Here one matmul makes all three projections, one
+    compiled kernel adds the biases, scales the query and moves the heads in front of
+    the positions, and the products are plain batched matmuls (at ELECTRA's shapes the
+    einsum pair took ~1.8x as long on CPU, docs/benchmarks.md). The output projection's
+    bias is left to the residual step's kernel.
+    """
+    dense = (attention._query_dense, attention._key_dense, attention._value_dense)
+    kernel = tf.concat([tf.reshape(layer.kernel, [x.shape[-1], -1]) for layer in dense], 1)
+    query, key, value = fused.split_heads(
+        _matmul(x, kernel), tf.stack([tf.convert_to_tensor(layer.bias) for layer in dense]),
+        attention._inverse_sqrt_key_dim)
     scores = tf.linalg.matmul(query, key, transpose_b=True)  # (B, N, T, S)
-    if attention_mask is not None:
-        attention_mask = ops.expand_dims(attention_mask, axis=-3)  # over the heads
+    if mask is not None:
+        mask = ops.expand_dims(mask, axis=-3)  # over the heads
     dropout = (attention._dropout_layer.keep_mask(scores, training)
                if attention._dropout > 0 else None)
-    probabilities = fused.attention_probabilities(scores, attention_mask, dropout)
-    return tf.transpose(tf.linalg.matmul(probabilities, value), (0, 2, 1, 3)), None
+    probabilities = fused.attention_probabilities(scores, mask, dropout)
+    context = tf.transpose(tf.linalg.matmul(probabilities, value), (0, 2, 1, 3))
+    output = attention._output_dense
+    heads = tf.reshape(context, tf.concat([tf.shape(x)[:2], [-1]], 0))
+    return _matmul(heads, output.kernel), output.bias
 
 
 def _dense(layer, x):
