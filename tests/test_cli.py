@@ -212,6 +212,52 @@ assert not loaded(), ("run_convert, run_flops or electra-score-predictions", loa
     assert result.returncode == 0, result.stderr
 
 
+def test_only_kerass_own_imports_of_its_extras_are_skipped():
+    from electra_tf import startup
+
+    finder = startup._KerasExtrasFinder()
+
+    def find(name, importer):
+        namespace = {"__name__": importer, "finder": finder, "name": name}
+        exec("spec = finder.find_spec(name)", namespace)  # noqa: S102
+        return namespace["spec"]
+
+    for name in ("sklearn", "sklearn.base", "matplotlib.pyplot", "IPython"):
+        for importer in ("keras", "keras.src.wrappers.fixes"):
+            with pytest.raises(ModuleNotFoundError, match="skipped for Keras"):
+                find(name, importer)
+        for importer in ("electra_tf.tasks.scorers", "kagglehub.env", "kerasx", "__main__"):
+            assert find(name, importer) is None  # found by the finders after it
+    assert find("numpy", "keras.src.ops") is None
+    assert startup.is_command_process(["/venv/bin/python", "/venv/bin/electra-pretrain"])
+    assert startup.is_command_process(["py", "C:\\venv\\Scripts\\electra-finetune.exe"])
+    assert startup.is_command_process(["python3", "-m", "electra_tf.run_tlm", "--x"])
+    assert startup.is_command_process(["python3", "-X", "importtime", "-u", "-m",
+                                       "data_prep.samples"])
+    assert not startup.is_command_process(["python", "-m", "pytest", "electra_tf.x"])
+    assert not startup.is_command_process(["python", "-c", "import electra_tf"])
+    assert not startup.is_command_process(["python", "train.py", "-m", "electra_tf.x"])
+    assert not startup.is_command_process(["python", "/data/electra_runs/train.py"])
+    assert not startup.is_command_process(["python"])
+    assert not startup.skip_keras_extras()  # Keras is loaded here: nothing to do
+
+
+def test_a_command_process_loads_keras_without_its_extras_and_can_import_them_after():
+    script = """
+import sys
+sys.orig_argv = [sys.executable, "/venv/bin/electra-pretrain"]
+import electra_tf, tensorflow, keras, keras_hub
+from keras.src.wrappers import sklearn_wrapper
+print(sorted({"sklearn", "matplotlib"} & set(sys.modules)), sklearn_wrapper.sklearn is None)
+import matplotlib.pyplot, sklearn.metrics
+print(sklearn.metrics.f1_score([0, 1, 1], [0, 1, 0]))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[] True", "0.6666666666666666"]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--flagfile=/nonexistent/x.flags"], "Unable to open flagfile: [Errno 2] No such file "
      "or directory: '/nonexistent/x.flags'"),
