@@ -253,3 +253,9 @@ def test_encoder_layer_with_a_padding_mask_equals_keras_hubs_path(policy, atol):
     for a, b, c in zip(got, plain, base, strict=True):
         np.testing.assert_allclose(tf.cast(a, "float32"), tf.cast(c, "float32"), atol=atol)
         np.testing.assert_array_equal(b, c)
+    # Traced for any batch and length, as models are: the same values.
+    with mock.patch.object(fused, "_enabled", True):
+        traced = tf.function(lambda x, padding: layer(x, padding_mask=padding),
+                             input_signature=[tf.TensorSpec([None, None, 8], x.dtype),
+                                              tf.TensorSpec([None, None], tf.bool)])
+        np.testing.assert_array_equal(traced(x, padding), got[0])

@@ -152,12 +152,11 @@ def _plain_self_attention(attention) -> bool:
 
 
 def _matmul(x, kernel):
-    """x (..., d) @ kernel (d, ...) flattened to (d, k), in x's dtype, as one 2-D matmul
-    (the last axis of the result: k)."""
-    width = x.shape[-1]
-    y = tf.matmul(tf.reshape(x, [-1, width]),
-                  tf.reshape(tf.cast(kernel, x.dtype), [width, -1]))
-    return tf.reshape(y, tf.concat([tf.shape(x)[:-1], tf.shape(y)[-1:]], 0))
+    """x (..., d) @ kernel (..., k) with its leading axes flattened to d rows, in x's
+    dtype, as one 2-D matmul: (..., k)."""
+    kernel = tf.reshape(tf.cast(kernel, x.dtype), [-1, kernel.shape[-1]])
+    y = tf.matmul(tf.reshape(x, [-1, kernel.shape[0]]), kernel)
+    return tf.reshape(y, tf.concat([tf.shape(x)[:-1], [kernel.shape[-1]]], 0))
 
 
 def _self_attention(attention, x, mask=None, training=None):
@@ -174,7 +173,8 @@ def _self_attention(attention, x, mask=None, training=None):
     bias is left to the residual step's kernel.
     """
     dense = (attention._query_dense, attention._key_dense, attention._value_dense)
-    kernel = tf.concat([tf.reshape(layer.kernel, [x.shape[-1], -1]) for layer in dense], 1)
+    width = attention._query_dense.kernel.shape[0]
+    kernel = tf.concat([tf.reshape(layer.kernel, [width, -1]) for layer in dense], 1)
     query, key, value = fused.split_heads(
         _matmul(x, kernel), tf.stack([tf.convert_to_tensor(layer.bias) for layer in dense]),
         attention._inverse_sqrt_key_dim)
