@@ -11,6 +11,10 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from electra_tf import startup  # noqa: E402
+
+startup.skip_keras_extras()  # a worker of a command starts as the command does
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -246,7 +246,7 @@ def test_a_command_process_loads_keras_without_its_extras_and_can_import_them_af
     script = """
 import sys
 sys.orig_argv = [sys.executable, "/venv/bin/electra-pretrain"]
-import electra_tf, tensorflow, keras, keras_hub
+import electra_tf, tensorflow, keras
 from keras.src.wrappers import sklearn_wrapper
 print(sorted({"sklearn", "matplotlib"} & set(sys.modules)), sklearn_wrapper.sklearn is None)
 import matplotlib.pyplot, sklearn.metrics
