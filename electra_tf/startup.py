@@ -10,8 +10,8 @@ handles (each is a guarded optional import). Every other importer, this package'
 scorers and plots included, imports them as usual.
 
 ``electra_tf/__init__.py`` calls it in the processes of the package's commands (an
-``electra-*`` script or ``python -m`` one of its modules, and the worker processes they
-spawn), never in a process that imports the package as a library.
+``electra-*`` script or ``python -m`` one of its modules; the workers they fork inherit
+it), never in a process that imports the package as a library.
 """
 
 from __future__ import annotations
