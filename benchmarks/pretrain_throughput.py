@@ -646,6 +646,27 @@ def format_rows(rows, peaks, tokens, half="bf16", names=NAMES):
     return lines
 
 
+def notes(rows, full_logits=False) -> list[str]:
+    """The lines under the table: what the peer ran (when it ran: without it, as with
+    --hf_precisions=none, transformers and torch need not be installed) and what MFU and
+    busy mean."""
+    busiest = max([row["busy"] for row in rows if row.get("busy") is not None] or [0.0])
+    if any(row.get("hf_step_s") for row in rows):
+        peer = (f"HF: transformers {metadata.version('transformers')}, torch "
+                f"{metadata.version('torch')}, {os.cpu_count()} threads, own process, fp32 "
+                f"and bf16 (torch.autocast on CPU) as measured in the row's window, MLM "
+                f"head on {'all' if full_logits else 'masked'} positions; BERT-Small's "
+                "peer is ElectraForMaskedLM alone (HF BERT has no factorized embedding), "
+                "ALE-Small's the ELECTRA-Small pair (HF has no shared-layer ELECTRA). vs "
+                "same: ours / HF in the row's precision (fp32 variants vs HF fp32, bf16 vs "
+                "HF bf16); vs best: ours / HF's faster precision.")
+    else:
+        peer = "HF: not measured (--hf_precisions=none)."
+    return [peer, "MFU: train FLOPs per token (electra_tf.flops) x tokens/s / the fp32 and "
+            "the bf16 matmul rate. busy = cores used by other processes meanwhile"
+            + (f" (max {busiest:.2f}: timings perturbed)." if busiest > 0.1 else ".")]
+
+
 def report(rows, rates, seconds):
     tokens = FLAGS.batch_size * SEQ_LEN
     peaks = best_peaks(rates)
@@ -654,19 +675,7 @@ def report(rows, rates, seconds):
           + ", ".join(f"{p} {peaks[p][1] / 1e9:.0f} GFLOP/s ({peaks[p][0]})"
                       for p in ("fp32", "bf16") if p in peaks))
     print("\n".join(format_rows(rows, peaks, tokens)))
-    busiest = max([row["busy"] for row in rows if row.get("busy") is not None] or [0.0])
-    versions = (f"transformers {metadata.version('transformers')}, torch "
-                f"{metadata.version('torch')}")
-    print(f"HF: {versions}, {os.cpu_count()} threads, own process, fp32 and bf16 "
-          f"(torch.autocast on CPU) as measured in the row's window, MLM head on "
-          f"{'all' if FLAGS.hf_full_logits else 'masked'} positions; BERT-Small's peer is "
-          "ElectraForMaskedLM alone (HF BERT has no factorized embedding), ALE-Small's the "
-          "ELECTRA-Small pair (HF has no shared-layer ELECTRA). vs same: ours / HF in the "
-          "row's precision (fp32 variants vs HF fp32, bf16 vs HF bf16); vs best: ours / "
-          "HF's faster precision. MFU: train FLOPs per token (electra_tf.flops) x tokens/s "
-          "/ the fp32 and the bf16 matmul rate. busy = cores used by other processes "
-          "meanwhile" + (f" (max {busiest:.2f}: timings perturbed)." if busiest > 0.1
-                         else "."))
+    print("\n".join(notes(rows, FLAGS.hf_full_logits)))
     for model in dict.fromkeys(row["model"] for row in rows):
         summary = model_summary([r for r in rows if r["model"] == model], tokens)
         print(format_summary(NAMES[model], summary))

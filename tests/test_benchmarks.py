@@ -98,6 +98,25 @@ def test_training_ratios_per_precision_pair_and_best_of_given_numbers():
         "measured tokens/s)")
 
 
+def test_training_notes_name_the_peer_only_when_it_ran(monkeypatch):
+    rows = rows_of_given_numbers()
+    with_peer = train.notes(rows)
+    assert with_peer[0].startswith("HF: transformers ") and "masked positions" in with_peer[0]
+    assert with_peer[1].endswith("busy = cores used by other processes meanwhile.")
+
+    def absent(name):
+        raise train.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(train.metadata, "version", absent)  # a machine without the peer
+    alone = [dict(row, hf_step_s={}, busy=0.5 if i == 0 else row["busy"])
+             for i, row in enumerate(rows)]
+    assert train.notes(alone) == [
+        "HF: not measured (--hf_precisions=none).",
+        "MFU: train FLOPs per token (electra_tf.flops) x tokens/s / the fp32 and the bf16 "
+        "matmul rate. busy = cores used by other processes meanwhile (max 0.50: timings "
+        "perturbed)."]
+
+
 def test_training_table_of_given_numbers():
     peaks = {"fp32": ("torch fp32", 400e3), "bf16": ("tensorflow bf16", 800e3)}
     lines = train.format_rows(rows_of_given_numbers(), peaks, 4096)
