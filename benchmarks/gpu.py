@@ -283,6 +283,8 @@ def training_result(rows, peaks, half):
           f"{FLAGS.seq_len}, {FLAGS.warmup_steps} warm-up + {FLAGS.steps} timed steps, ours "
           f"and transformers alternating:")
     print("\n".join(train.format_rows(rows, peaks, tokens, half, {"electra": name})))
+    print("matmuls alone per step (benchmarks/matmul_floor.py):\n" + "\n".join(
+        "  " + line for line in train.matmul_lines(rows, tokens, peaks, {"electra": name})))
     summary = train.model_summary(rows, tokens)
     print(train.format_summary(name, summary))
     out = []

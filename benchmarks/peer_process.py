@@ -12,6 +12,8 @@ import os
 import time
 from collections.abc import Callable
 
+from matmul_floor import onednn_version
+
 
 def one_line(e: BaseException) -> str:
     """An exception as one short line."""
@@ -151,12 +153,14 @@ def torch_sync(device: str) -> None:
 
 
 def torch_info() -> dict:
-    """What PyTorch sees (asked in the peer process): version, CUDA, the device."""
+    """What PyTorch sees (asked in the peer process): version, CUDA, the device, the
+    oneDNN it was built with (its CPU matmuls)."""
     import torch
 
     cuda = torch.cuda.is_available()
     info = {"torch": torch.__version__, "cuda_available": cuda,
-            "cuda_version": torch.version.cuda, "threads": torch.get_num_threads()}
+            "cuda_version": torch.version.cuda, "threads": torch.get_num_threads(),
+            "onednn": onednn_version(torch.__config__.show())}
     if cuda:
         info.update(device=torch.cuda.get_device_name(0),
                     capability=".".join(map(str, torch.cuda.get_device_capability(0))),

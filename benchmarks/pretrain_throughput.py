@@ -55,6 +55,7 @@ from importlib import metadata
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import matmul_floor  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 from peer_process import (  # noqa: E402
@@ -363,7 +364,8 @@ def build_peer(disc_config, gen_config, batch, seed, full_logits, device="cpu",
 def peer_handler(device):
     """The peer's answers to ("info",), ("peak", size, precisions), ("build", key, disc,
     gen, batch, precision, seed, warmup_steps, full_logits) -> warm-up seconds,
-    ("step", key) -> seconds, and ("clear",) (frees the models)."""
+    ("step", key) -> seconds, ("matmuls", products, precision) -> seconds
+    (matmul_floor.time_torch) and ("clear",) (frees the models)."""
     steps = {}
 
     def timed(step):
@@ -385,6 +387,8 @@ def peer_handler(device):
             return sum(timed(steps[key]) for _ in range(warmup))
         if what == "step":
             return timed(steps[args[0]])
+        if what == "matmuls":
+            return matmul_floor.time_torch(args[0], args[1], device)
         if what == "clear":
             steps.clear()
             if device == "cuda":
@@ -425,6 +429,10 @@ class Peer(PeerProcess):
 
     def step(self, key):
         return self.call("step", key)
+
+    def matmuls(self, products, precision):
+        """Seconds of `products` (matmul_floor) in torch at `precision`."""
+        return self.call("matmuls", products, precision)
 
     def clear(self):
         return self.call("clear")
@@ -546,10 +554,12 @@ def main(argv):
                             warmup_steps=FLAGS.warmup_steps,
                             steps_per_execution=FLAGS.steps_per_execution, seed=FLAGS.seed,
                             full_logits=FLAGS.hf_full_logits)
+        onednn = (f"TensorFlow {matmul_floor.tensorflow_onednn_version() or 'none'}, torch "
+                  + ((peer.info()["onednn"] or "none") if peer else "not measured"))
     finally:
         if peer is not None:
             peer.close()
-    report(rows, rates, time.perf_counter() - started)
+    report(rows, rates, time.perf_counter() - started, onednn)
 
 
 def cpu_rates(peer):
@@ -609,10 +619,55 @@ def measure_rows(models, variants, peer, hf_precisions, *, device="CPU", size="s
                          "busy": timed[2] if timed else None,
                          "flops_per_token": flops_per_token})
             del prepared  # frees the Keras model before the next one is built
+        add_matmul_floors([row for row in rows if row["model"] == model], config, batch,
+                          peer_steps, peer, device)
         if model == "electra":
             timed = [(row["step_s"], row["variant"]) for row in rows if row["step_s"]]
             best = min(timed)[1] if timed else None
     return rows
+
+
+def add_matmul_floors(rows, config, batch, peer_precisions, peer, device="CPU"):
+    """Adds to each measured row the step's matmuls alone (benchmarks/matmul_floor.py):
+    "matmul_s", ours in TensorFlow at the row's precision, and "hf_matmul_s", the peer's
+    in torch at each of its precisions."""
+    batch_size, seq_len = batch["input_ids"].shape
+    products = matmul_floor.pretraining_products(config, batch_size, seq_len,
+                                                 batch["masked_lm_positions"].size)
+    ours = {}
+    theirs = {p: attempt(f"torch matmuls {p}", peer.matmuls, products, p)
+              for p in peer_precisions} if peer is not None else {}
+    for row in rows:
+        if not row.get("step_s"):
+            continue
+        precision = row["precision"]
+        if precision not in ours:
+            ours[precision] = attempt(f"matmuls {precision}", matmul_floor.time_tensorflow,
+                                      products, precision, device)
+        row["matmul_s"] = ours[precision]
+        row["hf_matmul_s"] = {p: s for p, s in theirs.items() if s}
+
+
+def matmul_lines(rows, tokens, peaks, names=NAMES):
+    """Per measured row: the step's matmuls alone against the step, ours and the peer's,
+    and the highest MFU against the bf16 (fp16) rate that TensorFlow's matmuls at the
+    step's own shapes leave (everything between them free)."""
+    lines = []
+    for row in rows:
+        if not row.get("step_s") or not row.get("matmul_s"):
+            continue
+        precision = row["precision"]
+        ceiling = mfu(row["flops_per_token"], tokens / row["matmul_s"],
+                      peaks.get(precision, (None, None))[1])
+        peer = [f"HF {p} {s * 1000:,.0f} ms ({format_share(s / row['hf_step_s'][p])} of "
+                f"its step)" for p, s in row.get("hf_matmul_s", {}).items()
+                if row.get("hf_step_s", {}).get(p)]
+        share = format_share(row["matmul_s"] / row["step_s"])
+        lines.append(f"{names.get(row['model'], row['model'])} {row['variant']}: ours "
+                     f"{row['matmul_s'] * 1000:,.0f} ms ({share} of our step; MFU "
+                     f"{precision} at most {format_share(ceiling)})"
+                     + "".join(f"; {part}" for part in peer))
+    return lines
 
 
 def format_rows(rows, peaks, tokens, half="bf16", names=NAMES):
@@ -667,7 +722,7 @@ def notes(rows, full_logits=False) -> list[str]:
             + (f" (max {busiest:.2f}: timings perturbed)." if busiest > 0.1 else ".")]
 
 
-def report(rows, rates, seconds):
+def report(rows, rates, seconds, onednn):
     tokens = FLAGS.batch_size * SEQ_LEN
     peaks = best_peaks(rates)
     print(f"\n{os.cpu_count()} cores; batch {FLAGS.batch_size} x seq {SEQ_LEN}; "
@@ -676,6 +731,10 @@ def report(rows, rates, seconds):
                       for p in ("fp32", "bf16") if p in peaks))
     print("\n".join(format_rows(rows, peaks, tokens)))
     print("\n".join(notes(rows, FLAGS.hf_full_logits)))
+    print(f"Matmuls alone per step (oneDNN {onednn}): each product of the step, forward "
+          "and both backward, timed on its own at its shape (benchmarks/matmul_floor.py); "
+          "'at most' is the MFU if nothing between the matmuls took time:")
+    print("\n".join("  " + line for line in matmul_lines(rows, tokens, peaks)))
     for model in dict.fromkeys(row["model"] for row in rows):
         summary = model_summary([r for r in rows if r["model"] == model], tokens)
         print(format_summary(NAMES[model], summary))

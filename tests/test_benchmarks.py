@@ -11,8 +11,8 @@ import sys
 import pytest
 from benchmark_scripts import ROOT, load
 
-gpu, inference_latency, peer_process, train = load(
-    "gpu", "inference_latency", "peer_process", "pretrain_throughput")
+gpu, inference_latency, matmul_floor, peer_process, train = load(
+    "gpu", "inference_latency", "matmul_floor", "peer_process", "pretrain_throughput")
 
 NAN = float("nan")
 
@@ -163,6 +163,109 @@ def test_inference_speedups_and_table_of_given_numbers():
     assert lines[3].split() == ["bf16", "1,024.0", "2,048.0", "16,000", "8,000", "2.00x"]
     assert lines[4].split() == ["best", "1,024.0", "(bf16)", "2,048.0", "(bf16)", "16,000",
                                 "8,000", "2.00x"]
+    assert len(lines) == 5  # no matmuls measured, no lines for them
+    result["matmuls"] = {"ours": {"fp32": 1536.0, "bf16": 256.0},
+                         "hf": {"fp32": 1024.0, "bf16": 512.0}}
+    lines = inference_latency.format_comparison(result)
+    assert lines[5:] == [
+        "matmuls alone, fp32: ours 1,536.0 ms (75.0% of the pass), HF 1,024.0 ms (33.3%)",
+        "matmuls alone, bf16: ours 256.0 ms (25.0% of the pass), HF 512.0 ms (25.0%)"]
+    # 2x the peer's best (bf16, 2,048 ms) allows 1,024 ms; our bf16 matmuls take 25% of it.
+    assert inference_latency.target_bound(result) == (1024.0, 0.25)
+
+
+def test_training_matmul_lines_of_given_numbers():
+    rows = rows_of_given_numbers()
+    rows[0].update(matmul_s=1.024, hf_matmul_s={"fp32": 2.048, "bf16": 0.512})
+    rows[1].update(matmul_s=0.256, hf_matmul_s={"fp32": 2.048, "bf16": 0.512})
+    peaks = {"fp32": ("torch fp32", 400e3), "bf16": ("torch bf16", 1600e3)}
+    # At most: 100 FLOPs per token x 4,096 tokens / 0.256 s over 1,600 kFLOP/s = 100%.
+    assert train.matmul_lines(rows, 4096, peaks) == [
+        "ELECTRA-Small fp32: ours 1,024 ms (50.0% of our step; MFU fp32 at most 100.0%); "
+        "HF fp32 2,048 ms (50.0% of its step); HF bf16 512 ms (25.0% of its step)",
+        "ELECTRA-Small bf16: ours 256 ms (25.0% of our step; MFU bf16 at most 100.0%); "
+        "HF fp32 2,048 ms (50.0% of its step); HF bf16 512 ms (20.0% of its step)"]
+
+
+# ------------------------------------------------------------------- the matmuls alone
+
+
+def test_matmul_products_are_the_encoders_and_the_pretraining_steps():
+    from electra_tf.configs import get_config
+
+    small = get_config("electra", "small")
+    products = matmul_floor.inference_products(small, batch=128, seq=128)
+    # Per token: the 128 -> 256 embedding projection, then per layer q/k/v (3 x 256 x
+    # 256), scores and weighted values (2 x 128 positions x 256), the attention output
+    # (256 x 256) and the feed-forward denses (2 x 256 x 1024); 2 FLOPs per multiply-add.
+    per_token = 2 * (128 * 256 + 12 * (3 * 256 * 256 + 2 * 128 * 256 + 256 * 256
+                                       + 2 * 256 * 1024))
+    assert matmul_floor.flops(products) == per_token * 128 * 128 == 336_081_190_912
+    assert matmul_floor.Product(512, 128, 64, 128, False, True, 12) in products
+    # A step: forward + both backward products, generator (64 wide, 1 head, its MLM head
+    # on the 608 masked positions against the 30,522 x 128 table) and discriminator
+    # (with its per-token head: a 256 x 256 dense and one logit).
+    step = matmul_floor.pretraining_products(small, batch=32, seq=128, predictions=608)
+    generator = 2 * (128 * 64 + 12 * (3 * 64 * 64 + 2 * 128 * 64 + 64 * 64 + 2 * 64 * 256))
+    discriminator = per_token + 2 * (256 * 256 + 256)
+    head = 2 * 608 * (64 * 128 + 128 * 30522)
+    assert matmul_floor.flops(step) == 3 * ((generator + discriminator) * 32 * 128 + head)
+    bert = matmul_floor.pretraining_products(get_config("bert", "small"), 32, 128, 608)
+    assert matmul_floor.flops(bert) == 3 * (per_token * 32 * 128
+                                            + 2 * 608 * (256 * 128 + 128 * 30522))
+    assert sum(matmul_floor.merged(step).values()) == sum(p.count for p in step)
+
+
+@pytest.mark.parametrize("product", [
+    matmul_floor.Product(0, 4, 3, 5), matmul_floor.Product(0, 4, 3, 5, transpose_b=True),
+    matmul_floor.Product(2, 4, 3, 5, transpose_b=True), matmul_floor.Product(2, 4, 3, 5)])
+def test_backward_products_are_the_gradients_of_the_product(product):
+    import numpy as np
+    import tensorflow as tf
+
+    shape = matmul_floor._shape
+    rng = np.random.default_rng(0)
+    left, right = (tf.constant(rng.standard_normal(shape(product, side)), tf.float64)
+                   for side in (True, False))
+
+    def run(p, a, b):
+        return tf.linalg.matmul(a, b, transpose_a=p.transpose_a, transpose_b=p.transpose_b)
+
+    with tf.GradientTape() as tape:
+        tape.watch([left, right])
+        out = run(product, left, right)
+        upstream = tf.constant(rng.standard_normal(out.shape), tf.float64)
+        loss = tf.reduce_sum(out * upstream)
+    d_left, d_right = tape.gradient(loss, [left, right])
+    back_left, back_right = matmul_floor.backward(product)
+    assert shape(back_left, True) == upstream.shape and shape(back_left, False) == right.shape
+    np.testing.assert_allclose(run(back_left, upstream, right), d_left, rtol=1e-12)
+    # d(right) in its stored layout: left^T @ d(out), or d(out)^T @ left when transposed.
+    a, b = (upstream, left) if product.transpose_b else (left, upstream)
+    assert (shape(back_right, True), shape(back_right, False)) == (a.shape, b.shape)
+    np.testing.assert_allclose(run(back_right, a, b), d_right, rtol=1e-12)
+    assert matmul_floor.flops(matmul_floor.training([product])) == 3 * matmul_floor.flops(
+        [product])
+
+
+def test_matmuls_alone_are_timed_in_both_frameworks():
+    products = [matmul_floor.Product(0, 64, 32, 48, count=3),
+                matmul_floor.Product(4, 16, 8, 16, transpose_b=True),
+                matmul_floor.Product(0, 64, 32, 48, count=2)]
+    assert matmul_floor.merged(products) == {matmul_floor.Product(0, 64, 32, 48): 5,
+                                            matmul_floor.Product(4, 16, 8, 16, False, True): 1}
+    for precision in ("fp32", "bf16"):
+        for timer in (matmul_floor.time_tensorflow, matmul_floor.time_torch):
+            seconds = timer(products, precision, chain=2, rounds=1)
+            assert 0 < seconds < 60, (timer.__name__, precision, seconds)
+
+
+def test_onednn_version_from_its_banners():
+    assert matmul_floor.onednn_version(
+        "I0000 port.cc\nonednn_verbose,v1,info,oneDNN v3.7.3 (commit N/A)\n") == "3.7.3"
+    assert matmul_floor.onednn_version(
+        "  - Intel(R) MKL-DNN v3.12.0 (Git Hash 80afa71049cd)") == "3.12.0"
+    assert matmul_floor.onednn_version("no oneDNN here") is None
 
 
 def test_gpu_helpers_of_given_values():
@@ -238,6 +341,9 @@ def test_gpu_benchmark_code_path_forced_onto_the_cpu(tmp_path):
     assert inference["speedup"]["best"] > 0 and inference["speedup"]["hf_best"] == "bf16"
     assert inference["max_abs_diff"] < 1e-4  # the same weights on both sides
     assert inference["mfu"]["ours"]["bf16"]["bf16"] > 0
+    assert inference["matmuls"]["ours"]["bf16"] > 0 and inference["matmuls"]["hf"]["bf16"] > 0
+    assert row["matmul_s"] > 0 and row["hf_matmul_s"]["bf16"] > 0
+    assert "matmuls alone, bf16: ours " in done.stdout
     assert "best vs best" in done.stdout and "vs same" in done.stdout
 
 
