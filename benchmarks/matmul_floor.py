@@ -126,9 +126,9 @@ def _shape(p: Product, left: bool) -> tuple:
 
 def time_tensorflow(products, precision, device="CPU", chain=8, rounds=3) -> float:
     """Seconds that TensorFlow's matmuls take for `products` ("fp32", "bf16" or
-    "fp16"): each distinct product as `chain` matmuls one after the other in one
-    tf.function (so one call's overhead is shared, as in a graph), best of `rounds` calls
-    after one."""
+    "fp16"): each distinct product run `chain` times one after the other, eagerly (no
+    function to trace per shape; an op's dispatch costs tens of microseconds, as in a
+    graph), best of `rounds` rounds after one."""
     import tensorflow as tf
 
     dtype = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}[precision]
@@ -138,24 +138,14 @@ def time_tensorflow(products, precision, device="CPU", chain=8, rounds=3) -> flo
             left = tf.cast(tf.random.normal(_shape(p, True), seed=1), dtype)
             right = tf.cast(tf.random.normal(_shape(p, False), seed=2), dtype)
 
-            @tf.function
-            def run(a, b, p=p):
-                out = [tf.linalg.matmul(a, b, transpose_a=p.transpose_a,
-                                        transpose_b=p.transpose_b)]
-                for _ in range(chain - 1):
-                    with tf.control_dependencies(out[-1:]):
-                        out.append(tf.linalg.matmul(a, b, transpose_a=p.transpose_a,
-                                                    transpose_b=p.transpose_b))
-                # Every product feeds the result: a stateless op that only a control
-                # edge waits for is pruned from the graph.
-                return tf.add_n([tf.reduce_sum(tf.cast(o[..., :1, :1], tf.float32))
-                                 for o in out])
+            def run(a=left, b=right, p=p):
+                for _ in range(chain):
+                    out = tf.linalg.matmul(a, b, transpose_a=p.transpose_a,
+                                           transpose_b=p.transpose_b)
+                return float(out[..., 0, 0].numpy().sum())  # waits for a GPU's queue
 
-            def call(run=run, left=left, right=right):
-                return float(run(left, right))
-
-            call()
-            best = min(_seconds(call) for _ in range(rounds))
+            run()
+            best = min(_seconds(run) for _ in range(rounds))
             total += best / chain * count
     return total
 

@@ -620,7 +620,7 @@ def measure_rows(models, variants, peer, hf_precisions, *, device="CPU", size="s
                          "flops_per_token": flops_per_token})
             del prepared  # frees the Keras model before the next one is built
         add_matmul_floors([row for row in rows if row["model"] == model], config, batch,
-                          peer_steps, peer, device)
+                          list(peer_steps), peer, device)
         if model == "electra":
             timed = [(row["step_s"], row["variant"]) for row in rows if row["step_s"]]
             best = min(timed)[1] if timed else None
@@ -650,8 +650,8 @@ def add_matmul_floors(rows, config, batch, peer_precisions, peer, device="CPU"):
 
 def matmul_lines(rows, tokens, peaks, names=NAMES):
     """Per measured row: the step's matmuls alone against the step, ours and the peer's,
-    and the highest MFU against the bf16 (fp16) rate that TensorFlow's matmuls at the
-    step's own shapes leave (everything between them free)."""
+    and the highest MFU (against the row's precision's rate in `peaks`) that
+    TensorFlow's matmuls at the step's own shapes leave, everything between them free."""
     lines = []
     for row in rows:
         if not row.get("step_s") or not row.get("matmul_s"):
