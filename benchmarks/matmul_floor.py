@@ -34,15 +34,14 @@ def flops(products) -> float:
     return sum(2.0 * max(p.batch, 1) * p.m * p.k * p.n * p.count for p in products)
 
 
-def encoder_products(*, hidden, layers, intermediate, heads, embedding, batch, seq,
-                     count=1) -> list[Product]:
+def encoder_products(*, hidden, layers, intermediate, heads, embedding, batch,
+                     seq) -> list[Product]:
     """The forward products of a post-LN transformer encoder over (batch, seq) tokens:
     the factorized embedding's projection (when `embedding` != `hidden`), then per layer
     the fused query/key/value projection, the attention scores and weighted values
     (batched over batch x heads), the attention output and the two feed-forward denses."""
     tokens, size = batch * seq, hidden // heads
-    products = [Product(0, tokens, embedding, hidden, count=count)] if (
-        embedding != hidden) else []
+    products = [Product(0, tokens, embedding, hidden)] if embedding != hidden else []
     per_layer = [
         Product(0, tokens, hidden, 3 * hidden),
         Product(batch * heads, seq, size, seq, transpose_b=True),  # q k^T
@@ -51,7 +50,7 @@ def encoder_products(*, hidden, layers, intermediate, heads, embedding, batch, s
         Product(0, tokens, hidden, intermediate),
         Product(0, tokens, intermediate, hidden),
     ]
-    return products + [p._replace(count=layers * count) for p in per_layer]
+    return products + [p._replace(count=layers) for p in per_layer]
 
 
 def mlm_head_products(*, hidden, embedding, vocab, predictions) -> list[Product]:
