@@ -7,7 +7,10 @@ with the matmul kernels each framework brings to this machine. The benchmarks pr
 next to the measured pass: a speed target that the matmuls alone exceed cannot be met
 with those kernels, and "matmuls / pass" says how much of a pass is matmul time. The
 products are laid out as a fused implementation runs them (the query, key and value
-projections as one (tokens, h) x (h, 3h) product), so the same list serves both sides.
+projections as one (tokens, h) x (h, 3h) product), so the same list serves both sides,
+but for the MLM logits: ours computes them in float32, as the original does, the peer
+under autocast in bf16. The operands stay in cache from one repetition to the next, so
+the times are on the fast side.
 
 No TensorFlow or torch import at module level: the peer's process imports this module
 and must never import TensorFlow.
@@ -23,10 +26,12 @@ import sys
 import time
 
 Product = collections.namedtuple(
-    "Product", "batch m k n transpose_a transpose_b count", defaults=(False, False, 1))
+    "Product", "batch m k n transpose_a transpose_b count fp32",
+    defaults=(False, False, 1, False))
 Product.__doc__ = ("(m x k) @ (k x n), `count` times; `batch` > 0: that many such products "
                    "in one batched matmul (0: a 2-D matmul). The transposes say how the "
-                   "operands are stored, as TensorFlow's matmul attributes do.")
+                   "operands are stored, as TensorFlow's matmul attributes do; `fp32`: in "
+                   "float32 whatever the pass's precision.")
 
 
 def flops(products) -> float:
@@ -53,20 +58,25 @@ def encoder_products(*, hidden, layers, intermediate, heads, embedding, batch,
     return products + [p._replace(count=layers) for p in per_layer]
 
 
-def mlm_head_products(*, hidden, embedding, vocab, predictions) -> list[Product]:
-    """The masked-LM head on the masked positions: a dense to the embedding size, then
-    the logits against the (tied, stored vocab x embedding) token table."""
+def mlm_head_products(*, hidden, embedding, vocab, predictions,
+                      logits_fp32=False) -> list[Product]:
+    """The masked-LM head on `predictions` positions: a dense to the embedding size,
+    then the logits against the (tied, stored vocab x embedding) token table."""
     return [Product(0, predictions, hidden, embedding),
-            Product(0, predictions, embedding, vocab, transpose_b=True)]
+            Product(0, predictions, embedding, vocab, transpose_b=True, fp32=logits_fp32)]
 
 
 def backward(product: Product) -> list[Product]:
     """The two products of a matmul's gradient: d(left) = d(out) @ right^T and
-    d(right) = left^T @ d(out), each in the stored layout of its operand."""
+    d(right) = left^T @ d(out), each in the stored layout of its operand (a left
+    operand stored transposed does not occur in these models)."""
     p = product
-    d_left = Product(p.batch, p.m, p.n, p.k, False, not p.transpose_b, p.count)
-    d_right = (Product(p.batch, p.n, p.m, p.k, True, False, p.count) if p.transpose_b
-               else Product(p.batch, p.k, p.m, p.n, True, False, p.count))
+    if p.transpose_a:
+        raise ValueError(f"{p}: a transposed left operand is not supported")
+    d_left = p._replace(k=p.n, n=p.k, transpose_b=not p.transpose_b)
+    d_right = (p._replace(m=p.n, k=p.m, n=p.k, transpose_a=True, transpose_b=False)
+               if p.transpose_b else
+               p._replace(m=p.k, k=p.m, transpose_a=True))
     return [d_left, d_right]
 
 
@@ -87,21 +97,24 @@ def inference_products(config, batch, seq) -> list[Product]:
     return _encoder(config, batch, seq)
 
 
-def pretraining_products(config, batch, seq, predictions) -> list[Product]:
+def pretraining_products(config, batch, seq, predictions,
+                         logits_fp32=False) -> list[Product]:
     """The products of one pretraining step of `config` (an electra_tf ModelConfig) on
-    (batch, seq) tokens with `predictions` masked positions in all: BERT's encoder and
-    MLM head; ELECTRA's (and ALE's) generator with its MLM head, then the discriminator
-    with its per-token head (dense, then one logit)."""
+    (batch, seq) tokens with `predictions` MLM positions in all (the masked ones, or
+    every token for a head on all positions): BERT's encoder and MLM head; ELECTRA's
+    (and ALE's) generator with its MLM head, then the discriminator with its per-token
+    head (dense, then one logit)."""
     if not config.has_generator:
         forward = _encoder(config, batch, seq) + mlm_head_products(
             hidden=config.hidden_size, embedding=config.embedding_size,
-            vocab=config.vocab_size, predictions=predictions)
+            vocab=config.vocab_size, predictions=predictions, logits_fp32=logits_fp32)
         return training(forward)
     generator, tokens = config.generator_config(), batch * seq
     forward = (_encoder(generator, batch, seq)
                + mlm_head_products(hidden=generator.hidden_size,
                                    embedding=generator.embedding_size,
-                                   vocab=generator.vocab_size, predictions=predictions)
+                                   vocab=generator.vocab_size, predictions=predictions,
+                                   logits_fp32=logits_fp32)
                + _encoder(config, batch, seq)
                + [Product(0, tokens, config.hidden_size, config.hidden_size),
                   Product(0, tokens, config.hidden_size, 1)])
@@ -130,10 +143,11 @@ def time_tensorflow(products, precision, device="CPU", chain=8, rounds=3) -> flo
     graph), best of `rounds` rounds after one."""
     import tensorflow as tf
 
-    dtype = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}[precision]
+    dtypes = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
     total = 0.0
     with tf.device(f"/{device}:0"):
         for p, count in merged(products).items():
+            dtype = dtypes["fp32" if p.fp32 else precision]
             left = tf.cast(tf.random.normal(_shape(p, True), seed=1), dtype)
             right = tf.cast(tf.random.normal(_shape(p, False), seed=2), dtype)
 
@@ -153,10 +167,11 @@ def time_torch(products, precision, device="cpu", chain=8, rounds=3) -> float:
     """The same for torch (in the peer's process): `chain` matmuls per timed round."""
     import torch
 
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     generator = torch.Generator().manual_seed(1)
     total = 0.0
     for p, count in merged(products).items():
+        dtype = dtypes["fp32" if p.fp32 else precision]
         left, right = (torch.randn(_shape(p, side), generator=generator).to(device, dtype)
                        for side in (True, False))
         a = left.transpose(-1, -2) if p.transpose_a else left  # views: strides, no copy

@@ -620,22 +620,27 @@ def measure_rows(models, variants, peer, hf_precisions, *, device="CPU", size="s
                          "flops_per_token": flops_per_token})
             del prepared  # frees the Keras model before the next one is built
         add_matmul_floors([row for row in rows if row["model"] == model], config, batch,
-                          list(peer_steps), peer, device)
+                          list(peer_steps), peer, device, full_logits)
         if model == "electra":
             timed = [(row["step_s"], row["variant"]) for row in rows if row["step_s"]]
             best = min(timed)[1] if timed else None
     return rows
 
 
-def add_matmul_floors(rows, config, batch, peer_precisions, peer, device="CPU"):
+def add_matmul_floors(rows, config, batch, peer_precisions, peer, device="CPU",
+                      full_logits=False):
     """Adds to each measured row the step's matmuls alone (benchmarks/matmul_floor.py):
-    "matmul_s", ours in TensorFlow at the row's precision, and "hf_matmul_s", the peer's
-    in torch at each of its precisions."""
+    "matmul_s", ours in TensorFlow at the row's precision (the MLM logits in float32),
+    and "hf_matmul_s", the peer's in torch at each of its precisions (its MLM head on
+    every position with `full_logits`)."""
     batch_size, seq_len = batch["input_ids"].shape
-    products = matmul_floor.pretraining_products(config, batch_size, seq_len,
-                                                 batch["masked_lm_positions"].size)
+    masked = batch["masked_lm_positions"].size
+    products = matmul_floor.pretraining_products(config, batch_size, seq_len, masked,
+                                                 logits_fp32=True)
+    peer_products = matmul_floor.pretraining_products(
+        config, batch_size, seq_len, batch_size * seq_len if full_logits else masked)
     ours = {}
-    theirs = {p: attempt(f"torch matmuls {p}", peer.matmuls, products, p)
+    theirs = {p: attempt(f"torch matmuls {p}", peer.matmuls, peer_products, p)
               for p in peer_precisions} if peer is not None else {}
     for row in rows:
         if not row.get("step_s"):

@@ -201,7 +201,12 @@ def test_matmul_products_are_the_encoders_and_the_pretraining_steps():
     per_token = 2 * (128 * 256 + 12 * (3 * 256 * 256 + 2 * 128 * 256 + 256 * 256
                                        + 2 * 256 * 1024))
     assert matmul_floor.flops(products) == per_token * 128 * 128 == 336_081_190_912
-    assert matmul_floor.Product(512, 128, 64, 128, False, True, 12) in products
+    product = matmul_floor.Product
+    assert products == [
+        product(0, 16384, 128, 256), product(0, 16384, 256, 768, count=12),
+        product(512, 128, 64, 128, transpose_b=True, count=12),  # 128 x 4 heads of 64
+        product(512, 128, 128, 64, count=12), product(0, 16384, 256, 256, count=12),
+        product(0, 16384, 256, 1024, count=12), product(0, 16384, 1024, 256, count=12)]
     # A step: forward + both backward products, generator (64 wide, 1 head, its MLM head
     # on the 608 masked positions against the 30,522 x 128 table) and discriminator
     # (with its per-token head: a 256 x 256 dense and one logit).
@@ -214,6 +219,13 @@ def test_matmul_products_are_the_encoders_and_the_pretraining_steps():
     assert matmul_floor.flops(bert) == 3 * (per_token * 32 * 128
                                             + 2 * 608 * (256 * 128 + 128 * 30522))
     assert sum(matmul_floor.merged(step).values()) == sum(p.count for p in step)
+    # Ours computes the MLM logits in float32: that product and its two gradients.
+    ours = matmul_floor.pretraining_products(small, 32, 128, 608, logits_fp32=True)
+    assert [p for p in ours if p.fp32] == [
+        product(0, 608, 128, 30522, transpose_b=True, fp32=True),
+        product(0, 608, 30522, 128, fp32=True),
+        product(0, 30522, 608, 128, transpose_a=True, fp32=True)]
+    assert [p._replace(fp32=False) for p in ours] == step
 
 
 @pytest.mark.parametrize("product", [
@@ -246,18 +258,33 @@ def test_backward_products_are_the_gradients_of_the_product(product):
     np.testing.assert_allclose(run(back_right, a, b), d_right, rtol=1e-12)
     assert matmul_floor.flops(matmul_floor.training([product])) == 3 * matmul_floor.flops(
         [product])
+    with pytest.raises(ValueError, match="transposed left operand"):
+        matmul_floor.backward(product._replace(transpose_a=True))
 
 
-def test_matmuls_alone_are_timed_in_both_frameworks():
+@pytest.mark.parametrize("timer", ["time_tensorflow", "time_torch"])
+def test_matmuls_alone_are_timed_per_distinct_product_and_counted(timer, monkeypatch):
     products = [matmul_floor.Product(0, 64, 32, 48, count=3),
                 matmul_floor.Product(4, 16, 8, 16, transpose_b=True),
-                matmul_floor.Product(0, 64, 32, 48, count=2)]
-    assert matmul_floor.merged(products) == {matmul_floor.Product(0, 64, 32, 48): 5,
-                                            matmul_floor.Product(4, 16, 8, 16, False, True): 1}
+                matmul_floor.Product(0, 64, 32, 48, count=2),
+                matmul_floor.Product(0, 8, 32, 48, fp32=True)]
+    assert matmul_floor.merged(products) == {
+        matmul_floor.Product(0, 64, 32, 48): 5,
+        matmul_floor.Product(4, 16, 8, 16, False, True): 1,
+        matmul_floor.Product(0, 8, 32, 48, fp32=True): 1}
+    runs = []
+
+    def seconds(run):  # each round runs its products for real, and "takes" 8 ms
+        runs.append(run())
+        return 0.008
+
+    monkeypatch.setattr(matmul_floor, "_seconds", seconds)
     for precision in ("fp32", "bf16"):
-        for timer in (matmul_floor.time_tensorflow, matmul_floor.time_torch):
-            seconds = timer(products, precision, chain=2, rounds=1)
-            assert 0 < seconds < 60, (timer.__name__, precision, seconds)
+        runs.clear()
+        # 3 distinct products, 2 rounds each; per product 8 ms / 4 in a chain x its count.
+        total = getattr(matmul_floor, timer)(products, precision, chain=4, rounds=2)
+        assert total == pytest.approx(0.002 * (5 + 1 + 1))
+        assert len(runs) == 6 and all(math.isfinite(r) for r in runs)
 
 
 def test_onednn_version_from_its_banners():
