@@ -109,12 +109,12 @@ def pytest_configure(config):
 
 def pytest_sessionfinish(session):
     """Freeze what the session left alive before pytest's end-of-run check for unraisable
-    exceptions, which runs two full garbage collections. By then the heap holds every
-    graph the process traced: TensorFlow 2.21 keeps the FuncGraph of each ``fit``'s train
-    step alive after its model, optimizer and functions are gone, held by no reference
-    Python's collector can see (about 3,000-5,000 graph ops per finetuning test). Those
-    two collections took 2.3-4.4 s each at the end of a worker, on the suite's critical
-    path, and could free none of it. Cycles still uncollected at this point are not
+    exceptions, which runs two full garbage collections. By then a worker's heap holds the
+    graph of every ``fit`` it ran: in the suite's processes the FuncGraph of each train
+    step outlives its model, optimizer and functions (3,000-5,000 graph ops more after
+    each finetuning test), referenced by nothing Python's collector can see, so no
+    collection frees it. Those two collections took 2.3-4.4 s each at the end of a worker,
+    on the suite's critical path. Cycles still uncollected at this point are not
     finalized; every collection during the run is unchanged."""
     gc.freeze()
 
