@@ -258,6 +258,26 @@ print(sklearn.metrics.f1_score([0, 1, 1], [0, 1, 0]))
     assert result.stdout.splitlines() == ["[] True", "0.6666666666666666"]
 
 
+def test_electra_samples_on_a_local_folder_never_imports_tensorflow(sample_paths):
+    """The file layer loads TensorFlow only for a ``scheme://`` path: the samples command
+    on a local folder checks its cache without it."""
+    cache = os.path.dirname(sample_paths["vocab"])
+    script = f"""
+import sys
+from data_prep import samples
+try:
+    samples.main(["electra-samples", "--samples_dir={cache}", "--only=vocab"])
+except SystemExit as e:
+    assert not e.code, e.code
+print("tensorflow" in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[:2] == ["vocab", "cached"]
+    assert result.stdout.splitlines()[-1] == "False"
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--flagfile=/nonexistent/x.flags"], "Unable to open flagfile: [Errno 2] No such file "
      "or directory: '/nonexistent/x.flags'"),

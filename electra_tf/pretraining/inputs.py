@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from electra_tf.files import is_local
+from electra_tf.files import glob, is_local
 from electra_tf.masking import MaskingConfig, mask_batch
 
 FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids")
@@ -48,7 +48,7 @@ def make_dataset(file_pattern: str | list[str], batch_size: int, max_seq_length:
     files (or, with fewer files than pipelines, of the records) and the per-replica batch.
     """
     patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
-    files = sorted(f for p in patterns for f in tf.io.gfile.glob(p))
+    files = sorted(f for p in patterns for f in glob(p))
     if not files:
         raise ValueError(f"no TFRecord files match {', '.join(patterns)}")
     # Each shard's first record: a stray file matched by the pattern fails here, by name.
