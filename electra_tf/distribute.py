@@ -162,6 +162,8 @@ class DistributedTrainer:
       shorter when the steps left are fewer; ``use_steps_per_execution`` switches to it
       and back without ``compile``, which would trace (on a TPU, XLA-compile) the
       function again each time.
+    * **The optimizer built before the first step.** On one device Keras builds it in
+      the first step's trace, which TensorFlow then traces twice.
     * **Several workers.** Before the first step Keras reduces a whole input batch
       across replicas only to learn its shapes; ``MultiWorkerMirroredStrategy`` cannot
       reduce a dict of tensors, and every worker would pay a collective for it. Here
@@ -188,6 +190,7 @@ class DistributedTrainer:
     def make_train_function(self, force=False):
         if self.train_function is not None and not force:
             return self.train_function
+        self._build_optimizer()
         super().make_train_function(force)
         if merges_calls(self.distribute_strategy):
             if self.jit_compile:
@@ -195,6 +198,15 @@ class DistributedTrainer:
                                 "without XLA", type(self.distribute_strategy).__name__)
             self.train_function = _repeated_steps(self, self.steps_per_execution)
         return self.train_function
+
+    def _build_optimizer(self) -> None:
+        # Without a strategy Keras leaves the optimizer to the first step's trace, and a
+        # tf.function that makes variables is traced twice: once making them (each under
+        # an initialization cond), then again without. Made here, eagerly, once the
+        # model's own variables exist, the step is traced once.
+        if (self.optimizer is not None and not self.optimizer.built
+                and all(layer.built for layer in self._flatten_layers(include_self=False))):
+            self.optimizer.build(self.trainable_variables)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         if iterator is not None and data_batch is None and merges_calls(

@@ -25,6 +25,7 @@ from electra_tf.finetuning.trainer import load_encoder
 from electra_tf.flops import train_flops_per_step
 from electra_tf.modeling import encoder_of
 from electra_tf.pretraining.config import PretrainingConfig
+from electra_tf.pretraining.objectives import PretrainingModel
 from electra_tf.pretraining.trainer import pretrain
 from electra_tf.training.run_dir import RunDir
 
@@ -229,8 +230,13 @@ def test_resume_after_sigkill_ends_at_the_same_step_and_flops(built, sample_path
 
 
 @pytest.mark.parametrize("objective", ["electra"])  # its generator is the BERT path
-def test_two_replicas_train_like_one_on_the_same_global_batch(objective, mirrored_strategy):
+def test_one_device_traces_its_step_once_and_two_replicas_train_like_it(
+        objective, mirrored_strategy, monkeypatch):
     batch, build_task = one_step_setup(objective)
+    traces = []
+    train_step = PretrainingModel.train_step
+    monkeypatch.setattr(PretrainingModel, "train_step",
+                        lambda self, data: traces.append(self) or train_step(self, data))
 
     def one_step(strategy):
         with strategy.scope():
@@ -242,6 +248,9 @@ def test_two_replicas_train_like_one_on_the_same_global_batch(objective, mirrore
         return history.history, [v.numpy() for v in task.pretrainer.weights]
 
     single_logs, single = one_step(tf.distribute.get_strategy())
+    # The optimizer is built before the first step, not by its trace, so TensorFlow
+    # traces the step once instead of a second time after making the slot variables.
+    assert len(traces) == 1
     mirrored_logs, mirrored = one_step(mirrored_strategy)
     assert mirrored_strategy.num_replicas_in_sync == 2
     for name in ("loss", "masked_lm_loss", "masked_lm_accuracy"):
