@@ -206,7 +206,8 @@ class DistributedTrainer:
         # model's own variables exist, the step is traced once.
         if (self.optimizer is not None and not self.optimizer.built
                 and all(layer.built for layer in self._flatten_layers(include_self=False))):
-            self.optimizer.build(self.trainable_variables)
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         if iterator is not None and data_batch is None and merges_calls(
