@@ -15,8 +15,11 @@ from __future__ import annotations
 import json
 import os
 
+import keras
 import tensorflow as tf
 from absl import logging
+
+from electra_tf.optimization import ReplicaLossScaleOptimizer
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -172,6 +175,12 @@ class DistributedTrainer:
 
     def compile(self, *args, **kwargs):
         super().compile(*args, **kwargs)
+        scaled = self.optimizer
+        if (isinstance(scaled, keras.optimizers.LossScaleOptimizer)
+                and not isinstance(scaled, ReplicaLossScaleOptimizer)):
+            self.optimizer = ReplicaLossScaleOptimizer(
+                scaled.inner_optimizer, initial_scale=scaled.initial_scale,
+                dynamic_growth_steps=scaled.dynamic_growth_steps, name=scaled.name)
         # the functions traced so far use the metrics and optimizer this call replaced
         object.__setattr__(self, "_train_functions", {})
 

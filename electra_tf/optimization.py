@@ -238,6 +238,29 @@ class TransformersAdamW(AdamWeightDecay):
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
+class ReplicaLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
+    """Keras' ``LossScaleOptimizer`` (fp16's dynamic loss scale) whose finiteness check
+    holds for every replica.
+
+    Under a strategy with merge calls Keras takes the first replica's answer, assuming
+    the gradients it checks are already summed over the replicas; the package's
+    optimizers sum them later, inside their own update. A step in which only another
+    replica overflowed would then be applied with non-finite values. Here each replica's
+    answer is summed over the replicas, so a step is applied only when all are finite.
+    Arguments as Keras' own.
+    """
+
+    def check_finite(self, grads):
+        finite = super().check_finite(grads)
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return finite
+        overflowed = context.all_reduce(tf.distribute.ReduceOp.SUM,
+                                        tf.cast(tf.logical_not(finite), tf.float32))
+        return tf.equal(overflowed, 0.0)
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
 class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
     """The original's schedule: polynomial decay from `learning_rate` to `end_learning_rate`
     over `decay_steps`, times min(1, step / warmup_steps).

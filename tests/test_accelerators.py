@@ -21,7 +21,7 @@ from electra_tf.configs import get_config
 from electra_tf.finetuning.model import FinetuningModel
 from electra_tf.masking import MaskingConfig
 from electra_tf.modeling import Encoder, build_pretrainer
-from electra_tf.optimization import AdamWeightDecay, make_optimizer
+from electra_tf.optimization import AdamWeightDecay, ReplicaLossScaleOptimizer, make_optimizer
 from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.inputs import make_dataset
 from electra_tf.pretraining.objectives import PretrainingModel
@@ -137,7 +137,7 @@ def test_fp16_loss_scaling_skips_an_overflowing_step_and_lowers_the_scale(fault_
         task.compile(optimizer=make_optimizer("lamb", 1e-2, weight_decay_rate=0.01,
                                               clip_norm=1.0))
     optimizer = task.optimizer
-    assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(optimizer, ReplicaLossScaleOptimizer)  # Keras' own, made replica-safe
     dataset = tf.data.Dataset.from_tensors(batch).repeat()
 
     def step():
@@ -173,6 +173,40 @@ def test_fp16_loss_scaling_skips_an_overflowing_step_and_lowers_the_scale(fault_
                  f"scale {scale:g} -> {scale / 2:g}; the next step trained. Of the first 10 "
                  f"steps {skipped} overflowed at the initial scale {initial_scale:g}; loss "
                  f"{losses[0]:.2f} -> {losses[-1]:.2f}", "nothing (dynamic loss scaling)")
+
+
+@pytest.mark.parametrize("scaler", [keras.optimizers.LossScaleOptimizer,
+                                    ReplicaLossScaleOptimizer])
+def test_fp16_step_that_overflows_on_one_replica_only_applies_nothing(scaler,
+                                                                        mirrored_strategy):
+    """Replica 0's float16 gradients fit, replica 1's overflow: the step must be skipped
+    on both (Keras' own scaler decides from replica 0 alone, before the package's
+    optimizers sum the replicas' gradients, and applies the overflowed sum)."""
+    strategy = mirrored_strategy
+    with strategy.scope():
+        weights = keras.Variable([1.0, 1.0])
+        optimizer = scaler(AdamWeightDecay(0.1))
+        optimizer.build([weights])
+    inputs = strategy.experimental_distribute_values_from_function(
+        lambda context: tf.constant([1.0, 1.0] if context.replica_id_in_sync_group == 0
+                                    else [6e4, 6e4]))
+
+    @tf.function
+    def step(x):
+        def replica_step(x):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.cast(weights, tf.float16) * tf.cast(x, tf.float16))
+                scaled = optimizer.scale_loss(loss)  # x 2**15: 6e4 overflows float16
+            optimizer.apply(tape.gradient(scaled, [weights]), [weights])
+        strategy.run(replica_step, args=(x,))
+
+    step(inputs)
+    if scaler is keras.optimizers.LossScaleOptimizer:  # what the package replaces
+        assert not np.isfinite(weights.numpy()).all()
+        return
+    np.testing.assert_array_equal(weights.numpy(), [1.0, 1.0])
+    assert int(optimizer.iterations.numpy()) == 0
+    assert float(optimizer.dynamic_scale.numpy()) == optimizer.initial_scale / 2
 
 
 def test_steps_skipped_by_fp16_overflows_at_the_end_are_retried_one_per_call():
