@@ -167,6 +167,9 @@ class DistributedTrainer:
       function again each time.
     * **The optimizer built before the first step.** On one device Keras builds it in
       the first step's trace, which TensorFlow then traces twice.
+    * **fp16's loss scale checked on every replica.** ``compile`` replaces Keras'
+      ``LossScaleOptimizer`` with :class:`~electra_tf.optimization.ReplicaLossScaleOptimizer`,
+      so a step is skipped when any replica's gradients overflowed.
     * **Several workers.** Before the first step Keras reduces a whole input batch
       across replicas only to learn its shapes; ``MultiWorkerMirroredStrategy`` cannot
       reduce a dict of tensors, and every worker would pay a collective for it. Here
