@@ -525,7 +525,9 @@ class GeneratorSampler(keras.layers.Layer):
 
     def call(self, mlm_logits, input_ids, masked_lm_positions, masked_lm_ids,
              masked_lm_weights):
-        logits = ops.cast(mlm_logits, "float32") / self.temperature
+        logits = ops.cast(mlm_logits, "float32")
+        if self.temperature != 1.0:  # a pass over (predictions, vocabulary) floats saved
+            logits = logits / self.temperature
         vocab_size = ops.shape(logits)[-1]
         if self.disallow_correct:
             logits = logits - 1000.0 * ops.one_hot(masked_lm_ids, vocab_size)
