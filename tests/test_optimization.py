@@ -253,3 +253,32 @@ def test_embedding_gradients_update_densely_without_clipping(optimizer, mirrored
         assert not np.allclose(results[-1][1], initial[1])  # a looked-up row moved
         np.testing.assert_array_equal(results[-1][5], initial[5])  # never looked up
     np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-6)
+
+
+
+@pytest.mark.parametrize("optimizer, reference", [
+    (Lamb, reference_lamb), (AdamWeightDecay, reference_adamw),
+    (TransformersAdamW, reference_transformers_adamw)])
+def test_a_traced_step_makes_the_shared_scalars_once(optimizer, reference, problem):
+    values, grads = problem
+    names = ["w0", "w1", "w2", "w3"]
+    variables = [keras.Variable(values["kernel"], name=name) for name in names]
+    instance = optimizer(learning_rate=0.01, weight_decay_rate=0.01,
+                         lr_multipliers={"w[01]": 0.5, "w": 1.0})
+
+    @tf.function
+    def step(gradients):
+        instance.apply_gradients(zip(gradients, variables, strict=True))
+
+    steps = [[tf.constant(g["kernel"]) * (k + 1) for k in range(len(names))] for g in grads]
+    graph = step.get_concrete_function(steps[0]).graph
+    # the bias corrections' two powers once per step, not two per variable (made for
+    # AdamWeightDecay too, which does not use them)
+    assert [op.type for op in graph.get_operations()].count("Pow") == 2
+    for gradients in steps:
+        step(gradients)
+    for k, variable in enumerate(variables):
+        expected = reference(values["kernel"], [s[k].numpy() for s in steps],
+                             0.01 * (0.5 if k < 2 else 1.0), wd=0.01)
+        np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-5, atol=1e-6,
+                                   err_msg=names[k])
