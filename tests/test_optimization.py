@@ -255,7 +255,6 @@ def test_embedding_gradients_update_densely_without_clipping(optimizer, mirrored
     np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-6)
 
 
-
 @pytest.mark.parametrize("optimizer, reference", [
     (Lamb, reference_lamb), (AdamWeightDecay, reference_adamw),
     (TransformersAdamW, reference_transformers_adamw)])
