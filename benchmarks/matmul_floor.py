@@ -8,9 +8,9 @@ next to the measured pass: a speed target that the matmuls alone exceed cannot b
 with those kernels, and "matmuls / pass" says how much of a pass is matmul time. The
 products are laid out as a fused implementation runs them (the query, key and value
 projections as one (tokens, h) x (h, 3h) product), so the same list serves both sides,
-but for the MLM logits: ours computes them in float32, as the original does, the peer
-under autocast in bf16. The operands stay in cache from one repetition to the next, so
-the times are on the fast side.
+but for the MLM logits: ours computes them in float32, as the original does (their
+gradient in the pass's precision), the peer under autocast in bf16. The operands stay
+in cache from one repetition to the next, so the times are on the fast side.
 
 No TensorFlow or torch import at module level: the peer's process imports this module
 and must never import TensorFlow.
@@ -81,8 +81,9 @@ def backward(product: Product) -> list[Product]:
 
 
 def training(forward) -> list[Product]:
-    """Each forward product and its two backward ones."""
-    return [q for p in forward for q in [p, *backward(p)]]
+    """Each forward product and its two backward ones; those of a float32 product in the
+    pass's precision, as ours runs the MLM logits' gradient (fused.output_logits)."""
+    return [q for p in forward for q in [p, *(b._replace(fp32=False) for b in backward(p))]]
 
 
 def _encoder(config, batch, seq) -> list[Product]:

@@ -116,6 +116,66 @@ def test_generator_samples_follow_the_softmax():
     assert not np.any(banned["sampled_ids"].numpy() == 0)
 
 
+@pytest.mark.parametrize("temperature, correct", [(1.0, None), (2.0, 200)])
+def test_draws_across_blocks_follow_the_softmax_in_both_paths(temperature, correct):
+    # 300 tokens: two full blocks of 128 and a partial one. 60,000 draws of one row,
+    # counted against softmax(logits / temperature) by a chi-square test; -inf logits
+    # and the disallowed (correct) token have no mass and are never drawn.
+    from scipy.stats import chisquare
+
+    logits = tf.random.stateless_uniform([300], [5, 6], -1.5, 1.5).numpy()
+    logits[[7, 130, 299]] = -np.inf
+    p = np.exp(logits.astype("float64") / temperature)
+    if correct is not None:
+        p[correct] = 0.0
+    p /= p.sum()
+    rows = tf.tile(tf.constant(logits)[None], [60000, 1])
+    ids = None if correct is None else tf.fill([60000], correct)
+    drawn = both(lambda: fused.categorical_sample(rows, tf.constant([1, 2]), temperature, ids))
+    for sample in drawn:
+        counts = np.bincount(sample.numpy(), minlength=300)
+        assert counts.sum() == 60000 and not counts[p == 0].any()
+        expected = 60000 * p[p > 0] / p[p > 0].sum()
+        assert chisquare(counts[p > 0], expected).pvalue > 1e-3
+
+
+def test_mlm_logits_under_mixed_bfloat16_keep_the_float32_bias():
+    # The product of the bfloat16 hidden states and table, summed in float32, plus the
+    # bias in float32 (0.1 + 1e-4 is not a bfloat16 number); fused, the backward runs in
+    # bfloat16: within bfloat16's precision of the plain gradients, the bias's exact.
+    from keras_hub.layers import ReversibleEmbedding
+
+    from electra_tf.modeling.layers import TiedMaskedLMHead
+
+    table = ReversibleEmbedding(300, 16, embeddings_initializer="glorot_uniform",
+                                dtype="mixed_bfloat16")
+    table.build((None,))
+    head = TiedMaskedLMHead(table, dtype="mixed_bfloat16")
+    hidden = tf.random.stateless_normal([2, 6, 24], [1, 2])
+    positions = tf.constant([[0, 5, 2], [1, 1, 4]])
+    head(hidden, positions)
+    head.output_bias.assign(tf.fill([300], 0.1 + 1e-4))
+
+    def logits_and_grads():
+        with tf.GradientTape() as tape:
+            tape.watch(hidden)
+            logits = head(hidden, positions)
+            loss = tf.reduce_sum(logits * tf.random.stateless_normal([2, 3, 300], [3, 4]))
+        return [logits, *tape.gradient(loss, [hidden, table.embeddings, head.output_bias])]
+
+    (logits, *grads), (plain, *plain_grads) = both(logits_and_grads)
+    x = tf.gather(hidden, positions, batch_dims=1)
+    x = tf.cast(head.layer_norm(head.dense(tf.cast(x, "bfloat16"))), "float64")
+    rounded = tf.cast(tf.cast(table.embeddings, "bfloat16"), "float64")
+    want = tf.einsum("bpe,ve->bpv", x, rounded) + (0.1 + 1e-4)
+    assert logits.dtype == "float32"
+    np.testing.assert_allclose(logits, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(plain, logits)
+    for got, want, tol in zip(grads, plain_grads, (0.02, 0.02, 1e-5), strict=True):
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
 def test_non_finite_logits_still_sample_valid_ids():
     logits = tf.constant([[[np.nan] * 7, [np.inf] * 7]], "float32")
     out = GeneratorSampler(seed=1)(logits, np.zeros((1, 4), "int32"),
@@ -128,7 +188,8 @@ def test_non_finite_logits_still_sample_valid_ids():
 def test_dense_gelu_equals_the_keras_dense_with_all_gradients(policy, atol):
     from electra_tf.modeling.layers import gelu
 
-    layer = keras.layers.Dense(16, activation=gelu, dtype=policy)
+    layer = keras.layers.Dense(16, activation=gelu, dtype=policy,
+                               kernel_initializer=keras.initializers.GlorotUniform(seed=0))
     layer.build((None, None, 8))
     layer.bias.assign(tf.random.stateless_normal([16], [1, 2]))
     x = tf.cast(tf.random.stateless_normal([2, 3, 8], [3, 4]), layer.compute_dtype)
@@ -138,9 +199,14 @@ def test_dense_gelu_equals_the_keras_dense_with_all_gradients(policy, atol):
                                               upstream))
     want = value_and_grads(lambda: layer(x), inputs, upstream)
     assert got[0].shape == want[0].shape == (2, 3, 16) and got[0].dtype == want[0].dtype
+    # bfloat16: Keras adds the bias and takes the GELU in bfloat16, the kernel in float32,
+    # so large values may differ by one bfloat16 step (2^-7 of the value).
+    rtol = 2.0**-7 if policy == "mixed_bfloat16" else 1e-7
     for a, b, c in zip(got, plain, want, strict=True):
-        np.testing.assert_allclose(tf.cast(a, "float32"), tf.cast(c, "float32"), atol=atol)
-        np.testing.assert_allclose(tf.cast(b, "float32"), tf.cast(c, "float32"), atol=atol)
+        np.testing.assert_allclose(tf.cast(a, "float32"), tf.cast(c, "float32"), atol=atol,
+                                   rtol=rtol)
+        np.testing.assert_allclose(tf.cast(b, "float32"), tf.cast(c, "float32"), atol=atol,
+                                   rtol=rtol)
 
 
 @pytest.mark.parametrize("policy, atol", [("float32", 1e-5), ("mixed_bfloat16", 0.1)])

@@ -427,7 +427,9 @@ class TiedMaskedLMHead(keras.layers.Layer):
     Gathers the masked positions, then Dense(embedding_size, GELU) -> LayerNorm ->
     matmul with the token table (transposed) + output bias. Logits are float32 whatever
     the compute dtype, so mixed bfloat16 (TPU) training takes its softmax in full
-    precision. (keras-hub's MaskedLMHead does the same maths but adds a float32 bias to
+    precision: under a mixed policy the product sums the compute-dtype hidden states and
+    table in float32 and the float32 bias is added as it is (see fused.output_logits).
+    (keras-hub's MaskedLMHead does the same maths but adds a float32 bias to
     bfloat16 logits, which the TF backend rejects under a mixed policy.)
 
     Args:
@@ -457,21 +459,22 @@ class TiedMaskedLMHead(keras.layers.Layer):
     def build(self, sequence_output_shape, masked_lm_positions_shape=None):
         self.dense.build((None, None, sequence_output_shape[-1]))
         self.layer_norm.build((None, None, self.token_embedding.output_dim))
+        # Read in float32 under a mixed policy too: the logits add it in full precision.
         self.output_bias = self.add_weight(
-            name="output_bias", shape=(self.token_embedding.input_dim,), initializer="zeros")
+            name="output_bias", shape=(self.token_embedding.input_dim,), initializer="zeros",
+            autocast=False)
         self.built = True
 
     def call(self, sequence_output, masked_lm_positions):
         x = ops.take_along_axis(
             sequence_output, ops.expand_dims(masked_lm_positions, -1), axis=1)
-        x = ops.cast(fused.layer_norm(self.layer_norm, _dense(self.dense, x)), "float32")
-        table = ops.cast(self.token_embedding.embeddings, "float32")
+        x = fused.layer_norm(self.layer_norm, _dense(self.dense, x))
         # One 2-D matmul: a (batch, P, E) x (E, V) product broadcasts the table over the
         # batch, and its gradient then builds a (batch, E, V) tensor before summing it.
         shape = ops.shape(x)
-        logits = ops.matmul(ops.reshape(x, (-1, shape[-1])), ops.transpose(table))
-        logits = ops.reshape(logits, (shape[0], shape[1], -1))
-        return logits + ops.cast(self.output_bias, "float32")
+        logits = fused.output_logits(ops.reshape(x, (-1, shape[-1])),
+                                     self.token_embedding.embeddings, self.output_bias)
+        return ops.reshape(logits, (shape[0], shape[1], -1))
 
     def compute_output_spec(self, sequence_output, masked_lm_positions):
         shape = tuple(masked_lm_positions.shape) + (self.token_embedding.input_dim,)
@@ -526,21 +529,14 @@ class GeneratorSampler(keras.layers.Layer):
     def call(self, mlm_logits, input_ids, masked_lm_positions, masked_lm_ids,
              masked_lm_weights):
         logits = ops.cast(mlm_logits, "float32")
-        if self.temperature != 1.0:  # a pass over (predictions, vocabulary) floats saved
-            logits = logits / self.temperature
         vocab_size = ops.shape(logits)[-1]
-        if self.disallow_correct:
-            logits = logits - 1000.0 * ops.one_hot(masked_lm_ids, vocab_size)
-        # A draw from softmax(logits), the distribution of the original's Gumbel-max
-        # argmax(logits + Gumbel noise); TensorFlow's categorical kernel draws it with one
-        # exp per logit and one uniform per row, where Gumbel-max needs a uniform and two
-        # logs per logit (~3x the time on CPU over 30,522-wide rows).
-        flat = ops.reshape(ops.stop_gradient(logits), (-1, vocab_size))
-        sampled = tf.random.stateless_categorical(
-            flat, 1, seed=replica_seed(self.seed_generator), dtype=tf.int32)
-        # Non-finite logits (an overflowing fp16 step, skipped by the loss scaling) make
-        # the kernel answer vocab_size: keep the id a valid one.
-        sampled = ops.minimum(sampled, vocab_size - 1)
+        # A draw from softmax(logits / temperature), the distribution of the original's
+        # Gumbel-max argmax(logits + Gumbel noise), which needs a uniform and two logs per
+        # logit (~3x the time on CPU over 30,522-wide rows); see fused.categorical_sample.
+        sampled = fused.categorical_sample(
+            ops.reshape(ops.stop_gradient(logits), (-1, vocab_size)),
+            replica_seed(self.seed_generator), self.temperature,
+            ops.reshape(masked_lm_ids, (-1,)) if self.disallow_correct else None)
         sampled = ops.cast(ops.reshape(sampled, ops.shape(logits)[:-1]), input_ids.dtype)
         # One-hot scatter: (batch, predictions, seq_len), zero rows for padding. A max,
         # not a sum, so a position listed twice still gets one sampled id.
