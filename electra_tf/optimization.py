@@ -3,9 +3,9 @@ AdamWeightDecay, transformers' AdamW (the TLM reference's), warmup x polynomial 
 linear warmup then linear decay, and layer-wise learning-rate decay.
 
 All are Keras 3 optimizers (they work under any ``tf.distribute`` strategy and with
-``LossScaleOptimizer`` for fp16); global-norm clipping is Keras' ``global_clipnorm`` (the
-original clips at 1.0), applied to the gradient summed over replicas. Exclusion lists are
-regular expressions matched against variable paths
+``LossScaleOptimizer`` for fp16); ``global_clipnorm`` clips as the original does (at
+1.0, with ``tf.clip_by_global_norm``), applied to the gradient summed over replicas.
+Exclusion lists are regular expressions matched against variable paths
 (``electra/encoder/layer_0/.../LayerNorm/gamma``).
 """
 
@@ -151,6 +151,10 @@ class _DecoupledDecayOptimizer(keras.optimizers.Optimizer):
             present = [g for g in grads if g is not None]
             summed = iter(context.all_reduce(tf.distribute.ReduceOp.SUM, present))
             grads = [None if g is None else next(summed) for g in grads]
+        if self.global_clipnorm and not self.clipnorm:
+            # The original's own clipping: one L2Loss per gradient (Keras squares each
+            # into a copy, then sums it), the same norm up to the order of the sums.
+            return tf.clip_by_global_norm(grads, self.global_clipnorm)[0]
         return super()._clip_gradients(grads)
 
     def _all_reduce_sum_gradients(self, grads_and_vars):

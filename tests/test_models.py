@@ -1,6 +1,7 @@
 """Encoders, heads and pretrainers: parameter counts, sharing, tying, save/load, strategy."""
 
 import math
+from unittest import mock
 
 import keras
 import numpy as np
@@ -324,13 +325,43 @@ def test_dropout_rate_scale_and_inference_identity():
     dropped = (out == 0).mean()
     assert abs(dropped - 0.1) < 0.003  # 400k draws: the standard deviation is 0.0005
     kept = out[out != 0]
-    np.testing.assert_allclose(kept, 65536 / (65536 - 6554), rtol=1e-6)  # round(0.1 * 2^16)
+    np.testing.assert_allclose(kept, 1 / 0.9, rtol=1e-6)
+    # Each 32-bit number decides four neighbours: each is dropped at the rate, and two of
+    # them together at the rate squared (100k words: standard deviations 0.001, 0.0003).
+    words = (out == 0).reshape(-1, 4)
+    assert np.all(np.abs(words.mean(0) - 0.1) < 0.005)
+    for a, b in ((0, 1), (1, 3), (0, 2)):
+        assert abs((words[:, a] & words[:, b]).mean() - 0.01) < 0.0015
     assert abs(out.mean() - 1.0) < 0.005
     assert not np.array_equal(out, layer(ones, training=True).numpy())  # a new mask per call
     np.testing.assert_array_equal(layer(ones, training=False).numpy(), ones.numpy())
     odd = layer(tf.ones([3, 5, 7]), training=True)  # an odd element count
     assert odd.shape == (3, 5, 7)
     assert Dropout.from_config(layer.get_config()).rate == 0.1
+
+
+def test_dropout_patterns_have_their_probabilities_to_2_to_the_minus_32():
+    from electra_tf.modeling import fused
+
+    for rate in (0.1, 0.5, 1 / 3):
+        bounds = fused.dropout_thresholds(rate)
+        widths = np.diff((0, *bounds, 2**32)) / 2**32
+        kept = np.array([bin(k).count("1") for k in range(16)])
+        np.testing.assert_allclose(widths, (1 - rate) ** kept * rate ** (4 - kept),
+                                   rtol=0, atol=2.0**-32)
+    # A word at a boundary starts the next pattern (bit e: element e kept), compiled
+    # and op by op alike.
+    bounds = fused.dropout_thresholds(0.1)
+    words = tf.constant([0, bounds[0] - 1, bounds[0], bounds[6], bounds[14] - 1,
+                         bounds[14], 2**32 - 1], tf.uint32)
+    patterns = [0, 0, 1, 7, 14, 15, 15]
+    want = np.array([[(k >> e) & 1 for e in range(4)] for k in patterns], bool).ravel()
+    with mock.patch.object(fused, "_enabled", True):
+        np.testing.assert_array_equal(fused.dropout_keep(words, 0.1), want)
+    with fused.disabled():
+        np.testing.assert_array_equal(fused.dropout_keep(words, 0.1), want)
+    with pytest.raises(ValueError, match="dropout rate 1.0"):
+        fused.dropout_thresholds(1.0)
 
 
 def test_dropout_masks_differ_across_replicas(mirrored_strategy):

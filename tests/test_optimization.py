@@ -236,6 +236,25 @@ def test_lamb_trains_a_model_under_a_strategy_and_serializes(mirrored_strategy):
 
 
 @pytest.mark.parametrize("optimizer", [Lamb, AdamWeightDecay, TransformersAdamW])
+def test_global_clipping_is_the_originals(optimizer):
+    # tf.clip_by_global_norm: an embedding's IndexedSlices gradient enters the norm by
+    # its rows, a repeated row twice (sqrt(9 + 9 + 16), not the summed row's 6 with the
+    # 4), and NaN when the norm is not finite.
+    rows = tf.IndexedSlices(tf.constant([[3.0, 0.0], [3.0, 0.0]]), tf.constant([1, 1]),
+                            tf.constant([4, 2]))
+    dense = tf.constant([4.0])
+    clipped = optimizer(0.1, global_clipnorm=1.0)._clip_gradients([rows, None, dense])
+    norm = np.sqrt(34.0)
+    np.testing.assert_allclose(clipped[0].values, [[3 / norm, 0], [3 / norm, 0]], rtol=1e-6)
+    assert clipped[1] is None
+    np.testing.assert_allclose(clipped[2], [4 / norm], rtol=1e-6)
+    small = optimizer(0.1, global_clipnorm=10.0)._clip_gradients([dense])
+    np.testing.assert_array_equal(small[0], dense)  # under the limit: unchanged
+    broken = optimizer(0.1, global_clipnorm=1.0)._clip_gradients([dense * np.inf])
+    assert np.isnan(broken[0].numpy()).all()
+
+
+@pytest.mark.parametrize("optimizer", [Lamb, AdamWeightDecay, TransformersAdamW])
 def test_embedding_gradients_update_densely_without_clipping(optimizer, mirrored_strategy):
     # An embedding lookup's gradient arrives as IndexedSlices when nothing clips it.
     ids = np.array([[1, 2], [3, 1]], "int32")
