@@ -1,11 +1,14 @@
 """LAMB, AdamWeightDecay and transformers' AdamW against NumPy references of their formulas;
 the schedules."""
 
+from unittest import mock
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from electra_tf.modeling import fused
 from electra_tf.optimization import (
     AdamWeightDecay,
     Lamb,
@@ -235,23 +238,42 @@ def test_lamb_trains_a_model_under_a_strategy_and_serializes(mirrored_strategy):
     assert restored.weight_decay_rate == 0.01
 
 
+@pytest.mark.parametrize("fused_update", [True, False])
 @pytest.mark.parametrize("optimizer", [Lamb, AdamWeightDecay, TransformersAdamW])
-def test_global_clipping_is_the_originals(optimizer):
+def test_global_clipping_is_the_originals(optimizer, fused_update):
     # tf.clip_by_global_norm: an embedding's IndexedSlices gradient enters the norm by
     # its rows, a repeated row twice (sqrt(9 + 9 + 16), not the summed row's 6 with the
-    # 4), and NaN when the norm is not finite.
+    # 4), and NaN when the norm is not finite. The first moment after one step is
+    # (1 - beta_1) times the clipped gradient, whether the update is one compiled kernel
+    # (clipping inside it) or op by op.
     rows = tf.IndexedSlices(tf.constant([[3.0, 0.0], [3.0, 0.0]]), tf.constant([1, 1]),
                             tf.constant([4, 2]))
     dense = tf.constant([4.0])
-    clipped = optimizer(0.1, global_clipnorm=1.0)._clip_gradients([rows, None, dense])
+
+    def first_moments(clipnorm, grads):
+        instance = optimizer(0.1, beta_1=0.5, global_clipnorm=clipnorm)
+        variables = [keras.Variable(np.ones(g.dense_shape if isinstance(
+            g, tf.IndexedSlices) else g.shape, "float32")) for g in grads]
+        with mock.patch.object(fused, "_enabled", fused_update):
+            instance.apply_gradients(zip(grads, variables, strict=True))
+            assert instance._fuses_update() == fused_update
+        return [instance._m[instance._get_variable_index(v)].numpy() for v in variables]
+
     norm = np.sqrt(34.0)
-    np.testing.assert_allclose(clipped[0].values, [[3 / norm, 0], [3 / norm, 0]], rtol=1e-6)
+    embedding, bias = first_moments(1.0, [rows, dense])
+    np.testing.assert_allclose(embedding, 0.5 * np.array([[0, 0], [6 / norm, 0], [0, 0],
+                                                          [0, 0]]), rtol=1e-6)
+    np.testing.assert_allclose(bias, 0.5 * 4 / norm, rtol=1e-6)
+    (small,) = first_moments(10.0, [dense])
+    np.testing.assert_array_equal(small, 0.5 * dense.numpy())  # under the limit: unchanged
+    (broken,) = first_moments(1.0, [dense * np.inf])
+    assert np.isnan(broken).all()
+    # Op by op a missing gradient passes through (Keras drops it before the update).
+    plain = optimizer(0.1, global_clipnorm=1.0)
+    with fused.disabled():
+        clipped = plain._clip_gradients([rows, None, dense])
     assert clipped[1] is None
     np.testing.assert_allclose(clipped[2], [4 / norm], rtol=1e-6)
-    small = optimizer(0.1, global_clipnorm=10.0)._clip_gradients([dense])
-    np.testing.assert_array_equal(small[0], dense)  # under the limit: unchanged
-    broken = optimizer(0.1, global_clipnorm=1.0)._clip_gradients([dense * np.inf])
-    assert np.isnan(broken[0].numpy()).all()
 
 
 @pytest.mark.parametrize("optimizer", [Lamb, AdamWeightDecay, TransformersAdamW])

