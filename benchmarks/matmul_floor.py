@@ -8,8 +8,9 @@ next to the measured pass: a speed target that the matmuls alone exceed cannot b
 with those kernels, and "matmuls / pass" says how much of a pass is matmul time. The
 products are laid out as a fused implementation runs them (the query, key and value
 projections as one (tokens, h) x (h, 3h) product), so the same list serves both sides,
-but for the MLM logits: ours computes them in float32, as the original does (their
-gradient in the pass's precision), the peer under autocast in bf16. The operands stay
+but for the MLM logits: ours sums them in float32, as the original does (in a bf16 pass
+XLA's dot of the bf16 values with a float32 result; their gradient in the pass's
+precision), the peer under autocast in bf16. The operands stay
 in cache from one repetition to the next, so the times are on the fast side.
 
 No TensorFlow or torch import at module level: the peer's process imports this module
@@ -19,6 +20,7 @@ and must never import TensorFlow.
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import re
 import subprocess
@@ -30,8 +32,8 @@ Product = collections.namedtuple(
     defaults=(False, False, 1, False))
 Product.__doc__ = ("(m x k) @ (k x n), `count` times; `batch` > 0: that many such products "
                    "in one batched matmul (0: a 2-D matmul). The transposes say how the "
-                   "operands are stored, as TensorFlow's matmul attributes do; `fp32`: in "
-                   "float32 whatever the pass's precision.")
+                   "operands are stored, as TensorFlow's matmul attributes do; `fp32`: "
+                   "summed into float32 whatever the pass's precision.")
 
 
 def flops(products) -> float:
@@ -148,14 +150,19 @@ def time_tensorflow(products, precision, device="CPU", chain=8, rounds=3) -> flo
     total = 0.0
     with tf.device(f"/{device}:0"):
         for p, count in merged(products).items():
-            dtype = dtypes["fp32" if p.fp32 else precision]
-            left = tf.cast(tf.random.normal(_shape(p, True), seed=1), dtype)
-            right = tf.cast(tf.random.normal(_shape(p, False), seed=2), dtype)
+            left = tf.cast(tf.random.normal(_shape(p, True), seed=1), dtypes[precision])
+            right = tf.cast(tf.random.normal(_shape(p, False), seed=2), dtypes[precision])
+            matmul = functools.partial(tf.linalg.matmul, transpose_a=p.transpose_a,
+                                       transpose_b=p.transpose_b)
+            if p.fp32 and precision != "fp32":
+                # As the fused MLM head runs it (fused.output_logits): XLA's dot of the
+                # pass's values with float32 sums, one compiled call.
+                matmul = tf.function(functools.partial(matmul, output_type=tf.float32),
+                                     jit_compile=True)
 
-            def run(a=left, b=right, p=p):
+            def run(a=left, b=right, matmul=matmul):
                 for _ in range(chain):
-                    out = tf.linalg.matmul(a, b, transpose_a=p.transpose_a,
-                                           transpose_b=p.transpose_b)
+                    out = matmul(a, b)
                 return float(out[..., 0, 0].numpy().sum())  # waits for a GPU's queue
 
             run()

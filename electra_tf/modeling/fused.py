@@ -452,10 +452,18 @@ def _logits_backward(dlogits, dtype):
     return tf.cast(dlogits, dtype), _sum_rows(dlogits)
 
 
+@_compiled
+def _logits_forward(x, table, bias):
+    """x @ table^T + bias, the compute-dtype products summed in float32: XLA's dot with
+    a float32 result, which TensorFlow's CPU kernels lack (its float32 product of the
+    values cast up takes 1.6x as long at 608 x 128 x 30,522)."""
+    return tf.linalg.matmul(x, tf.cast(table, x.dtype), transpose_b=True,
+                            output_type=tf.float32) + bias
+
+
 @tf.custom_gradient
 def _mixed_logits(x, table, bias):
-    logits = tf.matmul(tf.cast(x, tf.float32), tf.cast(table, tf.float32), transpose_b=True)
-    logits = tf.nn.bias_add(logits, bias)
+    logits = _logits_forward(x, table, bias)
 
     def grad(dlogits):
         d, dbias = _logits_backward(dlogits, x.dtype)
@@ -472,12 +480,11 @@ def output_logits(x, table, bias):
 
     The product runs in float32 on the compute-dtype values (under mixed bfloat16 the
     TPU's default: bfloat16 inputs, float32 sums) and the bias is added in float32, so the
-    softmax sees full-precision logits. Fused, under a mixed policy the two backward
+    softmax sees full-precision logits. Fused, under a mixed policy the forward product
+    is XLA's dot with float32 sums of the compute-dtype values, the two backward
     products run in the compute dtype, as every other layer's do under that policy, and
-    the bias gradient and the cast come out of one compiled pass: at ELECTRA-Small's
-    608 x 128 x 30,522 the head's forward and backward take 34 ms instead of 49 on a
-    2-core AVX-512 CPU (docs/benchmarks.md). In float32, or plain, TensorFlow's
-    gradients."""
+    the bias gradient and the cast come out of one compiled pass (docs/benchmarks.md).
+    In float32, or plain, TensorFlow's float32 product and gradients."""
     # Variables read here, before the custom gradient (Keras' under its autocast scope).
     table, bias = tf.convert_to_tensor(table), tf.cast(tf.convert_to_tensor(bias), tf.float32)
     if not _enabled or x.dtype == tf.float32:
