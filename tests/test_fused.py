@@ -139,18 +139,20 @@ def test_draws_across_blocks_follow_the_softmax_in_both_paths(temperature, corre
         assert chisquare(counts[p > 0], expected).pvalue > 1e-3
 
 
-def test_mlm_logits_under_mixed_bfloat16_keep_the_float32_bias():
-    # The product of the bfloat16 hidden states and table, summed in float32, plus the
-    # bias in float32 (0.1 + 1e-4 is not a bfloat16 number); fused, the backward runs in
-    # bfloat16: within bfloat16's precision of the plain gradients, the bias's exact.
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mlm_logits_under_a_mixed_policy_keep_the_float32_bias(policy):
+    # The product of the half-precision hidden states and table, summed in float32, plus
+    # the bias in float32 (0.1 + 1e-4 is not a bfloat16 number); fused, the backward runs
+    # in the compute dtype: within its precision of the plain gradients, the bias's exact.
+    # Eagerly, under a tape, as a custom training loop runs it.
     from keras_hub.layers import ReversibleEmbedding
 
     from electra_tf.modeling.layers import TiedMaskedLMHead
 
     table = ReversibleEmbedding(300, 16, embeddings_initializer="glorot_uniform",
-                                dtype="mixed_bfloat16")
+                                dtype=policy)
     table.build((None,))
-    head = TiedMaskedLMHead(table, dtype="mixed_bfloat16")
+    head = TiedMaskedLMHead(table, dtype=policy)
     hidden = tf.random.stateless_normal([2, 6, 24], [1, 2])
     positions = tf.constant([[0, 5, 2], [1, 1, 4]])
     head(hidden, positions)
@@ -165,8 +167,8 @@ def test_mlm_logits_under_mixed_bfloat16_keep_the_float32_bias():
 
     (logits, *grads), (plain, *plain_grads) = both(logits_and_grads)
     x = tf.gather(hidden, positions, batch_dims=1)
-    x = tf.cast(head.layer_norm(head.dense(tf.cast(x, "bfloat16"))), "float64")
-    rounded = tf.cast(tf.cast(table.embeddings, "bfloat16"), "float64")
+    x = tf.cast(head.layer_norm(head.dense(tf.cast(x, head.compute_dtype))), "float64")
+    rounded = tf.cast(tf.cast(table.embeddings, head.compute_dtype), "float64")
     want = tf.einsum("bpe,ve->bpv", x, rounded) + (0.1 + 1e-4)
     assert logits.dtype == "float32"
     np.testing.assert_allclose(logits, want, rtol=1e-6, atol=1e-6)

@@ -463,7 +463,9 @@ def _logits_forward(x, table, bias):
 
 @tf.custom_gradient
 def _mixed_logits(x, table, bias):
-    logits = _logits_forward(x, table, bias)
+    # The gradient is grad's below: stopped, a tape never traces TensorFlow's own for the
+    # float32-result product (which has none for float16 inputs).
+    logits = _logits_forward(*(tf.stop_gradient(t) for t in (x, table, bias)))
 
     def grad(dlogits):
         d, dbias = _logits_backward(dlogits, x.dtype)
