@@ -143,7 +143,8 @@ def time_tensorflow(products, precision, device="CPU", chain=8, rounds=3) -> flo
     """Seconds that TensorFlow's matmuls take for `products` ("fp32", "bf16" or
     "fp16"): each distinct product run `chain` times one after the other, eagerly (no
     function to trace per shape; an op's dispatch costs tens of microseconds, as in a
-    graph), best of `rounds` rounds after one."""
+    graph), best of `rounds` rounds after one. An `fp32` product in a bf16 or fp16 pass
+    runs as the fused kernels run it (the package's default): one compiled call."""
     import tensorflow as tf
 
     dtypes = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}

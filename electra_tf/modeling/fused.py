@@ -274,7 +274,8 @@ def _split_heads_forward(y, bias, query_scale):
 def _split_heads_backward(y, query_scale, dq, dk, dv):
     # The heads move back behind the positions in the gradients' own dtype, each of the
     # three on its own: stacked first in float32, XLA wrote the stack and then its
-    # transpose (1.5x the time). Only the query's scaling is float32 arithmetic.
+    # transpose (1.5x the time). Only the query's scaling is float32 arithmetic; its bias
+    # gradient sums the rounded products (exact when query_scale is a power of two).
     dq = tf.cast(tf.cast(dq, tf.float32) * query_scale, dk.dtype)
     dz = tf.reshape(tf.stack([tf.transpose(d, (0, 2, 1, 3)) for d in (dq, dk, dv)], 2),
                     tf.shape(y))  # (B, T, 3 N H) from (B, T, 3, N, H)
