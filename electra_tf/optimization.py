@@ -181,13 +181,17 @@ class _DecoupledDecayOptimizer(keras.optimizers.Optimizer):
         # An embedding's IndexedSlices gradient is updated densely anyway (_moments).
         grads = [g for g, _ in grads_and_vars]
         norm = self._global_norm(grads)
+        # The clip value as a tensor too: read at trace time it would stay fixed.
+        clipping = None if norm is None else (
+            norm, tf.constant(self.global_clipnorm, norm.dtype))
         self._fused_update([tf.convert_to_tensor(g) for g in grads],
                            [v for _, v in grads_and_vars],
-                           tf.convert_to_tensor(learning_rate), norm)
+                           tf.convert_to_tensor(learning_rate), clipping)
 
-    def _update_all(self, grads, variables, learning_rate, norm=None):
-        if norm is not None:  # the scaling of tf.clip_by_global_norm, fused with the update
-            grads = tf.clip_by_global_norm(grads, self.global_clipnorm, use_norm=norm)[0]
+    def _update_all(self, grads, variables, learning_rate, clipping=None):
+        if clipping is not None:  # tf.clip_by_global_norm's scaling, fused with the update
+            norm, clip_norm = clipping
+            grads = tf.clip_by_global_norm(grads, clip_norm, use_norm=norm)[0]
         with self._one_step():
             for gradient, variable in zip(grads, variables, strict=True):
                 self.update_step(gradient, variable, learning_rate)

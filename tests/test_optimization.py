@@ -268,6 +268,14 @@ def test_global_clipping_is_the_originals(optimizer, fused_update):
     np.testing.assert_array_equal(small, 0.5 * dense.numpy())  # under the limit: unchanged
     (broken,) = first_moments(1.0, [dense * np.inf])
     assert np.isnan(broken).all()
+    # A clip value changed between eager steps holds from the next step on.
+    instance = optimizer(0.1, beta_1=0.5, global_clipnorm=1.0)
+    variable = keras.Variable(np.ones(1, "float32"))
+    with mock.patch.object(fused, "_enabled", fused_update):
+        instance.apply_gradients([(dense, variable)])
+        instance.global_clipnorm = 2.0
+        instance.apply_gradients([(dense, variable)])
+    np.testing.assert_allclose(instance._m[0].numpy(), 0.25 * 1.0 + 0.5 * 2.0, rtol=1e-6)
     # Op by op a missing gradient passes through (Keras drops it before the update).
     plain = optimizer(0.1, global_clipnorm=1.0)
     with fused.disabled():
