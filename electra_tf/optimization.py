@@ -149,7 +149,7 @@ class _DecoupledDecayOptimizer(keras.optimizers.Optimizer):
             present = [g for g in grads if g is not None]
             summed = iter(context.all_reduce(tf.distribute.ReduceOp.SUM, present))
             grads = [None if g is None else next(summed) for g in grads]
-        if self.global_clipnorm and not self.clipnorm:
+        if self.global_clipnorm:  # Keras allows no other clipping beside it
             if self._fuses_update():
                 return grads  # scaled inside the fused update (_update_all)
             # The original's own clipping: one L2Loss per gradient (Keras squares each
@@ -163,7 +163,7 @@ class _DecoupledDecayOptimizer(keras.optimizers.Optimizer):
         IndexedSlices gradient by its rows (duplicates apart, as in the original). The
         fused update scales by it; inside XLA each ``L2Loss`` would write its squares
         out before summing them."""
-        if self.global_clipnorm and not self.clipnorm:
+        if self.global_clipnorm:
             return tf.linalg.global_norm(grads)
         return None
 
