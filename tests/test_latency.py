@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import benchmark_scripts
-import keras
 import numpy as np
 import pytest
 
@@ -71,7 +70,7 @@ def test_parameter_counts_by_hand():
 @pytest.mark.parametrize("name", ["ELECTRA-Debug"]
                          + [n for n in latency.DEFAULT_MODELS if n.startswith("LSTM")]
                          + ["LSTM-1-8+emb128"])
-def test_parameter_counts_equal_the_built_models(name):
+def test_parameter_counts_equal_the_built_models(name, zero_initialized):
     spec = parse_model_name(name)
     model = spec.build()
     counts = spec.parameter_counts()
@@ -81,7 +80,6 @@ def test_parameter_counts_equal_the_built_models(name):
         counts["without_embeddings"]
     if spec.pretrained_width:  # the pretrained table is frozen and feeds the LSTM straight
         assert not model.word_embeddings.trainable and model.embeddings_project is None
-    keras.utils.clear_session()
 
 
 def test_names_are_case_insensitive_and_canonical():
@@ -240,7 +238,6 @@ def test_with_policy_is_the_same_model_in_bfloat16():
         assert b.dtype == "float32"  # weights stay float32; the compute is bfloat16
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert twin.discriminator.transformer.dtype_policy.compute_dtype == "bfloat16"
-    keras.utils.clear_session()
 
 
 def test_precision_agreement_of_a_tiny_model():
@@ -265,7 +262,6 @@ def test_precision_agreement_of_a_tiny_model():
     bert = build_pretrainer(get_config("bert", "debug", {"vocab_size": 200}))
     with pytest.raises(TypeError, match="needs an ELECTRA .* got BertPretrainer"):
         latency.precision_agreement(bert, features)
-    keras.utils.clear_session()
 
 
 def test_real_wikipedia_sentences_tokenize_into_masked_rows():

@@ -121,7 +121,7 @@ def test_frozen_pretrained_embeddings_stay_while_the_rest_trains(project):
     #           + 1024*2 + 2 = 2,050
     (4, 512, 2_625_536 + 18_886_656 + 2_050),  # 21,514,242
 ])
-def test_parameter_counts_of_the_papers_sizes(num_layers, units, by_hand):
+def test_parameter_counts_of_the_papers_sizes(num_layers, units, by_hand, zero_initialized):
     vocab_size = len(VOCAB)
     counts = lstm_parameter_count(num_layers, units, 128, 2, vocab_size=vocab_size)
     assert counts["without_embeddings"] == by_hand
@@ -149,7 +149,8 @@ def test_parameter_counts_of_the_papers_sizes(num_layers, units, by_hand):
     (256, 2_099_200 + 4_724_736 + 1_026, "6.8"),
 ])
 def test_trainable_parameters_on_a_frozen_base_table_are_the_papers(units, by_hand,
-                                                                    published):
+                                                                    published,
+                                                                    zero_initialized):
     vocab_size = len(VOCAB)
     model = BiLstmClassifier(vocab_size, 2, 4, units,
                              pretrained_embeddings=np.zeros((vocab_size, 768), "float32"))

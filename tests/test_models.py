@@ -26,15 +26,6 @@ def encoder_inputs(batch):
     return {k: batch[k] for k in ENCODER_KEYS}
 
 
-@pytest.fixture
-def zero_initialized(monkeypatch):
-    """Truncated-normal weights filled with zeros instead: counting parameters needs the
-    built shapes, not random values (BERT-Large's 334M draws took 5 s alone, 17 s
-    beside the other test worker)."""
-    monkeypatch.setattr(keras.initializers.TruncatedNormal, "__call__",
-                        lambda self, shape, dtype=None: keras.ops.zeros(shape, dtype=dtype))
-
-
 def test_electra_small_discriminator_encoder_has_exactly_13483008_parameters(zero_initialized):
     model = ElectraPretrainer(get_config("electra", "small"))
     assert model.discriminator.count_params() == 13_483_008
