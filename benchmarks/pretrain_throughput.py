@@ -631,8 +631,9 @@ def add_matmul_floors(rows, config, batch, peer_precisions, peer, device="CPU",
                       full_logits=False):
     """Adds to each measured row the step's matmuls alone (benchmarks/matmul_floor.py):
     "matmul_s", ours in TensorFlow at the row's precision (the MLM logits in float32),
-    and "hf_matmul_s", the peer's in torch at each of its precisions (its MLM head on
-    every position with `full_logits`)."""
+    "hf_matmul_s", the peer's in torch at each of its precisions (its MLM head on
+    every position with `full_logits`), and "matmul_flops_per_token", the FLOPs of our
+    step's products (forward and both backward) per token."""
     batch_size, seq_len = batch["input_ids"].shape
     masked = batch["masked_lm_positions"].size
     products = matmul_floor.pretraining_products(config, batch_size, seq_len, masked,
@@ -651,19 +652,23 @@ def add_matmul_floors(rows, config, batch, peer_precisions, peer, device="CPU",
                                       products, precision, device)
         row["matmul_s"] = ours[precision]
         row["hf_matmul_s"] = {p: s for p, s in theirs.items() if s}
+        row["matmul_flops_per_token"] = matmul_floor.flops(products) / (batch_size * seq_len)
 
 
 def matmul_lines(rows, tokens, peaks, names=NAMES):
     """Per measured row: the step's matmuls alone against the step, ours and the peer's,
     and the highest MFU (against the row's precision's rate in `peaks`) that
-    TensorFlow's matmuls at the step's own shapes leave, everything between them free."""
+    TensorFlow's matmuls at the step's own shapes leave, everything between them free;
+    then the FLOPs of the step's products per token against the original's accounting
+    (which counts the input embedding as a one-hot product and the backward pass as one
+    forward pass), and the share of the rate the step runs those products at."""
     lines = []
     for row in rows:
         if not row.get("step_s") or not row.get("matmul_s"):
             continue
         precision = row["precision"]
-        ceiling = mfu(row["flops_per_token"], tokens / row["matmul_s"],
-                      peaks.get(precision, (None, None))[1])
+        peak = peaks.get(precision, (None, None))[1]
+        ceiling = mfu(row["flops_per_token"], tokens / row["matmul_s"], peak)
         peer = [f"HF {p} {s * 1000:,.0f} ms ({format_share(s / row['hf_step_s'][p])} of "
                 f"its step)" for p, s in row.get("hf_matmul_s", {}).items()
                 if row.get("hf_step_s", {}).get(p)]
@@ -672,6 +677,12 @@ def matmul_lines(rows, tokens, peaks, names=NAMES):
                      f"{row['matmul_s'] * 1000:,.0f} ms ({share} of our step; MFU "
                      f"{precision} at most {format_share(ceiling)})"
                      + "".join(f"; {part}" for part in peer))
+        if row.get("matmul_flops_per_token"):
+            executed = mfu(row["matmul_flops_per_token"], tokens / row["step_s"], peak)
+            lines.append(f"  its products {row['matmul_flops_per_token'] / 1e6:,.1f} MFLOP "
+                         f"per token (the original's accounting "
+                         f"{row['flops_per_token'] / 1e6:,.1f}), run at "
+                         f"{format_share(executed)} of the {precision} rate")
     return lines
 
 

@@ -177,14 +177,19 @@ def test_inference_speedups_and_table_of_given_numbers():
 def test_training_matmul_lines_of_given_numbers():
     rows = rows_of_given_numbers()
     rows[0].update(matmul_s=1.024, hf_matmul_s={"fp32": 2.048, "bf16": 0.512})
-    rows[1].update(matmul_s=0.256, hf_matmul_s={"fp32": 2.048, "bf16": 0.512})
-    peaks = {"fp32": ("torch fp32", 400e3), "bf16": ("torch bf16", 1600e3)}
-    # At most: 100 FLOPs per token x 4,096 tokens / 0.256 s over 1,600 kFLOP/s = 100%.
+    rows[1].update(matmul_s=0.256, hf_matmul_s={"fp32": 2.048, "bf16": 0.512},
+                   matmul_flops_per_token=120e6, flops_per_token=100e6)
+    peaks = {"fp32": ("torch fp32", 400e3), "bf16": ("torch bf16", 1600e9)}
+    # At most: 100 FLOPs per token x 4,096 tokens / 1.024 s over 400 kFLOP/s = 100%, and
+    # 100 MFLOP x 4,096 / 0.256 s over 1,600 GFLOP/s = 100%; the products, 120 MFLOP per
+    # token x 4,000 tokens/s over 1,600 GFLOP/s: 30%.
     assert train.matmul_lines(rows, 4096, peaks) == [
         "ELECTRA-Small fp32: ours 1,024 ms (50.0% of our step; MFU fp32 at most 100.0%); "
         "HF fp32 2,048 ms (50.0% of its step); HF bf16 512 ms (25.0% of its step)",
         "ELECTRA-Small bf16: ours 256 ms (25.0% of our step; MFU bf16 at most 100.0%); "
-        "HF fp32 2,048 ms (50.0% of its step); HF bf16 512 ms (20.0% of its step)"]
+        "HF fp32 2,048 ms (50.0% of its step); HF bf16 512 ms (20.0% of its step)",
+        "  its products 120.0 MFLOP per token (the original's accounting 100.0), run at "
+        "30.0% of the bf16 rate"]
 
 
 # ------------------------------------------------------------------- the matmuls alone
