@@ -37,6 +37,13 @@ token x tokens/s / a matmul rate measured in this run (2048 x 2048): the best fp
 shown against both. Targets: ours' best >= 3.5x the peer's best, and the bf16 row at >= 60%
 of the bf16 matmul rate.
 
+Then each step's matmuls alone (benchmarks/matmul_floor.py: every product of the step
+timed on its own at its shape) with the highest MFU they would leave, and the FLOPs of
+those products per token against the accounting's, with the share of the rate the step
+runs them at: the original counts the input embedding as a one-hot product and a
+backward pass as one forward pass, 79.0 MFLOP per token against the products' 70.2 for
+ELECTRA-Small and ALE-Small, 59.7 against 65.0 for BERT-Small.
+
 "busy" is the CPU that other processes used during a row's timed window, in cores: on a
 2-core machine anything above ~0.1 distorts the numbers, PyTorch's spinning OpenMP threads
 far more than ours, so run on an otherwise idle machine.
