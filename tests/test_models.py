@@ -360,9 +360,13 @@ def test_dropout_masks_differ_across_replicas(mirrored_strategy):
 
     with mirrored_strategy.scope():
         layer = Dropout(0.5, seed=1)
-    masks = mirrored_strategy.run(lambda: layer(tf.ones([64, 64]), training=True))
-    first, second = (v.numpy() for v in mirrored_strategy.experimental_local_results(masks))
-    assert not np.array_equal(first, second)
+    calls = [[v.numpy() for v in mirrored_strategy.experimental_local_results(
+        mirrored_strategy.run(lambda: layer(tf.ones([64, 64]), training=True)))]
+        for _ in range(2)]
+    assert not np.array_equal(calls[0][0], calls[0][1])
+    # Nor does a replica repeat the other's mask of the next call (the generator's
+    # counter moves by one per call).
+    assert not np.array_equal(calls[0][1], calls[1][0])
 
 
 def test_encoder_layers_use_the_package_dropout():

@@ -57,12 +57,15 @@ def truncated_normal(stddev: float) -> keras.initializers.Initializer:
 def replica_seed(seed_generator: keras.random.SeedGenerator):
     """The generator's next int32 seed with the replica id folded in under a
     ``tf.distribute`` strategy: the generator's state is mirrored, so without this every
-    replica would draw the same random numbers."""
+    replica would draw the same random numbers. Folded in by
+    ``tf.random.experimental.stateless_fold_in``: added to the seed's second word, the
+    generator's call counter, replica r's seed at call k would be replica 0's at call
+    k + r."""
     seed = tf.cast(seed_generator.next(), "int32")
     context = tf.distribute.get_replica_context()
     if context is not None and context.num_replicas_in_sync > 1:
         replica = tf.cast(context.replica_id_in_sync_group, "int32")
-        seed = seed + tf.stack([tf.constant(0, "int32"), replica])
+        seed = tf.random.experimental.stateless_fold_in(seed, replica)
     return seed
 
 
