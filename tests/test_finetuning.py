@@ -567,9 +567,13 @@ def test_later_trials_and_runs_reuse_the_compiled_model_and_train_as_a_fresh_bui
         (index,) = glob.glob(os.path.join(config.run_dir, f"trial_{trials[-1]['trial']}",
                                           "best", "*.index"))
         reader = tf.train.load_checkpoint(index[:-len(".index")])
+        runs_saved.append([keras.saving.load_model(os.path.join(
+            config.run_dir, f"trial_{t['trial']}", "finetuned.keras")).get_weights()
+            for t in trials])
         return trials, {name: reader.get_tensor(name)
                         for name in sorted(reader.get_variable_to_shape_map())}
 
+    runs_saved = []  # each run's finetuned.keras weights, per trial
     compiled = CompiledTrials()
     trials, weights = run("trials", compiled, num_trials=2)
     assert len(compiles) == 1 and [t["steps"] for t in trials] == [6, 6]
@@ -587,6 +591,13 @@ def test_later_trials_and_runs_reuse_the_compiled_model_and_train_as_a_fresh_bui
         assert trained.keys() == fresh_weights.keys()
         for name, value in fresh_weights.items():
             np.testing.assert_array_equal(trained[name], value, err_msg=name)
+    # The saved models too: the kept model's trials are saved from one uncompiled copy,
+    # which holds each trial's own weights when it is saved.
+    (first, second), (next_saved,), (fresh_saved,) = runs_saved
+    for saved in (second, next_saved):
+        for a, b in zip(saved, fresh_saved, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
 
 
 def test_an_interrupted_run_resumes_from_its_last_epoch(data_dir, monkeypatch):
